@@ -1,0 +1,182 @@
+"""Errors a device or clerk can receive, with their message in Vietnamese and English."""
+
+from __future__ import annotations
+
+CODES = (
+    "bad_request",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "conflict",
+    "queue_empty",
+    "already_rated",
+    "rate_limited",
+    "unavailable",
+    "internal",
+)
+
+# key -> (vi, en). Parameters are filled with str.format.
+MESSAGES: dict[str, tuple[str, str]] = {
+    "bad_payload": (
+        "Dữ liệu gửi lên phải là một đối tượng JSON.",
+        "The payload must be a JSON object.",
+    ),
+    "missing_field": ("Thiếu trường bắt buộc «{field}».", "Required field '{field}' is missing."),
+    "unknown_field": ("Trường «{field}» không được hỗ trợ.", "Field '{field}' is not supported."),
+    "wrong_type": (
+        "Trường «{field}» phải là {expected}.",
+        "Field '{field}' must be {expected}.",
+    ),
+    "bad_value": ("Giá trị của «{field}» không hợp lệ: {why}", "Invalid '{field}': {why}"),
+    "unknown_service": (
+        "Không có lĩnh vực «{code}» tại trung tâm này.",
+        "There is no service '{code}' at this centre.",
+    ),
+    "service_inactive": (
+        "Lĩnh vực «{code}» đang tạm ngừng nhận hồ sơ.",
+        "Service '{code}' is not taking tickets now.",
+    ),
+    "unknown_priority": (
+        "Đối tượng ưu tiên «{value}» không hợp lệ. Chọn: {allowed}.",
+        "Unknown priority '{value}'. Choose one of: {allowed}.",
+    ),
+    "unknown_ticket": ("Không tìm thấy phiếu số này.", "No such ticket."),
+    "unknown_counter": (
+        "Không có quầy số {number} tại trung tâm này.",
+        "There is no counter {number} at this centre.",
+    ),
+    "queue_empty": (
+        "Không còn công dân nào đang chờ ở quầy này.",
+        "Nobody is waiting for this counter.",
+    ),
+    "counter_busy_called": (
+        "Số {number} đang được gọi: hãy bắt đầu phục vụ, gọi lại hoặc đánh dấu vắng mặt trước.",
+        "Ticket {number} is being called: start, recall or mark it no-show first.",
+    ),
+    "counter_paused": (
+        "Quầy đang tạm dừng. Hãy tiếp tục làm việc trước khi gọi số.",
+        "The counter is paused. Resume before calling.",
+    ),
+    "counter_closed": (
+        "Quầy đang đóng.",
+        "The counter is closed.",
+    ),
+    "counter_has_current": (
+        "Quầy đang phục vụ số {number}: hãy kết thúc hoặc chuyển số này trước.",
+        "The counter still has ticket {number}: finish or transfer it first.",
+    ),
+    "already_paused": ("Quầy đã tạm dừng rồi.", "The counter is already paused."),
+    "not_paused": ("Quầy không ở trạng thái tạm dừng.", "The counter is not paused."),
+    "ticket_not_waiting": (
+        "Số {number} không còn trong hàng chờ (trạng thái: {status}).",
+        "Ticket {number} is not waiting (status: {status}).",
+    ),
+    "ticket_not_here": (
+        "Số {number} không ở quầy này.",
+        "Ticket {number} is not at this counter.",
+    ),
+    "ticket_wrong_status": (
+        "Không thể thực hiện với số {number} ở trạng thái «{status}».",
+        "Ticket {number} cannot do that in status '{status}'.",
+    ),
+    "service_not_at_counter": (
+        "Quầy này không phục vụ lĩnh vực của số {number}.",
+        "This counter does not serve the service of ticket {number}.",
+    ),
+    "transfer_same": (
+        "Số {number} đã ở đúng nơi đó.",
+        "Ticket {number} is already there.",
+    ),
+    "transfer_target": (
+        "Chuyển phiếu cần đúng một trong hai: «service» hoặc «counter».",
+        "A transfer needs exactly one of 'service' or 'counter'.",
+    ),
+    "already_rated": (
+        "Lượt phục vụ này đã được đánh giá. Xin cảm ơn!",
+        "This visit has already been rated. Thank you!",
+    ),
+    "rating_wrong_counter": (
+        "Chỉ đánh giá được tại quầy đã phục vụ số {number}.",
+        "Ticket {number} can only be rated at the counter that served it.",
+    ),
+    "rating_not_done": (
+        "Số {number} chưa được phục vụ xong nên chưa thể đánh giá.",
+        "Ticket {number} is not finished yet, so it cannot be rated.",
+    ),
+    "rating_expired": (
+        "Đã quá thời gian đánh giá cho số {number}.",
+        "The time to rate ticket {number} has passed.",
+    ),
+    "auth_missing": (
+        "Thiếu thông tin xác thực: hãy gửi «token».",
+        "Missing credentials: send 'token'.",
+    ),
+    "auth_invalid": (
+        "Mã xác thực không đúng hoặc đã bị thu hồi.",
+        "The token is wrong or has been revoked.",
+    ),
+    "auth_expired": (
+        "Phiên đăng nhập đã hết hạn. Hãy đăng nhập lại.",
+        "The session has expired. Log in again.",
+    ),
+    "auth_wrong_role": (
+        "Mã này dành cho thiết bị loại «{kind}», không dùng được cho «{wanted}».",
+        "This token belongs to a '{kind}' device and cannot be used as '{wanted}'.",
+    ),
+    "auth_counter_missing": (
+        "Hãy cho biết số quầy («counter»).",
+        "Say which counter to operate ('counter').",
+    ),
+    "auth_counter_forbidden": (
+        "Tài khoản {username} không được phân công làm việc tại quầy {number}.",
+        "User {username} may not operate counter {number}.",
+    ),
+    "auth_staff_role": (
+        "Tài khoản {username} không có quyền làm việc tại quầy.",
+        "User {username} may not operate a counter.",
+    ),
+    "login_failed": (
+        "Tên đăng nhập hoặc mật khẩu không đúng.",
+        "Wrong username or password.",
+    ),
+    "login_throttled": (
+        "Đăng nhập sai quá nhiều lần. Hãy thử lại sau {seconds} giây.",
+        "Too many failed logins. Try again in {seconds} seconds.",
+    ),
+    "rate_limited": (
+        "Thao tác quá nhanh. Hãy thử lại sau giây lát.",
+        "Too many requests. Try again in a moment.",
+    ),
+    "read_only_role": (
+        "Bảng hiển thị không gửi được lệnh thay đổi hàng chờ.",
+        "A display cannot change the queue.",
+    ),
+    "unknown_event": ("Sự kiện «{event}» không được hỗ trợ.", "Unknown event '{event}'."),
+    "unavailable": (
+        "Hệ thống tạm thời không lưu được dữ liệu. Hãy thử lại.",
+        "The system could not save the change. Please try again.",
+    ),
+    "internal": (
+        "Đã có lỗi trong hệ thống. Hãy thử lại hoặc báo cán bộ kỹ thuật.",
+        "Something went wrong. Try again or call technical staff.",
+    ),
+}
+
+
+def message(key: str, lang: str = "vi", **params) -> str:
+    vi, en = MESSAGES[key]
+    return (en if lang == "en" else vi).format(**params)
+
+
+class QueueError(Exception):
+    """A refusal the caller is told about: a protocol error code and a message key."""
+
+    def __init__(self, code: str, key: str, **params):
+        assert code in CODES, code
+        super().__init__(f"{code}: {key} {params}")
+        self.code = code
+        self.key = key
+        self.params = params
+
+    def as_dict(self, lang: str = "vi") -> dict:
+        return {"code": self.code, "message": message(self.key, lang, **self.params)}

@@ -1,0 +1,229 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations in core/migrations mirror it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite and PostgreSQL alike."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+centres = sa.Table(
+    "centres",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("code", sa.String(32), nullable=False, unique=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    # The centre's change sequence: advanced in the transaction of every change.
+    sa.Column("seq", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+services = sa.Table(
+    "services",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("centre_id", sa.ForeignKey("centres.id"), nullable=False),
+    sa.Column("code", sa.String(32), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("agency", sa.String(255), nullable=False),
+    sa.Column("prefix", sa.String(4), nullable=False),
+    sa.Column("start", sa.Integer, nullable=False, server_default="1"),
+    # Moving average of recent service times, a cache rebuilt by every finish.
+    sa.Column("avg_service_s", sa.Float, nullable=False, server_default="300"),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.UniqueConstraint("centre_id", "code"),
+)
+
+counters = sa.Table(
+    "counters",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("centre_id", sa.ForeignKey("centres.id"), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="closed"),
+    sa.Column("pause_reason", sa.String(200)),
+    sa.Column("staff_id", sa.ForeignKey("staff.id")),
+    sa.Column("priority_streak", sa.Integer, nullable=False, server_default="0"),
+    sa.UniqueConstraint("centre_id", "number"),
+)
+
+counter_services = sa.Table(
+    "counter_services",
+    metadata,
+    sa.Column("counter_id", sa.ForeignKey("counters.id"), primary_key=True),
+    sa.Column("service_id", sa.ForeignKey("services.id"), primary_key=True),
+)
+
+staff = sa.Table(
+    "staff",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("centre_id", sa.ForeignKey("centres.id"), nullable=False),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("full_name", sa.String(255), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+)
+
+staff_counters = sa.Table(
+    "staff_counters",
+    metadata,
+    sa.Column("staff_id", sa.ForeignKey("staff.id"), primary_key=True),
+    sa.Column("counter_id", sa.ForeignKey("counters.id"), primary_key=True),
+)
+
+staff_sessions = sa.Table(
+    "staff_sessions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("staff_id", sa.ForeignKey("staff.id"), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+
+devices = sa.Table(
+    "devices",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("centre_id", sa.ForeignKey("centres.id"), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("counter_id", sa.ForeignKey("counters.id")),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.UniqueConstraint("centre_id", "name"),
+)
+
+device_counters = sa.Table(
+    "device_counters",
+    metadata,
+    sa.Column("device_id", sa.ForeignKey("devices.id"), primary_key=True),
+    sa.Column("counter_id", sa.ForeignKey("counters.id"), primary_key=True),
+)
+
+number_sequences = sa.Table(
+    "number_sequences",
+    metadata,
+    sa.Column("centre_id", sa.ForeignKey("centres.id"), primary_key=True),
+    sa.Column("prefix", sa.String(4), primary_key=True),
+    sa.Column("business_date", sa.Date, primary_key=True),
+    sa.Column("last_number", sa.Integer, nullable=False),
+)
+
+tickets = sa.Table(
+    "tickets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("centre_id", sa.ForeignKey("centres.id"), nullable=False),
+    sa.Column("service_id", sa.ForeignKey("services.id"), nullable=False),
+    sa.Column("business_date", sa.Date, nullable=False),
+    sa.Column("prefix", sa.String(4), nullable=False),
+    sa.Column("seq_no", sa.Integer, nullable=False),
+    sa.Column("number", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("priority", sa.String(32)),
+    sa.Column("public_key", sa.String(32), nullable=False, unique=True),
+    sa.Column("issued_at", UTCDateTime, nullable=False),
+    sa.Column("called_at", UTCDateTime),
+    sa.Column("started_at", UTCDateTime),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("call_count", sa.Integer, nullable=False, server_default="0"),
+    # The counter serving it (or that last served it); target_counter_id: transferred there.
+    sa.Column("counter_id", sa.ForeignKey("counters.id")),
+    sa.Column("target_counter_id", sa.ForeignKey("counters.id")),
+    sa.Column("staff_id", sa.ForeignKey("staff.id")),
+    sa.Column("issued_by_device_id", sa.ForeignKey("devices.id")),
+    sa.Column("outcome", sa.String(32)),
+    sa.UniqueConstraint("centre_id", "prefix", "business_date", "seq_no"),
+    sa.Index("ix_tickets_queue", "centre_id", "business_date", "status", "service_id", "issued_at"),
+    sa.Index("ix_tickets_counter_status", "counter_id", "status"),
+)
+
+ticket_dossiers = sa.Table(
+    "ticket_dossiers",
+    metadata,
+    sa.Column("ticket_id", sa.ForeignKey("tickets.id"), primary_key=True),
+    sa.Column("code", sa.String(64), primary_key=True),
+)
+
+ratings = sa.Table(
+    "ratings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("ticket_id", sa.ForeignKey("tickets.id"), nullable=False, unique=True),
+    sa.Column("centre_id", sa.ForeignKey("centres.id"), nullable=False),
+    sa.Column("service_id", sa.ForeignKey("services.id"), nullable=False),
+    sa.Column("counter_id", sa.ForeignKey("counters.id"), nullable=False),
+    sa.Column("staff_id", sa.ForeignKey("staff.id")),
+    sa.Column("device_id", sa.ForeignKey("devices.id"), nullable=False),
+    sa.Column("score", sa.Integer, nullable=False),
+    sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("comment", sa.Text),
+    sa.Column("rated_at", UTCDateTime, nullable=False),
+)
+
+# Append-only: one row per change of a centre, numbered by the centre's seq. It is the
+# audit (who, when, what, request_id) and the event log clients are resynchronised from.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("centre_id", sa.ForeignKey("centres.id"), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("request_id", sa.String(64)),
+    sa.Column("ticket_id", sa.ForeignKey("tickets.id")),
+    sa.Column("counter_id", sa.ForeignKey("counters.id")),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Column("delivery", sa.JSON, nullable=False),
+    sa.UniqueConstraint("centre_id", "seq"),
+)
+
+# The first result of each (actor, request_id), so a repeated request is answered, not redone.
+request_results = sa.Table(
+    "request_results",
+    metadata,
+    sa.Column("actor", sa.String(64), primary_key=True),
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("result", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,314 @@
+"""Create or update a centre from a provisioning file (TOML).
+
+Idempotent: codes, numbers, usernames and device names are the keys; applying the same
+file twice changes nothing. Services, staff and devices that a centre's file no longer
+lists are deactivated (their history stays; a removed device's token stops working).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from . import models as m
+from .auth import DEVICE_KINDS, STAFF_ROLES, hash_password, password_matches, token_hash
+
+
+class ProvisioningError(Exception):
+    """What is wrong with a provisioning file, and where."""
+
+    def __init__(self, path: str, line: int | None, what: str):
+        self.path, self.line, self.what = path, line, what
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {what}")
+
+
+@dataclass
+class Summary:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    deactivated: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.deactivated)
+
+    def lines(self) -> list[str]:
+        if not self.changed:
+            return ["Không có thay đổi (no changes)."]
+        return (
+            [f"+ {x}" for x in self.created]
+            + [f"~ {x}" for x in self.updated]
+            + [f"- {x}" for x in self.deactivated]
+        )
+
+
+class _Locator:
+    """Finds the line of the n-th ``[[table]]`` entry, and of a key inside it."""
+
+    def __init__(self, text: str):
+        self.lines = text.splitlines()
+
+    def line(self, table: str, index: int | None = None, key: str | None = None) -> int | None:
+        header = re.compile(r"^\s*\[\[\s*" + re.escape(table) + r"\s*\]\]" if index is not None
+                            else r"^\s*\[\s*" + re.escape(table) + r"\s*\]")
+        seen = -1
+        for i, text in enumerate(self.lines):
+            if header.match(text):
+                seen += 1
+                if index is None or seen == index:
+                    if key is None:
+                        return i + 1
+                    for j in range(i + 1, len(self.lines)):
+                        if re.match(r"^\s*\[", self.lines[j]):
+                            break
+                        if re.match(r"^\s*" + re.escape(key) + r"\s*=", self.lines[j]):
+                            return j + 1
+                    return i + 1
+        return None
+
+
+_SPEC: dict[str, dict[str, tuple[type, bool]]] = {
+    "centre": {"code": (str, True), "name": (str, True), "timezone": (str, False)},
+    "services": {
+        "code": (str, True), "name": (str, True), "agency": (str, True), "prefix": (str, True),
+        "start": (int, False), "service_minutes": (int, False), "active": (bool, False),
+    },
+    "counters": {"number": (int, True), "name": (str, False), "services": (list, True)},
+    "staff": {
+        "username": (str, True), "password": (str, True), "full_name": (str, True),
+        "role": (str, True), "counters": (list, False),
+    },
+    "devices": {
+        "name": (str, True), "kind": (str, True), "token": (str, True),
+        "counter": (int, False), "counters": (list, False),
+    },
+}
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Read and check a provisioning file; raise ProvisioningError naming file and line."""
+    path = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ProvisioningError(path, None, f"không đọc được tệp: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise ProvisioningError(path, None, "tệp phải được lưu ở dạng UTF-8") from e
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        line = getattr(e, "lineno", None)
+        if line is None:
+            found = re.search(r"line (\d+)", str(e))
+            line = int(found.group(1)) if found else None
+        raise ProvisioningError(path, line, f"TOML không hợp lệ: {e}") from e
+    _check(path, data, _Locator(text))
+    return data
+
+
+def _check(path: str, data: dict, loc: _Locator) -> None:
+    def fail(table, index, key, what):
+        raise ProvisioningError(path, loc.line(table, index, key), what)
+
+    for name in data:
+        if name not in _SPEC:
+            raise ProvisioningError(path, loc.line(name) or loc.line(name, 0), f"mục lạ «{name}»")
+    if "centre" not in data or not isinstance(data["centre"], dict):
+        raise ProvisioningError(path, None, "thiếu mục [centre]")
+
+    def check_fields(table, index, entry):
+        spec = _SPEC[table]
+        for key in entry:
+            if key not in spec:
+                fail(table, index, key, f"[{table}] có khóa lạ «{key}»")
+        for key, (typ, required) in spec.items():
+            if key not in entry:
+                if required:
+                    fail(table, index, None, f"[{table}] thiếu khóa «{key}»")
+                continue
+            value = entry[key]
+            ok = isinstance(value, typ) and not (typ is int and isinstance(value, bool))
+            if not ok or (typ is str and not value.strip()):
+                fail(table, index, key, f"«{key}» phải là {typ.__name__} không rỗng")
+
+    check_fields("centre", None, data["centre"])
+    tz = data["centre"].get("timezone", "Asia/Ho_Chi_Minh")
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        fail("centre", None, "timezone", f"múi giờ không tồn tại: «{tz}»")
+
+    for table in ("services", "counters", "staff", "devices"):
+        entries = data.get(table, [])
+        if not isinstance(entries, list):
+            raise ProvisioningError(path, loc.line(table), f"«{table}» phải là [[{table}]]")
+        for i, entry in enumerate(entries):
+            check_fields(table, i, entry)
+
+    codes: set[str] = set()
+    for i, s in enumerate(data.get("services", [])):
+        if s["code"] in codes:
+            fail("services", i, "code", f"mã lĩnh vực «{s['code']}» bị trùng")
+        codes.add(s["code"])
+        if not re.fullmatch(r"[A-Z]{1,4}", s["prefix"]):
+            fail("services", i, "prefix", "«prefix» phải là 1-4 chữ cái in hoa không dấu")
+        if not 0 <= s.get("start", 1) <= 9999:
+            fail("services", i, "start", "«start» phải từ 0 đến 9999")
+    numbers: set[int] = set()
+    for i, c in enumerate(data.get("counters", [])):
+        if c["number"] in numbers or c["number"] < 1:
+            fail("counters", i, "number", f"số quầy {c['number']} bị trùng hoặc không hợp lệ")
+        numbers.add(c["number"])
+        for code in c["services"]:
+            if code not in codes:
+                fail("counters", i, "services", f"quầy {c['number']}: không có lĩnh vực «{code}»")
+    usernames: set[str] = set()
+    for i, st in enumerate(data.get("staff", [])):
+        if st["username"] in usernames:
+            fail("staff", i, "username", f"tên đăng nhập «{st['username']}» bị trùng")
+        usernames.add(st["username"])
+        if st["role"] not in STAFF_ROLES:
+            fail("staff", i, "role", f"«role» phải là một trong: {', '.join(STAFF_ROLES)}")
+        if len(st["password"]) < 8:
+            fail("staff", i, "password", "mật khẩu phải có ít nhất 8 ký tự")
+        for n in st.get("counters", []):
+            if n not in numbers:
+                fail("staff", i, "counters", f"không có quầy số {n}")
+    names: set[str] = set()
+    tokens: set[str] = set()
+    for i, d in enumerate(data.get("devices", [])):
+        if d["name"] in names:
+            fail("devices", i, "name", f"tên thiết bị «{d['name']}» bị trùng")
+        names.add(d["name"])
+        if d["token"] in tokens or len(d["token"]) < 16:
+            fail("devices", i, "token", "mã thiết bị phải riêng cho từng thiết bị, ít nhất 16 ký tự")
+        tokens.add(d["token"])
+        if d["kind"] not in DEVICE_KINDS:
+            fail("devices", i, "kind", f"«kind» phải là một trong: {', '.join(DEVICE_KINDS)}")
+        if d["kind"] == "rating" and d.get("counter") not in numbers:
+            fail("devices", i, "counter", "máy đánh giá cần «counter» là một quầy có thật")
+        for n in d.get("counters", []):
+            if n not in numbers:
+                fail("devices", i, "counters", f"không có quầy số {n}")
+
+
+def apply(conn: Connection, data: dict) -> Summary:
+    """Bring the store in line with a checked provisioning file, in the caller's transaction."""
+    summary = Summary()
+    c = data["centre"]
+    centre_id = _upsert(
+        conn, m.centres, {"code": c["code"]},
+        {"name": c["name"], "timezone": c.get("timezone", "Asia/Ho_Chi_Minh")},
+        summary, f"centre {c['code']}",
+    )
+
+    service_ids = {}
+    for s in data.get("services", []):
+        values = {
+            "name": s["name"], "agency": s["agency"], "prefix": s["prefix"],
+            "start": s.get("start", 1), "active": s.get("active", True),
+        }
+        insert_only = {"avg_service_s": float(s.get("service_minutes", 5) * 60)}
+        service_ids[s["code"]] = _upsert(
+            conn, m.services, {"centre_id": centre_id, "code": s["code"]}, values, summary,
+            f"service {s['code']}", insert_only=insert_only,
+        )
+    _deactivate(conn, m.services, centre_id, m.services.c.code, set(service_ids), summary, "service")
+
+    counter_ids = {}
+    for ct in data.get("counters", []):
+        counter_ids[ct["number"]] = _upsert(
+            conn, m.counters, {"centre_id": centre_id, "number": ct["number"]},
+            {"name": ct.get("name") or f"Quầy {ct['number']}"}, summary,
+            f"counter {ct['number']}",
+        )
+        _set_links(
+            conn, m.counter_services, "counter_id", counter_ids[ct["number"]], "service_id",
+            {service_ids[code] for code in ct["services"]}, summary, f"counter {ct['number']}",
+        )
+
+    usernames = set()
+    for st in data.get("staff", []):
+        usernames.add(st["username"])
+        existing = conn.execute(
+            sa.select(m.staff).where(m.staff.c.username == st["username"])
+        ).first()
+        values = {"centre_id": centre_id, "full_name": st["full_name"], "role": st["role"],
+                  "active": True}
+        if existing is None or not password_matches(existing.password_hash, st["password"]):
+            values["password_hash"] = hash_password(st["password"])
+        staff_id = _upsert(conn, m.staff, {"username": st["username"]}, values, summary,
+                           f"staff {st['username']}")
+        _set_links(
+            conn, m.staff_counters, "staff_id", staff_id, "counter_id",
+            {counter_ids[n] for n in st.get("counters", [])}, summary, f"staff {st['username']}",
+        )
+    _deactivate(conn, m.staff, centre_id, m.staff.c.username, usernames, summary, "staff")
+
+    names = set()
+    for d in data.get("devices", []):
+        names.add(d["name"])
+        values = {
+            "kind": d["kind"], "token_hash": token_hash(d["token"]), "active": True,
+            "counter_id": counter_ids[d["counter"]] if d.get("counter") else None,
+        }
+        device_id = _upsert(conn, m.devices, {"centre_id": centre_id, "name": d["name"]},
+                            values, summary, f"device {d['name']}")
+        _set_links(
+            conn, m.device_counters, "device_id", device_id, "counter_id",
+            {counter_ids[n] for n in d.get("counters", [])}, summary, f"device {d['name']}",
+        )
+    _deactivate(conn, m.devices, centre_id, m.devices.c.name, names, summary, "device")
+    return summary
+
+
+def _upsert(conn, table, keys: dict, values: dict, summary: Summary, label: str,
+            insert_only: dict | None = None) -> int:
+    where = [table.c[k] == v for k, v in keys.items()]
+    row = conn.execute(sa.select(table).where(*where)).first()
+    if row is None:
+        summary.created.append(label)
+        return conn.execute(
+            table.insert().values(**keys, **values, **(insert_only or {})).returning(table.c.id)
+        ).scalar_one()
+    changed = {k: v for k, v in values.items() if getattr(row, k) != v}
+    if changed:
+        conn.execute(sa.update(table).where(table.c.id == row.id).values(**changed))
+        summary.updated.append(f"{label} ({', '.join(sorted(changed))})")
+    return row.id
+
+
+def _set_links(conn, table, owner_col: str, owner_id: int, other_col: str, wanted: set[int],
+               summary: Summary, label: str) -> None:
+    have = set(
+        conn.execute(sa.select(table.c[other_col]).where(table.c[owner_col] == owner_id)).scalars()
+    )
+    if have == wanted:
+        return
+    for other in have - wanted:
+        conn.execute(
+            sa.delete(table).where(table.c[owner_col] == owner_id, table.c[other_col] == other)
+        )
+    for other in wanted - have:
+        conn.execute(table.insert().values(**{owner_col: owner_id, other_col: other}))
+    if label not in summary.created:
+        summary.updated.append(f"{label} ({other_col.removesuffix('_id')}s)")
+
+
+def _deactivate(conn, table, centre_id: int, key_col, keep: set, summary: Summary, label: str):
+    rows = conn.execute(
+        sa.select(table.c.id, key_col).where(
+            table.c.centre_id == centre_id, table.c.active.is_(True), key_col.not_in(keep)
+        )
+    ).all()
+    for row in rows:
+        conn.execute(sa.update(table).where(table.c.id == row.id).values(active=False))
+        summary.deactivated.append(f"{label} {row[1]}")

@@ -1,0 +1,323 @@
+"""The store: the source of truth, with one writer that group-commits.
+
+Every queue operation is a function of a :class:`Tx`. The writer runs queued operations
+in one database transaction, each inside its own savepoint, so a refused operation undoes
+only itself; the transaction commits once for the whole batch (group commit), and only
+then are results acknowledged and change events handed to ``on_commit`` in commit order.
+
+On SQLite there is a single writer (one connection, ``BEGIN IMMEDIATE``); its commits
+fsync, so under gevent they run in the hub's thread pool rather than stalling every
+connection. On PostgreSQL each change first locks its centre's row, which serialises the
+centre's changes across server processes and keeps its ``seq`` in commit order.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+
+from . import models as m
+from .errors import QueueError
+
+log = logging.getLogger("motcua.store")
+
+MAX_BATCH = 256
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain postgresql:// URLs and pick the psycopg 3 driver for them."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+@dataclass
+class Tx:
+    """One operation's view of a write transaction."""
+
+    conn: Connection
+    now: datetime
+    is_postgres: bool
+    deliveries: list[dict] = field(default_factory=list)
+    _locked: set[int] = field(default_factory=set)
+
+    def lock_centre(self, centre_id: int) -> None:
+        """Serialise changes of one centre (PostgreSQL row lock; SQLite has one writer)."""
+        if centre_id in self._locked:
+            return
+        if self.is_postgres:
+            self.conn.execute(
+                sa.select(m.centres.c.id).where(m.centres.c.id == centre_id).with_for_update()
+            )
+        self._locked.add(centre_id)
+
+    def change(
+        self,
+        centre_id: int,
+        action: str,
+        actor: str,
+        *,
+        delivery: dict,
+        request_id: str | None = None,
+        ticket_id: int | None = None,
+        counter_id: int | None = None,
+        details: dict | None = None,
+    ) -> int:
+        """Record one change: advance the centre's seq, append the audit row, queue events.
+
+        ``delivery`` is ``{"broadcast": {"event", "data"}, "directed": [{"namespace",
+        "room", "event", "data"}]}``; every payload in it gets the new ``seq``.
+        """
+        self.lock_centre(centre_id)
+        seq = self.conn.execute(
+            sa.update(m.centres)
+            .where(m.centres.c.id == centre_id)
+            .values(seq=m.centres.c.seq + 1)
+            .returning(m.centres.c.seq)
+        ).scalar_one()
+        delivery["broadcast"]["data"]["seq"] = seq
+        for item in delivery.get("directed", ()):
+            item["data"]["seq"] = seq
+        self.conn.execute(
+            m.audit_log.insert().values(
+                centre_id=centre_id,
+                seq=seq,
+                at=self.now,
+                action=action,
+                actor=actor,
+                request_id=request_id,
+                ticket_id=ticket_id,
+                counter_id=counter_id,
+                details=details or {},
+                delivery=delivery,
+            )
+        )
+        self.deliveries.append({"centre": centre_id, "seq": seq, **delivery})
+        return seq
+
+
+class _Job:
+    __slots__ = ("fn", "centre_id", "actor", "request_id", "result", "error", "done")
+
+    def __init__(self, fn, centre_id, actor, request_id, done):
+        self.fn = fn
+        self.centre_id = centre_id
+        self.actor = actor
+        self.request_id = request_id
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = done
+
+
+def _sqlite_pragmas(dbapi_conn, _record):
+    dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")  # acknowledged means on disk
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _make_engine(url: str, *, writer: bool) -> sa.Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        path = sa.engine.make_url(url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        pool = {"pool_size": 1, "max_overflow": 0} if writer else {"poolclass": sa.pool.NullPool}
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False}, **pool)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
+        return engine
+    return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+class Store:
+    """Database access for the engine: ``write`` (group-committed) and ``read``.
+
+    url: SQLAlchemy URL (``sqlite:///path`` or ``postgresql://...``).
+    on_commit: called with the committed changes' deliveries, in seq order, after each
+      commit and before the writers are answered.
+    offload: a callable running a function in a native thread and returning its result
+      (gevent's thread pool in the server); ``None`` runs blocking calls inline.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        on_commit: Callable[[list[dict]], None] | None = None,
+        offload: Callable[..., Any] | None = None,
+    ):
+        self.url = normalise_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        self.is_postgres = self.url.startswith("postgresql")
+        self.engine = _make_engine(self.url, writer=True)
+        self.read_engine = (
+            _make_engine(self.url, writer=False) if self.is_sqlite else self.engine
+        )
+        self.on_commit = on_commit
+        self.offload = offload
+        self._queue = None
+        self._writer = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------
+    def migrate(self) -> None:
+        from .migrations import upgrade
+
+        upgrade(self.engine)
+
+    def start_writer(self, queue_factory, spawn) -> None:
+        """Start the batching writer (a greenlet in the server)."""
+        self._queue = queue_factory()
+        self._writer = spawn(self._writer_loop)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
+
+    # -- writing ---------------------------------------------------------------------
+    def write(
+        self,
+        fn: Callable[[Tx], Any],
+        *,
+        centre_id: int,
+        actor: str,
+        request_id: str | None = None,
+        done_factory=None,
+    ) -> Any:
+        """Run ``fn`` in a committed transaction and return its result.
+
+        With ``request_id``, the first committed result for (actor, request_id) is
+        returned again instead of running ``fn`` twice.
+        """
+        if self._queue is None:
+            with self._lock:
+                job = _Job(fn, centre_id, actor, request_id, None)
+                self._finish_batch([job], self._run_batch([job]))
+        else:
+            from gevent.event import Event
+
+            job = _Job(fn, centre_id, actor, request_id, Event())
+            self._queue.put(job)
+            job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def _writer_loop(self) -> None:
+        while True:
+            jobs = [self._queue.get()]
+            while len(jobs) < MAX_BATCH and not self._queue.empty():
+                jobs.append(self._queue.get_nowait())
+            # Lock centres in one order in every process, so batches cannot deadlock.
+            jobs.sort(key=lambda j: j.centre_id)
+            try:
+                if self.offload is not None and self.is_sqlite:
+                    deliveries = self.offload(self._run_batch, jobs)
+                else:
+                    deliveries = self._run_batch(jobs)
+            except BaseException:  # noqa: BLE001 - the writer must outlive any batch
+                log.exception("write batch of %d failed before commit", len(jobs))
+                deliveries = []
+                for job in jobs:
+                    if job.error is None:
+                        job.error = QueueError("unavailable", "unavailable")
+            self._finish_batch(jobs, deliveries)
+
+    def _finish_batch(self, jobs: list[_Job], deliveries: list[dict]) -> None:
+        if deliveries and self.on_commit is not None:
+            try:
+                self.on_commit(deliveries)
+            except Exception:
+                log.exception("delivering %d committed changes failed", len(deliveries))
+        for job in jobs:
+            if job.done is not None:
+                job.done.set()
+
+    def _run_batch(self, jobs: list[_Job]) -> list[dict]:
+        """Run jobs in one transaction, each in a savepoint; return the deliveries."""
+        deliveries: list[dict] = []
+        try:
+            with self.engine.connect() as conn:
+                with conn.begin():
+                    now = m.utcnow()
+                    for job in jobs:
+                        tx = Tx(conn, now, self.is_postgres)
+                        try:
+                            with conn.begin_nested():
+                                job.result = self._run_job(tx, job)
+                        except QueueError as e:
+                            job.error = e
+                        except sa.exc.DBAPIError:
+                            raise
+                        except Exception:
+                            log.exception("operation failed for %s", job.actor)
+                            job.error = QueueError("internal", "internal")
+                        else:
+                            deliveries.extend(tx.deliveries)
+        except sa.exc.DBAPIError as e:
+            log.error("database refused a batch of %d operations: %s", len(jobs), e)
+            for job in jobs:
+                job.result = None
+                job.error = QueueError("unavailable", "unavailable")
+            return []
+        return deliveries
+
+    @staticmethod
+    def _run_job(tx: Tx, job: _Job) -> Any:
+        rr = m.request_results
+        if job.request_id:
+            stored = tx.conn.execute(
+                sa.select(rr.c.result).where(
+                    rr.c.actor == job.actor, rr.c.request_id == job.request_id
+                )
+            ).scalar_one_or_none()
+            if stored is not None:
+                return stored
+        result = job.fn(tx)
+        if job.request_id:
+            tx.conn.execute(
+                rr.insert().values(
+                    actor=job.actor, request_id=job.request_id, result=result, created_at=tx.now
+                )
+            )
+        return result
+
+    # -- reading ---------------------------------------------------------------------
+    def read(self, fn: Callable[[Connection], Any]) -> Any:
+        """Run ``fn`` in one consistent read transaction, off the hub on SQLite."""
+        if self.offload is not None and self.is_sqlite:
+            return self.offload(self._read, fn)
+        return self._read(fn)
+
+    def _read(self, fn):
+        engine = self.read_engine
+        with engine.connect() as conn:
+            if self.is_postgres:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                return fn(conn)
+
+    def ping(self) -> bool:
+        try:
+            self.read(lambda conn: conn.execute(sa.text("SELECT 1")).scalar_one())
+            return True
+        except Exception as e:  # noqa: BLE001 - health check reports, never raises
+            log.warning("database ping failed: %s", e)
+            return False

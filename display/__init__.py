@@ -1,0 +1,17 @@
+"""The display board's door (/display): it listens; it changes nothing."""
+
+from __future__ import annotations
+
+from gateway.doors import Client, Door
+
+
+class DisplayDoor(Door):
+    snapshot_event = "snapshot"
+    events: dict = {}
+
+    def authenticate(self, auth: dict, lang: str) -> Client:
+        device = self.device(auth, "display")
+        return Client(self.device_actor(device), counter_ids=self.ctx.device_counter_ids(device.id))
+
+    def snapshot(self, client: Client) -> dict:
+        return self.ctx.engine.display_snapshot(client.actor.centre_id, client.counter_ids)

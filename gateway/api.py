@@ -1,0 +1,51 @@
+"""HTTP API shared by all roles: health and staff login."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+
+from core import auth
+from core.errors import QueueError
+
+bp = Blueprint("api", __name__)
+
+
+def _ctx():
+    return current_app.extensions["motcua"]
+
+
+def _lang() -> str:
+    return "en" if request.args.get("lang") == "en" else "vi"
+
+
+def error_response(e: QueueError, lang: str):
+    status = {"bad_request": 400, "unauthorized": 401, "forbidden": 403, "not_found": 404,
+              "conflict": 409, "rate_limited": 429, "unavailable": 503}.get(e.code, 500)
+    return jsonify({"ok": False, "error": e.as_dict(lang)}), status
+
+
+@bp.get("/healthz")
+def healthz():
+    ctx = _ctx()
+    database = "ok" if ctx.store.ping() else "unreachable"
+    redis = "off" if not ctx.hub.redis_url else ("ok" if ctx.hub.redis_ok else "unreachable")
+    status = "ok" if database == "ok" and redis != "unreachable" else "degraded"
+    body = {"status": status, "database": database, "redis": redis}
+    return jsonify(body), 200 if database == "ok" else 503
+
+
+@bp.post("/api/v1/auth/login")
+def login():
+    ctx = _ctx()
+    lang = _lang()
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or set(body) != {"username", "password"} or not all(
+        isinstance(body[k], str) and body[k] for k in ("username", "password")
+    ):
+        return error_response(QueueError("bad_request", "bad_payload"), lang)
+    try:
+        result = auth.login(ctx.store, ctx.throttle, body["username"], body["password"],
+                            request.remote_addr or "?", check=ctx.check_password)
+    except QueueError as e:
+        return error_response(e, lang)
+    return jsonify(result)

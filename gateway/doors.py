@@ -1,0 +1,180 @@
+"""The base of every role's Socket.IO namespace ("door").
+
+A door authenticates the connection, joins it to its centre's rooms, sends its role's
+snapshot, and turns each event into one engine call. Every event is acknowledged with
+``{"ok": true, ...}`` or ``{"ok": false, "error": {"code", "message"}}``; nothing a
+client sends can raise out of here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from flask_socketio import Namespace, join_room
+
+from core.engine import Actor
+from core.errors import QueueError, message
+from core.validation import parse
+
+from .hub import centre_room
+
+log = logging.getLogger("motcua.doors")
+
+
+@dataclass
+class Client:
+    """One authenticated connection."""
+
+    actor: Actor
+    lang: str = "vi"
+    counter_ids: list[int] = field(default_factory=list)  # a display's counters
+    tokens: float = 0.0
+    refilled: float = field(default_factory=time.monotonic)
+
+
+def refuse(key: str, code: str = "unauthorized", lang: str = "vi", **params):
+    """Refuse a connection, saying why (the client's connect_error carries this dict)."""
+    return ConnectionRefusedError({"code": code, "message": message(key, lang, **params)})
+
+
+class Door(Namespace):
+    """A role's namespace. Subclasses set ``snapshot_event``, implement ``authenticate``,
+    ``snapshot`` and declare events in ``events``: name -> (fields, method name)."""
+
+    snapshot_event = "snapshot"
+    events: dict[str, tuple[dict, str]] = {}
+
+    def __init__(self, namespace: str, ctx):
+        super().__init__(namespace)
+        self.ctx = ctx  # gateway.context.ServerContext
+        self.clients: dict[str, Client] = {}
+
+    # -- to implement ----------------------------------------------------------------------
+    def authenticate(self, auth: dict, lang: str) -> Client:
+        raise NotImplementedError
+
+    def snapshot(self, client: Client) -> dict:
+        raise NotImplementedError
+
+    def rooms(self, client: Client) -> list[str]:
+        return []
+
+    def connected(self, client: Client) -> None:
+        """Runs after the connection is accepted and its snapshot sent."""
+
+    # -- connection ------------------------------------------------------------------------
+    def on_connect(self, auth=None):
+        from flask import request
+
+        if auth is not None and not isinstance(auth, dict):
+            raise refuse("bad_payload", "bad_request")
+        auth = auth or {}
+        lang = "en" if auth.get("lang") == "en" else "vi"
+        try:
+            client = self.authenticate(auth, lang)
+        except QueueError as e:
+            raise ConnectionRefusedError(e.as_dict(lang)) from None
+        client.lang = lang
+        client.tokens = self.ctx.event_burst
+        sid = request.sid
+        self.clients[sid] = client
+        join_room(centre_room(client.actor.centre_id))
+        for room in self.rooms(client):
+            join_room(room)
+        self.socketio.start_background_task(self._after_connect, sid, client)
+        return True
+
+    def _after_connect(self, sid: str, client: Client) -> None:
+        try:
+            self._send_snapshot(sid, client)
+            self.connected(client)
+        except Exception:
+            log.exception("after-connect work failed for %s on %s", client.actor.key, self.namespace)
+
+    def _send_snapshot(self, sid: str, client: Client) -> dict:
+        data = self.snapshot(client)
+        self.socketio.emit(self.snapshot_event, data, namespace=self.namespace, to=sid)
+        return data
+
+    def on_disconnect(self, reason=None):
+        from flask import request
+
+        self.clients.pop(request.sid, None)
+
+    # -- events ----------------------------------------------------------------------------
+    def trigger_event(self, event, *args):
+        if event in ("connect", "disconnect"):
+            return super().trigger_event(event, *args)
+        return self.socketio._handle_event(
+            partial(self._dispatch, event), event, self.namespace, *args
+        )
+
+    def _dispatch(self, event: str, *args) -> dict:
+        from flask import request
+
+        client = self.clients.get(request.sid)
+        lang = client.lang if client else "vi"
+        try:
+            if client is None:
+                raise QueueError("unauthorized", "auth_missing")
+            if not self._take_token(client):
+                raise QueueError("rate_limited", "rate_limited")
+            if len(args) > 1:
+                raise QueueError("bad_request", "bad_payload")
+            payload = args[0] if args else None
+            if event == "sync":
+                parse(payload, {})
+                data = self._send_snapshot(request.sid, client)
+                return {"ok": True, "seq": data["seq"]}
+            if event not in self.events:
+                raise QueueError("bad_request", "unknown_event", event=str(event)[:40])
+            fields, method = self.events[event]
+            values = parse(payload, fields)
+            result = getattr(self, method)(client, **values)
+            return {"ok": True, **(result or {})}
+        except QueueError as e:
+            return {"ok": False, "error": e.as_dict(lang)}
+        except Exception:
+            log.exception("event %s on %s failed", event, self.namespace)
+            return {"ok": False, "error": QueueError("internal", "internal").as_dict(lang)}
+
+    def _take_token(self, client: Client) -> bool:
+        now = time.monotonic()
+        client.tokens = min(
+            self.ctx.event_burst, client.tokens + (now - client.refilled) * self.ctx.event_rate
+        )
+        client.refilled = now
+        if client.tokens < 1:
+            return False
+        client.tokens -= 1
+        return True
+
+    # -- helpers for subclasses ------------------------------------------------------------
+    def device(self, auth: dict, kind: str) -> Any:
+        """Authenticate a device token of ``kind``; returns the device row."""
+        token = auth.get("token")
+        if not isinstance(token, str) or not token:
+            raise QueueError("unauthorized", "auth_missing")
+        device, staff_token = self.ctx.lookup_device(token)
+        if device is None:
+            if staff_token:
+                raise QueueError("forbidden", "auth_wrong_role", kind="staff", wanted=kind)
+            raise QueueError("unauthorized", "auth_invalid")
+        if device.kind != kind:
+            raise QueueError("forbidden", "auth_wrong_role", kind=device.kind, wanted=kind)
+        return device
+
+    @staticmethod
+    def device_actor(device, counter_id=None) -> Actor:
+        return Actor(
+            kind="device",
+            id=device.id,
+            centre_id=device.centre_id,
+            role=device.kind,
+            counter_id=counter_id,
+            name=device.name,
+        )

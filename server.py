@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""motcua: the queue and kiosk server of a public administrative service centre.
+
+    python server.py serve [--host H] [--port P] [--database-url URL] [--redis-url URL]
+                           [--provision FILE] [--demo]
+    python server.py provision FILE [--database-url URL]
+
+This file is the one place that knows every door: it builds the app, registers each
+role's blueprint and Socket.IO namespace, and runs the server. Exit codes: 0 ok, 2 bad
+arguments or an invalid provisioning file, 1 anything else.
+"""
+
+import sys
+
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "serve":
+    # gevent must patch the standard library before anything else imports it.
+    from gevent import monkey
+
+    monkey.patch_all()
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import secrets  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+DEMO_FILE = HERE / "provisioning" / "demo.toml"
+log = logging.getLogger("motcua")
+
+
+def instance_path() -> Path:
+    return Path(os.environ.get("MOTCUA_INSTANCE_PATH") or HERE / "instance")
+
+
+def default_database_url() -> str:
+    return os.environ.get("MOTCUA_DATABASE_URL") or f"sqlite:///{instance_path() / 'motcua.sqlite3'}"
+
+
+def secret_key() -> str:
+    """MOTCUA_SECRET_KEY, or one generated once into the instance folder."""
+    if os.environ.get("MOTCUA_SECRET_KEY"):
+        return os.environ["MOTCUA_SECRET_KEY"]
+    path = instance_path() / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def create_app(config: dict):
+    """Build the Flask app and its Socket.IO server; returns (app, socketio, context).
+
+    config keys: DATABASE_URL, REDIS_URL (or None), SECRET_KEY, PUBLIC_URL (or None),
+    RATING_WINDOW_S, EVENT_RATE, EVENT_BURST, OFFLOAD (run a blocking call in a thread).
+    """
+    from flask import Flask
+    from flask_socketio import SocketIO
+
+    import counter
+    import display
+    import kiosk
+    import rating_terminal
+    from core.engine import QueueEngine
+    from core.store import Store
+    from gateway import api
+    from gateway.agent import AgentDoor
+    from gateway.context import ServerContext
+    from gateway.hub import ChangeHub
+
+    app = Flask(__name__, instance_path=str(instance_path()))
+    app.config["SECRET_KEY"] = config["SECRET_KEY"]
+    app.json.ensure_ascii = False
+    socketio = SocketIO(app, async_mode=config.get("ASYNC_MODE", "gevent"))
+
+    def emit(event, data, namespace, room):
+        socketio.emit(event, data, namespace=namespace, to=room)
+
+    offload = config.get("OFFLOAD")
+    store = Store(config["DATABASE_URL"], offload=offload)
+    hub = ChangeHub(emit, store, redis_url=config.get("REDIS_URL"))
+    store.on_commit = hub.committed
+    ctx = ServerContext(
+        store=store,
+        engine=QueueEngine(store, rating_window_s=int(config.get("RATING_WINDOW_S", 600))),
+        hub=hub,
+        public_url=config.get("PUBLIC_URL"),
+        event_rate=float(config.get("EVENT_RATE", 20)),
+        event_burst=float(config.get("EVENT_BURST", 40)),
+        offload=offload,
+    )
+    app.extensions["motcua"] = ctx
+
+    app.register_blueprint(api.bp)
+    app.register_blueprint(kiosk.bp)
+
+    socketio.on_namespace(kiosk.KioskDoor("/kiosk", ctx))
+    socketio.on_namespace(counter.CounterDoor("/counter", ctx))
+    socketio.on_namespace(display.DisplayDoor("/display", ctx))
+    socketio.on_namespace(rating_terminal.RatingDoor("/rating", ctx))
+    socketio.on_namespace(AgentDoor("/agent", ctx))
+    return app, socketio, ctx
+
+
+def provision_file(store, path) -> list[str]:
+    """Apply a provisioning file; raises ProvisioningError for an invalid one."""
+    from core import provisioning
+
+    data = provisioning.load(path)
+    with store.engine.begin() as conn:
+        summary = provisioning.apply(conn, data)
+    return summary.lines()
+
+
+def demo_banner(host: str, port: int) -> str:
+    import tomllib
+
+    data = tomllib.loads(DEMO_FILE.read_text(encoding="utf-8"))
+    base = f"http://{host}:{port}"
+    lines = [
+        f"motcua demo centre: {data['centre']['name']}",
+        f"  Server ........ {base}",
+        f"  Health ........ {base}/healthz",
+        f"  Login API ..... POST {base}/api/v1/auth/login",
+        "  Pages for kiosks, counters, displays and tablets come with their issues;",
+        "  devices connect over Socket.IO (docs/protocol.md) with these credentials:",
+    ]
+    for st in data.get("staff", []):
+        lines.append(
+            f"  Staff  {st['username']:<10} password {st['password']:<14} {st['role']}, "
+            f"counters {st.get('counters') or 'any'}"
+        )
+    for d in data.get("devices", []):
+        where = f" (counter {d['counter']})" if "counter" in d else ""
+        lines.append(f"  Device {d['kind']:<8} token {d['token']}  {d['name']}{where}")
+    return "\n".join(lines)
+
+
+def cmd_serve(args) -> int:
+    import gevent
+    import gevent.queue
+
+    from core.provisioning import ProvisioningError
+
+    def offload(fn, *a):
+        return gevent.get_hub().threadpool.apply(fn, a)
+
+    config = {
+        "DATABASE_URL": args.database_url or default_database_url(),
+        "REDIS_URL": args.redis_url or os.environ.get("MOTCUA_REDIS_URL") or None,
+        "SECRET_KEY": secret_key(),
+        "PUBLIC_URL": os.environ.get("MOTCUA_PUBLIC_URL"),
+        "RATING_WINDOW_S": os.environ.get("MOTCUA_RATING_WINDOW_S", 600),
+        "EVENT_RATE": os.environ.get("MOTCUA_EVENT_RATE", 20),
+        "EVENT_BURST": os.environ.get("MOTCUA_EVENT_BURST", 40),
+        "OFFLOAD": offload,
+    }
+    app, socketio, ctx = create_app(config)
+    ctx.store.migrate()
+    for path in ([DEMO_FILE] if args.demo else []) + ([args.provision] if args.provision else []):
+        try:
+            for line in provision_file(ctx.store, path):
+                log.info("provision %s: %s", Path(path).name, line)
+        except ProvisioningError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    ctx.store.start_writer(gevent.queue.Queue, gevent.spawn)
+    ctx.hub.start()
+    if args.demo:
+        print(demo_banner(args.host, args.port), flush=True)
+    log.info("serving on http://%s:%s (database %s, redis %s)", args.host, args.port,
+             ctx.store.engine.url.render_as_string(hide_password=True), config["REDIS_URL"] or "off")
+    socketio.run(app, host=args.host, port=args.port, log_output=args.access_log)
+    return 0
+
+
+def cmd_provision(args) -> int:
+    from core.provisioning import ProvisioningError
+    from core.store import Store
+
+    store = Store(args.database_url or default_database_url())
+    store.migrate()
+    try:
+        for line in provision_file(store, args.file):
+            print(line)
+    except ProvisioningError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="server.py", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the server")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=5000)
+    s.add_argument("--database-url", help="default: MOTCUA_DATABASE_URL or SQLite in instance/")
+    s.add_argument("--redis-url", help="share changes with other processes (MOTCUA_REDIS_URL)")
+    s.add_argument("--provision", metavar="FILE", help="apply a provisioning file first")
+    s.add_argument("--demo", action="store_true", help="provision and print the demo centre")
+    s.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    s.set_defaults(func=cmd_serve)
+    pr = sub.add_parser("provision", help="create or update a centre from a TOML file")
+    pr.add_argument("file")
+    pr.add_argument("--database-url")
+    pr.set_defaults(func=cmd_provision)
+    return p
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("MOTCUA_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 0
+    except Exception:
+        log.exception("motcua stopped on an error")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
