@@ -172,8 +172,30 @@ def cmd_serve(args) -> int:
         print(demo_banner(args.host, args.port), flush=True)
     log.info("serving on http://%s:%s (database %s, redis %s)", args.host, args.port,
              ctx.store.engine.url.render_as_string(hide_password=True), config["REDIS_URL"] or "off")
-    socketio.run(app, host=args.host, port=args.port, log_output=args.access_log)
+    serve_forever(app, args.host, args.port, access_log=args.access_log)
     return 0
+
+
+def serve_forever(app, host: str, port: int, access_log: bool = False) -> None:
+    """gevent's WSGI server; SIGTERM and SIGINT stop it after current requests."""
+    import signal
+
+    import gevent
+    from gevent import pywsgi
+
+    class Handler(pywsgi.WSGIHandler):
+        def run_application(self):
+            super().run_application()
+            # A finished websocket must not be read again as a keep-alive HTTP request.
+            if self.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
+                self.close_connection = True
+
+    server = pywsgi.WSGIServer(
+        (host, port), app, handler_class=Handler, log="default" if access_log else None
+    )
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        gevent.signal_handler(sig, server.stop, 2)
+    server.serve_forever()
 
 
 def cmd_provision(args) -> int:
