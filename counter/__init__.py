@@ -59,7 +59,7 @@ class CounterDoor(Door):
     def snapshot(self, client: Client) -> dict:
         return self.ctx.engine.counter_snapshot(client.actor.counter_id)
 
-    def connected(self, client: Client) -> None:
+    def admit(self, client: Client) -> None:
         self.ctx.engine.open_counter(client.actor)
 
     def call_next(self, client, request_id):

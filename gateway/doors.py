@@ -63,8 +63,9 @@ class Door(Namespace):
     def rooms(self, client: Client) -> list[str]:
         return []
 
-    def connected(self, client: Client) -> None:
-        """Runs after the connection is accepted and its snapshot sent."""
+    def admit(self, client: Client) -> None:
+        """Runs before the connection is accepted (and before it joins its rooms), so
+        whatever it changes is in place by the time the client can send anything."""
 
     # -- connection ------------------------------------------------------------------------
     def on_connect(self, auth=None):
@@ -80,20 +81,25 @@ class Door(Namespace):
             raise ConnectionRefusedError(e.as_dict(lang)) from None
         client.lang = lang
         client.tokens = self.ctx.event_burst
+        try:
+            self.admit(client)
+        except QueueError as e:
+            raise ConnectionRefusedError(e.as_dict(lang)) from None
         sid = request.sid
         self.clients[sid] = client
         join_room(centre_room(client.actor.centre_id))
         for room in self.rooms(client):
             join_room(room)
-        self.socketio.start_background_task(self._after_connect, sid, client)
+        # Sent once the connection is acknowledged: an emit from inside the connect
+        # handler would reach the client before its namespace is connected.
+        self.socketio.start_background_task(self._first_snapshot, sid, client)
         return True
 
-    def _after_connect(self, sid: str, client: Client) -> None:
+    def _first_snapshot(self, sid: str, client: Client) -> None:
         try:
             self._send_snapshot(sid, client)
-            self.connected(client)
         except Exception:
-            log.exception("after-connect work failed for %s on %s", client.actor.key, self.namespace)
+            log.exception("snapshot failed for %s on %s", client.actor.key, self.namespace)
 
     def _send_snapshot(self, sid: str, client: Client) -> dict:
         data = self.snapshot(client)
