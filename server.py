@@ -34,7 +34,9 @@ def instance_path() -> Path:
 
 
 def default_database_url() -> str:
-    return os.environ.get("MOTCUA_DATABASE_URL") or f"sqlite:///{instance_path() / 'motcua.sqlite3'}"
+    return (
+        os.environ.get("MOTCUA_DATABASE_URL") or f"sqlite:///{instance_path() / 'motcua.sqlite3'}"
+    )
 
 
 def secret_key() -> str:
@@ -170,8 +172,13 @@ def cmd_serve(args) -> int:
     ctx.hub.start()
     if args.demo:
         print(demo_banner(args.host, args.port), flush=True)
-    log.info("serving on http://%s:%s (database %s, redis %s)", args.host, args.port,
-             ctx.store.engine.url.render_as_string(hide_password=True), config["REDIS_URL"] or "off")
+    log.info(
+        "serving on http://%s:%s (database %s, redis %s)",
+        args.host,
+        args.port,
+        ctx.store.engine.url.render_as_string(hide_password=True),
+        config["REDIS_URL"] or "off",
+    )
     serve_forever(app, args.host, args.port, access_log=args.access_log)
     return 0
 

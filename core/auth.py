@@ -43,7 +43,9 @@ def device_for_token(conn: Connection, token: str) -> Row | None:
 
 def device_counter_ids(conn: Connection, device_id: int) -> list[int]:
     dc = m.device_counters
-    return list(conn.execute(sa.select(dc.c.counter_id).where(dc.c.device_id == device_id)).scalars())
+    return list(
+        conn.execute(sa.select(dc.c.counter_id).where(dc.c.device_id == device_id)).scalars()
+    )
 
 
 def staff_for_token(conn: Connection, token: str) -> Row:
@@ -102,8 +104,14 @@ class LoginThrottle:
                 self._failures.pop(key, None)
 
 
-def login(store: Store, throttle: LoginThrottle, username: str, password: str, address: str,
-          check=password_matches) -> dict:
+def login(
+    store: Store,
+    throttle: LoginThrottle,
+    username: str,
+    password: str,
+    address: str,
+    check=password_matches,
+) -> dict:
     """Check a staff member's password and open a session; returns the token (shown once).
 
     ``check`` lets the server run the deliberately slow hash comparison off its event loop.
@@ -126,7 +134,9 @@ def login(store: Store, throttle: LoginThrottle, username: str, password: str, a
         expires = tx.now + timedelta(hours=SESSION_HOURS)
         tx.conn.execute(
             m.staff_sessions.insert().values(
-                staff_id=staff.id, token_hash=token_hash(token), created_at=tx.now,
+                staff_id=staff.id,
+                token_hash=token_hash(token),
+                created_at=tx.now,
                 expires_at=expires,
             )
         )

@@ -99,7 +99,9 @@ def _counter_service_ids(conn: Connection, counter_id: int) -> list[int]:
     cs = m.counter_services
     return list(
         conn.execute(
-            sa.select(cs.c.service_id).where(cs.c.counter_id == counter_id).order_by(cs.c.service_id)
+            sa.select(cs.c.service_id)
+            .where(cs.c.counter_id == counter_id)
+            .order_by(cs.c.service_id)
         ).scalars()
     )
 
@@ -173,6 +175,29 @@ def _service_summaries(conn: Connection, centre_id: int, day, service_rows) -> l
     return out
 
 
+def people_ahead(conn: Connection, ticket: Row) -> int:
+    """Waiting tickets of the same service called before this one by the default order:
+    earlier priority tickets for a priority ticket; all priority tickets and earlier normal
+    ones for a normal ticket. (Counters serving several services make it an estimate.)"""
+    t = m.tickets
+    earlier = sa.or_(
+        t.c.issued_at < ticket.issued_at,
+        sa.and_(t.c.issued_at == ticket.issued_at, t.c.id < ticket.id),
+    )
+    q = sa.select(sa.func.count()).where(
+        t.c.centre_id == ticket.centre_id,
+        t.c.business_date == ticket.business_date,
+        t.c.service_id == ticket.service_id,
+        t.c.status.in_(WAITING_STATUSES),
+        t.c.id != ticket.id,
+    )
+    if ticket.priority is not None:
+        q = q.where(t.c.priority.is_not(None), earlier)
+    else:
+        q = q.where(sa.or_(t.c.priority.is_not(None), earlier))
+    return conn.execute(q).scalar_one()
+
+
 def _ticket_view(t: Row, services: dict[int, Row], counters_by_id: dict[int, Row], tz: str):
     service = services[t.service_id]
     counter = counters_by_id.get(t.counter_id) if t.counter_id else None
@@ -195,7 +220,9 @@ def _brief(t: Row, services: dict[int, Row]) -> dict:
 
 def _counters_by_id(conn: Connection, centre_id: int) -> dict[int, Row]:
     rows = conn.execute(
-        sa.select(m.counters).where(m.counters.c.centre_id == centre_id).order_by(m.counters.c.number)
+        sa.select(m.counters)
+        .where(m.counters.c.centre_id == centre_id)
+        .order_by(m.counters.c.number)
     )
     return {r.id: r for r in rows}
 
@@ -264,7 +291,9 @@ class QueueEngine:
         self.rating_window = timedelta(seconds=rating_window_s)
 
     def _write(self, actor: Actor, request_id: str | None, fn):
-        return self.store.write(fn, centre_id=actor.centre_id, actor=actor.key, request_id=request_id)
+        return self.store.write(
+            fn, centre_id=actor.centre_id, actor=actor.key, request_id=request_id
+        )
 
     # -- the change helpers, inside a transaction ------------------------------------
     def _counter_deliveries(self, conn: Connection, counter_ids) -> list[dict]:
@@ -389,17 +418,7 @@ class QueueEngine:
                 .returning(m.tickets.c.id)
             ).scalar_one()
             ticket = self._reload(conn, ticket_id)
-            t = m.tickets
-            ahead_q = sa.select(sa.func.count()).where(
-                t.c.centre_id == centre.id,
-                t.c.business_date == day,
-                t.c.service_id == svc.id,
-                t.c.status.in_(WAITING_STATUSES),
-                t.c.id != ticket_id,
-            )
-            if priority is not None:
-                ahead_q = ahead_q.where(t.c.priority.is_not(None))
-            ahead = conn.execute(ahead_q).scalar_one()
+            ahead = people_ahead(conn, ticket)
             n_open, n_all = _counters_serving(conn, centre.id, [svc.id]).get(svc.id, (0, 0))
             wait = estimate_wait_s(ahead, svc.avg_service_s, n_open, n_all)
             view = _ticket_view(ticket, {svc.id: svc}, {}, centre.timezone)
@@ -430,14 +449,17 @@ class QueueEngine:
         ns = m.number_sequences
         key = (ns.c.centre_id == centre_id, ns.c.prefix == prefix, ns.c.business_date == day)
         last = conn.execute(
-            sa.update(ns).where(*key).values(last_number=ns.c.last_number + 1).returning(
-                ns.c.last_number
-            )
+            sa.update(ns)
+            .where(*key)
+            .values(last_number=ns.c.last_number + 1)
+            .returning(ns.c.last_number)
         ).scalar_one_or_none()
         if last is None:
             last = start
             conn.execute(
-                ns.insert().values(centre_id=centre_id, prefix=prefix, business_date=day, last_number=start)
+                ns.insert().values(
+                    centre_id=centre_id, prefix=prefix, business_date=day, last_number=start
+                )
             )
         return last
 
@@ -595,7 +617,9 @@ class QueueEngine:
         conn = tx.conn
         streak = counter.priority_streak + 1 if ticket.priority else 0
         conn.execute(
-            sa.update(m.counters).where(m.counters.c.id == counter.id).values(priority_streak=streak)
+            sa.update(m.counters)
+            .where(m.counters.c.id == counter.id)
+            .values(priority_streak=streak)
         )
         conn.execute(
             sa.update(m.tickets)
@@ -647,14 +671,26 @@ class QueueEngine:
                 .values(call_count=m.tickets.c.call_count + 1)
             )
             counter = _counter(tx.conn, actor.counter_id)
-            view = self._announce(tx, actor, request_id, counter, ticket.id, recall=True, how="recall")
+            view = self._announce(
+                tx, actor, request_id, counter, ticket.id, recall=True, how="recall"
+            )
             return {"ticket": view}
 
         return self._write(actor, request_id, op)
 
     def _ticket_change(
-        self, tx, actor, request_id, ticket_id: int, kind: str, values: dict, *,
-        counters=(), service_ids=(), details=None, extra_directed=None,
+        self,
+        tx,
+        actor,
+        request_id,
+        ticket_id: int,
+        kind: str,
+        values: dict,
+        *,
+        counters=(),
+        service_ids=(),
+        details=None,
+        extra_directed=None,
     ) -> dict:
         conn = tx.conn
         conn.execute(sa.update(m.tickets).where(m.tickets.c.id == ticket_id).values(**values))
@@ -666,8 +702,16 @@ class QueueEngine:
         if service_ids:
             data["services"] = self._summaries(conn, centre, tx.now, service_ids)
         self._record(
-            tx, actor, request_id, action=kind, event="update", data=data, ticket=ticket,
-            counters=counters, details=details, extra_directed=extra_directed,
+            tx,
+            actor,
+            request_id,
+            action=kind,
+            event="update",
+            data=data,
+            ticket=ticket,
+            counters=counters,
+            details=details,
+            extra_directed=extra_directed,
         )
         return view
 
@@ -678,8 +722,13 @@ class QueueEngine:
             tx.lock_centre(actor.centre_id)
             ticket = self._at_counter(tx.conn, actor, ticket_id, ("called",))
             view = self._ticket_change(
-                tx, actor, request_id, ticket.id, "started",
-                {"status": "serving", "started_at": tx.now}, counters=[actor.counter_id],
+                tx,
+                actor,
+                request_id,
+                ticket.id,
+                "started",
+                {"status": "serving", "started_at": tx.now},
+                counters=[actor.counter_id],
             )
             return {"ticket": view}
 
@@ -692,8 +741,13 @@ class QueueEngine:
             tx.lock_centre(actor.centre_id)
             ticket = self._at_counter(tx.conn, actor, ticket_id, ("called",))
             view = self._ticket_change(
-                tx, actor, request_id, ticket.id, "no_show",
-                {"status": "no_show", "finished_at": tx.now}, counters=[actor.counter_id],
+                tx,
+                actor,
+                request_id,
+                ticket.id,
+                "no_show",
+                {"status": "no_show", "finished_at": tx.now},
+                counters=[actor.counter_id],
             )
             return {"ticket": view}
 
@@ -759,7 +813,11 @@ class QueueEngine:
             },
         }
         return self._ticket_change(
-            tx, actor, request_id, ticket.id, "finished",
+            tx,
+            actor,
+            request_id,
+            ticket.id,
+            "finished",
             {"status": "done", "finished_at": tx.now, "outcome": outcome},
             counters=[counter.id],
             details={"dossiers": dossiers, "outcome": outcome},
@@ -808,7 +866,12 @@ class QueueEngine:
                 values.update(target_counter_id=target.id)
                 details = {"to_counter": counter}
             view = self._ticket_change(
-                tx, actor, request_id, ticket.id, "transferred", values,
+                tx,
+                actor,
+                request_id,
+                ticket.id,
+                "transferred",
+                values,
                 counters=[actor.counter_id, target_counter_id],
                 service_ids=[ticket.service_id, values.get("service_id", ticket.service_id)],
                 details=details,
@@ -868,8 +931,11 @@ class QueueEngine:
                 data={
                     "kind": "rated",
                     "ticket": {"id": ticket.id, "number": ticket.number},
-                    "counter": {"number": counter.number, "name": counter.name,
-                                "status": counter.status},
+                    "counter": {
+                        "number": counter.number,
+                        "name": counter.name,
+                        "status": counter.status,
+                    },
                 },
                 ticket=ticket,
                 details={"score": score},
@@ -965,15 +1031,7 @@ class QueueEngine:
             ahead = None
             wait = None
             if ticket.status in WAITING_STATUSES:
-                q = sa.select(sa.func.count()).where(
-                    t.c.centre_id == centre.id,
-                    t.c.business_date == ticket.business_date,
-                    t.c.service_id == ticket.service_id,
-                    t.c.status.in_(WAITING_STATUSES),
-                    sa.or_(t.c.issued_at < ticket.issued_at,
-                           sa.and_(t.c.issued_at == ticket.issued_at, t.c.id < ticket.id)),
-                )
-                ahead = conn.execute(q).scalar_one()
+                ahead = people_ahead(conn, ticket)
                 svc = services[ticket.service_id]
                 n_open, n_all = _counters_serving(conn, centre.id, [svc.id]).get(svc.id, (0, 0))
                 wait = estimate_wait_s(ahead, svc.avg_service_s, n_open, n_all)

@@ -57,8 +57,11 @@ class _Locator:
         self.lines = text.splitlines()
 
     def line(self, table: str, index: int | None = None, key: str | None = None) -> int | None:
-        header = re.compile(r"^\s*\[\[\s*" + re.escape(table) + r"\s*\]\]" if index is not None
-                            else r"^\s*\[\s*" + re.escape(table) + r"\s*\]")
+        header = re.compile(
+            r"^\s*\[\[\s*" + re.escape(table) + r"\s*\]\]"
+            if index is not None
+            else r"^\s*\[\s*" + re.escape(table) + r"\s*\]"
+        )
         seen = -1
         for i, text in enumerate(self.lines):
             if header.match(text):
@@ -78,17 +81,28 @@ class _Locator:
 _SPEC: dict[str, dict[str, tuple[type, bool]]] = {
     "centre": {"code": (str, True), "name": (str, True), "timezone": (str, False)},
     "services": {
-        "code": (str, True), "name": (str, True), "agency": (str, True), "prefix": (str, True),
-        "start": (int, False), "service_minutes": (int, False), "active": (bool, False),
+        "code": (str, True),
+        "name": (str, True),
+        "agency": (str, True),
+        "prefix": (str, True),
+        "start": (int, False),
+        "service_minutes": (int, False),
+        "active": (bool, False),
     },
     "counters": {"number": (int, True), "name": (str, False), "services": (list, True)},
     "staff": {
-        "username": (str, True), "password": (str, True), "full_name": (str, True),
-        "role": (str, True), "counters": (list, False),
+        "username": (str, True),
+        "password": (str, True),
+        "full_name": (str, True),
+        "role": (str, True),
+        "counters": (list, False),
     },
     "devices": {
-        "name": (str, True), "kind": (str, True), "token": (str, True),
-        "counter": (int, False), "counters": (list, False),
+        "name": (str, True),
+        "kind": (str, True),
+        "token": (str, True),
+        "counter": (int, False),
+        "counters": (list, False),
     },
 }
 
@@ -189,7 +203,9 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
             fail("devices", i, "name", f"tên thiết bị «{d['name']}» bị trùng")
         names.add(d["name"])
         if d["token"] in tokens or len(d["token"]) < 16:
-            fail("devices", i, "token", "mã thiết bị phải riêng cho từng thiết bị, ít nhất 16 ký tự")
+            fail(
+                "devices", i, "token", "mã thiết bị phải riêng cho từng thiết bị, ít nhất 16 ký tự"
+            )
         tokens.add(d["token"])
         if d["kind"] not in DEVICE_KINDS:
             fail("devices", i, "kind", f"«kind» phải là một trong: {', '.join(DEVICE_KINDS)}")
@@ -205,34 +221,56 @@ def apply(conn: Connection, data: dict) -> Summary:
     summary = Summary()
     c = data["centre"]
     centre_id = _upsert(
-        conn, m.centres, {"code": c["code"]},
+        conn,
+        m.centres,
+        {"code": c["code"]},
         {"name": c["name"], "timezone": c.get("timezone", "Asia/Ho_Chi_Minh")},
-        summary, f"centre {c['code']}",
+        summary,
+        f"centre {c['code']}",
     )
 
     service_ids = {}
     for s in data.get("services", []):
         values = {
-            "name": s["name"], "agency": s["agency"], "prefix": s["prefix"],
-            "start": s.get("start", 1), "active": s.get("active", True),
+            "name": s["name"],
+            "agency": s["agency"],
+            "prefix": s["prefix"],
+            "start": s.get("start", 1),
+            "active": s.get("active", True),
         }
         insert_only = {"avg_service_s": float(s.get("service_minutes", 5) * 60)}
         service_ids[s["code"]] = _upsert(
-            conn, m.services, {"centre_id": centre_id, "code": s["code"]}, values, summary,
-            f"service {s['code']}", insert_only=insert_only,
+            conn,
+            m.services,
+            {"centre_id": centre_id, "code": s["code"]},
+            values,
+            summary,
+            f"service {s['code']}",
+            insert_only=insert_only,
         )
-    _deactivate(conn, m.services, centre_id, m.services.c.code, set(service_ids), summary, "service")
+    _deactivate(
+        conn, m.services, centre_id, m.services.c.code, set(service_ids), summary, "service"
+    )
 
     counter_ids = {}
     for ct in data.get("counters", []):
         counter_ids[ct["number"]] = _upsert(
-            conn, m.counters, {"centre_id": centre_id, "number": ct["number"]},
-            {"name": ct.get("name") or f"Quầy {ct['number']}"}, summary,
+            conn,
+            m.counters,
+            {"centre_id": centre_id, "number": ct["number"]},
+            {"name": ct.get("name") or f"Quầy {ct['number']}"},
+            summary,
             f"counter {ct['number']}",
         )
         _set_links(
-            conn, m.counter_services, "counter_id", counter_ids[ct["number"]], "service_id",
-            {service_ids[code] for code in ct["services"]}, summary, f"counter {ct['number']}",
+            conn,
+            m.counter_services,
+            "counter_id",
+            counter_ids[ct["number"]],
+            "service_id",
+            {service_ids[code] for code in ct["services"]},
+            summary,
+            f"counter {ct['number']}",
         )
 
     usernames = set()
@@ -241,15 +279,26 @@ def apply(conn: Connection, data: dict) -> Summary:
         existing = conn.execute(
             sa.select(m.staff).where(m.staff.c.username == st["username"])
         ).first()
-        values = {"centre_id": centre_id, "full_name": st["full_name"], "role": st["role"],
-                  "active": True}
+        values = {
+            "centre_id": centre_id,
+            "full_name": st["full_name"],
+            "role": st["role"],
+            "active": True,
+        }
         if existing is None or not password_matches(existing.password_hash, st["password"]):
             values["password_hash"] = hash_password(st["password"])
-        staff_id = _upsert(conn, m.staff, {"username": st["username"]}, values, summary,
-                           f"staff {st['username']}")
+        staff_id = _upsert(
+            conn, m.staff, {"username": st["username"]}, values, summary, f"staff {st['username']}"
+        )
         _set_links(
-            conn, m.staff_counters, "staff_id", staff_id, "counter_id",
-            {counter_ids[n] for n in st.get("counters", [])}, summary, f"staff {st['username']}",
+            conn,
+            m.staff_counters,
+            "staff_id",
+            staff_id,
+            "counter_id",
+            {counter_ids[n] for n in st.get("counters", [])},
+            summary,
+            f"staff {st['username']}",
         )
     _deactivate(conn, m.staff, centre_id, m.staff.c.username, usernames, summary, "staff")
 
@@ -257,21 +306,42 @@ def apply(conn: Connection, data: dict) -> Summary:
     for d in data.get("devices", []):
         names.add(d["name"])
         values = {
-            "kind": d["kind"], "token_hash": token_hash(d["token"]), "active": True,
+            "kind": d["kind"],
+            "token_hash": token_hash(d["token"]),
+            "active": True,
             "counter_id": counter_ids[d["counter"]] if d.get("counter") else None,
         }
-        device_id = _upsert(conn, m.devices, {"centre_id": centre_id, "name": d["name"]},
-                            values, summary, f"device {d['name']}")
+        device_id = _upsert(
+            conn,
+            m.devices,
+            {"centre_id": centre_id, "name": d["name"]},
+            values,
+            summary,
+            f"device {d['name']}",
+        )
         _set_links(
-            conn, m.device_counters, "device_id", device_id, "counter_id",
-            {counter_ids[n] for n in d.get("counters", [])}, summary, f"device {d['name']}",
+            conn,
+            m.device_counters,
+            "device_id",
+            device_id,
+            "counter_id",
+            {counter_ids[n] for n in d.get("counters", [])},
+            summary,
+            f"device {d['name']}",
         )
     _deactivate(conn, m.devices, centre_id, m.devices.c.name, names, summary, "device")
     return summary
 
 
-def _upsert(conn, table, keys: dict, values: dict, summary: Summary, label: str,
-            insert_only: dict | None = None) -> int:
+def _upsert(
+    conn,
+    table,
+    keys: dict,
+    values: dict,
+    summary: Summary,
+    label: str,
+    insert_only: dict | None = None,
+) -> int:
     where = [table.c[k] == v for k, v in keys.items()]
     row = conn.execute(sa.select(table).where(*where)).first()
     if row is None:
@@ -286,8 +356,16 @@ def _upsert(conn, table, keys: dict, values: dict, summary: Summary, label: str,
     return row.id
 
 
-def _set_links(conn, table, owner_col: str, owner_id: int, other_col: str, wanted: set[int],
-               summary: Summary, label: str) -> None:
+def _set_links(
+    conn,
+    table,
+    owner_col: str,
+    owner_id: int,
+    other_col: str,
+    wanted: set[int],
+    summary: Summary,
+    label: str,
+) -> None:
     have = set(
         conn.execute(sa.select(table.c[other_col]).where(table.c[owner_col] == owner_id)).scalars()
     )

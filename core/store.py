@@ -166,9 +166,7 @@ class Store:
         self.is_sqlite = self.url.startswith("sqlite")
         self.is_postgres = self.url.startswith("postgresql")
         self.engine = _make_engine(self.url, writer=True)
-        self.read_engine = (
-            _make_engine(self.url, writer=False) if self.is_sqlite else self.engine
-        )
+        self.read_engine = _make_engine(self.url, writer=False) if self.is_sqlite else self.engine
         self.on_commit = on_commit
         self.offload = offload
         self._queue = None

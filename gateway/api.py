@@ -19,8 +19,15 @@ def _lang() -> str:
 
 
 def error_response(e: QueueError, lang: str):
-    status = {"bad_request": 400, "unauthorized": 401, "forbidden": 403, "not_found": 404,
-              "conflict": 409, "rate_limited": 429, "unavailable": 503}.get(e.code, 500)
+    status = {
+        "bad_request": 400,
+        "unauthorized": 401,
+        "forbidden": 403,
+        "not_found": 404,
+        "conflict": 409,
+        "rate_limited": 429,
+        "unavailable": 503,
+    }.get(e.code, 500)
     return jsonify({"ok": False, "error": e.as_dict(lang)}), status
 
 
@@ -39,13 +46,21 @@ def login():
     ctx = _ctx()
     lang = _lang()
     body = request.get_json(silent=True)
-    if not isinstance(body, dict) or set(body) != {"username", "password"} or not all(
-        isinstance(body[k], str) and body[k] for k in ("username", "password")
+    if (
+        not isinstance(body, dict)
+        or set(body) != {"username", "password"}
+        or not all(isinstance(body[k], str) and body[k] for k in ("username", "password"))
     ):
         return error_response(QueueError("bad_request", "bad_payload"), lang)
     try:
-        result = auth.login(ctx.store, ctx.throttle, body["username"], body["password"],
-                            request.remote_addr or "?", check=ctx.check_password)
+        result = auth.login(
+            ctx.store,
+            ctx.throttle,
+            body["username"],
+            body["password"],
+            request.remote_addr or "?",
+            check=ctx.check_password,
+        )
     except QueueError as e:
         return error_response(e, lang)
     return jsonify(result)

@@ -44,8 +44,14 @@ class ChangeHub:
       change lost in transit is delivered even when no later change follows it.
     """
 
-    def __init__(self, emit, store, redis_url: str | None = None, gap_wait_s: float = 0.2,
-                 sweep_s: float = 1.0):
+    def __init__(
+        self,
+        emit,
+        store,
+        redis_url: str | None = None,
+        gap_wait_s: float = 0.2,
+        sweep_s: float = 1.0,
+    ):
         self.emit = emit
         self.store = store
         self.redis_url = redis_url
@@ -65,8 +71,9 @@ class ChangeHub:
         if self.redis_url:
             import redis
 
-            self._redis = redis.Redis.from_url(self.redis_url, socket_timeout=5,
-                                               socket_connect_timeout=2)
+            self._redis = redis.Redis.from_url(
+                self.redis_url, socket_timeout=5, socket_connect_timeout=2
+            )
             gevent.spawn(self._listen)
             gevent.spawn(self._sweep_forever)
 
@@ -81,10 +88,16 @@ class ChangeHub:
             self._offer(d)
         if self._redis is not None:
             try:
-                self._redis.publish(CHANNEL, json.dumps({"origin": self.origin, "changes": deliveries}))
+                self._redis.publish(
+                    CHANNEL, json.dumps({"origin": self.origin, "changes": deliveries})
+                )
             except Exception as e:  # noqa: BLE001 - peers catch up from the store
-                log.error("Cannot publish %d changes to redis (%s); other processes will "
-                          "read them from the store", len(deliveries), e)
+                log.error(
+                    "Cannot publish %d changes to redis (%s); other processes will "
+                    "read them from the store",
+                    len(deliveries),
+                    e,
+                )
 
     def _listen(self) -> None:
         backoff = 0.5

@@ -53,8 +53,14 @@ def service_missing(what: str, why: str):
 class ServerProcess:
     """One ``server.py serve`` process; restartable on the same store."""
 
-    def __init__(self, tmp: Path, database_url: str, redis_url: str | None = None,
-                 env: dict | None = None, provision: Path | None = CENTRE):
+    def __init__(
+        self,
+        tmp: Path,
+        database_url: str,
+        redis_url: str | None = None,
+        env: dict | None = None,
+        provision: Path | None = CENTRE,
+    ):
         self.tmp = tmp
         self.database_url = database_url
         self.redis_url = redis_url
@@ -66,15 +72,27 @@ class ServerProcess:
         self.log_path = tmp / f"server-{self.port}.log"
 
     def start(self, timeout: float = 20) -> ServerProcess:
-        cmd = [sys.executable, str(ROOT / "server.py"), "serve", "--port", str(self.port),
-               "--database-url", self.database_url]
+        cmd = [
+            sys.executable,
+            str(ROOT / "server.py"),
+            "serve",
+            "--port",
+            str(self.port),
+            "--database-url",
+            self.database_url,
+        ]
         if self.redis_url:
             cmd += ["--redis-url", self.redis_url]
         if self.provision:
             cmd += ["--provision", str(self.provision)]
-        env = {**os.environ, "MOTCUA_INSTANCE_PATH": str(self.tmp / "instance"),
-               "MOTCUA_SECRET_KEY": "test-secret", "MOTCUA_EVENT_RATE": "1000",
-               "MOTCUA_EVENT_BURST": "2000", **self.env}
+        env = {
+            **os.environ,
+            "MOTCUA_INSTANCE_PATH": str(self.tmp / "instance"),
+            "MOTCUA_SECRET_KEY": "test-secret",
+            "MOTCUA_EVENT_RATE": "1000",
+            "MOTCUA_EVENT_BURST": "2000",
+            **self.env,
+        }
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log, stderr=self._log)
         deadline = time.monotonic() + timeout
@@ -110,8 +128,11 @@ class ServerProcess:
         self.proc = None
 
     def login(self, username: str) -> str:
-        r = requests.post(self.url + "/api/v1/auth/login",
-                          json={"username": username, "password": PASSWORDS[username]}, timeout=10)
+        r = requests.post(
+            self.url + "/api/v1/auth/login",
+            json={"username": username, "password": PASSWORDS[username]},
+            timeout=10,
+        )
         assert r.status_code == 200, r.text
         return r.json()["token"]
 
@@ -128,8 +149,9 @@ class Device:
         self.sio.on("*", self._record, namespace=namespace)
         self.connect_error = None
         self.sio.on("connect_error", self._refused, namespace=namespace)
-        self.sio.connect(server.url, namespaces=[namespace], auth=auth,
-                         transports=["websocket"], wait_timeout=10)
+        self.sio.connect(
+            server.url, namespaces=[namespace], auth=auth, transports=["websocket"], wait_timeout=10
+        )
 
     def _record(self, event, data=None):
         with self.cond:
@@ -187,8 +209,9 @@ def connect_refused(server: ServerProcess, namespace: str, auth) -> dict:
     """Connect expecting a refusal; returns the refusal's data."""
     sio = socketio.Client(reconnection=False)
     with pytest.raises(socketio.exceptions.ConnectionError) as info:
-        sio.connect(server.url, namespaces=[namespace], auth=auth, transports=["websocket"],
-                    wait_timeout=10)
+        sio.connect(
+            server.url, namespaces=[namespace], auth=auth, transports=["websocket"], wait_timeout=10
+        )
     sio.disconnect()
     return info.value.args[1] if len(info.value.args) > 1 else {"message": str(info.value)}
 
@@ -207,8 +230,9 @@ def devices():
             return self(server, "/kiosk", {"token": token})
 
         def counter(self, server, username="clerk1", number=1, token=None):
-            return self(server, "/counter",
-                        {"token": token or server.login(username), "counter": number})
+            return self(
+                server, "/counter", {"token": token or server.login(username), "counter": number}
+            )
 
         def display(self, server, token=DISPLAY):
             return self(server, "/display", {"token": token})

@@ -49,12 +49,18 @@ def test_restart_mid_flow_keeps_queue_and_seq(any_server, devices):
 def _issue_until_stopped(server, token, stop, acked, errors):
     sio = socketio.Client(reconnection=False)
     try:
-        sio.connect(server.url, namespaces=["/kiosk"], auth={"token": token},
-                    transports=["websocket"], wait_timeout=10)
+        sio.connect(
+            server.url,
+            namespaces=["/kiosk"],
+            auth={"token": token},
+            transports=["websocket"],
+            wait_timeout=10,
+        )
         while not stop.is_set():
             rid = uuid.uuid4().hex
-            ack = sio.call("issue", {"service": "TP", "request_id": rid}, namespace="/kiosk",
-                           timeout=10)
+            ack = sio.call(
+                "issue", {"service": "TP", "request_id": rid}, namespace="/kiosk", timeout=10
+            )
             if ack.get("ok"):
                 acked.append(ack["ticket"])
             else:
@@ -73,8 +79,7 @@ def test_sigkill_while_kiosks_issue_loses_no_acknowledged_ticket(any_server, dev
     acked: list[dict] = []
     errors: list[dict] = []
     kiosks = [
-        threading.Thread(target=_issue_until_stopped,
-                         args=(any_server, token, stop, acked, errors))
+        threading.Thread(target=_issue_until_stopped, args=(any_server, token, stop, acked, errors))
         for token in (KIOSK, KIOSK_B, KIOSK, KIOSK_B)
     ]
     for t in kiosks:

@@ -6,7 +6,7 @@ import re
 
 import requests
 
-from conftest import DISPLAY_C3, RATING_2
+from conftest import DISPLAY_C3
 
 
 def test_visit_from_ticket_to_rating(any_server, devices):
@@ -32,7 +32,9 @@ def test_visit_from_ticket_to_rating(any_server, devices):
     assert issued["status_url"].startswith(any_server.url + "/t/")
     update = display.wait_event("update", kind="issued")
     assert update["ticket"]["number"] == "A001"
-    assert {"code": "TP", "waiting": 1} == {k: update["services"][0][k] for k in ("code", "waiting")}
+    assert {"code": "TP", "waiting": 1} == {
+        k: update["services"][0][k] for k in ("code", "waiting")
+    }
 
     second = kiosk.call("issue", {"service": "HT"})
     assert second["ticket"]["number"] == "B100"  # HT starts at 100
@@ -57,7 +59,11 @@ def test_visit_from_ticket_to_rating(any_server, devices):
     assert counter.call("start", {"ticket_id": ticket["id"]})["ticket"]["status"] == "serving"
     done = counter.call(
         "finish",
-        {"ticket_id": ticket["id"], "dossiers": ["H15.50.05.13-261008-0975"], "outcome": "received"},
+        {
+            "ticket_id": ticket["id"],
+            "dossiers": ["H15.50.05.13-261008-0975"],
+            "outcome": "received",
+        },
     )
     assert done["ok"] and done["ticket"]["status"] == "done", done
     request = rating.wait_event("rate_request")

@@ -34,8 +34,10 @@ def centre(sqlite_server, devices):
 
 def test_priority_goes_first_but_every_fourth_call_is_a_normal_ticket(centre):
     normal = [centre.issue()["number"] for _ in range(2)]
-    priority = [centre.issue(priority=p)["number"]
-                for p in ("elderly", "disabled", "pregnant", "infant", "merit")]
+    priority = [
+        centre.issue(priority=p)["number"]
+        for p in ("elderly", "disabled", "pregnant", "infant", "merit")
+    ]
     order = []
     for _ in range(7):
         ack = centre.call_next()
@@ -139,8 +141,10 @@ def test_rating_only_at_the_serving_counter_and_only_once(centre, devices):
     assert centre.counter.call("finish", {"ticket_id": ticket["id"]})["ok"]
     wrong = other_tablet.call("rate", {"ticket_id": ticket["id"], "score": 3})
     assert wrong["error"]["code"] == "forbidden" and "quầy" in wrong["error"]["message"]
-    ok = tablet.call("rate", {"ticket_id": ticket["id"], "score": 1,
-                              "reasons": ["Chờ lâu"], "comment": "Cần thêm quầy"})
+    ok = tablet.call(
+        "rate",
+        {"ticket_id": ticket["id"], "score": 1, "reasons": ["Chờ lâu"], "comment": "Cần thêm quầy"},
+    )
     assert ok == {"ok": True}
     assert tablet.call("rate", {"ticket_id": ticket["id"], "score": 3})["error"]["code"] == (
         "already_rated"
@@ -148,8 +152,9 @@ def test_rating_only_at_the_serving_counter_and_only_once(centre, devices):
 
 
 def test_rating_window_closes(tmp_path, devices):
-    srv = ServerProcess(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}",
-                        env={"MOTCUA_RATING_WINDOW_S": "1"}).start()
+    srv = ServerProcess(
+        tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}", env={"MOTCUA_RATING_WINDOW_S": "1"}
+    ).start()
     try:
         ticket = devices.kiosk(srv).call("issue", {"service": "TP"})["ticket"]
         counter = devices.counter(srv, "clerk1", 1)
@@ -172,8 +177,9 @@ def test_estimated_wait_follows_open_counters_and_people_ahead(centre, devices):
     devices.counter(centre.server, "clerk2", 2)  # a second counter opens
     fourth = centre.kiosk.call("issue", {"service": "TP"})
     assert fourth["ahead"] == 3 and fourth["estimated_wait_s"] == 3 * 300 // 2
-    services = {s["code"]: s for s in devices.kiosk(centre.server).wait_event("services")[
-        "services"]}
+    services = {
+        s["code"]: s for s in devices.kiosk(centre.server).wait_event("services")["services"]
+    }
     assert services["TP"]["waiting"] == 4 and services["TP"]["open"] is True
     assert services["DD"]["open"] is False
 
@@ -186,6 +192,4 @@ def test_counter_state_follows_every_change_of_its_counter(centre):
     centre.counter.call("start", {"ticket_id": ticket["id"]})
     centre.counter.wait_event("counter_state", current__status="serving")
     centre.counter.call("finish", {"ticket_id": ticket["id"]})
-    assert centre.counter.wait_event("counter_state", current=None)["waiting"] == {
-        "TP": 0, "HT": 0
-    }
+    assert centre.counter.wait_event("counter_state", current=None)["waiting"] == {"TP": 0, "HT": 0}

@@ -31,8 +31,9 @@ def _centre_file(tmp_path):
 
 
 def _pair(tmp_path, pg_url, redis_url, provision=None):
-    first = ServerProcess(tmp_path, pg_url, redis_url, **({"provision": provision} if provision
-                                                          else {})).start()
+    first = ServerProcess(
+        tmp_path, pg_url, redis_url, **({"provision": provision} if provision else {})
+    ).start()
     second = ServerProcess(tmp_path, pg_url, redis_url, provision=None).start()
     return first, second
 
@@ -53,15 +54,16 @@ def test_call_on_one_process_reaches_display_on_the_other(tmp_path, pg_url, redi
         import requests
 
         assert requests.get(health, timeout=5).json() == {
-            "status": "ok", "database": "ok", "redis": "ok"
+            "status": "ok",
+            "database": "ok",
+            "redis": "ok",
         }
     finally:
         a.stop()
         b.stop()
 
 
-def test_counters_on_two_processes_never_get_the_same_ticket(tmp_path, pg_url, redis_url,
-                                                            devices):
+def test_counters_on_two_processes_never_get_the_same_ticket(tmp_path, pg_url, redis_url, devices):
     a, b = _pair(tmp_path, pg_url, redis_url, provision=_centre_file(tmp_path))
     try:
         display_b = devices.display(b)
@@ -71,8 +73,7 @@ def test_counters_on_two_processes_never_get_the_same_ticket(tmp_path, pg_url, r
         kiosk = devices.kiosk(a)
         for _ in range(TICKETS):
             assert kiosk.call("issue", {"service": "TP"})["ok"]
-        counters = [devices.counter(a if n % 2 else b, "clerk2", n)
-                    for n in range(1, COUNTERS + 1)]
+        counters = [devices.counter(a if n % 2 else b, "clerk2", n) for n in range(1, COUNTERS + 1)]
         served: dict[int, list[int]] = {n: [] for n in range(1, COUNTERS + 1)}
         failures: list[dict] = []
 
@@ -89,8 +90,10 @@ def test_counters_on_two_processes_never_get_the_same_ticket(tmp_path, pg_url, r
                     failures.append(start)
                     return
 
-        threads = [threading.Thread(target=work, args=(n, c))
-                   for n, c in zip(range(1, COUNTERS + 1), counters, strict=True)]
+        threads = [
+            threading.Thread(target=work, args=(n, c))
+            for n, c in zip(range(1, COUNTERS + 1), counters, strict=True)
+        ]
         for t in threads:
             t.start()
         for t in threads:
