@@ -262,8 +262,11 @@ class Store:
                                 job.result = self._run_job(tx, job)
                         except QueueError as e:
                             job.error = e
-                        except sa.exc.DBAPIError:
-                            raise
+                        except sa.exc.DBAPIError as e:
+                            # Undone to its savepoint; if the connection itself is gone,
+                            # the commit below fails and every job is told so.
+                            log.error("database refused an operation of %s: %s", job.actor, e)
+                            job.error = QueueError("unavailable", "unavailable")
                         except Exception:
                             log.exception("operation failed for %s", job.actor)
                             job.error = QueueError("internal", "internal")

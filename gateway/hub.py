@@ -19,6 +19,7 @@ import os
 import uuid
 
 import gevent
+import gevent.queue
 import sqlalchemy as sa
 
 from core import models as m
@@ -62,6 +63,7 @@ class ChangeHub:
         self._pending: dict[int, dict[int, dict]] = {}
         self._gap_timers: dict[int, gevent.Greenlet] = {}
         self._redis = None
+        self._outbox: gevent.queue.Queue | None = None
         self.redis_ok = redis_url is None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -74,6 +76,8 @@ class ChangeHub:
             self._redis = redis.Redis.from_url(
                 self.redis_url, socket_timeout=5, socket_connect_timeout=2
             )
+            self._outbox = gevent.queue.Queue()
+            gevent.spawn(self._publish_forever)
             gevent.spawn(self._listen)
             gevent.spawn(self._sweep_forever)
 
@@ -86,15 +90,23 @@ class ChangeHub:
         """Called by the store's writer after each commit, in commit order."""
         for d in deliveries:
             self._offer(d)
-        if self._redis is not None:
+        if self._outbox is not None:
+            self._outbox.put(deliveries)
+
+    def _publish_forever(self) -> None:
+        """Publish in commit order, in its own greenlet, so a slow Redis never holds up
+        the store's writer. A batch that cannot be published is not retried: the other
+        processes read it back from the store (gap fill and sweep)."""
+        while True:
+            deliveries = self._outbox.get()
             try:
                 self._redis.publish(
                     CHANNEL, json.dumps({"origin": self.origin, "changes": deliveries})
                 )
-            except Exception as e:  # noqa: BLE001 - peers catch up from the store
+            except Exception as e:  # noqa: BLE001
                 log.error(
-                    "Cannot publish %d changes to redis (%s); other processes will "
-                    "read them from the store",
+                    "Cannot publish %d changes to redis (%s); other processes will read "
+                    "them from the store",
                     len(deliveries),
                     e,
                 )
@@ -152,15 +164,11 @@ class ChangeHub:
             nxt = pending.pop(self._next[centre_id])
             self._deliver(nxt)
             self._next[centre_id] += 1
-        if not pending:
-            timer = self._gap_timers.pop(centre_id, None)
-            if timer is not None and timer is not gevent.getcurrent():
-                timer.kill(block=False)
 
     def _gap_expired(self, centre_id: int) -> None:
         self._gap_timers.pop(centre_id, None)
         pending = self._pending.get(centre_id)
-        if pending:
+        if pending:  # still waiting for an earlier change: read it back
             self._fill(centre_id, min(pending) - 1)
 
     def _fill(self, centre_id: int, upto: int) -> None:

@@ -112,3 +112,33 @@ def test_counters_on_two_processes_never_get_the_same_ticket(tmp_path, pg_url, r
     finally:
         a.stop()
         b.stop()
+
+
+def test_changes_reach_other_processes_even_when_redis_loses_them(
+    tmp_path, pg_url, redis_url, devices
+):
+    """Process A cannot reach Redis at all: B still shows A's changes, in order, read back
+    from the store, and A reports itself degraded."""
+    import requests
+
+    from conftest import free_port
+
+    a = ServerProcess(tmp_path, pg_url, f"redis://127.0.0.1:{free_port()}/0").start()
+    b = ServerProcess(tmp_path, pg_url, redis_url, provision=None).start()
+    try:
+        display = devices.display(b)
+        first = display.wait_event("snapshot")["seq"]
+        kiosk = devices.kiosk(a)
+        numbers = [kiosk.call("issue", {"service": "TP"})["ticket"]["number"] for _ in range(5)]
+        seen = [
+            display.wait_event("update", kind="issued", timeout=10)["ticket"]["number"]
+            for _ in numbers
+        ]
+        assert seen == numbers
+        assert display.seqs() == list(range(first + 1, first + 6))
+        health = requests.get(a.url + "/healthz", timeout=5)
+        assert health.status_code == 200
+        assert health.json() == {"status": "degraded", "database": "ok", "redis": "unreachable"}
+    finally:
+        a.stop()
+        b.stop()
