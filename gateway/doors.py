@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from flask_socketio import Namespace, join_room
+from flask_socketio import ConnectionRefusedError, Namespace, join_room
 
 from core.engine import Actor
-from core.errors import QueueError, message
+from core.errors import QueueError
 from core.validation import parse
 
 from .hub import centre_room
@@ -36,9 +36,11 @@ class Client:
     refilled: float = field(default_factory=time.monotonic)
 
 
-def refuse(key: str, code: str = "unauthorized", lang: str = "vi", **params):
-    """Refuse a connection, saying why (the client's connect_error carries this dict)."""
-    return ConnectionRefusedError({"code": code, "message": message(key, lang, **params)})
+def refusal(error: QueueError, lang: str) -> ConnectionRefusedError:
+    """A refused connection, saying why: the client's connect_error gets
+    ``{"message": <sentence>, "data": {"code", "message"}}``."""
+    body = error.as_dict(lang)
+    return ConnectionRefusedError(body["message"], body)
 
 
 class Door(Namespace):
@@ -72,19 +74,19 @@ class Door(Namespace):
         from flask import request
 
         if auth is not None and not isinstance(auth, dict):
-            raise refuse("bad_payload", "bad_request")
+            raise refusal(QueueError("bad_request", "bad_payload"), "vi")
         auth = auth or {}
         lang = "en" if auth.get("lang") == "en" else "vi"
         try:
             client = self.authenticate(auth, lang)
         except QueueError as e:
-            raise ConnectionRefusedError(e.as_dict(lang)) from None
+            raise refusal(e, lang) from None
         client.lang = lang
         client.tokens = self.ctx.event_burst
         try:
             self.admit(client)
         except QueueError as e:
-            raise ConnectionRefusedError(e.as_dict(lang)) from None
+            raise refusal(e, lang) from None
         sid = request.sid
         self.clients[sid] = client
         join_room(centre_room(client.actor.centre_id))

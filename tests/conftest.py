@@ -206,14 +206,20 @@ def _dig(data, path: str):
 
 
 def connect_refused(server: ServerProcess, namespace: str, auth) -> dict:
-    """Connect expecting a refusal; returns the refusal's data."""
+    """Connect expecting a refusal; returns what the client is told: {"message", "data"}."""
     sio = socketio.Client(reconnection=False)
-    with pytest.raises(socketio.exceptions.ConnectionError) as info:
+    refusal = {}
+    sio.on("connect_error", lambda data=None: refusal.update(data or {}), namespace=namespace)
+    with pytest.raises(socketio.exceptions.ConnectionError):
         sio.connect(
-            server.url, namespaces=[namespace], auth=auth, transports=["websocket"], wait_timeout=10
+            server.url,
+            namespaces=[namespace],
+            auth=auth,
+            transports=["websocket"],
+            wait_timeout=10,
         )
     sio.disconnect()
-    return info.value.args[1] if len(info.value.args) > 1 else {"message": str(info.value)}
+    return refusal
 
 
 @pytest.fixture

@@ -1,0 +1,72 @@
+"""The command line as a centre's IT staff use it: provisioning, help, exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import sqlalchemy as sa
+
+from conftest import CENTRE, KIOSK_B, ROOT, connect_refused
+
+
+def run(*args, env=None):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "server.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
+    )
+
+
+def test_provisioning_twice_changes_nothing(tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    first = run("provision", str(CENTRE), "--database-url", url)
+    assert first.returncode == 0, first.stderr
+    assert "+ centre T1" in first.stdout and "+ device Kiosk A" in first.stdout
+    second = run("provision", str(CENTRE), "--database-url", url)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == "Không có thay đổi (no changes)."
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM services")).scalar_one() == 3
+        hashes = conn.execute(sa.text("SELECT password_hash FROM staff")).scalars().all()
+    engine.dispose()
+    assert all(h.startswith("scrypt:") for h in hashes), "passwords must be stored hashed"
+    assert "clerk1-secret" not in (tmp_path / "db.sqlite3").read_bytes().decode("latin-1")
+
+
+def test_invalid_file_names_the_line_and_exits_2(tmp_path):
+    text = CENTRE.read_text(encoding="utf-8").replace('services = ["DD"]', 'services = ["XX"]')
+    path = tmp_path / "centre.toml"
+    path.write_text(text, encoding="utf-8")
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if '"XX"' in t)
+    result = run("provision", str(path), "--database-url", f"sqlite:///{tmp_path / 'db'}")
+    assert result.returncode == 2
+    assert f"{path}:{line}:" in result.stderr
+    assert "«XX»" in result.stderr
+
+
+def test_help_and_bad_arguments():
+    for args in (["--help"], ["serve", "--help"], ["provision", "--help"]):
+        assert run(*args).returncode == 0
+    assert "--database-url" in run("serve", "--help").stdout
+    assert run("fly").returncode == 2
+    assert run("serve", "--port", "many").returncode == 2
+
+
+def test_removing_a_device_from_the_file_revokes_its_token(sqlite_server, devices, tmp_path):
+    devices.kiosk(sqlite_server, KIOSK_B).close()
+    text = CENTRE.read_text(encoding="utf-8")
+    start = text.index('[[devices]]\nname = "Kiosk B"')
+    end = text.index("[[devices]]", start + 1)
+    path = tmp_path / "fewer.toml"
+    path.write_text(text[:start] + text[end:], encoding="utf-8")
+    result = run("provision", str(path), "--database-url", sqlite_server.database_url)
+    assert result.returncode == 0, result.stderr
+    assert "- device Kiosk B" in result.stdout
+    refused = connect_refused(sqlite_server, "/kiosk", {"token": KIOSK_B})
+    assert refused["data"]["code"] == "unauthorized"
+    assert refused["message"] == "Mã xác thực không đúng hoặc đã bị thu hồi."
