@@ -56,7 +56,9 @@ def create_app(config: dict):
     """Build the Flask app and its Socket.IO server; returns (app, socketio, context).
 
     config keys: DATABASE_URL, REDIS_URL (or None), SECRET_KEY, PUBLIC_URL (or None),
-    RATING_WINDOW_S, EVENT_RATE, EVENT_BURST, OFFLOAD (run a blocking call in a thread).
+    RATING_WINDOW_S, EVENT_RATE, EVENT_BURST, OFFLOAD (run a blocking call in a thread),
+    CORS_ORIGINS (browser origins allowed besides the server's own), TRUSTED_PROXIES (how
+    many reverse proxies' X-Forwarded-* headers to believe).
     """
     from flask import Flask
     from flask_socketio import SocketIO
@@ -75,7 +77,16 @@ def create_app(config: dict):
     app = Flask(__name__, instance_path=str(instance_path()))
     app.config["SECRET_KEY"] = config["SECRET_KEY"]
     app.json.ensure_ascii = False
-    socketio = SocketIO(app, async_mode=config.get("ASYNC_MODE", "gevent"))
+    socketio = SocketIO(
+        app,
+        async_mode=config.get("ASYNC_MODE", "gevent"),
+        cors_allowed_origins=config.get("CORS_ORIGINS") or None,
+    )
+    if config.get("TRUSTED_PROXIES"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = int(config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
 
     def emit(event, data, namespace, room):
         socketio.emit(event, data, namespace=namespace, to=room)
@@ -140,6 +151,13 @@ def demo_banner(host: str, port: int) -> str:
     return "\n".join(lines)
 
 
+def _captured(fn, *args):
+    try:
+        return True, fn(*args)
+    except BaseException as e:  # noqa: BLE001 - handed back to the calling greenlet
+        return False, e
+
+
 def cmd_serve(args) -> int:
     import gevent
     import gevent.queue
@@ -147,7 +165,12 @@ def cmd_serve(args) -> int:
     from core.provisioning import ProvisioningError
 
     def offload(fn, *a):
-        return gevent.get_hub().threadpool.apply(fn, a)
+        """Run a blocking call in gevent's thread pool; its exception is raised here, in
+        the caller, rather than printed by the pool as an unhandled error."""
+        ok, value = gevent.get_hub().threadpool.apply(_captured, (fn, *a))
+        if ok:
+            return value
+        raise value
 
     config = {
         "DATABASE_URL": args.database_url or default_database_url(),
@@ -157,6 +180,8 @@ def cmd_serve(args) -> int:
         "RATING_WINDOW_S": os.environ.get("MOTCUA_RATING_WINDOW_S", 600),
         "EVENT_RATE": os.environ.get("MOTCUA_EVENT_RATE", 20),
         "EVENT_BURST": os.environ.get("MOTCUA_EVENT_BURST", 40),
+        "CORS_ORIGINS": [o for o in os.environ.get("MOTCUA_CORS_ORIGINS", "").split(",") if o],
+        "TRUSTED_PROXIES": os.environ.get("MOTCUA_TRUSTED_PROXIES"),
         "OFFLOAD": offload,
     }
     app, socketio, ctx = create_app(config)

@@ -73,6 +73,12 @@ def business_date(now: datetime, tz: str):
     return now.astimezone(_zone(tz)).date()
 
 
+def day_start(now: datetime, tz: str) -> datetime:
+    """Midnight of the business day containing ``now``, in the centre's time zone."""
+    local = now.astimezone(_zone(tz))
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def format_number(prefix: str, n: int) -> str:
     return f"{prefix}{n:03d}"
 
@@ -228,13 +234,14 @@ def _counters_by_id(conn: Connection, centre_id: int) -> dict[int, Row]:
 
 
 def counter_state(conn: Connection, counter_id: int) -> dict:
-    """The /counter snapshot of one counter (without seq)."""
+    """The /counter snapshot of one counter (without seq). ``waiting`` counts the tickets
+    this counter may call, by service: its services' and those transferred to it."""
     counter = _counter(conn, counter_id)
     centre = _centre(conn, counter.centre_id)
     services = _services_by_id(conn, centre.id)
     sids = _counter_service_ids(conn, counter_id)
     day = business_date(m.utcnow(), centre.timezone)
-    waiting = _waiting_counts(conn, centre.id, day, sids)
+    waiting = CounterQueue(conn, counter, day).waiting_by_service()
     current = _current_ticket(conn, counter_id)
     return {
         "counter": {
@@ -247,28 +254,53 @@ def counter_state(conn: Connection, counter_id: int) -> dict:
         "current": _ticket_view(current, services, {counter.id: counter}, centre.timezone)
         if current
         else None,
-        "waiting": {services[s].code: waiting.get(s, 0) for s in sids},
+        "waiting": {services[s].code: waiting.get(s, 0) for s in [*sids, *waiting]},
     }
 
 
-def rating_state(conn: Connection, counter_id: int) -> dict:
-    """The /rating snapshot of the tablet at one counter (without seq)."""
+def _staff_name(conn: Connection, staff_id: int | None) -> str | None:
+    if staff_id is None:
+        return None
+    return conn.execute(sa.select(m.staff.c.full_name).where(m.staff.c.id == staff_id)).scalar_one()
+
+
+def _rate_request(conn: Connection, ticket: Row, counter: Row, services: dict[int, Row]) -> dict:
+    name = _staff_name(conn, ticket.staff_id or counter.staff_id)
+    return {
+        "ticket": _brief(ticket, services),
+        "staff": {"full_name": name} if name else None,
+        "counter": {"number": counter.number},
+    }
+
+
+def rating_state(conn: Connection, counter_id: int, rating_window: timedelta) -> dict:
+    """The /rating snapshot of the tablet at one counter (without seq). ``awaiting_rating``
+    is the latest visit finished here, unrated, still within the rating window, so a tablet
+    that was offline when it finished can still ask."""
     counter = _counter(conn, counter_id)
     centre = _centre(conn, counter.centre_id)
-    staff = None
-    if counter.staff_id is not None and counter.status != "closed":
-        name = conn.execute(
-            sa.select(m.staff.c.full_name).where(m.staff.c.id == counter.staff_id)
-        ).scalar_one()
-        staff = {"full_name": name}
+    name = _staff_name(conn, counter.staff_id) if counter.status != "closed" else None
+    services = _services_by_id(conn, centre.id)
     current = _current_ticket(conn, counter_id)
-    services = _services_by_id(conn, centre.id) if current else {}
+    t, r = m.tickets, m.ratings
+    finished = conn.execute(
+        sa.select(t)
+        .where(
+            t.c.counter_id == counter_id,
+            t.c.status == "done",
+            t.c.finished_at >= m.utcnow() - rating_window,
+            ~sa.exists().where(r.c.ticket_id == t.c.id),
+        )
+        .order_by(t.c.finished_at.desc())
+        .limit(1)
+    ).first()
     return {
         "counter": {"number": counter.number, "name": counter.name, "status": counter.status},
-        "staff": staff,
+        "staff": {"full_name": name} if name else None,
         "current": _ticket_view(current, services, {counter.id: counter}, centre.timezone)
         if current
         else None,
+        "awaiting_rating": _rate_request(conn, finished, counter, services) if finished else None,
     }
 
 
@@ -312,7 +344,7 @@ class QueueEngine:
                     "namespace": "/rating",
                     "room": f"rating:{cid}",
                     "event": "rating_state",
-                    "data": rating_state(conn, cid),
+                    "data": rating_state(conn, cid, self.rating_window),
                 }
             )
         return out
@@ -370,10 +402,7 @@ class QueueEngine:
         rows = conn.execute(
             sa.select(s).where(s.c.id.in_(list(dict.fromkeys(service_ids)))).order_by(s.c.id)
         ).all()
-        out = _service_summaries(conn, centre.id, business_date(now, centre.timezone), rows)
-        for item in out:
-            del item["open"]
-        return out
+        return _service_summaries(conn, centre.id, business_date(now, centre.timezone), rows)
 
     # -- kiosk ---------------------------------------------------------------------------
     def issue_ticket(
@@ -394,9 +423,9 @@ class QueueEngine:
                 sa.select(s).where(s.c.centre_id == centre.id, s.c.code == service)
             ).first()
             if svc is None:
-                raise QueueError("not_found", "unknown_service", code=service)
+                raise QueueError("not_found", "unknown_service", service=service)
             if not svc.active:
-                raise QueueError("conflict", "service_inactive", code=service)
+                raise QueueError("conflict", "service_inactive", service=service)
             day = business_date(tx.now, centre.timezone)
             seq_no = self._next_number(conn, centre.id, svc.prefix, day, svc.start)
             number = format_number(svc.prefix, seq_no)
@@ -528,6 +557,8 @@ class QueueEngine:
 
     def pause(self, actor: Actor, reason: str, request_id: str | None = None) -> dict:
         def check(conn, counter):
+            if counter.status == "closed":
+                raise QueueError("conflict", "counter_closed")
             if counter.status == "paused":
                 raise QueueError("conflict", "already_paused")
             self._refuse_if_current(conn, counter)
@@ -602,6 +633,9 @@ class QueueEngine:
                 raise QueueError(
                     "conflict", "ticket_not_waiting", number=ticket.number, status=ticket.status
                 )
+            centre = _centre(tx.conn, actor.centre_id)
+            if ticket.business_date != business_date(tx.now, centre.timezone):
+                raise QueueError("conflict", "ticket_expired", number=ticket.number)
             targeted_here = ticket.target_counter_id == actor.counter_id
             if not targeted_here and (
                 ticket.target_counter_id is not None
@@ -766,11 +800,20 @@ class QueueEngine:
         for code in dossiers:
             if not DOSSIER_CODE.match(code):
                 raise QueueError(
-                    "bad_request", "bad_value", field="dossiers", why=f"mã hồ sơ «{code[:64]}»"
+                    "bad_request",
+                    "bad_value",
+                    field="dossiers",
+                    why=(
+                        f"mã hồ sơ «{code[:64]}» sai dạng",
+                        f"dossier code '{code[:64]}' is malformed",
+                    ),
                 )
         if outcome is not None and outcome not in OUTCOMES:
             raise QueueError(
-                "bad_request", "bad_value", field="outcome", why="chọn: " + ", ".join(OUTCOMES)
+                "bad_request",
+                "bad_value",
+                field="outcome",
+                why=("chọn: " + ", ".join(OUTCOMES), "choose: " + ", ".join(OUTCOMES)),
             )
 
         def op(tx: Tx) -> dict:
@@ -796,21 +839,11 @@ class QueueEngine:
         for code in dossiers:
             conn.execute(m.ticket_dossiers.insert().values(ticket_id=ticket.id, code=code))
         counter = _counter(conn, ticket.counter_id)
-        services = _services_by_id(conn, actor.centre_id)
-        staff_name = None
-        if counter.staff_id is not None:
-            staff_name = conn.execute(
-                sa.select(m.staff.c.full_name).where(m.staff.c.id == counter.staff_id)
-            ).scalar_one()
         rate_request = {
             "namespace": "/rating",
             "room": f"rating:{counter.id}",
             "event": "rate_request",
-            "data": {
-                "ticket": _brief(ticket, services),
-                "staff": {"full_name": staff_name} if staff_name else None,
-                "counter": {"number": counter.number},
-            },
+            "data": _rate_request(conn, ticket, counter, _services_by_id(conn, actor.centre_id)),
         }
         return self._ticket_change(
             tx,
@@ -848,7 +881,9 @@ class QueueEngine:
                     sa.select(s).where(s.c.centre_id == actor.centre_id, s.c.code == service)
                 ).first()
                 if svc is None:
-                    raise QueueError("not_found", "unknown_service", code=service)
+                    raise QueueError("not_found", "unknown_service", service=service)
+                if not svc.active:
+                    raise QueueError("conflict", "service_inactive", service=service)
                 if svc.id == ticket.service_id:
                     raise QueueError("conflict", "transfer_same", number=ticket.number)
                 values.update(service_id=svc.id, target_counter_id=None)
@@ -938,6 +973,7 @@ class QueueEngine:
                     },
                 },
                 ticket=ticket,
+                counters=[ticket.counter_id],
                 details={"score": score},
             )
             return {}
@@ -971,7 +1007,10 @@ class QueueEngine:
     def rating_snapshot(self, counter_id: int) -> dict:
         def read(conn):
             counter = _counter(conn, counter_id)
-            return {"seq": _centre(conn, counter.centre_id).seq, **rating_state(conn, counter_id)}
+            return {
+                "seq": _centre(conn, counter.centre_id).seq,
+                **rating_state(conn, counter_id, self.rating_window),
+            }
 
         return self.store.read(read)
 
@@ -995,18 +1034,19 @@ class QueueEngine:
                     }
                 )
             a = m.audit_log
+            now = m.utcnow()
             calls = conn.execute(
                 sa.select(a.c.delivery)
                 .where(
                     a.c.centre_id == centre_id,
                     a.c.action.in_(("called", "recalled")),
                     a.c.counter_id.in_([c.id for c in shown]),
+                    a.c.at >= day_start(now, centre.timezone),
                 )
                 .order_by(a.c.seq.desc())
                 .limit(RECENT_CALLS)
             ).scalars()
-            day = business_date(m.utcnow(), centre.timezone)
-            waiting = _waiting_counts(conn, centre_id, day)
+            waiting = _waiting_counts(conn, centre_id, business_date(now, centre.timezone))
             return {
                 "seq": centre.seq,
                 "centre": {"code": centre.code, "name": centre.name},

@@ -29,12 +29,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "bad_value": ("Giá trị của «{field}» không hợp lệ: {why}", "Invalid '{field}': {why}"),
     "unknown_service": (
-        "Không có lĩnh vực «{code}» tại trung tâm này.",
-        "There is no service '{code}' at this centre.",
+        "Không có lĩnh vực «{service}» tại trung tâm này.",
+        "There is no service '{service}' at this centre.",
     ),
     "service_inactive": (
-        "Lĩnh vực «{code}» đang tạm ngừng nhận hồ sơ.",
-        "Service '{code}' is not taking tickets now.",
+        "Lĩnh vực «{service}» đang tạm ngừng nhận hồ sơ.",
+        "Service '{service}' is not taking tickets now.",
     ),
     "unknown_priority": (
         "Đối tượng ưu tiên «{value}» không hợp lệ. Chọn: {allowed}.",
@@ -56,6 +56,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "counter_paused": (
         "Quầy đang tạm dừng. Hãy tiếp tục làm việc trước khi gọi số.",
         "The counter is paused. Resume before calling.",
+    ),
+    "ticket_expired": (
+        "Số {number} là phiếu của ngày trước, không còn hiệu lực.",
+        "Ticket {number} was issued on an earlier day and is no longer valid.",
     ),
     "counter_closed": (
         "Quầy đang đóng.",
@@ -131,10 +135,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Tài khoản {username} không được phân công làm việc tại quầy {number}.",
         "User {username} may not operate counter {number}.",
     ),
-    "auth_staff_role": (
-        "Tài khoản {username} không có quyền làm việc tại quầy.",
-        "User {username} may not operate a counter.",
-    ),
     "login_failed": (
         "Tên đăng nhập hoặc mật khẩu không đúng.",
         "Wrong username or password.",
@@ -148,8 +148,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Too many requests. Try again in a moment.",
     ),
     "read_only_role": (
-        "Bảng hiển thị không gửi được lệnh thay đổi hàng chờ.",
-        "A display cannot change the queue.",
+        "Thiết bị này chỉ nhận thông tin, không gửi được lệnh «{event}».",
+        "This device only listens; it cannot send '{event}'.",
     ),
     "unknown_event": ("Sự kiện «{event}» không được hỗ trợ.", "Unknown event '{event}'."),
     "unavailable": (
@@ -164,8 +164,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
 
 
 def message(key: str, lang: str = "vi", **params) -> str:
-    vi, en = MESSAGES[key]
-    return (en if lang == "en" else vi).format(**params)
+    """The message in ``lang``; a parameter given as a (vi, en) pair is translated too."""
+    i = 1 if lang == "en" else 0
+    vi_en = MESSAGES[key]
+    return vi_en[i].format(**{k: v[i] if isinstance(v, tuple) else v for k, v in params.items()})
 
 
 class QueueError(Exception):

@@ -41,6 +41,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# One row: the identity shared by every process on this store (names the Redis channel).
+installation = sa.Table(
+    "installation",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+)
+
 centres = sa.Table(
     "centres",
     metadata,

@@ -40,6 +40,14 @@ class CounterQueue:
             ),
         )
 
+    def waiting_by_service(self) -> dict[int, int]:
+        """service_id -> how many tickets this counter may call."""
+        base = self._base().subquery()
+        rows = self.conn.execute(
+            sa.select(base.c.service_id, sa.func.count()).group_by(base.c.service_id)
+        )
+        return dict(rows.all())
+
     def oldest(self, *, priority: bool | None = None) -> Row | None:
         """The earliest issued ticket (a transfer keeps its issue time); optionally only
         priority (True) or only normal (False) tickets."""

@@ -34,11 +34,11 @@ def _type_ok(value: Any, expected: type) -> bool:
 
 
 def _wrong_type(name: str, expected: type) -> QueueError:
-    return QueueError("bad_request", "wrong_type", field=name, expected=_TYPE_NAMES[expected][0])
+    return QueueError("bad_request", "wrong_type", field=name, expected=_TYPE_NAMES[expected])
 
 
-def _bad(name: str, why: str) -> QueueError:
-    return QueueError("bad_request", "bad_value", field=name, why=why)
+def _bad(name: str, vi: str, en: str) -> QueueError:
+    return QueueError("bad_request", "bad_value", field=name, why=(vi, en))
 
 
 def parse(payload: Any, fields: dict[str, Field]) -> dict[str, Any]:
@@ -66,22 +66,29 @@ def parse(payload: Any, fields: dict[str, Field]) -> dict[str, Any]:
         if isinstance(value, str):
             value = value.strip()
             if spec.required and not value:
-                raise _bad(name, "rỗng")
+                raise _bad(name, "rỗng", "empty")
             if spec.max_len is not None and len(value) > spec.max_len:
-                raise _bad(name, f"dài quá {spec.max_len} ký tự")
+                raise _bad(name, f"dài quá {spec.max_len} ký tự", f"longer than {spec.max_len}")
         if isinstance(value, int):
             if spec.min is not None and value < spec.min:
-                raise _bad(name, f"nhỏ hơn {spec.min}")
+                raise _bad(name, f"nhỏ hơn {spec.min}", f"less than {spec.min}")
             if spec.max is not None and value > spec.max:
-                raise _bad(name, f"lớn hơn {spec.max}")
+                raise _bad(name, f"lớn hơn {spec.max}", f"greater than {spec.max}")
         if isinstance(value, list):
             if spec.max_items is not None and len(value) > spec.max_items:
-                raise _bad(name, f"nhiều hơn {spec.max_items} phần tử")
+                raise _bad(
+                    name, f"nhiều hơn {spec.max_items} phần tử", f"more than {spec.max_items} items"
+                )
             for item in value:
                 if spec.items is not None and not _type_ok(item, spec.items):
-                    raise _bad(name, f"mỗi phần tử phải là {_TYPE_NAMES[spec.items][0]}")
+                    vi, en = _TYPE_NAMES[spec.items]
+                    raise _bad(name, f"mỗi phần tử phải là {vi}", f"every item must be {en}")
                 if isinstance(item, str) and spec.max_len is not None and len(item) > spec.max_len:
-                    raise _bad(name, f"phần tử dài quá {spec.max_len} ký tự")
+                    raise _bad(
+                        name,
+                        f"phần tử dài quá {spec.max_len} ký tự",
+                        f"item longer than {spec.max_len}",
+                    )
         out[name] = value
     return out
 

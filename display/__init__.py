@@ -8,6 +8,7 @@ from gateway.doors import Client, Door
 class DisplayDoor(Door):
     snapshot_event = "snapshot"
     events: dict = {}
+    read_only = True
 
     def authenticate(self, auth: dict, lang: str) -> Client:
         device = self.device(auth, "display")

@@ -9,6 +9,7 @@ from .doors import Client, Door
 class AgentDoor(Door):
     snapshot_event = "agent_state"
     events: dict = {}
+    read_only = True
 
     def authenticate(self, auth: dict, lang: str) -> Client:
         device = self.device(auth, "agent")

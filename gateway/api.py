@@ -25,6 +25,8 @@ def error_response(e: QueueError, lang: str):
         "forbidden": 403,
         "not_found": 404,
         "conflict": 409,
+        "queue_empty": 409,
+        "already_rated": 409,
         "rate_limited": 429,
         "unavailable": 503,
     }.get(e.code, 500)

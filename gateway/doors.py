@@ -49,6 +49,7 @@ class Door(Namespace):
 
     snapshot_event = "snapshot"
     events: dict[str, tuple[dict, str]] = {}
+    read_only = False  # a role that only listens: other events are forbidden, not unknown
 
     def __init__(self, namespace: str, ctx):
         super().__init__(namespace)
@@ -139,6 +140,8 @@ class Door(Namespace):
                 data = self._send_snapshot(request.sid, client)
                 return {"ok": True, "seq": data["seq"]}
             if event not in self.events:
+                if self.read_only:
+                    raise QueueError("forbidden", "read_only_role", event=str(event)[:40])
                 raise QueueError("bad_request", "unknown_event", event=str(event)[:40])
             fields, method = self.events[event]
             values = parse(payload, fields)

@@ -19,6 +19,7 @@ import os
 import uuid
 
 import gevent
+import gevent.lock
 import gevent.queue
 import sqlalchemy as sa
 
@@ -26,7 +27,7 @@ from core import models as m
 
 log = logging.getLogger("motcua.hub")
 
-CHANNEL = "motcua:changes"
+CHANNEL_PREFIX = "motcua:changes:"  # + the installation id shared by the store's processes
 BROADCAST_NAMESPACES = ("/kiosk", "/counter", "/display", "/rating", "/agent")
 
 
@@ -63,7 +64,9 @@ class ChangeHub:
         self._pending: dict[int, dict[int, dict]] = {}
         self._gap_timers: dict[int, gevent.Greenlet] = {}
         self._redis = None
+        self.channel = ""
         self._outbox: gevent.queue.Queue | None = None
+        self._lock = gevent.lock.RLock()
         self.redis_ok = redis_url is None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -71,6 +74,9 @@ class ChangeHub:
         for centre_id, seq in self._centre_seqs():
             self._next[centre_id] = seq + 1
         if self.redis_url:
+            self.channel = CHANNEL_PREFIX + self.store.read(
+                lambda conn: conn.execute(sa.select(m.installation.c.id)).scalar_one()
+            )
             import redis
 
             self._redis = redis.Redis.from_url(
@@ -101,7 +107,7 @@ class ChangeHub:
             deliveries = self._outbox.get()
             try:
                 self._redis.publish(
-                    CHANNEL, json.dumps({"origin": self.origin, "changes": deliveries})
+                    self.channel, json.dumps({"origin": self.origin, "changes": deliveries})
                 )
             except Exception as e:  # noqa: BLE001
                 log.error(
@@ -116,7 +122,7 @@ class ChangeHub:
         while True:
             try:
                 pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(CHANNEL)
+                pubsub.subscribe(self.channel)
                 self.redis_ok = True
                 backoff = 0.5
                 self._sweep()  # whatever passed while we were not listening
@@ -146,24 +152,27 @@ class ChangeHub:
 
     # -- ordering ------------------------------------------------------------------------
     def _offer(self, d: dict) -> None:
-        centre_id, seq = d["centre"], d["seq"]
-        expected = self._next.setdefault(centre_id, seq)
-        if seq < expected:
-            return  # already delivered
-        if seq > expected:
-            self._pending.setdefault(centre_id, {})[seq] = d
-            if centre_id not in self._gap_timers:
-                self._gap_timers[centre_id] = gevent.spawn_later(
-                    self.gap_wait_s, self._gap_expired, centre_id
-                )
-            return
-        self._deliver(d)
-        self._next[centre_id] = seq + 1
-        pending = self._pending.get(centre_id)
-        while pending and self._next[centre_id] in pending:
-            nxt = pending.pop(self._next[centre_id])
-            self._deliver(nxt)
-            self._next[centre_id] += 1
+        """Deliver ``d`` if it is the centre's next change (then any buffered successors);
+        buffer it if it is early; drop it if it was delivered already. Several greenlets
+        offer changes (the writer, the Redis listener, gap fills): the lock keeps each
+        centre's deliveries whole and in order even if an emit yields."""
+        with self._lock:
+            centre_id, seq = d["centre"], d["seq"]
+            expected = self._next.setdefault(centre_id, seq)
+            if seq < expected:
+                return
+            if seq > expected:
+                self._pending.setdefault(centre_id, {})[seq] = d
+                if centre_id not in self._gap_timers:
+                    self._gap_timers[centre_id] = gevent.spawn_later(
+                        self.gap_wait_s, self._gap_expired, centre_id
+                    )
+                return
+            pending = self._pending.get(centre_id, {})
+            while d is not None:
+                self._next[centre_id] = d["seq"] + 1
+                self._deliver(d)
+                d = pending.pop(self._next[centre_id], None)
 
     def _gap_expired(self, centre_id: int) -> None:
         self._gap_timers.pop(centre_id, None)

@@ -193,3 +193,31 @@ def test_counter_state_follows_every_change_of_its_counter(centre):
     centre.counter.wait_event("counter_state", current__status="serving")
     centre.counter.call("finish", {"ticket_id": ticket["id"]})
     assert centre.counter.wait_event("counter_state", current=None)["waiting"] == {"TP": 0, "HT": 0}
+
+
+def test_a_tablet_that_was_offline_still_asks_for_the_rating(centre, devices):
+    ticket = centre.issue()
+    centre.call_next()
+    centre.counter.call("finish", {"ticket_id": ticket["id"]})
+    tablet = devices.rating(centre.server)  # connects only now
+    state = tablet.wait_event("rating_state")
+    assert state["awaiting_rating"] == {
+        "ticket": {"id": ticket["id"], "number": ticket["number"], "service": ticket["service"]},
+        "staff": {"full_name": "Nguyễn Văn A"},
+        "counter": {"number": 1},
+    }
+    assert tablet.call("rate", {"ticket_id": ticket["id"], "score": 3})["ok"]
+    assert tablet.wait_event("rating_state")["awaiting_rating"] is None
+
+
+def test_english_errors_are_english_throughout(sqlite_server, devices):
+    kiosk = devices(sqlite_server, "/kiosk", {"token": "test-kiosk-token-0001", "lang": "en"})
+    unknown = kiosk.call("issue", {"service": "ZZ"})
+    assert unknown["error"] == {
+        "code": "not_found",
+        "message": "There is no service 'ZZ' at this centre.",
+    }
+    wrong = kiosk.call("issue", {"service": 5})
+    assert wrong["error"]["message"] == "Field 'service' must be a string."
+    long = kiosk.call("issue", {"service": "X" * 40})
+    assert long["error"]["message"] == "Invalid 'service': longer than 32"

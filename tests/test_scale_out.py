@@ -108,7 +108,9 @@ def test_counters_on_two_processes_never_get_the_same_ticket(tmp_path, pg_url, r
         for d in (display_a, display_b):
             d.wait_for(lambda n, data: n in ("called", "update") and data["seq"] == last)
         seqs_a, seqs_b = display_a.seqs(), display_b.seqs()
-        assert seqs_a == seqs_b == list(range(seqs_a[0], last + 1))
+        expected = list(range(seqs_a[0], last + 1))
+        assert seqs_a == expected, f"display on A: {seqs_a}"
+        assert seqs_b == expected, f"display on B: {seqs_b}"
     finally:
         a.stop()
         b.stop()
