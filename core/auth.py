@@ -23,7 +23,7 @@ STAFF_ROLES = ("clerk", "manager", "admin")
 
 def token_hash(token: str) -> str:
     """Device and session tokens are random secrets: a plain digest is enough to store."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def hash_password(password: str) -> str:

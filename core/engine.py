@@ -322,9 +322,14 @@ class QueueEngine:
         self.policy = policy or PriorityWithFairness()
         self.rating_window = timedelta(seconds=rating_window_s)
 
-    def _write(self, actor: Actor, request_id: str | None, fn):
+    def _write(self, actor: Actor, request_id: str | None, fn, what: str):
+        """One transaction; a request_id is remembered per actor *and* operation, so a
+        client reusing one for another operation gets that operation done, not a replay."""
         return self.store.write(
-            fn, centre_id=actor.centre_id, actor=actor.key, request_id=request_id
+            fn,
+            centre_id=actor.centre_id,
+            actor=actor.key,
+            request_id=f"{what}:{request_id}" if request_id else None,
         )
 
     # -- the change helpers, inside a transaction ------------------------------------
@@ -471,7 +476,7 @@ class QueueEngine:
                 "status_path": f"/t/{ticket.public_key}",
             }
 
-        return self._write(actor, request_id, op)
+        return self._write(actor, request_id, op, "issue_ticket")
 
     @staticmethod
     def _next_number(conn: Connection, centre_id: int, prefix: str, day, start: int) -> int:
@@ -510,7 +515,7 @@ class QueueEngine:
             self._counter_change(tx, actor, None, "counter_opened", counter)
             return {}
 
-        return self._write(actor, None, op)
+        return self._write(actor, None, op, "open_counter")
 
     def _counter_change(self, tx: Tx, actor: Actor, request_id, kind: str, counter: Row) -> None:
         counter = _counter(tx.conn, counter.id)
@@ -548,7 +553,7 @@ class QueueEngine:
             self._counter_change(tx, actor, request_id, kind, counter)
             return {"counter": counter_state(tx.conn, counter.id)["counter"]}
 
-        return self._write(actor, request_id, op)
+        return self._write(actor, request_id, op, kind)
 
     def _refuse_if_current(self, conn: Connection, counter: Row) -> None:
         current = _current_ticket(conn, counter.id)
@@ -621,7 +626,7 @@ class QueueEngine:
                 raise QueueError("queue_empty", "queue_empty")
             return {"ticket": self._call(tx, actor, request_id, counter, ticket, "call_next")}
 
-        return self._write(actor, request_id, op)
+        return self._write(actor, request_id, op, "call_next")
 
     def call_ticket(self, actor: Actor, ticket_id: int, request_id: str | None = None) -> dict:
         """Call a given waiting ticket out of order (audited as such)."""
@@ -645,7 +650,7 @@ class QueueEngine:
             counter = self._ready_to_call(tx, actor, request_id)
             return {"ticket": self._call(tx, actor, request_id, counter, ticket, "call")}
 
-        return self._write(actor, request_id, op)
+        return self._write(actor, request_id, op, "call_ticket")
 
     def _call(self, tx: Tx, actor: Actor, request_id, counter: Row, ticket: Row, how: str):
         conn = tx.conn
@@ -710,7 +715,7 @@ class QueueEngine:
             )
             return {"ticket": view}
 
-        return self._write(actor, request_id, op)
+        return self._write(actor, request_id, op, "recall")
 
     def _ticket_change(
         self,
@@ -766,7 +771,7 @@ class QueueEngine:
             )
             return {"ticket": view}
 
-        return self._write(actor, request_id, op)
+        return self._write(actor, request_id, op, "start")
 
     def no_show(self, actor: Actor, ticket_id: int, request_id: str | None = None) -> dict:
         """Nobody came for a called ticket."""
@@ -785,7 +790,7 @@ class QueueEngine:
             )
             return {"ticket": view}
 
-        return self._write(actor, request_id, op)
+        return self._write(actor, request_id, op, "no_show")
 
     def finish(
         self,
@@ -821,7 +826,7 @@ class QueueEngine:
             ticket = self._at_counter(tx.conn, actor, ticket_id, ("called", "serving"))
             return {"ticket": self._finish(tx, actor, request_id, ticket, dossiers, outcome)}
 
-        return self._write(actor, request_id, op)
+        return self._write(actor, request_id, op, "finish")
 
     def _finish(self, tx, actor, request_id, ticket: Row, dossiers, outcome) -> dict:
         conn = tx.conn
@@ -913,7 +918,7 @@ class QueueEngine:
             )
             return {"ticket": view}
 
-        return self._write(actor, request_id, op)
+        return self._write(actor, request_id, op, "transfer")
 
     # -- rating --------------------------------------------------------------------------
     def rate(
@@ -978,7 +983,7 @@ class QueueEngine:
             )
             return {}
 
-        return self._write(actor, request_id, op)
+        return self._write(actor, request_id, op, "rate")
 
     # -- snapshots -----------------------------------------------------------------------
     def kiosk_snapshot(self, centre_id: int) -> dict:

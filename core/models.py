@@ -230,7 +230,7 @@ request_results = sa.Table(
     "request_results",
     metadata,
     sa.Column("actor", sa.String(64), primary_key=True),
-    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("request_id", sa.String(96), primary_key=True),
     sa.Column("result", sa.JSON, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )

@@ -7,7 +7,7 @@ from typing import Any
 
 from .errors import QueueError
 
-_TYPE_NAMES = {
+TYPE_NAMES = {
     str: ("một chuỗi ký tự", "a string"),
     int: ("một số nguyên", "an integer"),
     list: ("một danh sách", "a list"),
@@ -25,6 +25,7 @@ class Field:
     items: type | None = None
     max_items: int | None = None
     nullable: bool = False
+    strip: bool = True  # trim surrounding spaces (never for passwords)
 
 
 def _type_ok(value: Any, expected: type) -> bool:
@@ -34,11 +35,26 @@ def _type_ok(value: Any, expected: type) -> bool:
 
 
 def _wrong_type(name: str, expected: type) -> QueueError:
-    return QueueError("bad_request", "wrong_type", field=name, expected=_TYPE_NAMES[expected])
+    return QueueError("bad_request", "wrong_type", field=name, expected=TYPE_NAMES[expected])
 
 
 def _bad(name: str, vi: str, en: str) -> QueueError:
     return QueueError("bad_request", "bad_value", field=name, why=(vi, en))
+
+
+INT_LIMIT = 2**31  # ids and numbers fit a 32-bit signed column on every store
+
+
+def _check_text(name: str, value: str, max_len: int | None) -> None:
+    """Text every store can keep: bounded, valid UTF-8 (no lone surrogates), no NUL."""
+    if max_len is not None and len(value) > max_len:
+        raise _bad(name, f"dài quá {max_len} ký tự", f"longer than {max_len}")
+    if "\x00" in value:
+        raise _bad(name, "chứa ký tự NUL", "contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _bad(name, "không phải văn bản UTF-8 hợp lệ", "is not valid UTF-8 text") from None
 
 
 def parse(payload: Any, fields: dict[str, Field]) -> dict[str, Any]:
@@ -64,16 +80,17 @@ def parse(payload: Any, fields: dict[str, Field]) -> dict[str, Any]:
         if not _type_ok(value, spec.type):
             raise _wrong_type(name, spec.type)
         if isinstance(value, str):
-            value = value.strip()
+            value = value.strip() if spec.strip else value
             if spec.required and not value:
                 raise _bad(name, "rỗng", "empty")
-            if spec.max_len is not None and len(value) > spec.max_len:
-                raise _bad(name, f"dài quá {spec.max_len} ký tự", f"longer than {spec.max_len}")
+            _check_text(name, value, spec.max_len)
         if isinstance(value, int):
-            if spec.min is not None and value < spec.min:
-                raise _bad(name, f"nhỏ hơn {spec.min}", f"less than {spec.min}")
-            if spec.max is not None and value > spec.max:
-                raise _bad(name, f"lớn hơn {spec.max}", f"greater than {spec.max}")
+            lowest = -INT_LIMIT if spec.min is None else spec.min
+            highest = INT_LIMIT - 1 if spec.max is None else spec.max
+            if value < lowest:
+                raise _bad(name, f"nhỏ hơn {lowest}", f"less than {lowest}")
+            if value > highest:
+                raise _bad(name, f"lớn hơn {highest}", f"greater than {highest}")
         if isinstance(value, list):
             if spec.max_items is not None and len(value) > spec.max_items:
                 raise _bad(
@@ -81,14 +98,10 @@ def parse(payload: Any, fields: dict[str, Field]) -> dict[str, Any]:
                 )
             for item in value:
                 if spec.items is not None and not _type_ok(item, spec.items):
-                    vi, en = _TYPE_NAMES[spec.items]
+                    vi, en = TYPE_NAMES[spec.items]
                     raise _bad(name, f"mỗi phần tử phải là {vi}", f"every item must be {en}")
-                if isinstance(item, str) and spec.max_len is not None and len(item) > spec.max_len:
-                    raise _bad(
-                        name,
-                        f"phần tử dài quá {spec.max_len} ký tự",
-                        f"item longer than {spec.max_len}",
-                    )
+                if isinstance(item, str):
+                    _check_text(name, item, spec.max_len)
         out[name] = value
     return out
 

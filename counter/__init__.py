@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.engine import Actor
 from core.errors import QueueError
-from core.validation import REQUEST_ID, Field
+from core.validation import INT_LIMIT, REQUEST_ID, TYPE_NAMES, Field
 from gateway.doors import Client, Door
 
 TICKET = Field(int, required=True, min=1)
@@ -46,9 +46,13 @@ class CounterDoor(Door):
         token = auth.get("token")
         if not isinstance(token, str) or not token:
             raise QueueError("unauthorized", "auth_missing")
-        number = auth.get("counter")
-        if not isinstance(number, int) or isinstance(number, bool):
+        if "counter" not in auth:
             raise QueueError("bad_request", "auth_counter_missing")
+        number = auth["counter"]
+        if not isinstance(number, int) or isinstance(number, bool):
+            raise QueueError("bad_request", "wrong_type", field="counter", expected=TYPE_NAMES[int])
+        if not 1 <= number < INT_LIMIT:
+            raise QueueError("not_found", "unknown_counter", number=number)
         staff, counter = self.ctx.lookup_staff_counter(token, number)
         actor = Actor("staff", staff.id, staff.centre_id, staff.role, counter.id, staff.full_name)
         return Client(actor)

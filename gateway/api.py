@@ -6,8 +6,13 @@ from flask import Blueprint, current_app, jsonify, request
 
 from core import auth
 from core.errors import QueueError
+from core.validation import Field, parse
 
 bp = Blueprint("api", __name__)
+LOGIN = {
+    "username": Field(str, required=True, max_len=64),
+    "password": Field(str, required=True, max_len=256, strip=False),
+}
 
 
 def _ctx():
@@ -47,13 +52,10 @@ def healthz():
 def login():
     ctx = _ctx()
     lang = _lang()
-    body = request.get_json(silent=True)
-    if (
-        not isinstance(body, dict)
-        or set(body) != {"username", "password"}
-        or not all(isinstance(body[k], str) and body[k] for k in ("username", "password"))
-    ):
-        return error_response(QueueError("bad_request", "bad_payload"), lang)
+    try:
+        body = parse(request.get_json(silent=True), LOGIN)
+    except QueueError as e:
+        return error_response(e, lang)
     try:
         result = auth.login(
             ctx.store,

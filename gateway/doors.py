@@ -74,20 +74,19 @@ class Door(Namespace):
     def on_connect(self, auth=None):
         from flask import request
 
-        if auth is not None and not isinstance(auth, dict):
-            raise refusal(QueueError("bad_request", "bad_payload"), "vi")
-        auth = auth or {}
-        lang = "en" if auth.get("lang") == "en" else "vi"
+        lang = "en" if isinstance(auth, dict) and auth.get("lang") == "en" else "vi"
         try:
-            client = self.authenticate(auth, lang)
-        except QueueError as e:
-            raise refusal(e, lang) from None
-        client.lang = lang
-        client.tokens = self.ctx.event_burst
-        try:
+            if auth is not None and not isinstance(auth, dict):
+                raise QueueError("bad_request", "bad_payload")
+            client = self.authenticate(auth or {}, lang)
+            client.lang = lang
+            client.tokens = self.ctx.event_burst
             self.admit(client)
         except QueueError as e:
             raise refusal(e, lang) from None
+        except Exception:
+            log.exception("connection to %s failed", self.namespace)
+            raise refusal(QueueError("internal", "internal"), lang) from None
         sid = request.sid
         self.clients[sid] = client
         join_room(centre_room(client.actor.centre_id))
@@ -116,7 +115,13 @@ class Door(Namespace):
 
     # -- events ----------------------------------------------------------------------------
     def trigger_event(self, event, *args):
-        if event in ("connect", "disconnect"):
+        # python-socketio passes a client's event named "connect" or "disconnect" here
+        # like the real thing: only a new socket connects, only a leaving one disconnects.
+        if event == "connect" and args[0] not in self.clients:
+            return super().trigger_event(event, *args)
+        if event == "disconnect" and not self.socketio.server.manager.is_connected(
+            args[0], self.namespace
+        ):
             return super().trigger_event(event, *args)
         return self.socketio._handle_event(
             partial(self._dispatch, event), event, self.namespace, *args

@@ -28,7 +28,7 @@ def upgrade() -> None:
     )
     op.create_table('request_results',
     sa.Column('actor', sa.String(length=64), nullable=False),
-    sa.Column('request_id', sa.String(length=64), nullable=False),
+    sa.Column('request_id', sa.String(length=96), nullable=False),
     sa.Column('result', sa.JSON(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('actor', 'request_id', name=op.f('pk_request_results'))
