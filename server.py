@@ -211,11 +211,18 @@ def cmd_serve(args) -> int:
 def serve_forever(app, host: str, port: int, access_log: bool = False) -> None:
     """gevent's WSGI server; SIGTERM and SIGINT stop it after current requests."""
     import signal
+    import socket
 
     import gevent
     from gevent import pywsgi
 
     class Handler(pywsgi.WSGIHandler):
+        def handle(self):
+            # Events are small writes in quick succession (an event, then an ack): with
+            # Nagle's algorithm each second write waits for the peer's delayed ACK (~40 ms).
+            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            super().handle()
+
         def run_application(self):
             super().run_application()
             # A finished websocket must not be read again as a keep-alive HTTP request.
