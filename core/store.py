@@ -136,7 +136,13 @@ def _make_engine(url: str, *, writer: bool) -> sa.Engine:
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        pool = {"pool_size": 1, "max_overflow": 0} if writer else {"poolclass": sa.pool.NullPool}
+        # The writer keeps one connection; readers keep one per thread of the pool they
+        # run in, so a read does not reconnect and re-run the pragmas every time.
+        pool = (
+            {"pool_size": 1, "max_overflow": 0}
+            if writer
+            else {"poolclass": sa.pool.SingletonThreadPool, "pool_size": 16}
+        )
         engine = sa.create_engine(url, connect_args={"check_same_thread": False}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
