@@ -81,6 +81,7 @@ def create_app(config: dict):
         app,
         async_mode=config.get("ASYNC_MODE", "gevent"),
         cors_allowed_origins=config.get("CORS_ORIGINS") or None,
+        manage_session=False,  # doors keep their own per-connection state
     )
     if config.get("TRUSTED_PROXIES"):
         from werkzeug.middleware.proxy_fix import ProxyFix

@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,6 +43,40 @@ DOSSIER_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-_/]{2,63}$")
 DEFAULT_SERVICE_S = 300.0
 SERVICE_TIME_WEIGHT = 0.2  # weight of the newest service time in the moving average
 RECENT_CALLS = 10
+
+# Statements of the ticket-issuing hot path, built once: building and hashing a statement
+# costs more than running it on SQLite.
+_t, _s, _c, _cs, _ns = m.tickets, m.services, m.counters, m.counter_services, m.number_sequences
+_SERVICE_BY_CODE = (
+    sa.select(_s, m.centres.c.timezone)
+    .join(m.centres, m.centres.c.id == _s.c.centre_id)
+    .where(_s.c.centre_id == sa.bindparam("centre_id"), _s.c.code == sa.bindparam("code"))
+)
+_NEXT_NUMBER = (
+    sa.update(_ns)
+    .where(
+        _ns.c.centre_id == sa.bindparam("b_centre"),
+        _ns.c.prefix == sa.bindparam("b_prefix"),
+        _ns.c.business_date == sa.bindparam("b_day"),
+    )
+    .values(last_number=_ns.c.last_number + 1)
+    .returning(_ns.c.last_number)
+)
+_INSERT_TICKET = _t.insert().returning(_t.c.id)
+_WAITING_OF_SERVICE = sa.select(sa.func.count(), sa.func.count(_t.c.priority)).where(
+    _t.c.centre_id == sa.bindparam("centre_id"),
+    _t.c.business_date == sa.bindparam("day"),
+    _t.c.service_id == sa.bindparam("service_id"),
+    _t.c.status.in_(("waiting", "transferred")),
+)
+_COUNTERS_SERVING_ONE = (
+    sa.select(
+        sa.func.coalesce(sa.func.sum(sa.case((_c.c.status == "open", 1), else_=0)), 0),
+        sa.func.count(),
+    )
+    .select_from(_cs.join(_c, _c.c.id == _cs.c.counter_id))
+    .where(_cs.c.service_id == sa.bindparam("service_id"))
+)
 
 
 @dataclass(frozen=True)
@@ -419,60 +454,63 @@ class QueueEngine:
                 "bad_request", "unknown_priority", value=priority, allowed=", ".join(PRIORITIES)
             )
 
+        # The hot path of the whole system (a kiosk per ~second per centre, bursts at
+        # opening): a few prepared statements, no re-reading of what was just written.
         def op(tx: Tx) -> dict:
             conn = tx.conn
             tx.lock_centre(actor.centre_id)
-            centre = _centre(conn, actor.centre_id)
-            s = m.services
             svc = conn.execute(
-                sa.select(s).where(s.c.centre_id == centre.id, s.c.code == service)
+                _SERVICE_BY_CODE, {"centre_id": actor.centre_id, "code": service}
             ).first()
             if svc is None:
                 raise QueueError("not_found", "unknown_service", service=service)
             if not svc.active:
                 raise QueueError("conflict", "service_inactive", service=service)
-            day = business_date(tx.now, centre.timezone)
-            seq_no = self._next_number(conn, centre.id, svc.prefix, day, svc.start)
-            number = format_number(svc.prefix, seq_no)
-            ticket_id = conn.execute(
-                m.tickets.insert()
-                .values(
-                    centre_id=centre.id,
-                    service_id=svc.id,
-                    business_date=day,
-                    prefix=svc.prefix,
-                    seq_no=seq_no,
-                    number=number,
-                    status="waiting",
-                    priority=priority,
-                    public_key=secrets.token_urlsafe(16),
-                    issued_at=tx.now,
-                    issued_by_device_id=actor.id if actor.kind == "device" else None,
-                )
-                .returning(m.tickets.c.id)
-            ).scalar_one()
-            ticket = self._reload(conn, ticket_id)
-            ahead = people_ahead(conn, ticket)
-            n_open, n_all = _counters_serving(conn, centre.id, [svc.id]).get(svc.id, (0, 0))
-            wait = estimate_wait_s(ahead, svc.avg_service_s, n_open, n_all)
-            view = _ticket_view(ticket, {svc.id: svc}, {}, centre.timezone)
+            day = business_date(tx.now, svc.timezone)
+            seq_no = self._next_number(conn, actor.centre_id, svc.prefix, day, svc.start)
+            ticket = SimpleNamespace(
+                centre_id=actor.centre_id,
+                service_id=svc.id,
+                business_date=day,
+                prefix=svc.prefix,
+                seq_no=seq_no,
+                number=format_number(svc.prefix, seq_no),
+                status="waiting",
+                priority=priority,
+                public_key=secrets.token_urlsafe(16),
+                issued_at=tx.now,
+                issued_by_device_id=actor.id if actor.kind == "device" else None,
+            )
+            ticket.id = conn.execute(_INSERT_TICKET, vars(ticket)).scalar_one()
+            ticket.called_at = ticket.counter_id = None
+            waiting, waiting_priority = conn.execute(
+                _WAITING_OF_SERVICE,
+                {"centre_id": actor.centre_id, "day": day, "service_id": svc.id},
+            ).one()
+            # Everyone waiting is ahead of a new normal ticket; only priority ones of a
+            # priority ticket (people_ahead's rule, without a query).
+            ahead = (waiting_priority if priority else waiting) - 1
+            n_open, n_all = conn.execute(_COUNTERS_SERVING_ONE, {"service_id": svc.id}).one()
+            view = _ticket_view(ticket, {svc.id: svc}, {}, svc.timezone)
+            summary = {
+                "code": svc.code,
+                "waiting": waiting,
+                "estimated_wait_s": estimate_wait_s(waiting, svc.avg_service_s, n_open, n_all),
+                "open": n_open > 0,
+            }
             self._record(
                 tx,
                 actor,
                 request_id,
                 action="issued",
                 event="update",
-                data={
-                    "kind": "issued",
-                    "ticket": view,
-                    "services": self._summaries(conn, centre, tx.now, [svc.id]),
-                },
+                data={"kind": "issued", "ticket": view, "services": [summary]},
                 ticket=ticket,
             )
             return {
                 "ticket": view,
                 "ahead": ahead,
-                "estimated_wait_s": wait,
+                "estimated_wait_s": estimate_wait_s(ahead, svc.avg_service_s, n_open, n_all),
                 "status_path": f"/t/{ticket.public_key}",
             }
 
@@ -480,18 +518,12 @@ class QueueEngine:
 
     @staticmethod
     def _next_number(conn: Connection, centre_id: int, prefix: str, day, start: int) -> int:
-        ns = m.number_sequences
-        key = (ns.c.centre_id == centre_id, ns.c.prefix == prefix, ns.c.business_date == day)
-        last = conn.execute(
-            sa.update(ns)
-            .where(*key)
-            .values(last_number=ns.c.last_number + 1)
-            .returning(ns.c.last_number)
-        ).scalar_one_or_none()
+        key = {"b_centre": centre_id, "b_prefix": prefix, "b_day": day}
+        last = conn.execute(_NEXT_NUMBER, key).scalar_one_or_none()
         if last is None:
             last = start
             conn.execute(
-                ns.insert().values(
+                m.number_sequences.insert().values(
                     centre_id=centre_id, prefix=prefix, business_date=day, last_number=start
                 )
             )

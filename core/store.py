@@ -32,6 +32,20 @@ log = logging.getLogger("motcua.store")
 
 MAX_BATCH = 256
 
+# Statements run for every change, built once (building one costs more than running it).
+_ADVANCE_SEQ = (
+    sa.update(m.centres)
+    .where(m.centres.c.id == sa.bindparam("b_id"))
+    .values(seq=m.centres.c.seq + 1)
+    .returning(m.centres.c.seq)
+)
+_INSERT_AUDIT = m.audit_log.insert()
+_STORED_RESULT = sa.select(m.request_results.c.result).where(
+    m.request_results.c.actor == sa.bindparam("actor"),
+    m.request_results.c.request_id == sa.bindparam("request_id"),
+)
+_STORE_RESULT = m.request_results.insert()
+
 
 def normalise_url(url: str) -> str:
     """Accept plain postgresql:// URLs and pick the psycopg 3 driver for them."""
@@ -80,28 +94,24 @@ class Tx:
         "room", "event", "data"}]}``; every payload in it gets the new ``seq``.
         """
         self.lock_centre(centre_id)
-        seq = self.conn.execute(
-            sa.update(m.centres)
-            .where(m.centres.c.id == centre_id)
-            .values(seq=m.centres.c.seq + 1)
-            .returning(m.centres.c.seq)
-        ).scalar_one()
+        seq = self.conn.execute(_ADVANCE_SEQ, {"b_id": centre_id}).scalar_one()
         delivery["broadcast"]["data"]["seq"] = seq
         for item in delivery.get("directed", ()):
             item["data"]["seq"] = seq
         self.conn.execute(
-            m.audit_log.insert().values(
-                centre_id=centre_id,
-                seq=seq,
-                at=self.now,
-                action=action,
-                actor=actor,
-                request_id=request_id,
-                ticket_id=ticket_id,
-                counter_id=counter_id,
-                details=details or {},
-                delivery=delivery,
-            )
+            _INSERT_AUDIT,
+            {
+                "centre_id": centre_id,
+                "seq": seq,
+                "at": self.now,
+                "action": action,
+                "actor": actor,
+                "request_id": request_id,
+                "ticket_id": ticket_id,
+                "counter_id": counter_id,
+                "details": details or {},
+                "delivery": delivery,
+            },
         )
         self.deliveries.append({"centre": centre_id, "seq": seq, **delivery})
         return seq
@@ -288,22 +298,14 @@ class Store:
 
     @staticmethod
     def _run_job(tx: Tx, job: _Job) -> Any:
-        rr = m.request_results
+        key = {"actor": job.actor, "request_id": job.request_id}
         if job.request_id:
-            stored = tx.conn.execute(
-                sa.select(rr.c.result).where(
-                    rr.c.actor == job.actor, rr.c.request_id == job.request_id
-                )
-            ).scalar_one_or_none()
+            stored = tx.conn.execute(_STORED_RESULT, key).scalar_one_or_none()
             if stored is not None:
                 return stored
         result = job.fn(tx)
         if job.request_id:
-            tx.conn.execute(
-                rr.insert().values(
-                    actor=job.actor, request_id=job.request_id, result=result, created_at=tx.now
-                )
-            )
+            tx.conn.execute(_STORE_RESULT, {**key, "result": result, "created_at": tx.now})
         return result
 
     # -- reading ---------------------------------------------------------------------
