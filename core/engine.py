@@ -788,41 +788,36 @@ class QueueEngine:
 
     def start(self, actor: Actor, ticket_id: int, request_id: str | None = None) -> dict:
         """The citizen has arrived at the counter: serving starts."""
-
-        def op(tx: Tx) -> dict:
-            tx.lock_centre(actor.centre_id)
-            ticket = self._at_counter(tx.conn, actor, ticket_id, ("called",))
-            view = self._ticket_change(
-                tx,
-                actor,
-                request_id,
-                ticket.id,
-                "started",
-                {"status": "serving", "started_at": tx.now},
-                counters=[actor.counter_id],
-            )
-            return {"ticket": view}
-
-        return self._write(actor, request_id, op, "start")
+        return self._settle_call(
+            actor,
+            ticket_id,
+            request_id,
+            "started",
+            lambda now: {"status": "serving", "started_at": now},
+        )
 
     def no_show(self, actor: Actor, ticket_id: int, request_id: str | None = None) -> dict:
         """Nobody came for a called ticket."""
+        return self._settle_call(
+            actor,
+            ticket_id,
+            request_id,
+            "no_show",
+            lambda now: {"status": "no_show", "finished_at": now},
+        )
+
+    def _settle_call(self, actor: Actor, ticket_id: int, request_id, kind: str, values) -> dict:
+        """A ticket called to this counter is answered: ``values(now)`` is its new state."""
 
         def op(tx: Tx) -> dict:
             tx.lock_centre(actor.centre_id)
             ticket = self._at_counter(tx.conn, actor, ticket_id, ("called",))
             view = self._ticket_change(
-                tx,
-                actor,
-                request_id,
-                ticket.id,
-                "no_show",
-                {"status": "no_show", "finished_at": tx.now},
-                counters=[actor.counter_id],
+                tx, actor, request_id, ticket.id, kind, values(tx.now), counters=[actor.counter_id]
             )
             return {"ticket": view}
 
-        return self._write(actor, request_id, op, "no_show")
+        return self._write(actor, request_id, op, kind)
 
     def finish(
         self,
@@ -913,9 +908,8 @@ class QueueEngine:
             values: dict[str, Any] = {"status": "transferred", "started_at": None}
             target_counter_id = None
             if service is not None:
-                s = m.services
                 svc = conn.execute(
-                    sa.select(s).where(s.c.centre_id == actor.centre_id, s.c.code == service)
+                    _SERVICE_BY_CODE, {"centre_id": actor.centre_id, "code": service}
                 ).first()
                 if svc is None:
                     raise QueueError("not_found", "unknown_service", service=service)

@@ -48,8 +48,8 @@ class ServerContext:
             try:
                 staff = auth.staff_for_token(conn, token)
             except QueueError as e:
-                if e.key == "auth_invalid" and auth.device_for_token(conn, token) is not None:
-                    device = auth.device_for_token(conn, token)
+                device = auth.device_for_token(conn, token) if e.key == "auth_invalid" else None
+                if device is not None:
                     raise QueueError(
                         "forbidden", "auth_wrong_role", kind=device.kind, wanted="counter"
                     ) from None
