@@ -1,0 +1,256 @@
+#!/usr/bin/env python3
+"""Fan-out latency: how long a clerk's call takes to reach EVERY display of the centre.
+
+Starts ``server.py serve`` on 127.0.0.1 with a fresh store and a generated centre,
+connects ~100 devices (kiosks, counters with clerk logins, displays, rating tablets),
+lets kiosks issue tickets in the background and counters call_next repeatedly, and for
+each ``called`` event measures the time from sending the clerk's ``call_next`` to its
+arrival at each display (one process, one clock: time.perf_counter). Prints p50/p95/p99/
+max of "reached every display" (the slowest display of each call) and of each delivery.
+
+Target (issue): p99 <= 50 ms with a hundred devices connected.
+
+    .venv/bin/python bench/fanout.py                       # defaults: 100 devices, 60 s
+    .venv/bin/python bench/fanout.py --postgres            # fresh PostgreSQL database
+    .venv/bin/python bench/fanout.py --duration 60 --profile /tmp/fanout.pyspy
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+
+import _common as c
+
+TARGET_P99_MS = 50.0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    p.add_argument("--duration", type=float, default=60.0, help="measured seconds")
+    p.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring")
+    p.add_argument("--kiosks", type=int, default=10)
+    p.add_argument("--counters", type=int, default=20, help="counters, each with a clerk")
+    p.add_argument("--displays", type=int, default=40)
+    p.add_argument("--ratings", type=int, default=30, help="rating tablets")
+    p.add_argument("--services", type=int, default=4)
+    p.add_argument(
+        "--call-interval",
+        type=float,
+        default=5.0,
+        help="mean seconds between one counter's calls (jittered 0.5x-1.5x); a real "
+        "counter calls every few minutes, so 5 s with 20 counters is a hard peak",
+    )
+    p.add_argument(
+        "--issue-rate",
+        type=float,
+        default=None,
+        help="tickets/s issued by all kiosks together (default: 1.25x the call rate)",
+    )
+    p.add_argument(
+        "--seed-tickets",
+        type=int,
+        default=200,
+        help="tickets issued before the load so that queues are not empty",
+    )
+    c.common_arguments(p)
+    return p
+
+
+async def kiosk_loop(conn, rate: float, services, rng, t_end, acks, errors):
+    while c.perf() < t_end:
+        t0 = c.perf()
+        try:
+            t_ack, r = await conn.call("issue", {"service": rng.choice(services)})
+        except (TimeoutError, ConnectionError) as e:
+            errors[type(e).__name__] += 1
+            continue
+        if r.get("ok"):
+            acks.append((t0, t_ack))
+        else:
+            errors[r["error"]["code"]] += 1
+        await asyncio.sleep(max(0.0, rng.expovariate(rate) - (c.perf() - t0)))
+
+
+async def run(args, server: c.Server, centre: c.Centre, tokens: list[str]) -> dict:
+    rng = random.Random(args.seed)
+    devs = await c.connect_centre(server, centre, tokens, args, args.call_interval)
+    kiosks, clerks, wall = devs.kiosks, devs.clerks, devs.wall
+    print(f"connected {len(devs.all)} devices", flush=True)
+
+    # Seed the queues (spread over the kiosks, within their rate-limit burst).
+    seed_errors = c.Counter()
+
+    async def seed(conn, n):
+        for _ in range(n):
+            _, r = await conn.call("issue", {"service": rng.choice(centre.services)})
+            if not r.get("ok"):
+                seed_errors[r["error"]["code"]] += 1
+
+    if kiosks and args.seed_tickets:
+        per = -(-args.seed_tickets // len(kiosks))
+        await asyncio.gather(*(seed(k, per) for k in kiosks))
+    await asyncio.sleep(0.5)
+
+    calls_per_s = len(clerks) / args.call_interval if args.call_interval > 0 else 0
+    issue_rate = args.issue_rate if args.issue_rate is not None else 1.25 * calls_per_s
+    lag = c.LoopLag()
+    lag.start()
+    t_start = c.perf() + args.warmup
+    t_end = t_start + args.duration
+    acks, k_errors = [], c.Counter()
+    tasks = [
+        asyncio.create_task(cl.run(t_end, rng.uniform(0, args.call_interval))) for cl in clerks
+    ]
+    if kiosks and issue_rate > 0:
+        tasks += [
+            asyncio.create_task(
+                kiosk_loop(
+                    k,
+                    issue_rate / len(kiosks),
+                    centre.services,
+                    random.Random(args.seed * 7 + i),
+                    t_end,
+                    acks,
+                    k_errors,
+                )
+            )
+            for i, k in enumerate(kiosks)
+        ]
+    cpu = c.CpuWindow(server)
+    prof = c.Profiler(args.profile, server.pid, args.duration)
+    await asyncio.sleep(max(0.0, t_start - c.perf()))
+    traffic0 = devs.traffic()
+    cpu.start()
+    prof.start()
+    await asyncio.sleep(max(0.0, t_end - c.perf()))
+    cpu.stop()
+    traffic = [b - a for a, b in zip(traffic0, devs.traffic(), strict=True)]
+    await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    await asyncio.sleep(1.0)  # let the last calls arrive everywhere
+    lag.stop()
+    profile = prof.finish()
+
+    lat = c.call_latencies(clerks, wall, t_start, t_end)
+    issued = [a for a in acks if t_start <= a[0] < t_end]
+    await devs.close()
+    return {
+        "benchmark": "fanout",
+        "machine": c.machine(),
+        "store": server.database_url.split(":", 1)[0],
+        "client": args.client + (" +deflate" if args.deflate and args.client == "raw" else ""),
+        "devices": {
+            "kiosks": len(kiosks),
+            "counters": len(devs.counters),
+            "displays": len(devs.displays),
+            "ratings": len(devs.ratings),
+            "total": len(devs.all),
+        },
+        "window_s": args.duration,
+        "target_calls_per_s": calls_per_s,
+        "target_issue_per_s": issue_rate,
+        "calls_ok": len(lat["ack"]),
+        "calls_failed": lat["failed"],
+        "calls_incomplete": lat["incomplete"],
+        "call_to_every_display_ms": c.stats_ms(lat["to_every_display"]),
+        "call_to_each_display_ms": c.stats_ms(lat["to_each_display"]),
+        "call_to_first_display_ms": c.stats_ms(lat["to_first_display"]),
+        "first_to_last_display_ms": c.stats_ms(lat["first_to_last_display"]),
+        "call_ack_ms": c.stats_ms(lat["ack"]),
+        "issued_ok": len(issued),
+        "issue_errors": dict(k_errors),
+        "seed_errors": dict(seed_errors),
+        "issue_ack_ms": c.stats_ms([b - a for a, b in issued]),
+        "messages_received_per_s": traffic[0] / args.duration,
+        "wire_bytes_per_message": traffic[1] / max(1, traffic[0]),
+        "text_bytes_per_message": traffic[2] / max(1, traffic[0]),
+        "loadgen_loop_lag_ms": c.stats_ms(lag.lags),
+        **cpu.result,
+        "profile": profile,
+    }
+
+
+def report(r: dict) -> None:
+    d = r["devices"]
+    every = r["call_to_every_display_ms"]
+    print()
+    print("motcua fan-out benchmark")
+    c.print_machine(r)
+    print(f"store        {r['store']}    client: {r['client']}")
+    print(
+        f"devices      {d['kiosks']} kiosks, {d['counters']} counters, {d['displays']} displays, "
+        f"{d['ratings']} rating tablets = {d['total']} connections"
+    )
+    print(
+        f"load         {r['target_calls_per_s']:.0f} calls/s offered, "
+        f"{r['target_issue_per_s']:.0f} tickets/s offered, for {r['window_s']:.0f} s measured"
+    )
+    print(
+        f"calls        {r['calls_ok']} ok ({r['calls_ok'] / r['window_s']:.1f}/s), "
+        f"failed {r['calls_failed'] or 0}, not at every display {r['calls_incomplete']}"
+    )
+    print(
+        f"tickets      {r['issued_ok']} issued ({r['issued_ok'] / r['window_s']:.1f}/s), "
+        f"errors {r['issue_errors'] or 0}"
+    )
+    print(f"call -> every display   {c.fmt_ms(every)}")
+    print(f"call -> each display    {c.fmt_ms(r['call_to_each_display_ms'])}")
+    print(f"call -> first display   {c.fmt_ms(r['call_to_first_display_ms'])}")
+    print(f"first -> last display   {c.fmt_ms(r['first_to_last_display_ms'])}")
+    print(f"call ack (clerk)        {c.fmt_ms(r['call_ack_ms'])}")
+    print(f"issue ack (kiosk)       {c.fmt_ms(r['issue_ack_ms'])}")
+    print(
+        f"messages delivered      {r['messages_received_per_s']:.0f}/s to all devices"
+        + (
+            f", {r['text_bytes_per_message']:.0f} B of JSON each, "
+            f"{r['wire_bytes_per_message']:.0f} B on the wire"
+            if r["wire_bytes_per_message"]
+            else ""
+        )
+    )
+    print(c.cpu_line(r))
+    print(f"load-generator lag      {c.fmt_ms(r['loadgen_loop_lag_ms'])}")
+    if every.get("n"):
+        ok = every["p99"] <= TARGET_P99_MS and not r["calls_incomplete"]
+        print(
+            f"target       p99 call -> every display <= {TARGET_P99_MS:.0f} ms: "
+            f"{'MET' if ok else 'NOT MET'} ({every['p99']:.1f} ms)"
+        )
+    if r["profile"]:
+        print()
+        print(r["profile"])
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    if args.database_url and args.postgres:
+        print("error: give --database-url or --postgres, not both", file=sys.stderr)
+        return 2
+    if args.counters < 1 or args.displays < 1:
+        print("error: at least one counter and one display are needed", file=sys.stderr)
+        return 2
+    centre = c.make_centre(
+        counters=args.counters,
+        kiosks=args.kiosks,
+        displays=args.displays,
+        ratings=args.ratings,
+        services=args.services,
+    )
+    with c.bench_environment(args, centre) as server:
+        tokens = c.login_clerks(server, centre)
+        budget = args.warmup + args.duration + 240
+        result = asyncio.run(asyncio.wait_for(run(args, server, centre, tokens), budget))
+    report(result)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2, ensure_ascii=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
