@@ -281,6 +281,27 @@ class Server:
         self.proc = None
 
 
+def check_store_args(args) -> str | None:
+    """The error to print for contradictory store arguments, or None."""
+    if args.database_url and args.postgres:
+        return "give --database-url or --postgres, not both"
+    return None
+
+
+def print_call_target(r: dict, target_ms: float, label: str) -> None:
+    """The call -> every display verdict, then the profile if one was taken."""
+    every = r["call_to_every_display_ms"]
+    if every.get("n"):
+        ok = every["p99"] <= target_ms and not r["calls_incomplete"]
+        print(
+            f"target       {label} (p99 call -> every display <= {target_ms:.0f} ms): "
+            f"{'MET' if ok else 'NOT MET'} ({every['p99']:.1f} ms)"
+        )
+    if r["profile"]:
+        print()
+        print(r["profile"])
+
+
 def login(base_url: str, username: str, password: str) -> str:
     body = json.dumps({"username": username, "password": password}).encode()
     req = urllib.request.Request(

@@ -215,21 +215,13 @@ def report(r: dict) -> None:
     )
     print(c.cpu_line(r))
     print(f"load-generator lag      {c.fmt_ms(r['loadgen_loop_lag_ms'])}")
-    if every.get("n"):
-        ok = every["p99"] <= TARGET_P99_MS and not r["calls_incomplete"]
-        print(
-            f"target       p99 call -> every display <= {TARGET_P99_MS:.0f} ms: "
-            f"{'MET' if ok else 'NOT MET'} ({every['p99']:.1f} ms)"
-        )
-    if r["profile"]:
-        print()
-        print(r["profile"])
+    c.print_call_target(r, TARGET_P99_MS, "a call reaches every display")
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    if args.database_url and args.postgres:
-        print("error: give --database-url or --postgres, not both", file=sys.stderr)
+    if error := c.check_store_args(args):
+        print(f"error: {error}", file=sys.stderr)
         return 2
     if args.counters < 1 or args.displays < 1:
         print("error: at least one counter and one display are needed", file=sys.stderr)

@@ -204,22 +204,13 @@ def report(r: dict) -> None:
         f"target       >= {TARGET_RATE:.0f} tickets/s: {'MET' if ok_rate else 'NOT MET'} "
         f"({r['tickets_per_s']:.0f}/s)"
     )
-    every = r["call_to_every_display_ms"]
-    if every.get("n"):
-        ok = every["p99"] <= TARGET_CALL_P99_MS and not r["calls_incomplete"]
-        print(
-            f"target       calls not stalled (p99 call -> every display <= "
-            f"{TARGET_CALL_P99_MS:.0f} ms): {'MET' if ok else 'NOT MET'} ({every['p99']:.1f} ms)"
-        )
-    if r["profile"]:
-        print()
-        print(r["profile"])
+    c.print_call_target(r, TARGET_CALL_P99_MS, "calls not stalled")
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    if args.database_url and args.postgres:
-        print("error: give --database-url or --postgres, not both", file=sys.stderr)
+    if error := c.check_store_args(args):
+        print(f"error: {error}", file=sys.stderr)
         return 2
     if args.kiosks < 1 or args.inflight < 1:
         print("error: at least one kiosk with one request in flight is needed", file=sys.stderr)

@@ -213,7 +213,6 @@ class Store:
         centre_id: int,
         actor: str,
         request_id: str | None = None,
-        done_factory=None,
     ) -> Any:
         """Run ``fn`` in a committed transaction and return its result.
 
