@@ -3,29 +3,56 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Locked dependencies, generated from pyproject.toml by `make lock`: exact versions with
+# hashes. run.txt is the runtime (production installs); test.txt adds the test extras
+# with the same runtime pins, and is what the development .venv installs.
+LOCK_RUN := requirements/run.txt
+LOCK_TEST := requirements/test.txt
+UV_VERSION := 0.13.9
+# `make lock LOCK_ARGS=--upgrade` takes the newest allowed versions of everything;
+# `make lock LOCK_ARGS='--upgrade-package flask'` of one package; plain `make lock` keeps
+# the current pins where pyproject.toml still allows them.
+LOCK_ARGS ?=
+UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --quiet --generate-hashes --universal \
+	--python-version 3.11 --custom-compile-command 'make lock  (from pyproject.toml: edit that, not this file)' \
+	$(LOCK_ARGS)
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench lock system-packages clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install --quiet -e '.[test]'
+# Re-run when the lock or pyproject.toml changes. Leftover packages that the lock no longer
+# names are not removed: `make clean` for a venv that is exactly the lock.
+$(STAMP): $(PY) $(LOCK_TEST) pyproject.toml
+	$(PY) -m pip install --quiet --require-hashes -r $(LOCK_TEST)
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 run: $(STAMP)
 	$(PY) server.py serve --demo
 
-test: $(STAMP)
+# Debian's chromium and fonts-dejavu-core for the page tests, installed when missing.
+system-packages:
+	scripts/ensure-system-packages
+
+test: $(STAMP) system-packages
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
+	$(PY) scripts/check_lock.py pyproject.toml $(LOCK_RUN) $(LOCK_TEST)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 bench: $(STAMP)
 	$(PY) bench/fanout.py
+
+# Regenerate the locks from pyproject.toml (needs the package index).
+lock: $(PY)
+	$(PY) -m pip install --quiet uv==$(UV_VERSION)
+	$(UV_COMPILE) -o $(LOCK_RUN)
+	$(UV_COMPILE) --extra test --constraint $(LOCK_RUN) -o $(LOCK_TEST)
 
 clean:
 	rm -rf $(VENV) instance/*.sqlite3*

@@ -52,17 +52,37 @@ def secret_key() -> str:
     return path.read_text().strip()
 
 
-def create_app(config: dict):
+def default_config() -> dict:
+    """Settings from the environment (MOTCUA_*), with the embedded defaults."""
+    env = os.environ.get
+    return {
+        "DATABASE_URL": default_database_url(),
+        "REDIS_URL": env("MOTCUA_REDIS_URL") or None,
+        "SECRET_KEY": None,  # read or generated in the instance folder when needed
+        "PUBLIC_URL": env("MOTCUA_PUBLIC_URL"),
+        "RATING_WINDOW_S": int(env("MOTCUA_RATING_WINDOW_S", 600)),
+        "EVENT_RATE": float(env("MOTCUA_EVENT_RATE", 20)),
+        "EVENT_BURST": float(env("MOTCUA_EVENT_BURST", 40)),
+        "CORS_ORIGINS": [o for o in env("MOTCUA_CORS_ORIGINS", "").split(",") if o],
+        "TRUSTED_PROXIES": env("MOTCUA_TRUSTED_PROXIES"),
+        "ASYNC_MODE": "gevent",
+        "OFFLOAD": None,
+    }
+
+
+def create_app(overrides: dict | None = None):
     """Build the Flask app and its Socket.IO server; returns (app, socketio, context).
 
-    config keys: DATABASE_URL, REDIS_URL (or None), SECRET_KEY, PUBLIC_URL (or None),
+    Settings are :func:`default_config`'s, with ``overrides`` on top (tests pass theirs):
+    DATABASE_URL, REDIS_URL (or None), SECRET_KEY, PUBLIC_URL (or None),
     RATING_WINDOW_S, EVENT_RATE, EVENT_BURST, OFFLOAD (run a blocking call in a thread),
     CORS_ORIGINS (browser origins allowed besides the server's own), TRUSTED_PROXIES (how
-    many reverse proxies' X-Forwarded-* headers to believe).
+    many reverse proxies' X-Forwarded-* headers to believe), ASYNC_MODE.
     """
     from flask import Flask
     from flask_socketio import SocketIO
 
+    import agent
     import counter
     import display
     import kiosk
@@ -70,62 +90,63 @@ def create_app(config: dict):
     from core.engine import QueueEngine
     from core.store import Store
     from gateway import api
-    from gateway.agent import AgentDoor
     from gateway.context import ServerContext
     from gateway.hub import ChangeHub
+    from gateway.transport import RedisTransport
 
+    config = {**default_config(), **(overrides or {})}
     app = Flask(__name__, instance_path=str(instance_path()))
-    app.config["SECRET_KEY"] = config["SECRET_KEY"]
+    app.config.update(config)
+    app.config["SECRET_KEY"] = config["SECRET_KEY"] or secret_key()
     app.json.ensure_ascii = False
     socketio = SocketIO(
         app,
-        async_mode=config.get("ASYNC_MODE", "gevent"),
-        cors_allowed_origins=config.get("CORS_ORIGINS") or None,
+        async_mode=config["ASYNC_MODE"],
+        cors_allowed_origins=config["CORS_ORIGINS"] or None,
         manage_session=False,  # doors keep their own per-connection state
     )
-    if config.get("TRUSTED_PROXIES"):
+    if config["TRUSTED_PROXIES"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         n = int(config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
 
-    def emit(event, data, namespace, room):
-        socketio.emit(event, data, namespace=namespace, to=room)
+    def send(namespace, room, batch):
+        socketio.emit("changes", batch, namespace=namespace, to=room)
 
-    offload = config.get("OFFLOAD")
+    offload = config["OFFLOAD"]
     store = Store(config["DATABASE_URL"], offload=offload)
-    hub = ChangeHub(emit, store, redis_url=config.get("REDIS_URL"))
+    redis_url = config["REDIS_URL"]
+    # The channel is named after the installation, known once the store is migrated.
+    hub = ChangeHub(
+        send,
+        store,
+        (lambda: RedisTransport(redis_url, store.installation_id())) if redis_url else None,
+    )
     store.on_commit = hub.committed
     ctx = ServerContext(
         store=store,
-        engine=QueueEngine(store, rating_window_s=int(config.get("RATING_WINDOW_S", 600))),
+        engine=QueueEngine(store, rating_window_s=int(config["RATING_WINDOW_S"])),
         hub=hub,
-        public_url=config.get("PUBLIC_URL"),
-        event_rate=float(config.get("EVENT_RATE", 20)),
-        event_burst=float(config.get("EVENT_BURST", 40)),
+        public_url=config["PUBLIC_URL"],
+        event_rate=float(config["EVENT_RATE"]),
+        event_burst=float(config["EVENT_BURST"]),
         offload=offload,
     )
     app.extensions["motcua"] = ctx
 
+    # Every door of the system: HTTP blueprints, then one Socket.IO namespace per role.
     app.register_blueprint(api.bp)
     app.register_blueprint(kiosk.bp)
-
-    socketio.on_namespace(kiosk.KioskDoor("/kiosk", ctx))
-    socketio.on_namespace(counter.CounterDoor("/counter", ctx))
-    socketio.on_namespace(display.DisplayDoor("/display", ctx))
-    socketio.on_namespace(rating_terminal.RatingDoor("/rating", ctx))
-    socketio.on_namespace(AgentDoor("/agent", ctx))
+    for door in (
+        kiosk.KioskDoor,
+        counter.CounterDoor,
+        display.DisplayDoor,
+        rating_terminal.RatingDoor,
+        agent.AgentDoor,
+    ):
+        socketio.on_namespace(door(ctx))
     return app, socketio, ctx
-
-
-def provision_file(store, path) -> list[str]:
-    """Apply a provisioning file; raises ProvisioningError for an invalid one."""
-    from core import provisioning
-
-    data = provisioning.load(path)
-    with store.engine.begin() as conn:
-        summary = provisioning.apply(conn, data)
-    return summary.lines()
 
 
 def demo_banner(host: str, port: int) -> str:
@@ -161,8 +182,10 @@ def _captured(fn, *args):
 
 def cmd_serve(args) -> int:
     import gevent
+    import gevent.event
     import gevent.queue
 
+    from core import provisioning
     from core.provisioning import ProvisioningError
 
     def offload(fn, *a):
@@ -173,28 +196,21 @@ def cmd_serve(args) -> int:
             return value
         raise value
 
-    config = {
-        "DATABASE_URL": args.database_url or default_database_url(),
-        "REDIS_URL": args.redis_url or os.environ.get("MOTCUA_REDIS_URL") or None,
-        "SECRET_KEY": secret_key(),
-        "PUBLIC_URL": os.environ.get("MOTCUA_PUBLIC_URL"),
-        "RATING_WINDOW_S": os.environ.get("MOTCUA_RATING_WINDOW_S", 600),
-        "EVENT_RATE": os.environ.get("MOTCUA_EVENT_RATE", 20),
-        "EVENT_BURST": os.environ.get("MOTCUA_EVENT_BURST", 40),
-        "CORS_ORIGINS": [o for o in os.environ.get("MOTCUA_CORS_ORIGINS", "").split(",") if o],
-        "TRUSTED_PROXIES": os.environ.get("MOTCUA_TRUSTED_PROXIES"),
-        "OFFLOAD": offload,
-    }
-    app, socketio, ctx = create_app(config)
+    overrides = {"OFFLOAD": offload}
+    if args.database_url:
+        overrides["DATABASE_URL"] = args.database_url
+    if args.redis_url:
+        overrides["REDIS_URL"] = args.redis_url
+    app, socketio, ctx = create_app(overrides)
     ctx.store.migrate()
     for path in ([DEMO_FILE] if args.demo else []) + ([args.provision] if args.provision else []):
         try:
-            for line in provision_file(ctx.store, path):
+            for line in provisioning.provision(ctx.store, path):
                 log.info("provision %s: %s", Path(path).name, line)
         except ProvisioningError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-    ctx.store.start_writer(gevent.queue.Queue, gevent.spawn)
+    ctx.store.start_writer(gevent.queue.Queue, gevent.spawn, gevent.event.Event)
     ctx.hub.start()
     if args.demo:
         print(demo_banner(args.host, args.port), flush=True)
@@ -203,7 +219,7 @@ def cmd_serve(args) -> int:
         args.host,
         args.port,
         ctx.store.engine.url.render_as_string(hide_password=True),
-        config["REDIS_URL"] or "off",
+        app.config["REDIS_URL"] or "off",
     )
     serve_forever(app, args.host, args.port, access_log=args.access_log)
     return 0
@@ -242,13 +258,14 @@ def serve_forever(app, host: str, port: int, access_log: bool = False) -> None:
 
 
 def cmd_provision(args) -> int:
+    from core import provisioning
     from core.provisioning import ProvisioningError
     from core.store import Store
 
     store = Store(args.database_url or default_database_url())
     store.migrate()
     try:
-        for line in provision_file(store, args.file):
+        for line in provisioning.provision(store, args.file):
             print(line)
     except ProvisioningError as e:
         print(f"error: {e}", file=sys.stderr)

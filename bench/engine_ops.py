@@ -18,16 +18,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import secrets
-import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import _common as c
+from centre import make_centre
+from cpu import machine
+from environment import scratch_store
+from stats import print_machine
 
-sys.path.insert(0, str(c.ROOT))
+from harness.services import DEFAULT_POSTGRES_URL
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,33 +44,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--postgres",
         nargs="?",
-        const=c.DEFAULT_PG_ADMIN,
+        const=DEFAULT_POSTGRES_URL,
         metavar="ADMIN_URL",
         help="create a fresh PostgreSQL database through ADMIN_URL and drop it afterwards",
     )
     p.add_argument("--json", metavar="FILE")
     return p
-
-
-@contextlib.contextmanager
-def store_url(args):
-    tmp = Path(tempfile.mkdtemp(prefix="motcua-ops-"))
-    admin = name = None
-    try:
-        url = args.database_url
-        if args.postgres:
-            import psycopg
-
-            admin = psycopg.connect(args.postgres, autocommit=True, connect_timeout=5)
-            name = f"motcua_bench_{secrets.token_hex(4)}"
-            admin.execute(f'CREATE DATABASE "{name}"')
-            url = f"{args.postgres.rsplit('/', 1)[0]}/{name}"
-        yield url or f"sqlite:///{tmp / 'ops.sqlite3'}", tmp
-    finally:
-        if admin is not None:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.close()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run(args, url: str, tmp: Path) -> dict:
@@ -81,7 +61,7 @@ def run(args, url: str, tmp: Path) -> dict:
     from core.engine import Actor, QueueEngine
     from core.store import Store, _Job
 
-    centre = c.make_centre(counters=20, kiosks=10, displays=40, ratings=30)
+    centre = make_centre(counters=20, kiosks=10, displays=40, ratings=30)
     path = tmp / "centre.toml"
     path.write_text(centre.toml, encoding="utf-8")
     store = Store(url)
@@ -112,7 +92,7 @@ def run(args, url: str, tmp: Path) -> dict:
         lambda *a, **k: statements.__setitem__(0, statements[0] + 1),
     )
     services = centre.services
-    out: dict = {"store": url.split(":", 1)[0], "machine": c.machine()}
+    out: dict = {"store": url.split(":", 1)[0], "machine": machine()}
 
     def timed(fn, n):
         statements[0] = 0
@@ -174,9 +154,10 @@ def run(args, url: str, tmp: Path) -> dict:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    with store_url(args) as (url, tmp):
-        r = run(args, url, tmp)
-    c.print_machine(r)
+    with tempfile.TemporaryDirectory(prefix="motcua-ops-") as tmp:
+        with scratch_store(args, Path(tmp)) as url:
+            r = run(args, url, Path(tmp))
+    print_machine(r)
     durable = " (WAL, synchronous=FULL)" if r["store"] == "sqlite" else ""
     print(f"store        {r['store']}{durable}; each op below is one transaction and commit")
     print(

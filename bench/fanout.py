@@ -22,8 +22,16 @@ import asyncio
 import json
 import random
 import sys
+from collections import Counter
+from time import perf_counter
 
-import _common as c
+from centre import Centre, make_centre
+from cpu import CpuWindow, Profiler, cpu_line, machine
+from environment import bench_environment, check_store_args, common_arguments
+from loadgen import LoopLag, call_latencies, connect_centre, login_clerks
+from stats import fmt_ms, print_call_target, print_machine, stats_ms
+
+from harness.process import ServerProcess
 
 TARGET_P99_MS = 50.0
 
@@ -58,13 +66,13 @@ def parser() -> argparse.ArgumentParser:
         default=200,
         help="tickets issued before the load so that queues are not empty",
     )
-    c.common_arguments(p)
+    common_arguments(p)
     return p
 
 
 async def kiosk_loop(conn, rate: float, services, rng, t_end, acks, errors):
-    while c.perf() < t_end:
-        t0 = c.perf()
+    while perf_counter() < t_end:
+        t0 = perf_counter()
         try:
             t_ack, r = await conn.call("issue", {"service": rng.choice(services)})
         except (TimeoutError, ConnectionError) as e:
@@ -74,17 +82,17 @@ async def kiosk_loop(conn, rate: float, services, rng, t_end, acks, errors):
             acks.append((t0, t_ack))
         else:
             errors[r["error"]["code"]] += 1
-        await asyncio.sleep(max(0.0, rng.expovariate(rate) - (c.perf() - t0)))
+        await asyncio.sleep(max(0.0, rng.expovariate(rate) - (perf_counter() - t0)))
 
 
-async def run(args, server: c.Server, centre: c.Centre, tokens: list[str]) -> dict:
+async def run(args, server: ServerProcess, centre: Centre, tokens: list[str]) -> dict:
     rng = random.Random(args.seed)
-    devs = await c.connect_centre(server, centre, tokens, args, args.call_interval)
+    devs = await connect_centre(server, centre, tokens, args, args.call_interval)
     kiosks, clerks, wall = devs.kiosks, devs.clerks, devs.wall
     print(f"connected {len(devs.all)} devices", flush=True)
 
     # Seed the queues (spread over the kiosks, within their rate-limit burst).
-    seed_errors = c.Counter()
+    seed_errors = Counter()
 
     async def seed(conn, n):
         for _ in range(n):
@@ -99,11 +107,11 @@ async def run(args, server: c.Server, centre: c.Centre, tokens: list[str]) -> di
 
     calls_per_s = len(clerks) / args.call_interval if args.call_interval > 0 else 0
     issue_rate = args.issue_rate if args.issue_rate is not None else 1.25 * calls_per_s
-    lag = c.LoopLag()
+    lag = LoopLag()
     lag.start()
-    t_start = c.perf() + args.warmup
+    t_start = perf_counter() + args.warmup
     t_end = t_start + args.duration
-    acks, k_errors = [], c.Counter()
+    acks, k_errors = [], Counter()
     tasks = [
         asyncio.create_task(cl.run(t_end, rng.uniform(0, args.call_interval))) for cl in clerks
     ]
@@ -122,13 +130,13 @@ async def run(args, server: c.Server, centre: c.Centre, tokens: list[str]) -> di
             )
             for i, k in enumerate(kiosks)
         ]
-    cpu = c.CpuWindow(server)
-    prof = c.Profiler(args.profile, server.pid, args.duration)
-    await asyncio.sleep(max(0.0, t_start - c.perf()))
+    cpu = CpuWindow(server)
+    prof = Profiler(args.profile, server.pid, args.duration)
+    await asyncio.sleep(max(0.0, t_start - perf_counter()))
     traffic0 = devs.traffic()
     cpu.start()
     prof.start()
-    await asyncio.sleep(max(0.0, t_end - c.perf()))
+    await asyncio.sleep(max(0.0, t_end - perf_counter()))
     cpu.stop()
     traffic = [b - a for a, b in zip(traffic0, devs.traffic(), strict=True)]
     await asyncio.wait_for(asyncio.gather(*tasks), 60)
@@ -136,12 +144,12 @@ async def run(args, server: c.Server, centre: c.Centre, tokens: list[str]) -> di
     lag.stop()
     profile = prof.finish()
 
-    lat = c.call_latencies(clerks, wall, t_start, t_end)
+    lat = call_latencies(clerks, wall, t_start, t_end)
     issued = [a for a in acks if t_start <= a[0] < t_end]
     await devs.close()
     return {
         "benchmark": "fanout",
-        "machine": c.machine(),
+        "machine": machine(),
         "store": server.database_url.split(":", 1)[0],
         "client": args.client + (" +deflate" if args.deflate and args.client == "raw" else ""),
         "devices": {
@@ -157,19 +165,19 @@ async def run(args, server: c.Server, centre: c.Centre, tokens: list[str]) -> di
         "calls_ok": len(lat["ack"]),
         "calls_failed": lat["failed"],
         "calls_incomplete": lat["incomplete"],
-        "call_to_every_display_ms": c.stats_ms(lat["to_every_display"]),
-        "call_to_each_display_ms": c.stats_ms(lat["to_each_display"]),
-        "call_to_first_display_ms": c.stats_ms(lat["to_first_display"]),
-        "first_to_last_display_ms": c.stats_ms(lat["first_to_last_display"]),
-        "call_ack_ms": c.stats_ms(lat["ack"]),
+        "call_to_every_display_ms": stats_ms(lat["to_every_display"]),
+        "call_to_each_display_ms": stats_ms(lat["to_each_display"]),
+        "call_to_first_display_ms": stats_ms(lat["to_first_display"]),
+        "first_to_last_display_ms": stats_ms(lat["first_to_last_display"]),
+        "call_ack_ms": stats_ms(lat["ack"]),
         "issued_ok": len(issued),
         "issue_errors": dict(k_errors),
         "seed_errors": dict(seed_errors),
-        "issue_ack_ms": c.stats_ms([b - a for a, b in issued]),
+        "issue_ack_ms": stats_ms([b - a for a, b in issued]),
         "messages_received_per_s": traffic[0] / args.duration,
         "wire_bytes_per_message": traffic[1] / max(1, traffic[0]),
         "text_bytes_per_message": traffic[2] / max(1, traffic[0]),
-        "loadgen_loop_lag_ms": c.stats_ms(lag.lags),
+        "loadgen_loop_lag_ms": stats_ms(lag.lags),
         **cpu.result,
         "profile": profile,
     }
@@ -180,7 +188,7 @@ def report(r: dict) -> None:
     every = r["call_to_every_display_ms"]
     print()
     print("motcua fan-out benchmark")
-    c.print_machine(r)
+    print_machine(r)
     print(f"store        {r['store']}    client: {r['client']}")
     print(
         f"devices      {d['kiosks']} kiosks, {d['counters']} counters, {d['displays']} displays, "
@@ -198,12 +206,12 @@ def report(r: dict) -> None:
         f"tickets      {r['issued_ok']} issued ({r['issued_ok'] / r['window_s']:.1f}/s), "
         f"errors {r['issue_errors'] or 0}"
     )
-    print(f"call -> every display   {c.fmt_ms(every)}")
-    print(f"call -> each display    {c.fmt_ms(r['call_to_each_display_ms'])}")
-    print(f"call -> first display   {c.fmt_ms(r['call_to_first_display_ms'])}")
-    print(f"first -> last display   {c.fmt_ms(r['first_to_last_display_ms'])}")
-    print(f"call ack (clerk)        {c.fmt_ms(r['call_ack_ms'])}")
-    print(f"issue ack (kiosk)       {c.fmt_ms(r['issue_ack_ms'])}")
+    print(f"call -> every display   {fmt_ms(every)}")
+    print(f"call -> each display    {fmt_ms(r['call_to_each_display_ms'])}")
+    print(f"call -> first display   {fmt_ms(r['call_to_first_display_ms'])}")
+    print(f"first -> last display   {fmt_ms(r['first_to_last_display_ms'])}")
+    print(f"call ack (clerk)        {fmt_ms(r['call_ack_ms'])}")
+    print(f"issue ack (kiosk)       {fmt_ms(r['issue_ack_ms'])}")
     print(
         f"messages delivered      {r['messages_received_per_s']:.0f}/s to all devices"
         + (
@@ -213,28 +221,28 @@ def report(r: dict) -> None:
             else ""
         )
     )
-    print(c.cpu_line(r))
-    print(f"load-generator lag      {c.fmt_ms(r['loadgen_loop_lag_ms'])}")
-    c.print_call_target(r, TARGET_P99_MS, "a call reaches every display")
+    print(cpu_line(r))
+    print(f"load-generator lag      {fmt_ms(r['loadgen_loop_lag_ms'])}")
+    print_call_target(r, TARGET_P99_MS, "a call reaches every display")
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    if error := c.check_store_args(args):
+    if error := check_store_args(args):
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.counters < 1 or args.displays < 1:
         print("error: at least one counter and one display are needed", file=sys.stderr)
         return 2
-    centre = c.make_centre(
+    centre = make_centre(
         counters=args.counters,
         kiosks=args.kiosks,
         displays=args.displays,
         ratings=args.ratings,
         services=args.services,
     )
-    with c.bench_environment(args, centre) as server:
-        tokens = c.login_clerks(server, centre)
+    with bench_environment(args, centre) as server:
+        tokens = login_clerks(server, centre)
         budget = args.warmup + args.duration + 240
         result = asyncio.run(asyncio.wait_for(run(args, server, centre, tokens), budget))
     report(result)

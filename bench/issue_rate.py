@@ -27,8 +27,16 @@ import asyncio
 import json
 import random
 import sys
+from collections import Counter
+from time import perf_counter
 
-import _common as c
+from centre import Centre, make_centre
+from cpu import CpuWindow, Profiler, cpu_line, machine
+from environment import bench_environment, check_store_args, common_arguments
+from loadgen import LoopLag, call_latencies, connect_centre, login_clerks
+from stats import fmt_ms, print_call_target, print_machine, stats_ms
+
+from harness.process import ServerProcess
 
 TARGET_RATE = 500.0
 TARGET_CALL_P99_MS = 50.0
@@ -60,15 +68,15 @@ def parser() -> argparse.ArgumentParser:
         default=200_000,
         help="stop issuing after this many tickets in all",
     )
-    c.common_arguments(p)
+    common_arguments(p)
     p.set_defaults(event_rate=1000.0)
     return p
 
 
 async def issuer(conn, services, rng, t_end, acks, errors, budget):
-    while c.perf() < t_end and budget[0] > 0:
+    while perf_counter() < t_end and budget[0] > 0:
         budget[0] -= 1
-        t0 = c.perf()
+        t0 = perf_counter()
         try:
             t_ack, r = await conn.call("issue", {"service": rng.choice(services)}, timeout=60)
         except (TimeoutError, ConnectionError) as e:
@@ -83,16 +91,16 @@ async def issuer(conn, services, rng, t_end, acks, errors, budget):
                 await asyncio.sleep(0.05)
 
 
-async def run(args, server: c.Server, centre: c.Centre, tokens: list[str]) -> dict:
+async def run(args, server: ServerProcess, centre: Centre, tokens: list[str]) -> dict:
     rng = random.Random(args.seed)
-    devs = await c.connect_centre(server, centre, tokens, args, args.call_interval)
+    devs = await connect_centre(server, centre, tokens, args, args.call_interval)
     print(f"connected {len(devs.all)} devices", flush=True)
 
-    lag = c.LoopLag()
+    lag = LoopLag()
     lag.start()
-    t_start = c.perf() + args.warmup
+    t_start = perf_counter() + args.warmup
     t_end = t_start + args.duration
-    acks, errors = [], c.Counter()
+    acks, errors = [], Counter()
     budget = [args.max_tickets]
     tasks = [
         asyncio.create_task(
@@ -108,13 +116,13 @@ async def run(args, server: c.Server, centre: c.Centre, tokens: list[str]) -> di
         asyncio.create_task(cl.run(t_end, 0.5 + rng.uniform(0, args.call_interval)))
         for cl in devs.clerks
     ]
-    cpu = c.CpuWindow(server)
-    prof = c.Profiler(args.profile, server.pid, args.duration)
-    await asyncio.sleep(max(0.0, t_start - c.perf()))
+    cpu = CpuWindow(server)
+    prof = Profiler(args.profile, server.pid, args.duration)
+    await asyncio.sleep(max(0.0, t_start - perf_counter()))
     traffic0 = devs.traffic()
     cpu.start()
     prof.start()
-    await asyncio.sleep(max(0.0, t_end - c.perf()))
+    await asyncio.sleep(max(0.0, t_end - perf_counter()))
     cpu.stop()
     traffic = [b - a for a, b in zip(traffic0, devs.traffic(), strict=True)]
     await asyncio.wait_for(asyncio.gather(*tasks), 120)
@@ -129,10 +137,10 @@ async def run(args, server: c.Server, centre: c.Centre, tokens: list[str]) -> di
         i = int(b - t_start)
         if i < len(per_second):
             per_second[i] += 1
-    lat = c.call_latencies(devs.clerks, devs.wall, t_start, t_end)
+    lat = call_latencies(devs.clerks, devs.wall, t_start, t_end)
     return {
         "benchmark": "issue_rate",
-        "machine": c.machine(),
+        "machine": machine(),
         "store": server.database_url.split(":", 1)[0],
         "client": args.client + (" +deflate" if args.deflate and args.client == "raw" else ""),
         "devices": {
@@ -149,16 +157,16 @@ async def run(args, server: c.Server, centre: c.Centre, tokens: list[str]) -> di
         "tickets_per_s_each_second": per_second,
         "tickets_total": len(acks),
         "issue_errors": dict(errors),
-        "issue_ack_ms": c.stats_ms([b - a for a, b in acked]),
+        "issue_ack_ms": stats_ms([b - a for a, b in acked]),
         "calls_ok": len(lat["ack"]),
         "calls_failed": lat["failed"],
         "calls_incomplete": lat["incomplete"],
-        "call_to_every_display_ms": c.stats_ms(lat["to_every_display"]),
-        "call_ack_ms": c.stats_ms(lat["ack"]),
+        "call_to_every_display_ms": stats_ms(lat["to_every_display"]),
+        "call_ack_ms": stats_ms(lat["ack"]),
         "messages_received_per_s": traffic[0] / args.duration,
         "wire_bytes_per_message": traffic[1] / max(1, traffic[0]),
         "text_bytes_per_message": traffic[2] / max(1, traffic[0]),
-        "loadgen_loop_lag_ms": c.stats_ms(lag.lags),
+        "loadgen_loop_lag_ms": stats_ms(lag.lags),
         **cpu.result,
         "profile": profile,
     }
@@ -168,7 +176,7 @@ def report(r: dict) -> None:
     d = r["devices"]
     print()
     print("motcua issue-rate benchmark")
-    c.print_machine(r)
+    print_machine(r)
     print(f"store        {r['store']}    client: {r['client']}")
     print(
         f"devices      {d['kiosks']} kiosks ({r['inflight']} issues in flight), "
@@ -181,13 +189,13 @@ def report(r: dict) -> None:
         f"errors {r['issue_errors'] or 0}"
     )
     print(f"per second   {' '.join(str(n) for n in r['tickets_per_s_each_second'])}")
-    print(f"issue ack               {c.fmt_ms(r['issue_ack_ms'])}")
+    print(f"issue ack               {fmt_ms(r['issue_ack_ms'])}")
     print(
         f"calls        {r['calls_ok']} ok, failed {r['calls_failed'] or 0}, "
         f"not at every display {r['calls_incomplete']}"
     )
-    print(f"call -> every display   {c.fmt_ms(r['call_to_every_display_ms'])}")
-    print(f"call ack (clerk)        {c.fmt_ms(r['call_ack_ms'])}")
+    print(f"call -> every display   {fmt_ms(r['call_to_every_display_ms'])}")
+    print(f"call ack (clerk)        {fmt_ms(r['call_ack_ms'])}")
     print(
         f"messages delivered      {r['messages_received_per_s']:.0f}/s to all devices"
         + (
@@ -197,33 +205,33 @@ def report(r: dict) -> None:
             else ""
         )
     )
-    print(c.cpu_line(r))
-    print(f"load-generator lag      {c.fmt_ms(r['loadgen_loop_lag_ms'])}")
+    print(cpu_line(r))
+    print(f"load-generator lag      {fmt_ms(r['loadgen_loop_lag_ms'])}")
     ok_rate = r["tickets_per_s"] >= TARGET_RATE
     print(
         f"target       >= {TARGET_RATE:.0f} tickets/s: {'MET' if ok_rate else 'NOT MET'} "
         f"({r['tickets_per_s']:.0f}/s)"
     )
-    c.print_call_target(r, TARGET_CALL_P99_MS, "calls not stalled")
+    print_call_target(r, TARGET_CALL_P99_MS, "calls not stalled")
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    if error := c.check_store_args(args):
+    if error := check_store_args(args):
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.kiosks < 1 or args.inflight < 1:
         print("error: at least one kiosk with one request in flight is needed", file=sys.stderr)
         return 2
-    centre = c.make_centre(
+    centre = make_centre(
         counters=max(1, args.counters),
         kiosks=args.kiosks,
         displays=args.displays,
         ratings=args.ratings,
         services=args.services,
     )
-    with c.bench_environment(args, centre) as server:
-        tokens = c.login_clerks(server, centre, args.counters)
+    with bench_environment(args, centre) as server:
+        tokens = login_clerks(server, centre, args.counters)
         budget = args.warmup + args.duration + 300
         result = asyncio.run(asyncio.wait_for(run(args, server, centre, tokens), budget))
     report(result)

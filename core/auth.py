@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import threading
 import time
@@ -10,7 +11,6 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import models as m
 from .errors import QueueError
@@ -26,12 +26,35 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+# scrypt's cost (2**15, 8, 1): ~32 MB and tens of milliseconds per check, as werkzeug's
+# default, whose "scrypt:N:r:p$salt$hex" format this reads and writes.
+SCRYPT = (32768, 8, 1)
+
+
+def _derive(method: str, password: str, salt: str) -> str:
+    name, *params = method.split(":")
+    secret, salt_b = password.encode("utf-8", "surrogatepass"), salt.encode()
+    if name == "scrypt":
+        n, r, p = (int(x) for x in params) if params else SCRYPT
+        return hashlib.scrypt(secret, salt=salt_b, n=n, r=r, p=p, maxmem=132 * n * r * p).hex()
+    if name == "pbkdf2":
+        digest, rounds = (params + ["600000"])[:2] if params else ("sha256", "600000")
+        return hashlib.pbkdf2_hmac(digest, secret, salt_b, int(rounds)).hex()
+    raise ValueError(f"unknown password hash method {name!r}")
+
+
 def hash_password(password: str) -> str:
-    return generate_password_hash(password)
+    method = "scrypt:{}:{}:{}".format(*SCRYPT)
+    salt = secrets.token_urlsafe(12)
+    return f"{method}${salt}${_derive(method, password, salt)}"
 
 
 def password_matches(stored: str, password: str) -> bool:
-    return check_password_hash(stored, password)
+    try:
+        method, salt, expected = stored.split("$", 2)
+        return hmac.compare_digest(_derive(method, password, salt), expected)
+    except ValueError:
+        return False
 
 
 def device_for_token(conn: Connection, token: str) -> Row | None:
@@ -66,6 +89,46 @@ def staff_for_token(conn: Connection, token: str) -> Row:
 def staff_counter_ids(conn: Connection, staff_id: int) -> list[int]:
     sc = m.staff_counters
     return list(conn.execute(sa.select(sc.c.counter_id).where(sc.c.staff_id == staff_id)).scalars())
+
+
+def identify_device(conn: Connection, token: str) -> tuple[Row | None, bool]:
+    """(the active device owning ``token`` or None, whether it is a staff token instead)."""
+    device = device_for_token(conn, token)
+    if device is not None:
+        return device, False
+    ss = m.staff_sessions
+    staff = conn.execute(sa.select(ss.c.id).where(ss.c.token_hash == token_hash(token))).first()
+    return None, staff is not None
+
+
+def staff_at_counter(conn: Connection, token: str, number: int) -> tuple[Row, Row]:
+    """(staff, counter) for a clerk with session ``token`` taking counter ``number``."""
+    try:
+        staff = staff_for_token(conn, token)
+    except QueueError as e:
+        device = device_for_token(conn, token) if e.key == "auth_invalid" else None
+        if device is not None:
+            raise QueueError(
+                "forbidden", "auth_wrong_role", kind=device.kind, wanted="counter"
+            ) from None
+        raise
+    counter = counter_by_number(conn, staff.centre_id, number)
+    allowed = staff_counter_ids(conn, staff.id)
+    if allowed and counter.id not in allowed:
+        raise QueueError(
+            "forbidden", "auth_counter_forbidden", username=staff.username, number=number
+        )
+    return staff, counter
+
+
+def counter_by_number(conn: Connection, centre_id: int, number: int) -> Row:
+    c = m.counters
+    counter = conn.execute(
+        sa.select(c).where(c.c.centre_id == centre_id, c.c.number == number)
+    ).first()
+    if counter is None:
+        raise QueueError("not_found", "unknown_counter", number=number)
+    return counter
 
 
 class LoginThrottle:

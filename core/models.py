@@ -183,6 +183,17 @@ tickets = sa.Table(
     sa.Index("ix_tickets_counter_status", "counter_id", "status"),
 )
 
+# Tickets waiting per service and business day, kept by the engine in the transaction of
+# every change that moves a ticket into or out of a queue (counting them cost each issue).
+queue_counts = sa.Table(
+    "queue_counts",
+    metadata,
+    sa.Column("service_id", sa.ForeignKey("services.id"), primary_key=True),
+    sa.Column("business_date", sa.Date, primary_key=True),
+    sa.Column("waiting", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("waiting_priority", sa.Integer, nullable=False, server_default="0"),
+)
+
 ticket_dossiers = sa.Table(
     "ticket_dossiers",
     metadata,

@@ -6,21 +6,21 @@ A policy sees the counter's queue only through :class:`CounterQueue`, so a new p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from . import models as m
-
-WAITING_STATUSES = ("waiting", "transferred")
+from .lifecycle import WAITING
 
 
 class CounterQueue:
     """The tickets a counter may call: today's waiting tickets of its services that are
     not sent to another counter, and those transferred to this counter."""
 
-    def __init__(self, conn: Connection, counter: Row, business_date):
+    def __init__(self, conn: Connection, counter: Mapping, business_date):
         self.conn = conn
         self.counter = counter
         self.business_date = business_date
@@ -28,17 +28,21 @@ class CounterQueue:
     def _base(self):
         t = m.tickets
         served = sa.select(m.counter_services.c.service_id).where(
-            m.counter_services.c.counter_id == self.counter.id
+            m.counter_services.c.counter_id == self.counter["id"]
         )
         return sa.select(t).where(
-            t.c.centre_id == self.counter.centre_id,
+            t.c.centre_id == self.counter["centre_id"],
             t.c.business_date == self.business_date,
-            t.c.status.in_(WAITING_STATUSES),
+            t.c.status.in_(WAITING),
             sa.or_(
-                t.c.target_counter_id == self.counter.id,
+                t.c.target_counter_id == self.counter["id"],
                 sa.and_(t.c.target_counter_id.is_(None), t.c.service_id.in_(served)),
             ),
         )
+
+    def ids(self) -> sa.Select:
+        """The ids of the tickets this counter may call, as a subquery."""
+        return self._base().with_only_columns(m.tickets.c.id)
 
     def waiting_by_service(self) -> dict[int, int]:
         """service_id -> how many tickets this counter may call."""
@@ -73,7 +77,7 @@ class PriorityWithFairness:
         self.max_streak = max_streak
 
     def choose(self, queue: CounterQueue) -> Row | None:
-        if queue.counter.priority_streak >= self.max_streak:
+        if queue.counter["priority_streak"] >= self.max_streak:
             normal = queue.oldest(priority=False)
             if normal is not None:
                 return normal
@@ -85,6 +89,3 @@ class ArrivalOrder:
 
     def choose(self, queue: CounterQueue) -> Row | None:
         return queue.oldest()
-
-
-POLICIES = {"priority": PriorityWithFairness, "arrival": ArrivalOrder}

@@ -19,6 +19,8 @@ from sqlalchemy.engine import Connection
 
 from . import models as m
 from .auth import DEVICE_KINDS, STAFF_ROLES, hash_password, password_matches, token_hash
+from .roles import CONFIGURED, change_record
+from .store import Store, Tx
 
 
 class ProvisioningError(Exception):
@@ -216,8 +218,30 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
                 fail("devices", i, "counters", f"không có quầy số {n}")
 
 
-def apply(conn: Connection, data: dict) -> Summary:
-    """Bring the store in line with a checked provisioning file, in the caller's transaction."""
+def provision(store: Store, path: str | Path) -> list[str]:
+    """Apply a provisioning file through the store's write path; returns what changed.
+    Raises ProvisioningError for an invalid file."""
+    data = load(path)
+    summary = store.write(lambda tx: apply(tx, data), centre_id=0, actor="provisioning")
+    return summary.lines()
+
+
+def apply(tx: Tx, data: dict) -> Summary:
+    """Bring the store in line with a checked provisioning file, in the caller's
+    transaction; a change is recorded (audited, numbered) so devices take new snapshots."""
+    summary, centre_id = _apply(tx.conn, data)
+    if summary.changed:
+        tx.change(
+            centre_id,
+            CONFIGURED,
+            "provisioning",
+            change=change_record(CONFIGURED),
+            details={"summary": summary.lines()},
+        )
+    return summary
+
+
+def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
     summary = Summary()
     c = data["centre"]
     centre_id = _upsert(
@@ -330,7 +354,7 @@ def apply(conn: Connection, data: dict) -> Summary:
             f"device {d['name']}",
         )
     _deactivate(conn, m.devices, centre_id, m.devices.c.name, names, summary, "device")
-    return summary
+    return summary, centre_id
 
 
 def _upsert(

@@ -82,22 +82,16 @@ class Tx:
         action: str,
         actor: str,
         *,
-        delivery: dict,
+        change: dict,
         request_id: str | None = None,
         ticket_id: int | None = None,
         counter_id: int | None = None,
         details: dict | None = None,
     ) -> int:
-        """Record one change: advance the centre's seq, append the audit row, queue events.
-
-        ``delivery`` is ``{"broadcast": {"event", "data"}, "directed": [{"namespace",
-        "room", "event", "data"}]}``; every payload in it gets the new ``seq``.
-        """
+        """Record one change: advance the centre's seq, append the audit row (which keeps
+        ``change``, what devices are told), and queue it for delivery after commit."""
         self.lock_centre(centre_id)
         seq = self.conn.execute(_ADVANCE_SEQ, {"b_id": centre_id}).scalar_one()
-        delivery["broadcast"]["data"]["seq"] = seq
-        for item in delivery.get("directed", ()):
-            item["data"]["seq"] = seq
         self.conn.execute(
             _INSERT_AUDIT,
             {
@@ -110,10 +104,10 @@ class Tx:
                 "ticket_id": ticket_id,
                 "counter_id": counter_id,
                 "details": details or {},
-                "delivery": delivery,
+                "delivery": change,
             },
         )
-        self.deliveries.append({"centre": centre_id, "seq": seq, **delivery})
+        self.deliveries.append({"centre": centre_id, "seq": seq, "change": change})
         return seq
 
 
@@ -165,8 +159,8 @@ class Store:
     """Database access for the engine: ``write`` (group-committed) and ``read``.
 
     url: SQLAlchemy URL (``sqlite:///path`` or ``postgresql://...``).
-    on_commit: called with the committed changes' deliveries, in seq order, after each
-      commit and before the writers are answered.
+    on_commit: called with the committed changes, in seq order, after each commit and
+      before the writers are answered; each is ``{"centre", "seq", "change"}``.
     offload: a callable running a function in a native thread and returning its result
       (gevent's thread pool in the server); ``None`` runs blocking calls inline.
     """
@@ -186,6 +180,7 @@ class Store:
         self.on_commit = on_commit
         self.offload = offload
         self._queue = None
+        self._event = None
         self._writer = None
         self._lock = threading.Lock()
 
@@ -195,9 +190,11 @@ class Store:
 
         upgrade(self.engine)
 
-    def start_writer(self, queue_factory, spawn) -> None:
-        """Start the batching writer (a greenlet in the server)."""
+    def start_writer(self, queue_factory, spawn, event_factory) -> None:
+        """Start the batching writer (a greenlet in the server): the factories make its
+        queue and the event each caller waits on; ``spawn`` starts it."""
         self._queue = queue_factory()
+        self._event = event_factory
         self._writer = spawn(self._writer_loop)
 
     def dispose(self) -> None:
@@ -224,9 +221,7 @@ class Store:
                 job = _Job(fn, centre_id, actor, request_id, None)
                 self._finish_batch([job], self._run_batch([job]))
         else:
-            from gevent.event import Event
-
-            job = _Job(fn, centre_id, actor, request_id, Event())
+            job = _Job(fn, centre_id, actor, request_id, self._event())
             self._queue.put(job)
             job.done.wait()
         if job.error is not None:
@@ -270,8 +265,9 @@ class Store:
             with self.engine.connect() as conn:
                 with conn.begin():
                     now = m.utcnow()
+                    locked = self._lock_centres(conn, {j.centre_id for j in jobs})
                     for job in jobs:
-                        tx = Tx(conn, now, self.is_postgres)
+                        tx = Tx(conn, now, self.is_postgres, _locked=set(locked))
                         try:
                             with conn.begin_nested():
                                 job.result = self._run_job(tx, job)
@@ -294,6 +290,21 @@ class Store:
                 job.error = QueueError("unavailable", "unavailable")
             return []
         return deliveries
+
+    def _lock_centres(self, conn: Connection, centre_ids: set[int]) -> set[int]:
+        """On PostgreSQL, lock the batch's centres once, before any job's savepoint (a
+        lock taken inside a savepoint that is rolled back would be released with it)."""
+        if not self.is_postgres:
+            return set()
+        c = m.centres
+        return set(
+            conn.execute(
+                sa.select(c.c.id)
+                .where(c.c.id.in_(sorted(centre_ids)))
+                .order_by(c.c.id)
+                .with_for_update()
+            ).scalars()
+        )
 
     @staticmethod
     def _run_job(tx: Tx, job: _Job) -> Any:
@@ -321,6 +332,27 @@ class Store:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
                 return fn(conn)
+
+    def changes(self, centre_id: int, first: int, last: int) -> list[dict]:
+        """Committed changes first..last of a centre, from the audit log, in seq order."""
+        a = m.audit_log
+        rows = self.read(
+            lambda conn: conn.execute(
+                sa.select(a.c.seq, a.c.delivery)
+                .where(a.c.centre_id == centre_id, a.c.seq >= first, a.c.seq <= last)
+                .order_by(a.c.seq)
+            ).all()
+        )
+        return [{"centre": centre_id, "seq": seq, "change": change} for seq, change in rows]
+
+    def centre_seqs(self) -> list[tuple[int, int]]:
+        """(centre id, last committed seq) of every centre."""
+        c = m.centres
+        return self.read(lambda conn: conn.execute(sa.select(c.c.id, c.c.seq)).all())
+
+    def installation_id(self) -> str:
+        """The identity shared by every process on this store."""
+        return self.read(lambda conn: conn.execute(sa.select(m.installation.c.id)).scalar_one())
 
     def ping(self) -> bool:
         try:

@@ -42,7 +42,7 @@ def error_response(e: QueueError, lang: str):
 def healthz():
     ctx = _ctx()
     database = "ok" if ctx.store.ping() else "unreachable"
-    redis = "off" if not ctx.hub.redis_url else ("ok" if ctx.hub.redis_ok else "unreachable")
+    redis = ctx.hub.transport_state()
     status = "ok" if database == "ok" and redis != "unreachable" else "degraded"
     body = {"status": status, "database": database, "redis": redis}
     return jsonify(body), 200 if database == "ok" else 503

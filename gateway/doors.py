@@ -1,9 +1,9 @@
 """The base of every role's Socket.IO namespace ("door").
 
-A door authenticates the connection, joins it to its centre's rooms, sends its role's
-snapshot, and turns each event into one engine call. Every event is acknowledged with
-``{"ok": true, ...}`` or ``{"ok": false, "error": {"code", "message"}}``; nothing a
-client sends can raise out of here.
+A door authenticates the connection, joins it to its audience's room (core/roles.py),
+sends its role's snapshot, and turns each event into one engine call. Every event is
+acknowledged with ``{"ok": true, ...}`` or ``{"ok": false, "error": {"code",
+"message"}}``; nothing a client sends can raise out of here.
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from flask_socketio import ConnectionRefusedError, Namespace, join_room
+from flask_socketio import ConnectionRefusedError, Namespace, join_room, leave_room
 
 from core.engine import Actor
 from core.errors import QueueError
+from core.roles import ROLES, Audience, Role
 from core.validation import parse
-
-from .hub import centre_room
 
 log = logging.getLogger("motcua.doors")
 
@@ -31,7 +30,8 @@ class Client:
 
     actor: Actor
     lang: str = "vi"
-    counter_ids: list[int] = field(default_factory=list)  # a display's counters
+    counter_ids: list[int] = field(default_factory=list)  # a display's or agent's counters
+    audience: Audience | None = None
     tokens: float = 0.0
     refilled: float = field(default_factory=time.monotonic)
 
@@ -43,16 +43,25 @@ def refusal(error: QueueError, lang: str) -> ConnectionRefusedError:
     return ConnectionRefusedError(body["message"], body)
 
 
+@dataclass(frozen=True)
+class EngineOp:
+    """An event that is exactly the engine operation ``name``, called with the client's
+    actor and the event's fields."""
+
+    name: str
+
+
 class Door(Namespace):
-    """A role's namespace. Subclasses set ``snapshot_event``, implement ``authenticate``,
-    ``snapshot`` and declare events in ``events``: name -> (fields, method name)."""
+    """A role's namespace. Subclasses set ``role`` (a key of core.roles.ROLES), implement
+    ``authenticate``, ``audience`` and ``snapshot``, and declare events in ``events``:
+    name -> (fields, EngineOp or the name of a door method)."""
 
-    snapshot_event = "snapshot"
-    events: dict[str, tuple[dict, str]] = {}
-    read_only = False  # a role that only listens: other events are forbidden, not unknown
+    role_name = ""
+    events: dict[str, tuple[dict, EngineOp | str]] = {}
 
-    def __init__(self, namespace: str, ctx):
-        super().__init__(namespace)
+    def __init__(self, ctx):
+        self.role: Role = ROLES[self.role_name]
+        super().__init__(self.role.namespace)
         self.ctx = ctx  # gateway.context.ServerContext
         self.clients: dict[str, Client] = {}
 
@@ -60,11 +69,23 @@ class Door(Namespace):
     def authenticate(self, auth: dict, lang: str) -> Client:
         raise NotImplementedError
 
+    def audience(self, client: Client) -> Audience:
+        """Which batches the client receives (the same for every device bound alike)."""
+        raise NotImplementedError
+
     def snapshot(self, client: Client) -> dict:
         raise NotImplementedError
 
-    def rooms(self, client: Client) -> list[str]:
-        return []
+    def board_audience(self, client: Client) -> Audience:
+        """Boards (a hallway display, an agent's LED boards) follow their counters, or
+        all of the centre's, and show the counts of the services those serve."""
+        ids = client.counter_ids
+        return Audience(
+            self.role_name,
+            client.actor.centre_id,
+            frozenset(ids) if ids else None,
+            self.ctx.service_codes(ids) if ids else None,
+        )
 
     def admit(self, client: Client) -> None:
         """Runs before the connection is accepted (and before it joins its rooms), so
@@ -89,9 +110,7 @@ class Door(Namespace):
             raise refusal(QueueError("internal", "internal"), lang) from None
         sid = request.sid
         self.clients[sid] = client
-        join_room(centre_room(client.actor.centre_id))
-        for room in self.rooms(client):
-            join_room(room)
+        self._bind(sid, client)
         # Sent once the connection is acknowledged: an emit from inside the connect
         # handler would reach the client before its namespace is connected.
         self.socketio.start_background_task(self._first_snapshot, sid, client)
@@ -103,15 +122,27 @@ class Door(Namespace):
         except Exception:
             log.exception("snapshot failed for %s on %s", client.actor.key, self.namespace)
 
+    def _bind(self, sid: str, client: Client) -> None:
+        """Join the client's audience, or move it if its binding changed (provisioning)."""
+        audience = self.audience(client)
+        if audience == client.audience:
+            return
+        if client.audience is not None:
+            leave_room(client.audience.room, sid=sid)
+        join_room(audience.room, sid=sid)
+        client.audience = audience
+        self.ctx.hub.join(sid, audience)
+
     def _send_snapshot(self, sid: str, client: Client) -> dict:
         data = self.snapshot(client)
-        self.socketio.emit(self.snapshot_event, data, namespace=self.namespace, to=sid)
+        self.socketio.emit(self.role.snapshot_event, data, namespace=self.namespace, to=sid)
         return data
 
     def on_disconnect(self, reason=None):
         from flask import request
 
         self.clients.pop(request.sid, None)
+        self.ctx.hub.leave(request.sid)
 
     # -- events ----------------------------------------------------------------------------
     def trigger_event(self, event, *args):
@@ -142,15 +173,19 @@ class Door(Namespace):
             payload = args[0] if args else None
             if event == "sync":
                 parse(payload, {})
+                self._bind(request.sid, client)
                 data = self._send_snapshot(request.sid, client)
                 return {"ok": True, "seq": data["seq"]}
             if event not in self.events:
-                if self.read_only:
+                if self.role.listens_only:
                     raise QueueError("forbidden", "read_only_role", event=str(event)[:40])
                 raise QueueError("bad_request", "unknown_event", event=str(event)[:40])
-            fields, method = self.events[event]
+            fields, target = self.events[event]
             values = parse(payload, fields)
-            result = getattr(self, method)(client, **values)
+            if isinstance(target, EngineOp):
+                result = getattr(self.ctx.engine, target.name)(client.actor, **values)
+            else:
+                result = getattr(self, target)(client, **values)
             return {"ok": True, **(result or {})}
         except QueueError as e:
             return {"ok": False, "error": e.as_dict(lang)}

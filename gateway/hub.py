@@ -1,14 +1,14 @@
-"""Ordered delivery of committed changes to this process's sockets.
+"""Delivery of committed changes to this process's sockets: protocol v2 batches.
 
-Each centre's changes carry its ``seq``. The hub hands them to sockets strictly in seq
-order: a change that arrives early (from another server process, through Redis) waits
-for the ones before it; if those do not arrive within ``gap_wait_s`` they are read back
-from the audit log, where every change was stored in its own transaction. So devices
-see every change once, in order, even when Redis drops a message or a process dies
-between its commit and its publish.
-
-python-socketio's Redis manager fans out emits but cannot order them across processes,
-which is why changes travel on motcua's own channel.
+Changes come from this process's writer, from other processes (a transport) and from
+the audit log (gap fill and sweep); a :class:`core.sequence.Sequencer` releases each
+centre's changes once, in ``seq`` order. Released changes are batched per
+:class:`core.roles.Audience` (devices of one role, centre and binding, joined in one
+Socket.IO room): one ``changes`` event covering seq ``after+1 … seq`` with the events
+that concern the audience and the latest summaries of the services it shows, encoded
+once for the whole room. A batch leaves as soon as the previous one has been handed to
+the sockets' writers; changes that arrive meanwhile go in the next one, so the cost
+grows with what devices need, not with everything that happens.
 """
 
 from __future__ import annotations
@@ -17,123 +17,207 @@ import json
 import logging
 import os
 import uuid
+from dataclasses import dataclass
 
 import gevent
-import gevent.lock
 import gevent.queue
-import sqlalchemy as sa
 
-from core import models as m
+from core.roles import ROLES, Audience, batch_for, public_event
+from core.sequence import Sequencer
 
 log = logging.getLogger("motcua.hub")
-
-CHANNEL_PREFIX = "motcua:changes:"  # + the installation id shared by the store's processes
-BROADCAST_NAMESPACES = ("/kiosk", "/counter", "/display", "/rating", "/agent")
 
 
 def centre_room(centre_id: int) -> str:
     return f"centre:{centre_id}"
 
 
-class ChangeHub:
-    """Sequencer and fan-out of change events for one server process.
+@dataclass
+class _AudienceState:
+    audience: Audience
+    last: int | None  # seq of the last batch sent to it (None: none yet)
+    members: int = 0
 
-    emit: ``emit(event, data, namespace, room)`` sending to this process's sockets.
-    store: read back missing changes from the audit log.
-    redis_url: share changes with other server processes; ``None`` for a single process.
+
+class ChangeHub:
+    """Ordering and fan-out of change batches for one server process.
+
+    send: ``send(namespace, room, batch)`` emits a batch to a room of this process.
+    store: reads back missing changes from the audit log.
+    connect_transport: makes the transport sharing changes with other server processes
+      (gateway/transport.py), called by ``start``; ``None`` for a single process.
     gap_wait_s: how long an out-of-order change waits before the gap is read back.
-    sweep_s: with Redis, how often to compare each centre's seq with the store, so a
-      change lost in transit is delivered even when no later change follows it.
+    sweep_s: with a transport, how often to compare each centre's seq with the store, so
+      a change lost in transit is delivered even when no later change follows it.
     """
 
     def __init__(
-        self,
-        emit,
-        store,
-        redis_url: str | None = None,
-        gap_wait_s: float = 0.2,
-        sweep_s: float = 1.0,
+        self, send, store, connect_transport=None, gap_wait_s: float = 0.2, sweep_s: float = 1.0
     ):
-        self.emit = emit
+        self.send = send
         self.store = store
-        self.redis_url = redis_url
+        self.connect_transport = connect_transport
+        self.transport = None
         self.gap_wait_s = gap_wait_s
         self.sweep_s = sweep_s
         self.origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._next: dict[int, int] = {}
-        self._pending: dict[int, dict[int, dict]] = {}
+        self.sequencer = Sequencer()
+        self.transport_ok = connect_transport is None
+        self._audiences: dict[int, dict[str, _AudienceState]] = {}
+        self._members: dict[str, Audience] = {}  # sid -> its audience
+        self._buffer: dict[int, list[dict]] = {}  # released, not yet batched
+        self._flushed: dict[int, int] = {}  # last seq batched, per centre
+        self._flushers: set[int] = set()
         self._gap_timers: dict[int, gevent.Greenlet] = {}
-        self._redis = None
-        self.channel = ""
         self._outbox: gevent.queue.Queue | None = None
-        self._lock = gevent.lock.RLock()
-        self.redis_ok = redis_url is None
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
-        for centre_id, seq in self._centre_seqs():
-            self._next[centre_id] = seq + 1
-        if self.redis_url:
-            self.channel = CHANNEL_PREFIX + self.store.read(
-                lambda conn: conn.execute(sa.select(m.installation.c.id)).scalar_one()
-            )
-            import redis
-
-            self._redis = redis.Redis.from_url(
-                self.redis_url, socket_timeout=5, socket_connect_timeout=2
-            )
+        for centre_id, seq in self.store.centre_seqs():
+            self.sequencer.start_at(centre_id, seq)
+            self._flushed[centre_id] = seq
+        if self.connect_transport is not None:
+            self.transport = self.connect_transport()
             self._outbox = gevent.queue.Queue()
             gevent.spawn(self._publish_forever)
-            gevent.spawn(self._listen)
+            gevent.spawn(self._listen_forever)
             gevent.spawn(self._sweep_forever)
 
-    def _centre_seqs(self) -> list[tuple[int, int]]:
-        c = m.centres
-        return self.store.read(lambda conn: conn.execute(sa.select(c.c.id, c.c.seq)).all())
+    def transport_state(self) -> str:
+        """For /healthz: "off" (one process), "ok" or "unreachable"."""
+        if self.connect_transport is None:
+            return "off"
+        return "ok" if self.transport_ok else "unreachable"
+
+    # -- audiences -----------------------------------------------------------------------
+    def join(self, sid: str, audience: Audience) -> None:
+        """A socket (already in ``audience.room``) receives the audience's batches."""
+        self.leave(sid)
+        states = self._audiences.setdefault(audience.centre_id, {})
+        state = states.get(audience.room)
+        if state is None:
+            state = states[audience.room] = _AudienceState(
+                audience, self._flushed.get(audience.centre_id)
+            )
+        state.members += 1
+        self._members[sid] = audience
+
+    def leave(self, sid: str) -> None:
+        audience = self._members.pop(sid, None)
+        if audience is None:
+            return
+        states = self._audiences.get(audience.centre_id, {})
+        state = states.get(audience.room)
+        if state is not None:
+            state.members -= 1
+            if state.members <= 0:
+                del states[audience.room]
 
     # -- input ---------------------------------------------------------------------------
-    def committed(self, deliveries: list[dict]) -> None:
+    def committed(self, changes: list[dict]) -> None:
         """Called by the store's writer after each commit, in commit order."""
-        for d in deliveries:
-            self._offer(d)
+        for c in changes:
+            self._offer(c)
         if self._outbox is not None:
-            self._outbox.put(deliveries)
+            self._outbox.put(changes)
 
+    def _offer(self, change: dict) -> None:
+        released = self.sequencer.offer(change)
+        centre_id = change["centre"]
+        if released:
+            self._buffer.setdefault(centre_id, []).extend(released)
+            if centre_id not in self._flushers:
+                self._flushers.add(centre_id)
+                gevent.spawn(self._flush, centre_id)
+        if self.sequencer.gap(centre_id) and centre_id not in self._gap_timers:
+            self._gap_timers[centre_id] = gevent.spawn_later(
+                self.gap_wait_s, self._gap_expired, centre_id
+            )
+
+    def _gap_expired(self, centre_id: int) -> None:
+        self._gap_timers.pop(centre_id, None)
+        gap = self.sequencer.gap(centre_id)
+        if gap:  # still waiting for an earlier change: read it back
+            self._fill(centre_id, *gap)
+
+    def _fill(self, centre_id: int, first: int, last: int) -> None:
+        changes = self.store.changes(centre_id, first, last)
+        if changes:
+            log.info("centre %s: read changes %s..%s back from the store", centre_id, first, last)
+        for c in changes:
+            self._offer(c)
+
+    # -- output --------------------------------------------------------------------------
+    def _flush(self, centre_id: int) -> None:
+        """Send the centre's released changes as batches until none are left. Between
+        batches the loop yields, so the sockets' writers send the batch just emitted
+        while new changes gather into the next."""
+        try:
+            while self._buffer.get(centre_id):
+                changes = self._buffer.pop(centre_id)
+                self._send_batches(centre_id, changes)
+                gevent.sleep(0)
+        except Exception:
+            log.exception("delivering changes of centre %s failed", centre_id)
+        finally:
+            self._flushers.discard(centre_id)
+            if self._buffer.get(centre_id):  # arrived while failing: try again
+                self._flushers.add(centre_id)
+                gevent.spawn(self._flush, centre_id)
+
+    def _send_batches(self, centre_id: int, changes: list[dict]) -> None:
+        first = changes[0]["seq"]
+        prepared = [{**c, "event": public_event(c["change"], c["seq"])} for c in changes]
+        for state in list(self._audiences.get(centre_id, {}).values()):
+            after = state.last if state.last is not None else first - 1
+            batch = batch_for(state.audience, prepared, after)
+            if batch is None:
+                continue  # nothing for it: its next batch's range starts where its last ended
+            state.last = batch["seq"]
+            self.send(ROLES[state.audience.role].namespace, state.audience.room, batch)
+        self._flushed[centre_id] = changes[-1]["seq"]
+
+    # -- other processes -----------------------------------------------------------------
     def _publish_forever(self) -> None:
-        """Publish in commit order, in its own greenlet, so a slow Redis never holds up
-        the store's writer. A batch that cannot be published is not retried: the other
-        processes read it back from the store (gap fill and sweep)."""
+        """Publish in commit order, in its own greenlet, so a slow transport never holds
+        up the store's writer. A message that cannot be published is not retried: the
+        other processes read its changes back from the store (gap fill and sweep)."""
         while True:
-            deliveries = self._outbox.get()
+            changes = self._outbox.get()
             try:
-                self._redis.publish(
-                    self.channel, json.dumps({"origin": self.origin, "changes": deliveries})
-                )
-            except Exception as e:  # noqa: BLE001
+                self.transport.publish(json.dumps({"origin": self.origin, "changes": changes}))
+            except Exception as e:  # noqa: BLE001 - say what failed and what happens next
                 log.error(
-                    "Cannot publish %d changes to redis (%s); other processes will read "
-                    "them from the store",
-                    len(deliveries),
+                    "Cannot publish %d changes to %s (%s); other processes will read them "
+                    "from the store",
+                    len(changes),
+                    self.transport.url,
                     e,
                 )
 
-    def _listen(self) -> None:
+    def _listen_forever(self) -> None:
         backoff = 0.5
         while True:
             try:
-                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(self.channel)
-                self.redis_ok = True
-                backoff = 0.5
-                self._sweep()  # whatever passed while we were not listening
-                for message in pubsub.listen():
-                    body = json.loads(message["data"])
+                for message in self.transport.listen():
+                    if message is None:  # subscribed
+                        self.transport_ok = True
+                        backoff = 0.5
+                        self._sweep()  # whatever passed while we were not listening
+                        continue
+                    body = json.loads(message)
                     if body["origin"] != self.origin:
-                        for d in body["changes"]:
-                            self._offer(d)
+                        for c in body["changes"]:
+                            self._offer(c)
+                raise ConnectionError("the subscription ended")
             except Exception as e:  # noqa: BLE001 - keep listening, say what failed
-                self.redis_ok = False
-                log.error("Cannot receive changes from redis (%s); retrying in %.1f s", e, backoff)
+                self.transport_ok = False
+                log.error(
+                    "Cannot receive changes from %s (%s); retrying in %.1f s",
+                    self.transport.url,
+                    e,
+                    backoff,
+                )
                 gevent.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
 
@@ -146,63 +230,7 @@ class ChangeHub:
                 log.warning("Cannot compare centre sequences with the store: %s", e)
 
     def _sweep(self) -> None:
-        for centre_id, seq in self._centre_seqs():
-            if centre_id in self._next and seq >= self._next[centre_id]:
-                self._fill(centre_id, seq)
-
-    # -- ordering ------------------------------------------------------------------------
-    def _offer(self, d: dict) -> None:
-        """Deliver ``d`` if it is the centre's next change (then any buffered successors);
-        buffer it if it is early; drop it if it was delivered already. Several greenlets
-        offer changes (the writer, the Redis listener, gap fills): the lock keeps each
-        centre's deliveries whole and in order even if an emit yields."""
-        with self._lock:
-            centre_id, seq = d["centre"], d["seq"]
-            expected = self._next.setdefault(centre_id, seq)
-            if seq < expected:
-                return
-            if seq > expected:
-                self._pending.setdefault(centre_id, {})[seq] = d
-                if centre_id not in self._gap_timers:
-                    self._gap_timers[centre_id] = gevent.spawn_later(
-                        self.gap_wait_s, self._gap_expired, centre_id
-                    )
-                return
-            pending = self._pending.get(centre_id, {})
-            while d is not None:
-                self._next[centre_id] = d["seq"] + 1
-                self._deliver(d)
-                d = pending.pop(self._next[centre_id], None)
-
-    def _gap_expired(self, centre_id: int) -> None:
-        self._gap_timers.pop(centre_id, None)
-        pending = self._pending.get(centre_id)
-        if pending:  # still waiting for an earlier change: read it back
-            self._fill(centre_id, min(pending) - 1)
-
-    def _fill(self, centre_id: int, upto: int) -> None:
-        """Read changes next..upto of a centre back from the audit log and deliver them."""
-        start = self._next[centre_id]
-        if upto < start:
-            return
-        a = m.audit_log
-        rows = self.store.read(
-            lambda conn: conn.execute(
-                sa.select(a.c.seq, a.c.delivery)
-                .where(a.c.centre_id == centre_id, a.c.seq >= start, a.c.seq <= upto)
-                .order_by(a.c.seq)
-            ).all()
-        )
-        if rows:
-            log.info("centre %s: read changes %s..%s back from the store", centre_id, start, upto)
-        for seq, delivery in rows:
-            self._offer({"centre": centre_id, "seq": seq, **delivery})
-
-    # -- output --------------------------------------------------------------------------
-    def _deliver(self, d: dict) -> None:
-        room = centre_room(d["centre"])
-        b = d["broadcast"]
-        for ns in BROADCAST_NAMESPACES:
-            self.emit(b["event"], b["data"], ns, room)
-        for item in d.get("directed", ()):
-            self.emit(item["event"], item["data"], item["namespace"], item["room"])
+        for centre_id, seq in self.store.centre_seqs():
+            behind = self.sequencer.behind(centre_id, seq)
+            if behind:
+                self._fill(centre_id, *behind)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, render_template, request
 
 from core.engine import PRIORITIES
+from core.roles import Audience
 from core.validation import REQUEST_ID, Field
 from gateway.doors import Client, Door
 
@@ -12,7 +13,7 @@ bp = Blueprint("kiosk", __name__, template_folder="templates")
 
 
 class KioskDoor(Door):
-    snapshot_event = "services"
+    role_name = "kiosk"
     events = {
         "issue": (
             {
@@ -26,6 +27,9 @@ class KioskDoor(Door):
 
     def authenticate(self, auth: dict, lang: str) -> Client:
         return Client(self.device_actor(self.device(auth, "kiosk")))
+
+    def audience(self, client: Client) -> Audience:
+        return Audience("kiosk", client.actor.centre_id)
 
     def snapshot(self, client: Client) -> dict:
         return self.ctx.engine.kiosk_snapshot(client.actor.centre_id)

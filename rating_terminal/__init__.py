@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from core.roles import Audience
 from core.validation import REQUEST_ID, Field
-from gateway.doors import Client, Door
+from gateway.doors import Client, Door, EngineOp
 
 
 class RatingDoor(Door):
-    snapshot_event = "rating_state"
+    role_name = "rating"
     events = {
         "rate": (
             {
@@ -17,7 +18,7 @@ class RatingDoor(Door):
                 "comment": Field(str, max_len=500, nullable=True),
                 "request_id": REQUEST_ID,
             },
-            "rate",
+            EngineOp("rate"),
         )
     }
 
@@ -25,11 +26,10 @@ class RatingDoor(Door):
         device = self.device(auth, "rating")
         return Client(self.device_actor(device, counter_id=device.counter_id))
 
-    def rooms(self, client: Client) -> list[str]:
-        return [f"rating:{client.actor.counter_id}"]
+    def audience(self, client: Client) -> Audience:
+        return Audience(
+            "rating", client.actor.centre_id, frozenset([client.actor.counter_id]), frozenset()
+        )
 
     def snapshot(self, client: Client) -> dict:
         return self.ctx.engine.rating_snapshot(client.actor.counter_id)
-
-    def rate(self, client, ticket_id, score, reasons, comment, request_id):
-        return self.ctx.engine.rate(client.actor, ticket_id, score, reasons, comment, request_id)

@@ -22,16 +22,8 @@ import pytest
 import requests
 import socketio
 
-from conftest import (
-    AGENT,
-    DISPLAY,
-    KIOSK,
-    KIOSK_B,
-    RATING_1,
-    RATING_2,
-    Device,
-    ServerProcess,
-)
+from harness.centre import AGENT, DISPLAY, KIOSK, KIOSK_B, RATING_1, RATING_2, CentreServer
+from harness.devices import Device
 
 VIETNAMESE = re.compile(
     "[àáảãạăắằẳẵặâấầẩẫậđèéẻẽẹêếềểễệìíỉĩịòóỏõọôốồổỗộơớờởỡợùúủũụưứừửữựỳýỷỹỵ]", re.I
@@ -116,7 +108,7 @@ def send(device: Device, event, args: tuple, timeout: float = 5.0):
 CONNECTED = "<the connection was accepted>"
 
 
-def refusal(server: ServerProcess, namespace: str, auth, wait: float = 2.0):
+def refusal(server: CentreServer, namespace: str, auth, wait: float = 2.0):
     """Connect expecting a refusal; returns what the refusal carried (None: no answer)."""
     sio = socketio.Client(reconnection=False)
     got = []
@@ -236,7 +228,7 @@ def resolve(value, refs: dict):
 
 @dataclass
 class World:
-    server: ServerProcess
+    server: CentreServer
     dev: dict[str, Device]
     refs: dict
     baseline: int  # the centre's seq once the world was built
@@ -246,20 +238,12 @@ class World:
         return self.dev["kiosk"].call("sync")["seq"]
 
     def unchanged(self, what: str) -> str | None:
-        """Every change is broadcast to the display before the acting client's ack is
-        sent, so a change made by a refused request shows up there (the last test
-        compares the centre's seq itself)."""
-        display = self.dev["display"]
-        with display.cond:
-            seqs = [
-                d["seq"]
-                for n, d in display.history
-                if n in ("called", "update") and isinstance(d, dict) and d.get("seq", 0) > self.seq
-            ]
-        if not seqs:
+        """A refused request changes nothing: the centre's seq has not moved."""
+        now = self.seq_now()
+        if now == self.seq:
             return None
-        self.seq = max(seqs)
-        return f"{what} was refused, yet the display received changes {seqs}"
+        moved, self.seq = (self.seq, now), now
+        return f"{what} was refused, yet the centre's seq moved {moved[0]} -> {moved[1]}"
 
 
 def expire_session(db_path, token: str) -> None:
@@ -281,7 +265,7 @@ def world(tmp_path_factory):
     at counter 1). Counter 1 is open with no current ticket."""
     tmp = tmp_path_factory.mktemp("bad_input")
     db = tmp / "motcua.sqlite3"
-    server = ServerProcess(tmp, f"sqlite:///{db}").start()
+    server = CentreServer(tmp, f"sqlite:///{db}").start()
     opened: list[Device] = []
 
     def open_(namespace, auth, snapshot):
@@ -296,7 +280,7 @@ def world(tmp_path_factory):
         counter = open_(
             "/counter", {"token": server.login("clerk1"), "counter": 1}, "counter_state"
         )
-        display.wait_event("update", kind="counter_opened")
+        display.wait_change("counter_opened")
         dev = {
             "kiosk": kiosk,
             "counter": counter,
@@ -1049,7 +1033,7 @@ def test_login_failures_are_throttled_and_the_server_keeps_serving(sqlite_server
     display.wait_event("snapshot")
     ack = devices.kiosk(sqlite_server).call("issue", {"service": "TP"})
     assert ack["ok"] and ack["ticket"]["number"] == "A001", ack
-    display.wait_event("update", kind="issued", ticket__number="A001")
+    display.wait_service("TP", waiting=1)
 
 
 def test_public_status_page_refuses_bad_keys(world):
@@ -1112,9 +1096,7 @@ def test_refused_actions_leave_the_current_ticket_untouched(sqlite_server, devic
     x.refused(counter, "pause", {"reason": "Họp"}, "conflict", "A001")
 
     time.sleep(0.3)  # anything wrongly broadcast has arrived by now
-    late = [
-        (n, d) for n, d in display.history if isinstance(d, dict) and d.get("seq", 0) > served_seq
-    ]
+    late = [b for b in display.batches() if b["seq"] > served_seq]
     if late:
         x.problems.append(f"the display received changes from refused requests: {late}")
     with counter.cond:
@@ -1132,9 +1114,8 @@ def test_refused_actions_leave_the_current_ticket_untouched(sqlite_server, devic
         x.problems.append(f"finish answered {done}")
     x.refused(counter, "finish", {"ticket_id": A}, "conflict", "Số A001 không ở quầy này")
     x.check()
-    display.wait_event("update", kind="finished", ticket__number="A001")
-    seqs = display.seqs()
-    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+    display.wait_change("finished", ticket__number="A001")
+    assert display.chain_problem() is None
 
 
 def test_counter_status_changes_in_the_wrong_state_are_refused(sqlite_server, devices):
@@ -1162,7 +1143,7 @@ def test_counter_status_changes_in_the_wrong_state_are_refused(sqlite_server, de
 
 
 def test_socket_events_over_the_rate_limit_are_refused(tmp_path, devices):
-    srv = ServerProcess(
+    srv = CentreServer(
         tmp_path,
         f"sqlite:///{tmp_path / 'motcua.sqlite3'}",
         env={"MOTCUA_EVENT_RATE": "2", "MOTCUA_EVENT_BURST": "3"},
@@ -1229,12 +1210,7 @@ def test_after_all_that_nothing_changed_and_a_visit_still_works(world):
     time.sleep(0.3)
     assert world.seq_now() == world.baseline
     display = dev["display"]
-    late = [
-        (n, d)
-        for n, d in display.history
-        if n != "snapshot" and isinstance(d, dict) and d.get("seq", 0) > world.baseline
-    ]
-    assert late == []
+    assert [b for b in display.batches() if b["seq"] > world.baseline] == []
     counter = dev["counter"]
     with counter.cond:
         counter.events.clear()
@@ -1250,11 +1226,11 @@ def test_after_all_that_nothing_changed_and_a_visit_still_works(world):
 
     issued = dev["kiosk"].call("issue", {"service": "TP"})
     assert issued["ok"] and issued["ticket"]["number"] == "A005", issued
-    display.wait_event("update", kind="issued", ticket__number="A005")
+    display.wait_service("TP", waiting=2)
     called = counter.call("call_next", {})
     assert called["ok"] and called["ticket"]["id"] == world.refs["waiting"], called
-    display.wait_event("called", ticket__number="A004")
-    seqs = display.seqs()
-    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
-    assert seqs[-1] == world.baseline + 2
+    display.wait_change("called", ticket__number="A004")
+    batches = [b for b in display.batches() if b["seq"] > world.baseline]
+    assert display.chain_problem() is None
+    assert batches[0]["after"] == world.baseline and batches[-1]["seq"] == world.baseline + 2
     assert requests.get(world.server.url + "/healthz", timeout=10).status_code == 200

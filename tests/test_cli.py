@@ -7,7 +7,9 @@ import sys
 
 import sqlalchemy as sa
 
-from conftest import CENTRE, KIOSK_B, ROOT, connect_refused
+from harness.centre import CENTRE, KIOSK_B
+from harness.devices import connect_refused
+from harness.process import ROOT
 
 
 def run(*args, env=None):

@@ -10,8 +10,8 @@ import pytest
 import socketio
 import sqlalchemy as sa
 
-from conftest import KIOSK, KIOSK_B, ServerProcess
 from core.store import normalise_url
+from harness.centre import KIOSK, KIOSK_B, CentreServer
 
 
 def test_restart_mid_flow_keeps_queue_and_seq(any_server, devices):
@@ -26,8 +26,7 @@ def test_restart_mid_flow_keeps_queue_and_seq(any_server, devices):
     for d in (kiosk, counter, display):
         d.close()
 
-    any_server.stop()
-    any_server.start()
+    any_server.restart()
 
     display = devices.display(any_server)
     after = display.wait_event("snapshot")
@@ -41,8 +40,9 @@ def test_restart_mid_flow_keeps_queue_and_seq(any_server, devices):
     kiosk = devices.kiosk(any_server)
     fourth = kiosk.call("issue", {"service": "TP"})
     assert fourth["ticket"]["number"] == "A004"
-    issued = display.wait_event("update", kind="issued")
-    assert issued["seq"] == after["seq"] + 1
+    batch = display.wait_event("changes")
+    assert batch["after"] == after["seq"] and batch["seq"] == after["seq"] + 1
+    assert batch["services"][0] == {**batch["services"][0], "code": "TP", "waiting": 3}
     assert counter.call("start", {"ticket_id": tickets[0]["id"]})["ok"]
 
 
@@ -126,8 +126,7 @@ def test_repeated_request_id_issues_one_ticket_even_across_restart(sqlite_server
     again = kiosk.call("issue", {"service": "TP", "request_id": "press-1"})
     assert again == first
     kiosk.close()
-    sqlite_server.stop()
-    sqlite_server.start()
+    sqlite_server.restart()
     kiosk = devices.kiosk(sqlite_server)
     assert kiosk.call("issue", {"service": "TP", "request_id": "press-1"}) == first
     # Another kiosk may use the same request_id for its own press.
@@ -141,7 +140,7 @@ def test_repeated_request_id_issues_one_ticket_even_across_restart(sqlite_server
 def test_server_refuses_to_start_with_an_invalid_provisioning_file(tmp_path, bad):
     path = tmp_path / "bad.toml"
     path.write_text(bad)
-    srv = ServerProcess(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}", provision=path)
+    srv = CentreServer(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}", provision=path)
     with pytest.raises(RuntimeError, match="exited with 2"):
         srv.start(timeout=15)
     assert "bad.toml" in srv.log()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from conftest import DISPLAY, KIOSK, ServerProcess
+from harness.centre import DISPLAY, KIOSK, CentreServer
+from harness.process import free_port
 
 COUNTERS = 4
 TICKETS = 60
@@ -31,10 +32,10 @@ def _centre_file(tmp_path):
 
 
 def _pair(tmp_path, pg_url, redis_url, provision=None):
-    first = ServerProcess(
+    first = CentreServer(
         tmp_path, pg_url, redis_url, **({"provision": provision} if provision else {})
     ).start()
-    second = ServerProcess(tmp_path, pg_url, redis_url, provision=None).start()
+    second = CentreServer(tmp_path, pg_url, redis_url, provision=None).start()
     return first, second
 
 
@@ -44,10 +45,10 @@ def test_call_on_one_process_reaches_display_on_the_other(tmp_path, pg_url, redi
         display = devices.display(b)
         display.wait_event("snapshot")
         devices.kiosk(a).call("issue", {"service": "TP"})
-        assert display.wait_event("update", kind="issued")["ticket"]["number"] == "A001"
+        assert display.wait_service("TP", waiting=1)
         counter = devices.counter(a, "clerk1", 1)
         assert counter.call("call_next", {})["ok"]
-        called = display.wait_event("called")
+        called = display.wait_change("called")
         assert called["ticket"]["number"] == "A001"
         assert called["counter"]["number"] == 1
         health = b.url + "/healthz"
@@ -103,14 +104,16 @@ def test_counters_on_two_processes_never_get_the_same_ticket(tmp_path, pg_url, r
         assert len(everything) == len(set(everything)) == TICKETS
         assert all(served.values()), f"some counter served nothing: {served}"
 
-        # Both displays saw every change, once, in seq order, whichever process made it.
-        last = devices.display(a).wait_event("snapshot")["seq"]
+        # Both displays saw every call once, in seq order, whichever process made it, in
+        # batches that follow each other; and they end in the same state.
+        last = devices.display(a).wait_event("snapshot")
         for d in (display_a, display_b):
-            d.wait_for(lambda n, data: n in ("called", "update") and data["seq"] == last)
-        seqs_a, seqs_b = display_a.seqs(), display_b.seqs()
-        expected = list(range(seqs_a[0], last + 1))
-        assert seqs_a == expected, f"display on A: {seqs_a}"
-        assert seqs_b == expected, f"display on B: {seqs_b}"
+            d.wait_for(lambda n, data: n == "changes" and data["seq"] == last["seq"])
+            assert d.chain_problem() is None
+        calls = [e for e in display_a.batches() for e in e["events"] if e["kind"] == "called"]
+        assert sorted(e["ticket"]["id"] for e in calls) == sorted(everything)
+        assert display_a.event_seqs() == display_b.event_seqs()
+        assert display_a.batches()[-1]["services"] == display_b.batches()[-1]["services"]
     finally:
         a.stop()
         b.stop()
@@ -123,21 +126,18 @@ def test_changes_reach_other_processes_even_when_redis_loses_them(
     from the store, and A reports itself degraded."""
     import requests
 
-    from conftest import free_port
-
-    a = ServerProcess(tmp_path, pg_url, f"redis://127.0.0.1:{free_port()}/0").start()
-    b = ServerProcess(tmp_path, pg_url, redis_url, provision=None).start()
+    a = CentreServer(tmp_path, pg_url, f"redis://127.0.0.1:{free_port()}/0").start()
+    b = CentreServer(tmp_path, pg_url, redis_url, provision=None).start()
     try:
         display = devices.display(b)
         first = display.wait_event("snapshot")["seq"]
         kiosk = devices.kiosk(a)
-        numbers = [kiosk.call("issue", {"service": "TP"})["ticket"]["number"] for _ in range(5)]
-        seen = [
-            display.wait_event("update", kind="issued", timeout=10)["ticket"]["number"]
-            for _ in numbers
-        ]
-        assert seen == numbers
-        assert display.seqs() == list(range(first + 1, first + 6))
+        for _ in range(5):
+            assert kiosk.call("issue", {"service": "TP"})["ok"]
+        display.wait_service("TP", waiting=5)
+        batches = display.batches()
+        assert batches[0]["after"] == first and batches[-1]["seq"] == first + 5
+        assert display.chain_problem() is None
         health = requests.get(a.url + "/healthz", timeout=5)
         assert health.status_code == 200
         assert health.json() == {"status": "degraded", "database": "ok", "redis": "unreachable"}

@@ -1,0 +1,222 @@
+"""A whole centre of simulated devices: displays that record when each call reaches them,
+counters whose clerks call, start and call again, and the latencies of those calls."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from time import perf_counter
+
+from centre import Centre
+from wsclient import connect, connect_all
+
+from harness.process import ServerProcess, login
+
+
+class DisplayWall:
+    """Every display records when each ``called`` event reached it, by (ticket id, recall)."""
+
+    def __init__(self):
+        self.arrivals: dict[tuple[int, bool], list[float]] = defaultdict(list)
+        self.n = 0
+
+    def handler(self):
+        self.n += 1
+
+        def on_called(data, t):
+            self.arrivals[(data["ticket"]["id"], bool(data.get("recall")))].append(t)
+
+        return on_called
+
+
+@dataclass
+class CallRecord:
+    counter: int
+    t_sent: float
+    t_ack: float
+    ticket_id: int | None
+    error: str | None
+
+
+class Clerk:
+    """A counter that calls the next ticket, starts serving it, waits, and calls again
+    (the next call_next finishes the ticket being served, as the engine allows)."""
+
+    def __init__(self, number: int, conn, interval: float, rng: random.Random):
+        self.number = number
+        self.conn = conn
+        self.interval = interval
+        self.rng = rng
+        self.calls: list[CallRecord] = []
+        self.errors: Counter = Counter()
+        self.opened = asyncio.get_running_loop().create_future()
+
+    def on_state(self, data, t):
+        if data.get("counter", {}).get("status") == "open" and not self.opened.done():
+            self.opened.set_result(True)
+
+    async def run(self, t_end: float, start_delay: float = 0.0):
+        await asyncio.sleep(start_delay)
+        while perf_counter() < t_end:
+            t0 = perf_counter()
+            try:
+                t_ack, r = await self.conn.call("call_next", {})
+            except (TimeoutError, ConnectionError) as e:
+                self.calls.append(
+                    CallRecord(self.number, t0, perf_counter(), None, type(e).__name__)
+                )
+                await asyncio.sleep(0.1)
+                continue
+            if r.get("ok"):
+                tid = r["ticket"]["id"]
+                self.calls.append(CallRecord(self.number, t0, t_ack, tid, None))
+                _, s = await self.conn.call("start", {"ticket_id": tid})
+                if not s.get("ok"):
+                    self.errors["start:" + s["error"]["code"]] += 1
+            else:
+                code = r["error"]["code"]
+                self.calls.append(CallRecord(self.number, t0, t_ack, None, code))
+                self.errors[code] += 1
+            # Jittered so that counters do not press at the same instant.
+            await asyncio.sleep(
+                max(0.0, self.interval * self.rng.uniform(0.5, 1.5) - (perf_counter() - t0))
+            )
+
+
+def call_latencies(clerks: list[Clerk], wall: DisplayWall, t_start: float, t_end: float):
+    """For each successful call sent inside the window: ack latency and the time until its
+    ``called`` event had reached every display (plus every single delivery)."""
+    every, each, ack, first, spread = [], [], [], [], []
+    incomplete = 0
+    failed: Counter = Counter()
+    for clerk in clerks:
+        for c in clerk.calls:
+            if not (t_start <= c.t_sent < t_end):
+                continue
+            if c.error:
+                failed[c.error] += 1
+                continue
+            ack.append(c.t_ack - c.t_sent)
+            if not wall.n:
+                continue
+            arr = wall.arrivals.get((c.ticket_id, False), [])
+            each.extend(t - c.t_sent for t in arr)
+            if arr:
+                first.append(min(arr) - c.t_sent)
+            if len(arr) < wall.n:
+                incomplete += 1
+            else:
+                every.append(max(arr) - c.t_sent)
+                spread.append(max(arr) - min(arr))
+    return {
+        "to_every_display": every,
+        "to_first_display": first,
+        "first_to_last_display": spread,
+        "to_each_display": each,
+        "ack": ack,
+        "incomplete": incomplete,
+        "failed": dict(failed),
+    }
+
+
+class LoopLag:
+    """How late the load generator's event loop wakes up (its own share of any latency)."""
+
+    def __init__(self, period: float = 0.005):
+        self.period = period
+        self.lags: list[float] = []
+        self.task = None
+
+    async def _run(self):
+        while True:
+            t = perf_counter()
+            await asyncio.sleep(self.period)
+            self.lags.append(perf_counter() - t - self.period)
+
+    def start(self):
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self):
+        if self.task:
+            self.task.cancel()
+
+
+@dataclass
+class Devices:
+    kiosks: list
+    displays: list
+    ratings: list
+    counters: list
+    clerks: list
+    wall: DisplayWall
+
+    @property
+    def all(self) -> list:
+        return self.displays + self.kiosks + self.ratings + self.counters
+
+    def traffic(self) -> tuple[int, int, int]:
+        """(messages, bytes on the wire, bytes of text) received so far by all devices."""
+        devs = self.all
+        return (
+            sum(d.messages for d in devs),
+            sum(d.wire_bytes for d in devs),
+            sum(d.text_bytes for d in devs),
+        )
+
+    async def close(self):
+        for d in self.all:
+            with contextlib.suppress(Exception):
+                await d.close()
+
+
+async def connect_centre(
+    server: ServerProcess, centre: Centre, tokens: list[str], args, call_interval: float
+) -> Devices:
+    """Connect every device of ``centre``; counters are ready (open) when this returns."""
+    kw = {"client": args.client, "deflate": args.deflate}
+    wall = DisplayWall()
+    displays = await connect_all(
+        [
+            lambda tok=tok: connect(
+                server, "/display", {"token": tok}, handlers={"called": wall.handler()}, **kw
+            )
+            for tok in centre.displays
+        ]
+    )
+    kiosks = await connect_all(
+        [lambda tok=tok: connect(server, "/kiosk", {"token": tok}, **kw) for tok in centre.kiosks]
+    )
+    ratings = await connect_all(
+        [lambda tok=tok: connect(server, "/rating", {"token": tok}, **kw) for tok in centre.ratings]
+    )
+    clerks = [
+        Clerk(n, None, call_interval, random.Random(args.seed * 1000 + n))
+        for _, _, n in centre.clerks[: len(tokens)]
+    ]
+    counters = await connect_all(
+        [
+            lambda cl=cl, tok=tok: connect(
+                server,
+                "/counter",
+                {"token": tok, "counter": cl.number},
+                handlers={"counter_state": cl.on_state},
+                **kw,
+            )
+            for cl, tok in zip(clerks, tokens, strict=True)
+        ]
+    )
+    for cl, conn in zip(clerks, counters, strict=True):
+        cl.conn = conn
+    await asyncio.wait_for(asyncio.gather(*(cl.opened for cl in clerks)), 60)
+    return Devices(kiosks, displays, ratings, counters, clerks, wall)
+
+
+def login_clerks(server: ServerProcess, centre: Centre, n: int | None = None) -> list[str]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    clerks = centre.clerks if n is None else centre.clerks[:n]
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(lambda cl: login(server.url, cl[0], cl[1]), clerks))

@@ -1,0 +1,56 @@
+"""Percentiles in milliseconds and the lines the benchmarks print them in."""
+
+from __future__ import annotations
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return float("nan")
+    k = max(0, min(len(sorted_values) - 1, int(-(-q * len(sorted_values) // 100)) - 1))
+    return sorted_values[k]
+
+
+def stats_ms(values: list[float]) -> dict:
+    v = sorted(values)
+    if not v:
+        return {"n": 0}
+    return {
+        "n": len(v),
+        "p50": 1000 * percentile(v, 50),
+        "p95": 1000 * percentile(v, 95),
+        "p99": 1000 * percentile(v, 99),
+        "max": 1000 * v[-1],
+        "mean": 1000 * sum(v) / len(v),
+    }
+
+
+def fmt_ms(s: dict) -> str:
+    if not s.get("n"):
+        return "n=0"
+    return (
+        f"n={s['n']:<6} p50 {s['p50']:7.1f}  p95 {s['p95']:7.1f}  p99 {s['p99']:7.1f}  "
+        f"max {s['max']:7.1f}  mean {s['mean']:6.1f} ms"
+    )
+
+
+def print_call_target(r: dict, target_ms: float, label: str) -> None:
+    """The call -> every display verdict, then the profile if one was taken."""
+    every = r["call_to_every_display_ms"]
+    if every.get("n"):
+        ok = every["p99"] <= target_ms and not r["calls_incomplete"]
+        print(
+            f"target       {label} (p99 call -> every display <= {target_ms:.0f} ms): "
+            f"{'MET' if ok else 'NOT MET'} ({every['p99']:.1f} ms)"
+        )
+    if r["profile"]:
+        print()
+        print(r["profile"])
+
+
+def print_machine(r: dict) -> None:
+    m = r["machine"]
+    print(
+        f"machine      {m['nproc']} cores ({m['cpu']}), Python {m['python']}, "
+        f"SQLite {m['sqlite']}, Linux {m['kernel']}"
+    )

@@ -1,0 +1,149 @@
+"""Counts and estimates, one definition each: how many wait, how many are ahead of a
+ticket, how long the wait is likely to be, and the moving average of service times."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Row
+
+from . import models as m
+from .lifecycle import WAITING
+
+DEFAULT_SERVICE_S = 300.0
+SERVICE_TIME_WEIGHT = 0.2  # weight of the newest service time in the moving average
+SERVICE_TIME_BOUNDS = (30.0, 7200.0)  # a visit shorter or longer counts as these
+
+_q, _c, _cs = m.queue_counts, m.counters, m.counter_services
+
+
+def estimate_wait_s(ahead: int, avg_service_s: float, open_counters: int, all_counters: int) -> int:
+    """People ahead times the recent average service time, shared by the open counters
+    serving the service (or by all assigned counters while none is open yet)."""
+    servers = open_counters or all_counters or 1
+    return int(math.ceil(ahead * avg_service_s / servers))
+
+
+def service_time_average(service_id: int, took_s: float) -> sa.Update:
+    """The statement folding one finished visit into its service's moving average."""
+    took = max(SERVICE_TIME_BOUNDS[0], min(SERVICE_TIME_BOUNDS[1], took_s))
+    s = m.services
+    return (
+        sa.update(s)
+        .where(s.c.id == service_id)
+        .values(
+            avg_service_s=s.c.avg_service_s * (1 - SERVICE_TIME_WEIGHT) + took * SERVICE_TIME_WEIGHT
+        )
+        .returning(s.c.avg_service_s)
+    )
+
+
+# -- waiting counts, maintained ---------------------------------------------------------
+def _upsert(dialect: str):
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(_q).values(
+        service_id=sa.bindparam("service_id"),
+        business_date=sa.bindparam("day"),
+        waiting=sa.bindparam("delta"),
+        waiting_priority=sa.bindparam("delta_priority"),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[_q.c.service_id, _q.c.business_date],
+        set_={
+            "waiting": _q.c.waiting + stmt.excluded.waiting,
+            "waiting_priority": _q.c.waiting_priority + stmt.excluded.waiting_priority,
+        },
+    ).returning(_q.c.waiting, _q.c.waiting_priority)
+
+
+_UPSERTS = {name: _upsert(name) for name in ("sqlite", "postgresql")}
+
+
+def count_waiting(conn: Connection, service_id: int, day, delta: int, priority: bool) -> Row:
+    """A ticket joins (+1) or leaves (-1) a service's queue of ``day``; returns the
+    service's new (waiting, waiting_priority)."""
+    return conn.execute(
+        _UPSERTS[conn.dialect.name],
+        {
+            "service_id": service_id,
+            "day": day,
+            "delta": delta,
+            "delta_priority": delta if priority else 0,
+        },
+    ).one()
+
+
+_WAITING_COUNTS = sa.select(_q.c.service_id, _q.c.waiting).where(
+    _q.c.business_date == sa.bindparam("day"),
+    _q.c.service_id.in_(sa.bindparam("ids", expanding=True)),
+)
+_COUNTERS_SERVING = (
+    sa.select(
+        _cs.c.service_id,
+        sa.func.sum(sa.case((_c.c.status == "open", 1), else_=0)),
+        sa.func.count(),
+    )
+    .join(_c, _c.c.id == _cs.c.counter_id)
+    .where(_cs.c.service_id.in_(sa.bindparam("ids", expanding=True)))
+    .group_by(_cs.c.service_id)
+)
+
+
+def waiting_counts(conn: Connection, day, service_ids: Iterable[int]) -> dict:
+    """service_id -> tickets waiting on ``day``."""
+    return dict(conn.execute(_WAITING_COUNTS, {"day": day, "ids": list(service_ids)}).all())
+
+
+def counters_serving(conn: Connection, service_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
+    """service_id -> (open counters serving it, counters assigned to it)."""
+    rows = conn.execute(_COUNTERS_SERVING, {"ids": list(service_ids)})
+    return {sid: (int(n_open or 0), int(n_all)) for sid, n_open, n_all in rows}
+
+
+def summary(code: str, waiting: int, avg_service_s: float, serving: tuple[int, int]) -> dict:
+    """A service's state as devices see it (the protocol's service summary)."""
+    n_open, n_all = serving
+    return {
+        "code": code,
+        "waiting": waiting,
+        "estimated_wait_s": estimate_wait_s(waiting, avg_service_s, n_open, n_all),
+        "open": n_open > 0,
+    }
+
+
+def summaries(conn: Connection, services: Iterable[Row], day) -> list[dict]:
+    """Summaries of ``services`` (rows with id, code, avg_service_s) on ``day``."""
+    services = list(services)
+    ids = [s.id for s in services]
+    waiting = waiting_counts(conn, day, ids)
+    serving = counters_serving(conn, ids)
+    return [
+        summary(s.code, waiting.get(s.id, 0), s.avg_service_s, serving.get(s.id, (0, 0)))
+        for s in services
+    ]
+
+
+def people_ahead(conn: Connection, ticket: Row) -> int:
+    """Waiting tickets of the same service called before this one by the default order:
+    earlier priority tickets for a priority ticket; all priority tickets and earlier normal
+    ones for a normal ticket. (Counters serving several services make it an estimate.)"""
+    t = m.tickets
+    earlier = sa.or_(
+        t.c.issued_at < ticket.issued_at,
+        sa.and_(t.c.issued_at == ticket.issued_at, t.c.id < ticket.id),
+    )
+    q = sa.select(sa.func.count()).where(
+        t.c.centre_id == ticket.centre_id,
+        t.c.business_date == ticket.business_date,
+        t.c.service_id == ticket.service_id,
+        t.c.status.in_(WAITING),
+        t.c.id != ticket.id,
+    )
+    if ticket.priority is not None:
+        q = q.where(t.c.priority.is_not(None), earlier)
+    else:
+        q = q.where(sa.or_(t.c.priority.is_not(None), earlier))
+    return conn.execute(q).scalar_one()

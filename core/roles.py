@@ -1,0 +1,197 @@
+"""The device roles, declared once: namespace, snapshot, and which changes concern them.
+
+The doors (one per role folder), the hub's batching and docs/protocol.md's role table
+all read this. An :class:`Audience` is a set of devices that receive exactly the same
+batches (same role, centre and binding), so the hub builds and encodes each batch once
+per audience, whatever the number of sockets in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+# Change kinds (the audit log's actions that devices hear about).
+TICKET_KINDS = ("issued", "called", "started", "finished", "no_show", "transferred")
+COUNTER_KINDS = ("counter_opened", "counter_paused", "counter_resumed", "counter_closed")
+CONFIGURED = "configured"  # provisioning changed the centre: every device takes a snapshot
+KINDS = (*TICKET_KINDS, *COUNTER_KINDS, "rated", CONFIGURED)
+
+# A call or recall is kind "called" (recall: true); the audit action says which.
+ACTION_KIND = {"recalled": "called"}
+
+
+def change_record(kind: str, body=None, *, counters=(), services=(), summaries=()) -> dict:
+    """A change as the audit log keeps it and delivery routes it: its ``kind`` and body
+    (what devices are told), the summaries of the services whose counts or waits it
+    moved, and its route: the counters (ids) and services (codes) it touches."""
+    return {
+        "kind": ACTION_KIND.get(kind, kind),
+        **(body or {}),
+        "services": list(summaries),
+        "route": {
+            "counters": list(dict.fromkeys(c for c in counters if c is not None)),
+            "services": list(dict.fromkeys(services)),
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Devices that get the same batches.
+
+    counters: the counters followed (None: all of the centre's).
+    services: codes of the services whose counts are shown (None: all; empty: none).
+    """
+
+    role: str
+    centre_id: int
+    counters: frozenset[int] | None = None
+    services: frozenset[str] | None = None
+
+    @property
+    def room(self) -> str:
+        parts = [self.role, str(self.centre_id)]
+        for values in (self.counters, self.services):
+            parts.append("*" if values is None else ",".join(sorted(map(str, values))))
+        return "aud:" + ":".join(parts)
+
+    def follows_counter(self, change: Mapping) -> bool:
+        touched = change["route"]["counters"]
+        return self.counters is None or any(c in self.counters for c in touched)
+
+    def follows_service(self, change: Mapping) -> bool:
+        touched = change["route"]["services"]
+        return self.services is None or any(s in self.services for s in touched)
+
+    def shows(self, service_code: str) -> bool:
+        return self.services is None or service_code in self.services
+
+
+def _kiosk(a: Audience, change: Mapping) -> bool:
+    return False  # kiosks show counts and waits only: the batch's services
+
+
+_BOARD_KINDS = frozenset((*TICKET_KINDS, *COUNTER_KINDS)) - {"issued"}
+
+
+def _board(a: Audience, change: Mapping) -> bool:
+    """Calls, recalls and status changes at its counters."""
+    return change["kind"] in _BOARD_KINDS and a.follows_counter(change)
+
+
+def _counter(a: Audience, change: Mapping) -> bool:
+    """Its own counter's changes and tickets, and every change to the tickets waiting
+    for its services (issued, called elsewhere, transferred in or out)."""
+    if a.follows_counter(change):
+        return True
+    return change["kind"] in TICKET_KINDS and a.follows_service(change)
+
+
+_TABLET_KINDS = frozenset((*TICKET_KINDS, *COUNTER_KINDS, "rated")) - {"issued"}
+
+
+def _tablet(a: Audience, change: Mapping) -> bool:
+    """Its counter's visits (current ticket, finished: the rate request) and ratings."""
+    return change["kind"] in _TABLET_KINDS and a.follows_counter(change)
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    namespace: str
+    snapshot_event: str
+    concerns: Callable[[Audience, Mapping], bool]
+    listens_only: bool  # other events are refused as read-only, not unknown
+    receives: str  # what concerns it, as docs/protocol.md's role table says
+
+    def wants(self, audience: Audience, change: Mapping) -> bool:
+        return change["kind"] == CONFIGURED or self.concerns(audience, change)
+
+
+ROLES: dict[str, Role] = {
+    r.name: r
+    for r in (
+        Role(
+            "kiosk",
+            "/kiosk",
+            "services",
+            _kiosk,
+            False,
+            "no events; counts, waits and open/closed of every service",
+        ),
+        Role(
+            "counter",
+            "/counter",
+            "counter_state",
+            _counter,
+            False,
+            "every change to its counter and its tickets, and to the tickets waiting for "
+            "its services; counts of its services",
+        ),
+        Role(
+            "display",
+            "/display",
+            "snapshot",
+            _board,
+            True,
+            "calls, recalls and status changes of its counters (all, or those it is bound "
+            "to); counts of their services",
+        ),
+        Role(
+            "rating",
+            "/rating",
+            "rating_state",
+            _tablet,
+            False,
+            "its counter's visits and status (a `finished` is the rate request) and "
+            "ratings; no counts",
+        ),
+        Role(
+            "agent",
+            "/agent",
+            "agent_state",
+            _board,
+            True,
+            "what its counters' devices show: calls, recalls and status changes of its "
+            "counters; counts of their services",
+        ),
+    )
+}
+
+
+def public_event(change: Mapping, seq: int) -> dict:
+    """A stored change as a batch lists it: without its route and its service summaries
+    (a batch carries the latest summaries once, separately)."""
+    event = {k: v for k, v in change.items() if k not in ("route", "services")}
+    event["seq"] = seq
+    return event
+
+
+def batch_for(audience: Audience, changes: list[Mapping], after: int) -> dict | None:
+    """The ``changes`` batch for ``audience`` covering seq ``after+1 …`` the last change's
+    (``changes``: ``{"seq", "change", "event"}`` in seq order, ``event`` its public form);
+    None when nothing in them concerns it."""
+    role = ROLES[audience.role]
+    events = [c["event"] for c in changes if role.wants(audience, c["change"])]
+    services: dict[str, dict] = {}
+    for c in changes:
+        for s in c["change"]["services"]:
+            if audience.shows(s["code"]):
+                services[s["code"]] = s
+    if not events and not services:
+        return None
+    return {
+        "after": after,
+        "seq": changes[-1]["seq"],
+        "events": events,
+        "services": list(services.values()),
+    }
+
+
+def table_markdown() -> str:
+    """The role table of docs/protocol.md."""
+    lines = ["| role | namespace | snapshot event | receives |", "|---|---|---|---|"]
+    for r in ROLES.values():
+        lines.append(f"| {r.name} | `{r.namespace}` | `{r.snapshot_event}` | {r.receives} |")
+    return "\n".join(lines) + "\n"

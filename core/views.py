@@ -1,0 +1,307 @@
+"""What devices are shown: ticket and counter views, and each role's snapshot.
+
+Reads only. A snapshot is a role's whole state at the centre's ``seq``; between
+snapshots devices apply the change batches (protocol v2), whose events reuse the views
+built here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from . import estimates
+from . import models as m
+from .clock import business_date, day_start, iso
+from .lifecycle import AT_COUNTER, WAITING
+from .ordering import CounterQueue
+from .roles import public_event
+
+PROTOCOL = 2
+RECENT_CALLS = 10
+QUEUE_LIST_LIMIT = 300  # waiting tickets listed in a counter's snapshot
+
+_t, _s, _c = m.tickets, m.services, m.counters
+_served_by = _c.alias("served_by")
+_target = _c.alias("target")
+
+# A ticket with what its views need: service code and name, the numbers of the counter
+# serving it and of the counter it is sent to.
+TICKET_DETAIL = (
+    sa.select(
+        _t,
+        _s.c.code.label("service_code"),
+        _s.c.name.label("service_name"),
+        _s.c.avg_service_s,
+        _served_by.c.number.label("counter_number"),
+        _target.c.number.label("target_number"),
+        m.centres.c.timezone,
+    )
+    .join(_s, _s.c.id == _t.c.service_id)
+    .join(m.centres, m.centres.c.id == _t.c.centre_id)
+    .outerjoin(_served_by, _served_by.c.id == _t.c.counter_id)
+    .outerjoin(_target, _target.c.id == _t.c.target_counter_id)
+)
+
+
+def ticket_brief(t: Mapping) -> dict:
+    return {
+        "id": t["id"],
+        "number": t["number"],
+        "service": {"code": t["service_code"], "name": t["service_name"]},
+    }
+
+
+def ticket_view(t: Mapping, tz: str) -> dict:
+    """A ticket as every role sees it (t: a TICKET_DETAIL row's mapping)."""
+    return {
+        **ticket_brief(t),
+        "status": t["status"],
+        "priority": t["priority"],
+        "issued_at": iso(t["issued_at"], tz),
+        "called_at": iso(t["called_at"], tz),
+        "counter": t["counter_number"],
+        "target_counter": t["target_number"],
+    }
+
+
+def counter_view(c: Mapping) -> dict:
+    return {
+        "number": c["number"],
+        "name": c["name"],
+        "status": c["status"],
+        "pause_reason": c["pause_reason"],
+    }
+
+
+def centre(conn: Connection, centre_id: int) -> Row:
+    return conn.execute(sa.select(m.centres).where(m.centres.c.id == centre_id)).one()
+
+
+def counter(conn: Connection, counter_id: int) -> Row:
+    return conn.execute(sa.select(_c).where(_c.c.id == counter_id)).one()
+
+
+def current_ticket(conn: Connection, counter_id: int) -> Row | None:
+    """The counter's current ticket (called or being served), with its details."""
+    return conn.execute(
+        TICKET_DETAIL.where(_t.c.counter_id == counter_id, _t.c.status.in_(AT_COUNTER))
+        .order_by(_t.c.called_at.desc())
+        .limit(1)
+    ).first()
+
+
+def counter_service_ids(conn: Connection, counter_ids) -> list[int]:
+    cs = m.counter_services
+    return list(
+        conn.execute(
+            sa.select(cs.c.service_id)
+            .where(cs.c.counter_id.in_(list(counter_ids)))
+            .distinct()
+            .order_by(cs.c.service_id)
+        ).scalars()
+    )
+
+
+def service_codes(conn: Connection, counter_ids) -> frozenset[str]:
+    """Codes of the services the given counters serve."""
+    cs = m.counter_services
+    return frozenset(
+        conn.execute(
+            sa.select(_s.c.code)
+            .join(cs, cs.c.service_id == _s.c.id)
+            .where(cs.c.counter_id.in_(list(counter_ids)))
+        ).scalars()
+    )
+
+
+def services(conn: Connection, centre_id: int, ids=None, active_only=False) -> list[Row]:
+    q = sa.select(_s).where(_s.c.centre_id == centre_id).order_by(_s.c.id)
+    if ids is not None:
+        q = q.where(_s.c.id.in_(list(ids)))
+    if active_only:
+        q = q.where(_s.c.active.is_(True))
+    return list(conn.execute(q))
+
+
+def staff_name(conn: Connection, staff_id: int | None) -> str | None:
+    if staff_id is None:
+        return None
+    return conn.execute(sa.select(m.staff.c.full_name).where(m.staff.c.id == staff_id)).scalar()
+
+
+def _now_day(centre_row: Row) -> tuple[datetime, object]:
+    now = m.utcnow()
+    return now, business_date(now, centre_row.timezone)
+
+
+# -- snapshots --------------------------------------------------------------------------
+def kiosk_snapshot(conn: Connection, centre_id: int) -> dict:
+    ctr = centre(conn, centre_id)
+    _, day = _now_day(ctr)
+    rows = services(conn, centre_id, active_only=True)
+    summaries = estimates.summaries(conn, rows, day)
+    return {
+        "protocol": PROTOCOL,
+        "seq": ctr.seq,
+        "centre": {"code": ctr.code, "name": ctr.name},
+        "services": [
+            {"name": s.name, "agency": s.agency, **summary}
+            for s, summary in zip(rows, summaries, strict=True)
+        ],
+    }
+
+
+def counter_snapshot(conn: Connection, counter_id: int) -> dict:
+    """One counter: its state, its current ticket, and the tickets it may call (its
+    services' and those transferred to it), oldest first."""
+    ctr_row = counter(conn, counter_id)
+    ctr = centre(conn, ctr_row.centre_id)
+    _, day = _now_day(ctr)
+    by_id = {s.id: s for s in services(conn, ctr.id)}
+    own = counter_service_ids(conn, [counter_id])
+    queue = CounterQueue(conn, ctr_row._mapping, day)
+    waiting = queue.waiting_by_service()
+    current = current_ticket(conn, counter_id)
+    listed = conn.execute(
+        TICKET_DETAIL.where(_t.c.id.in_(queue.ids()))
+        .order_by(_t.c.issued_at, _t.c.id)
+        .limit(QUEUE_LIST_LIMIT)
+    ).all()
+    return {
+        "protocol": PROTOCOL,
+        "seq": ctr.seq,
+        "counter": {**counter_view(ctr_row._mapping), "services": [by_id[s].code for s in own]},
+        "current": ticket_view(current._mapping, ctr.timezone) if current else None,
+        "waiting": {by_id[s].code: waiting.get(s, 0) for s in [*own, *waiting]},
+        "queue": [ticket_view(t._mapping, ctr.timezone) for t in listed],
+    }
+
+
+def rating_snapshot(conn: Connection, counter_id: int, rating_window: timedelta) -> dict:
+    """The tablet at one counter. ``awaiting_rating`` is the latest visit finished here if
+    it is unrated and still within the rating window, so a tablet that was offline when
+    it finished can still ask (a later visit replaces an earlier request)."""
+    ctr_row = counter(conn, counter_id)
+    ctr = centre(conn, ctr_row.centre_id)
+    name = staff_name(conn, ctr_row.staff_id) if ctr_row.status != "closed" else None
+    current = current_ticket(conn, counter_id)
+    rated = sa.exists().where(m.ratings.c.ticket_id == _t.c.id)
+    finished = conn.execute(
+        TICKET_DETAIL.add_columns(rated.label("rated"))
+        .where(
+            _t.c.counter_id == counter_id,
+            _t.c.status == "done",
+            _t.c.finished_at >= m.utcnow() - rating_window,
+        )
+        .order_by(_t.c.finished_at.desc(), _t.c.id.desc())
+        .limit(1)
+    ).first()
+    awaiting = None
+    if finished is not None and not finished.rated:
+        served_by = staff_name(conn, finished.staff_id or ctr_row.staff_id)
+        awaiting = {
+            "ticket": ticket_brief(finished._mapping),
+            "staff": {"full_name": served_by} if served_by else None,
+            "counter": {"number": ctr_row.number},
+        }
+    return {
+        "protocol": PROTOCOL,
+        "seq": ctr.seq,
+        "counter": counter_view(ctr_row._mapping),
+        "staff": {"full_name": name} if name else None,
+        "current": ticket_view(current._mapping, ctr.timezone) if current else None,
+        "awaiting_rating": awaiting,
+    }
+
+
+def display_snapshot(conn: Connection, centre_id: int, counter_ids=None) -> dict:
+    """A board: its counters (all, or those it is bound to) with their current tickets,
+    today's latest calls there, and the waiting counts of the services they serve."""
+    ctr = centre(conn, centre_id)
+    now, day = _now_day(ctr)
+    counters = list(
+        conn.execute(
+            sa.select(_c)
+            .where(_c.c.centre_id == centre_id)
+            .where(_c.c.id.in_(counter_ids) if counter_ids else sa.true())
+            .order_by(_c.c.number)
+        )
+    )
+    shown_ids = [c.id for c in counters]
+    current = {
+        t.counter_id: t
+        for t in conn.execute(
+            TICKET_DETAIL.where(
+                _t.c.counter_id.in_(shown_ids), _t.c.status.in_(AT_COUNTER)
+            ).order_by(_t.c.called_at)
+        )
+    }
+    a = m.audit_log
+    calls = conn.execute(
+        sa.select(a.c.seq, a.c.delivery)
+        .where(
+            a.c.centre_id == centre_id,
+            a.c.action.in_(("called", "recalled")),
+            a.c.counter_id.in_(shown_ids),
+            a.c.at >= day_start(now, ctr.timezone),
+        )
+        .order_by(a.c.seq.desc())
+        .limit(RECENT_CALLS)
+    ).all()
+    service_ids = counter_service_ids(conn, shown_ids) if counter_ids else None
+    rows = services(conn, centre_id, service_ids, active_only=True)
+    waiting = estimates.waiting_counts(conn, day, [s.id for s in rows])
+    return {
+        "protocol": PROTOCOL,
+        "seq": ctr.seq,
+        "centre": {"code": ctr.code, "name": ctr.name},
+        "counters": [
+            {
+                "number": c.number,
+                "name": c.name,
+                "status": c.status,
+                "current": {
+                    "number": current[c.id].number,
+                    "service": current[c.id].service_code,
+                }
+                if c.id in current
+                else None,
+            }
+            for c in counters
+        ],
+        "recent_calls": [public_event(d, seq) for seq, d in calls],
+        "waiting": {s.code: waiting.get(s.id, 0) for s in rows},
+    }
+
+
+def agent_snapshot(conn: Connection, centre_id: int, counter_ids) -> dict:
+    """What the devices of an agent's counters show (LED boards: current numbers)."""
+    state = display_snapshot(conn, centre_id, counter_ids)
+    return {k: state[k] for k in ("protocol", "seq", "centre", "counters")}
+
+
+def ticket_status(conn: Connection, public_key: str) -> dict | None:
+    """What the public status page shows: position and wait of one ticket."""
+    ticket = conn.execute(TICKET_DETAIL.where(_t.c.public_key == public_key)).first()
+    if ticket is None:
+        return None
+    ctr = centre(conn, ticket.centre_id)
+    ahead = wait = None
+    if ticket.status in WAITING:
+        ahead = estimates.people_ahead(conn, ticket)
+        n_open, n_all = estimates.counters_serving(conn, [ticket.service_id]).get(
+            ticket.service_id, (0, 0)
+        )
+        wait = estimates.estimate_wait_s(ahead, ticket.avg_service_s, n_open, n_all)
+    return {
+        "centre": {"code": ctr.code, "name": ctr.name},
+        "ticket": ticket_view(ticket._mapping, ctr.timezone),
+        "ahead": ahead,
+        "estimated_wait_s": wait,
+        "seq": ctr.seq,
+        "checked_at": iso(datetime.now(UTC), ctr.timezone),
+    }

@@ -1,0 +1,39 @@
+"""The centre the tests run on (tests/centre.toml): its device tokens, its staff
+passwords, and the server as the tests start it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.process import ROOT, ServerProcess, login
+
+CENTRE = ROOT / "tests" / "centre.toml"
+
+KIOSK = "test-kiosk-token-0001"
+KIOSK_B = "test-kiosk-token-0002"
+DISPLAY = "test-display-token-0001"
+DISPLAY_C3 = "test-display-token-0003"
+RATING_1 = "test-rating-token-0001"
+RATING_2 = "test-rating-token-0002"
+AGENT = "test-agent-token-00001"
+PASSWORDS = {"clerk1": "clerk1-secret", "clerk2": "clerk2-secret", "clerk3": "clerk3-secret"}
+
+
+class CentreServer(ServerProcess):
+    """``server.py serve`` provisioned with centre.toml (unless ``provision`` says
+    otherwise), with the event rate limit raised so that tests may press quickly."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        database_url: str,
+        redis_url: str | None = None,
+        env: dict | None = None,
+        provision: Path | None = CENTRE,
+    ):
+        fast = {"MOTCUA_EVENT_RATE": "1000", "MOTCUA_EVENT_BURST": "2000"}
+        super().__init__(tmp, database_url, redis_url, {**fast, **(env or {})}, provision)
+
+    def login(self, username: str) -> str:
+        """A staff token for one of centre.toml's clerks."""
+        return login(self.url, username, PASSWORDS[username])

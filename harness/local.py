@@ -1,0 +1,112 @@
+"""The engine in-process on a temporary SQLite file: the fast tier's centre.
+
+No server, no sockets: operations run as the doors run them (same engine calls, same
+actors), and every committed change is kept so a test can batch it for any audience
+exactly as the hub does (core.roles.batch_for)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from core import auth, views
+from core import models as m
+from core.engine import Actor, QueueEngine
+from core.provisioning import provision
+from core.roles import Audience, batch_for, public_event
+from core.store import Store
+from harness.centre import CENTRE
+
+
+def provisioned_store(path: Path) -> Path:
+    """A store file migrated and provisioned with tests/centre.toml, to copy per test
+    (migrating and hashing the clerks' passwords take most of a second)."""
+    store = Store(f"sqlite:///{path}")
+    store.migrate()
+    provision(store, CENTRE)
+    store.dispose()
+    return path
+
+
+class LocalCentre:
+    """A copy of ``template`` (see provisioned_store) at ``path``; ``changes`` holds every
+    change committed since, in seq order."""
+
+    def __init__(self, template: Path, path: Path, rating_window_s: int = 600):
+        shutil.copyfile(template, path)
+        self.store = Store(f"sqlite:///{path}")
+        self.changes: list[dict] = []
+        self.store.on_commit = self.changes.extend
+        self.engine = QueueEngine(self.store, rating_window_s=rating_window_s)
+        self.centre_id = self.read(
+            lambda conn: auth.identify_device(conn, "test-kiosk-token-0001")[0].centre_id
+        )
+
+    def read(self, fn):
+        return self.store.read(fn)
+
+    def close(self) -> None:
+        self.store.dispose()
+
+    # -- who acts ------------------------------------------------------------------------
+    def device(self, token: str) -> Actor:
+        device, _ = self.read(lambda conn: auth.identify_device(conn, token))
+        return Actor("device", device.id, device.centre_id, device.kind, device.counter_id)
+
+    def clerk(self, username: str, counter_number: int) -> Actor:
+        """A clerk taking a counter, as the counter door admits one (opening it)."""
+
+        def find(conn):
+            staff = conn.execute(sa.select(m.staff).where(m.staff.c.username == username)).one()
+            return staff, auth.counter_by_number(conn, staff.centre_id, counter_number)
+
+        staff, counter = self.read(find)
+        actor = Actor("staff", staff.id, staff.centre_id, staff.role, counter.id, staff.full_name)
+        self.engine.open_counter(actor)
+        return actor
+
+    def counter_id(self, number: int) -> int:
+        return self.read(lambda conn: auth.counter_by_number(conn, self.centre_id, number).id)
+
+    # -- what devices see ----------------------------------------------------------------
+    def audience(self, role: str, counter_ids=None) -> Audience:
+        """The audience a door would put a device of ``role`` bound to ``counter_ids`` in."""
+        if role == "kiosk":
+            return Audience("kiosk", self.centre_id)
+        ids = frozenset(counter_ids or ())
+        codes = self.read(lambda conn: views.service_codes(conn, ids)) if ids else None
+        if role in ("display", "agent"):
+            return Audience(role, self.centre_id, ids or None, codes)
+        if role == "counter":
+            return Audience(role, self.centre_id, ids, codes)
+        return Audience(role, self.centre_id, ids, frozenset())
+
+    def snapshot(self, role: str, counter_ids=None) -> dict:
+        e = self.engine
+        return {
+            "kiosk": lambda: e.kiosk_snapshot(self.centre_id),
+            "display": lambda: e.display_snapshot(self.centre_id, counter_ids),
+            "agent": lambda: e.agent_snapshot(self.centre_id, counter_ids),
+            "counter": lambda: e.counter_snapshot(next(iter(counter_ids))),
+            "rating": lambda: e.rating_snapshot(next(iter(counter_ids))),
+        }[role]()
+
+    def batches(self, audience: Audience, after: int, sizes) -> list[dict]:
+        """The batches the hub would send ``audience`` for the changes after ``after``,
+        flushed in groups of ``sizes`` (an iterator of group sizes)."""
+        pending = [
+            {**c, "event": public_event(c["change"], c["seq"])}
+            for c in self.changes
+            if c["seq"] > after
+        ]
+        out, last = [], after
+        while pending:
+            n = next(sizes)
+            group, pending = pending[:n], pending[n:]
+            batch = batch_for(audience, group, last)
+            if batch is not None:
+                out.append(batch)
+                last = batch["seq"]
+        return out
