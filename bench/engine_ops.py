@@ -66,8 +66,7 @@ def run(args, url: str, tmp: Path) -> dict:
     path.write_text(centre.toml, encoding="utf-8")
     store = Store(url)
     store.migrate()
-    with store.engine.begin() as conn:
-        provisioning.apply(conn, provisioning.load(path))
+    provisioning.provision(store, path)
     engine = QueueEngine(store)
     with store.engine.connect() as conn:
         centre_id = conn.execute(sa.select(m.centres.c.id)).scalar_one()

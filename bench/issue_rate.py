@@ -34,7 +34,7 @@ from centre import Centre, make_centre
 from cpu import CpuWindow, Profiler, cpu_line, machine
 from environment import bench_environment, check_store_args, common_arguments
 from loadgen import LoopLag, call_latencies, connect_centre, login_clerks
-from stats import fmt_ms, print_call_target, print_machine, stats_ms
+from stats import fmt_ms, print_call_target, print_machine, print_traffic, stats_ms, traffic_result
 
 from harness.process import ServerProcess
 
@@ -119,12 +119,13 @@ async def run(args, server: ServerProcess, centre: Centre, tokens: list[str]) ->
     cpu = CpuWindow(server)
     prof = Profiler(args.profile, server.pid, args.duration)
     await asyncio.sleep(max(0.0, t_start - perf_counter()))
-    traffic0 = devs.traffic()
+    traffic0, roles0 = devs.traffic(), devs.traffic_by_role()
     cpu.start()
     prof.start()
     await asyncio.sleep(max(0.0, t_end - perf_counter()))
     cpu.stop()
     traffic = [b - a for a, b in zip(traffic0, devs.traffic(), strict=True)]
+    by_role = traffic_result(roles0, devs.traffic_by_role(), args.duration)
     await asyncio.wait_for(asyncio.gather(*tasks), 120)
     await asyncio.sleep(1.0)
     lag.stop()
@@ -166,6 +167,9 @@ async def run(args, server: ServerProcess, centre: Centre, tokens: list[str]) ->
         "messages_received_per_s": traffic[0] / args.duration,
         "wire_bytes_per_message": traffic[1] / max(1, traffic[0]),
         "text_bytes_per_message": traffic[2] / max(1, traffic[0]),
+        "traffic_by_role": by_role,
+        "display_batches": devs.wall.batches,
+        "display_batches_out_of_chain": devs.wall.broken,
         "loadgen_loop_lag_ms": stats_ms(lag.lags),
         **cpu.result,
         "profile": profile,
@@ -204,6 +208,11 @@ def report(r: dict) -> None:
             if r["wire_bytes_per_message"]
             else ""
         )
+    )
+    print_traffic(r)
+    print(
+        f"display batches         {r['display_batches']} received, "
+        f"{r['display_batches_out_of_chain']} not following the previous one"
     )
     print(cpu_line(r))
     print(f"load-generator lag      {fmt_ms(r['loadgen_loop_lag_ms'])}")

@@ -17,19 +17,29 @@ from harness.process import ServerProcess, login
 
 
 class DisplayWall:
-    """Every display records when each ``called`` event reached it, by (ticket id, recall)."""
+    """Every display records when each call in its ``changes`` batches reached it, by
+    (ticket id, recall), and whether each batch started where its previous one ended."""
 
     def __init__(self):
         self.arrivals: dict[tuple[int, bool], list[float]] = defaultdict(list)
         self.n = 0
+        self.batches = 0
+        self.broken = 0  # batches not following the previous one (a device would resync)
 
     def handler(self):
         self.n += 1
+        last = [None]
 
-        def on_called(data, t):
-            self.arrivals[(data["ticket"]["id"], bool(data.get("recall")))].append(t)
+        def on_changes(data, t):
+            self.batches += 1
+            if last[0] is not None and data["after"] != last[0]:
+                self.broken += 1
+            last[0] = data["seq"]
+            for e in data["events"]:
+                if e["kind"] == "called":
+                    self.arrivals[(e["ticket"]["id"], bool(e.get("recall")))].append(t)
 
-        return on_called
+        return on_changes
 
 
 @dataclass
@@ -159,7 +169,19 @@ class Devices:
 
     def traffic(self) -> tuple[int, int, int]:
         """(messages, bytes on the wire, bytes of text) received so far by all devices."""
-        devs = self.all
+        return self._sum(self.all)
+
+    def traffic_by_role(self) -> dict[str, tuple[int, int, int]]:
+        roles = {
+            "kiosk": self.kiosks,
+            "counter": self.counters,
+            "display": self.displays,
+            "rating": self.ratings,
+        }
+        return {role: self._sum(devs) for role, devs in roles.items()}
+
+    @staticmethod
+    def _sum(devs) -> tuple[int, int, int]:
         return (
             sum(d.messages for d in devs),
             sum(d.wire_bytes for d in devs),
@@ -181,7 +203,7 @@ async def connect_centre(
     displays = await connect_all(
         [
             lambda tok=tok: connect(
-                server, "/display", {"token": tok}, handlers={"called": wall.handler()}, **kw
+                server, "/display", {"token": tok}, handlers={"changes": wall.handler()}, **kw
             )
             for tok in centre.displays
         ]

@@ -54,3 +54,21 @@ def print_machine(r: dict) -> None:
         f"machine      {m['nproc']} cores ({m['cpu']}), Python {m['python']}, "
         f"SQLite {m['sqlite']}, Linux {m['kernel']}"
     )
+
+
+def traffic_result(before: dict, after: dict, seconds: float) -> dict:
+    """Frames and bytes per second received by each role between two readings of
+    ``Devices.traffic_by_role``."""
+    out = {}
+    for role in after:
+        frames, wire, _ = (b - a for a, b in zip(before[role], after[role], strict=True))
+        out[role] = {"frames_per_s": frames / seconds, "wire_bytes_per_s": wire / seconds}
+    return out
+
+
+def print_traffic(r: dict) -> None:
+    parts = [
+        f"{role} {t['frames_per_s']:.0f} frames/s {t['wire_bytes_per_s'] / 1024:.0f} KiB/s"
+        for role, t in r["traffic_by_role"].items()
+    ]
+    print("per role     " + "; ".join(parts))
