@@ -66,6 +66,8 @@ def default_config() -> dict:
         "CORS_ORIGINS": [o for o in env("MOTCUA_CORS_ORIGINS", "").split(",") if o],
         "TRUSTED_PROXIES": env("MOTCUA_TRUSTED_PROXIES"),
         "ASYNC_MODE": "gevent",
+        # Frame each batch once and write it to idle websockets directly (gateway/frames.py).
+        "DIRECT_FRAMES": env("MOTCUA_DIRECT_FRAMES", "1") != "0",
         "OFFLOAD": None,
     }
 
@@ -77,7 +79,7 @@ def create_app(overrides: dict | None = None):
     DATABASE_URL, REDIS_URL (or None), SECRET_KEY, PUBLIC_URL (or None),
     RATING_WINDOW_S, EVENT_RATE, EVENT_BURST, OFFLOAD (run a blocking call in a thread),
     CORS_ORIGINS (browser origins allowed besides the server's own), TRUSTED_PROXIES (how
-    many reverse proxies' X-Forwarded-* headers to believe), ASYNC_MODE.
+    many reverse proxies' X-Forwarded-* headers to believe), ASYNC_MODE, DIRECT_FRAMES.
     """
     from flask import Flask
     from flask_socketio import SocketIO
@@ -91,6 +93,7 @@ def create_app(overrides: dict | None = None):
     from core.store import Store
     from gateway import api
     from gateway.context import ServerContext
+    from gateway.frames import FrameSender
     from gateway.hub import ChangeHub
     from gateway.transport import RedisTransport
 
@@ -111,8 +114,12 @@ def create_app(overrides: dict | None = None):
         n = int(config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
 
-    def send(namespace, room, batch):
-        socketio.emit("changes", batch, namespace=namespace, to=room)
+    if config["DIRECT_FRAMES"]:
+        send = FrameSender(socketio.server)
+    else:
+
+        def send(namespace, room, batch):
+            socketio.emit("changes", batch, namespace=namespace, to=room)
 
     offload = config["OFFLOAD"]
     store = Store(config["DATABASE_URL"], offload=offload)

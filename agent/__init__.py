@@ -15,6 +15,9 @@ class AgentDoor(Door):
         device = self.device(auth, "agent")
         return Client(self.device_actor(device), counter_ids=self.ctx.device_counter_ids(device.id))
 
+    def refresh(self, client: Client) -> None:
+        client.counter_ids = self.ctx.device_counter_ids(client.actor.id)
+
     def audience(self, client: Client) -> Audience:
         return self.board_audience(client)
 

@@ -72,11 +72,12 @@ def _kiosk(a: Audience, change: Mapping) -> bool:
     return False  # kiosks show counts and waits only: the batch's services
 
 
-_BOARD_KINDS = frozenset((*TICKET_KINDS, *COUNTER_KINDS)) - {"issued"}
+# A board shows each counter's status and current number: what changes them.
+_BOARD_KINDS = frozenset((*TICKET_KINDS, *COUNTER_KINDS)) - {"issued", "started"}
 
 
 def _board(a: Audience, change: Mapping) -> bool:
-    """Calls, recalls and status changes at its counters."""
+    """Calls, recalls, the end of each visit and status changes at its counters."""
     return change["kind"] in _BOARD_KINDS and a.follows_counter(change)
 
 

@@ -76,6 +76,9 @@ class Door(Namespace):
     def snapshot(self, client: Client) -> dict:
         raise NotImplementedError
 
+    def refresh(self, client: Client) -> None:
+        """Re-read what the client is bound to (after provisioning changed it)."""
+
     def board_audience(self, client: Client) -> Audience:
         """Boards (a hallway display, an agent's LED boards) follow their counters, or
         all of the centre's, and show the counts of the services those serve."""
@@ -173,6 +176,7 @@ class Door(Namespace):
             payload = args[0] if args else None
             if event == "sync":
                 parse(payload, {})
+                self.refresh(client)
                 self._bind(request.sid, client)
                 data = self._send_snapshot(request.sid, client)
                 return {"ok": True, "seq": data["seq"]}

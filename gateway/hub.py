@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import gevent
 import gevent.queue
@@ -37,6 +38,11 @@ class _AudienceState:
     audience: Audience
     last: int | None  # seq of the last batch sent to it (None: none yet)
     members: int = 0
+    # Counts held back (see ChangeHub.counts_interval_s): the latest summaries by code,
+    # the seq they reach, and when counts alone may next be sent.
+    held: dict = field(default_factory=dict)
+    held_seq: int | None = None
+    counts_due: float = 0.0
 
 
 class ChangeHub:
@@ -47,12 +53,24 @@ class ChangeHub:
     connect_transport: makes the transport sharing changes with other server processes
       (gateway/transport.py), called by ``start``; ``None`` for a single process.
     gap_wait_s: how long an out-of-order change waits before the gap is read back.
-    sweep_s: with a transport, how often to compare each centre's seq with the store, so
-      a change lost in transit is delivered even when no later change follows it.
+    sweep_s: how often to compare each centre's seq with the store, so a change lost in
+      transit, or made by another program, is delivered even when no later change
+      follows it.
+    counts_interval_s: a batch carrying only waiting counts (no event) goes to an
+      audience at most this often; counts changed meanwhile ride on its next batch, or
+      go when the interval ends. Events (calls above all) are never held. Counts are
+      state, not history: a kiosk flood then costs each display a few frames a second,
+      not one per ticket (docs/performance.md). 0 sends counts at once.
     """
 
     def __init__(
-        self, send, store, connect_transport=None, gap_wait_s: float = 0.2, sweep_s: float = 1.0
+        self,
+        send,
+        store,
+        connect_transport=None,
+        gap_wait_s: float = 0.2,
+        sweep_s: float = 1.0,
+        counts_interval_s: float = 0.5,
     ):
         self.send = send
         self.store = store
@@ -60,6 +78,8 @@ class ChangeHub:
         self.transport = None
         self.gap_wait_s = gap_wait_s
         self.sweep_s = sweep_s
+        self.counts_interval_s = counts_interval_s
+        self._counts_timers: dict[int, gevent.Greenlet] = {}
         self.origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.sequencer = Sequencer()
         self.transport_ok = connect_transport is None
@@ -76,12 +96,14 @@ class ChangeHub:
         for centre_id, seq in self.store.centre_seqs():
             self.sequencer.start_at(centre_id, seq)
             self._flushed[centre_id] = seq
+        # The sweep also catches changes made outside any server process (`server.py
+        # provision` while the server runs) when there is no transport to hear them on.
+        gevent.spawn(self._sweep_forever)
         if self.connect_transport is not None:
             self.transport = self.connect_transport()
             self._outbox = gevent.queue.Queue()
             gevent.spawn(self._publish_forever)
             gevent.spawn(self._listen_forever)
-            gevent.spawn(self._sweep_forever)
 
     def transport_state(self) -> str:
         """For /healthz: "off" (one process), "ok" or "unreachable"."""
@@ -168,14 +190,53 @@ class ChangeHub:
     def _send_batches(self, centre_id: int, changes: list[dict]) -> None:
         first = changes[0]["seq"]
         prepared = [{**c, "event": public_event(c["change"], c["seq"])} for c in changes]
+        now = time.monotonic()
         for state in list(self._audiences.get(centre_id, {}).values()):
             after = state.last if state.last is not None else first - 1
             batch = batch_for(state.audience, prepared, after)
             if batch is None:
                 continue  # nothing for it: its next batch's range starts where its last ended
-            state.last = batch["seq"]
-            self.send(ROLES[state.audience.role].namespace, state.audience.room, batch)
+            if not batch["events"] and now < state.counts_due:
+                state.last = after
+                state.held.update((s["code"], s) for s in batch["services"])
+                state.held_seq = batch["seq"]
+                self._counts_later(centre_id, state.counts_due - now)
+                continue
+            if state.held:
+                batch["services"] = list(
+                    {**state.held, **{s["code"]: s for s in batch["services"]}}.values()
+                )
+            self._send(state, batch, now)
         self._flushed[centre_id] = changes[-1]["seq"]
+
+    def _send(self, state: _AudienceState, batch: dict, now: float) -> None:
+        state.last = batch["seq"]
+        state.held, state.held_seq = {}, None
+        if batch["services"]:
+            state.counts_due = now + self.counts_interval_s
+        self.send(ROLES[state.audience.role].namespace, state.audience.room, batch)
+
+    def _counts_later(self, centre_id: int, delay: float) -> None:
+        if centre_id not in self._counts_timers:
+            self._counts_timers[centre_id] = gevent.spawn_later(delay, self._send_held, centre_id)
+
+    def _send_held(self, centre_id: int) -> None:
+        """Send the counts held back for the centre's audiences whose interval has ended."""
+        self._counts_timers.pop(centre_id, None)
+        now = time.monotonic()
+        for state in list(self._audiences.get(centre_id, {}).values()):
+            if not state.held:
+                continue
+            if now < state.counts_due:
+                self._counts_later(centre_id, state.counts_due - now)
+                continue
+            batch = {
+                "after": state.last,
+                "seq": state.held_seq,
+                "events": [],
+                "services": list(state.held.values()),
+            }
+            self._send(state, batch, now)
 
     # -- other processes -----------------------------------------------------------------
     def _publish_forever(self) -> None:

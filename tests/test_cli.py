@@ -7,7 +7,7 @@ import sys
 
 import sqlalchemy as sa
 
-from harness.centre import CENTRE, KIOSK_B
+from harness.centre import CENTRE, DISPLAY_C3, KIOSK_B
 from harness.devices import connect_refused
 from harness.process import ROOT
 
@@ -72,3 +72,28 @@ def test_removing_a_device_from_the_file_revokes_its_token(sqlite_server, device
     refused = connect_refused(sqlite_server, "/kiosk", {"token": KIOSK_B})
     assert refused["data"]["code"] == "unauthorized"
     assert refused["message"] == "Mã xác thực không đúng hoặc đã bị thu hồi."
+
+
+def test_provisioning_while_serving_tells_devices_to_take_a_new_snapshot(
+    sqlite_server, devices, tmp_path
+):
+    board = devices.display(sqlite_server, DISPLAY_C3)
+    assert [c["number"] for c in board.wait_event("snapshot")["counters"]] == [3]
+    text = CENTRE.read_text(encoding="utf-8")
+    path = tmp_path / "wider.toml"
+    path.write_text(
+        text.replace(
+            'token = "test-display-token-0003"\ncounters = [3]',
+            'token = "test-display-token-0003"\ncounters = [2, 3]',
+        ),
+        encoding="utf-8",
+    )
+    result = run("provision", str(path), "--database-url", sqlite_server.database_url)
+    assert result.returncode == 0, result.stderr
+    # Made by another program, heard through the store: the board resynchronises.
+    assert board.wait_change("configured", timeout=5)["seq"] > 0
+    assert board.call("sync")["ok"]
+    assert [c["number"] for c in board.wait_event("snapshot")["counters"]] == [2, 3]
+    kiosk = devices.kiosk(sqlite_server)
+    kiosk.call("issue", {"service": "TP"})
+    assert board.wait_service("TP", waiting=1)  # counter 2 serves TP: now shown

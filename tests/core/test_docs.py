@@ -1,0 +1,16 @@
+"""docs/protocol.md prints the code's own tables: the lifecycle and the role table."""
+
+from __future__ import annotations
+
+from core import lifecycle, roles
+from harness.process import ROOT
+
+PROTOCOL = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+
+
+def test_protocol_doc_prints_the_lifecycle_table_of_the_code():
+    assert lifecycle.table_markdown() in PROTOCOL
+
+
+def test_protocol_doc_prints_the_role_table_of_the_code():
+    assert roles.table_markdown() in PROTOCOL
