@@ -12,11 +12,11 @@ each socket still receives its messages in order.
 
 from __future__ import annotations
 
+import json
 import logging
 
 import engineio.packet
 import engineio.socket
-import socketio.packet
 
 log = logging.getLogger("motcua.frames")
 
@@ -51,6 +51,13 @@ def text_frame(text: str) -> bytes:
     return header + data
 
 
+def event_text(namespace: str, event: str, data) -> str:
+    """The engine.io text of a Socket.IO event without acknowledgement or binary data:
+    engine.io MESSAGE (4), Socket.IO EVENT (2), the namespace, the JSON array."""
+    body = json.dumps([event, data], separators=(",", ":"), ensure_ascii=False)
+    return f"42{namespace}," + body if namespace != "/" else "42" + body
+
+
 class FrameSender:
     """``send(namespace, room, data)`` for the hub: emits the ``changes`` event to a room.
 
@@ -66,13 +73,8 @@ class FrameSender:
 
     def __call__(self, namespace: str, room: str, data) -> None:
         sio = self.sio
-        pkt = sio.packet_class(socketio.packet.EVENT, namespace=namespace, data=[self.event, data])
-        encoded = pkt.encode()
-        if isinstance(encoded, list):  # binary attachments: not ours, let engine.io do it
-            sio.emit(self.event, data, namespace=namespace, to=room)
-            return
-        eio_pkt = engineio.packet.Packet(engineio.packet.MESSAGE, encoded)
-        frame = None
+        text = event_text(namespace, self.event, data)
+        eio_pkt = frame = None
         sockets = sio.eio.sockets
         for _sid, eio_sid in list(sio.manager.get_participants(namespace, room)):
             sock = sockets.get(eio_sid)
@@ -86,13 +88,17 @@ class FrameSender:
                 and ws.ws.connected
             ):
                 if frame is None:
-                    frame = text_frame(eio_pkt.encode())
+                    frame = text_frame(text)
                 try:
-                    ws.ws.sock.sendall(frame)
+                    raw = ws.ws.sock
+                    sent = raw.send(frame)  # nearly always whole: one syscall, no yield
+                    if sent < len(frame):
+                        raw.sendall(frame[sent:])
                     self.direct += 1
-                    continue
                 except OSError as e:
                     log.info("writing to %s failed (%s); engine.io will close it", eio_sid, e)
-                    continue
+                continue
+            if eio_pkt is None:
+                eio_pkt = engineio.packet.Packet(engineio.packet.MESSAGE, text[1:])
             self.queued += 1
             sio._send_eio_packet(eio_sid, eio_pkt)

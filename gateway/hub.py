@@ -175,6 +175,9 @@ class ChangeHub:
         batches the loop yields, so the sockets' writers send the batch just emitted
         while new changes gather into the next."""
         try:
+            # Let the operations just committed answer their callers first (an ack is one
+            # small frame; a batch may be hundreds).
+            gevent.sleep(0)
             while self._buffer.get(centre_id):
                 changes = self._buffer.pop(centre_id)
                 self._send_batches(centre_id, changes)
