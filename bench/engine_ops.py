@@ -84,7 +84,19 @@ def run(args, url: str, tmp: Path) -> dict:
         with contextlib.suppress(Exception):  # the engine may open counters on connect
             engine.open_counter(a)
 
-    statements = [0]
+    # Statements through SQLAlchemy, plus those run on the driver's cursor (core/raw.py).
+    from core.raw import Raw
+
+    class Statements:
+        base = 0
+
+        def __getitem__(self, _):
+            return self.base + Raw.executed
+
+        def __setitem__(self, _, value):
+            self.base = value - Raw.executed
+
+    statements = Statements()
     event.listen(
         store.engine,
         "before_cursor_execute",

@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -29,6 +29,7 @@ from .clock import business_date, iso
 from .errors import QueueError
 from .lifecycle import AT_COUNTER, NEW_TICKET, counter_guard, ticket_guard
 from .ordering import CounterQueue, OrderingPolicy, PriorityWithFairness
+from .raw import Raw
 from .roles import change_record
 from .store import Store, Tx
 
@@ -49,22 +50,46 @@ DOSSIER_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-_/]{2,63}$")
 # Statements of the hot paths, built once: building and hashing a statement costs more
 # than running it on SQLite.
 _t, _s, _c, _ns = m.tickets, m.services, m.counters, m.number_sequences
-_SERVICE_BY_CODE = (
-    sa.select(_s, m.centres.c.timezone)
-    .join(m.centres, m.centres.c.id == _s.c.centre_id)
-    .where(_s.c.centre_id == sa.bindparam("centre_id"), _s.c.code == sa.bindparam("code"))
+_SERVICE_BY_CODE = Raw(
+    """SELECT s.id, s.code, s.name, s.prefix, s.start, s.avg_service_s, s.active, c.timezone
+       FROM services s JOIN centres c ON c.id = s.centre_id
+       WHERE s.centre_id = :centre_id AND s.code = :code"""
 )
-_NEXT_NUMBER = (
-    sa.update(_ns)
-    .where(
-        _ns.c.centre_id == sa.bindparam("b_centre"),
-        _ns.c.prefix == sa.bindparam("b_prefix"),
-        _ns.c.business_date == sa.bindparam("b_day"),
-    )
-    .values(last_number=_ns.c.last_number + 1)
-    .returning(_ns.c.last_number)
+_NEXT_NUMBER = Raw(
+    """UPDATE number_sequences SET last_number = last_number + 1
+       WHERE centre_id = :centre_id AND prefix = :prefix AND business_date = :day
+       RETURNING last_number"""
 )
-_INSERT_TICKET = _t.insert().returning(_t.c.id)
+_INSERT_TICKET = Raw(
+    """INSERT INTO tickets (centre_id, service_id, business_date, prefix, seq_no, number,
+                           status, priority, public_key, issued_at, issued_by_device_id)
+       VALUES (:centre_id, :service_id, :business_date, :prefix, :seq_no, :number,
+               :status, :priority, :public_key, :issued_at, :issued_by_device_id)
+       RETURNING id"""
+)
+
+
+class _Service(NamedTuple):
+    id: int
+    code: str
+    name: str
+    prefix: str
+    start: int
+    avg_service_s: float
+    active: bool
+    timezone: str
+
+
+def _service(conn: Connection, centre_id: int, code: str) -> _Service:
+    row = _SERVICE_BY_CODE.first(conn, {"centre_id": centre_id, "code": code})
+    if row is None:
+        raise QueueError("not_found", "unknown_service", service=code)
+    svc = _Service(*row)
+    if not svc.active:
+        raise QueueError("conflict", "service_inactive", service=code)
+    return svc
+
+
 _TICKET = views.TICKET_DETAIL.where(
     _t.c.id == sa.bindparam("ticket_id"), _t.c.centre_id == sa.bindparam("centre_id")
 )
@@ -150,6 +175,7 @@ class QueueEngine:
             centre_id=actor.centre_id,
             actor=actor.key,
             request_id=f"{what}:{request_id}" if request_id else None,
+            urgent=actor.kind == "staff",
         )
 
     # -- reads inside a transaction ---------------------------------------------------
@@ -174,7 +200,7 @@ class QueueEngine:
 
     @staticmethod
     def _summary(conn: Connection, service_id: int, code: str, avg: float, waiting: int):
-        serving = estimates.counters_serving(conn, [service_id]).get(service_id, (0, 0))
+        serving = estimates.counters_serving_one(conn, service_id)
         return estimates.summary(code, waiting, avg, serving)
 
     def _update_ticket(self, conn: Connection, ticket: dict, **values) -> dict:
@@ -204,13 +230,7 @@ class QueueEngine:
         def op(tx: Tx) -> dict:
             conn = tx.conn
             tx.lock_centre(actor.centre_id)
-            svc = conn.execute(
-                _SERVICE_BY_CODE, {"centre_id": actor.centre_id, "code": service}
-            ).first()
-            if svc is None:
-                raise QueueError("not_found", "unknown_service", service=service)
-            if not svc.active:
-                raise QueueError("conflict", "service_inactive", service=service)
+            svc = _service(conn, actor.centre_id, service)
             day = business_date(tx.now, svc.timezone)
             seq_no = self._next_number(conn, actor.centre_id, svc.prefix, day, svc.start)
             ticket = {
@@ -226,14 +246,14 @@ class QueueEngine:
                 "issued_at": tx.now,
                 "issued_by_device_id": actor.id if actor.kind == "device" else None,
             }
-            ticket["id"] = conn.execute(_INSERT_TICKET, ticket).scalar_one()
+            (ticket["id"],) = _INSERT_TICKET.one(conn, ticket)
             waiting, waiting_priority = estimates.count_waiting(
                 conn, svc.id, day, +1, priority is not None
             )
             # Everyone waiting is ahead of a new normal ticket; only priority ones of a
             # priority ticket (people_ahead's rule, without a query).
             ahead = (waiting_priority if priority else waiting) - 1
-            serving = estimates.counters_serving(conn, [svc.id]).get(svc.id, (0, 0))
+            serving = estimates.counters_serving_one(conn, svc.id)
             view = views.ticket_view(
                 {
                     **ticket,
@@ -266,8 +286,8 @@ class QueueEngine:
 
     @staticmethod
     def _next_number(conn: Connection, centre_id: int, prefix: str, day, start: int) -> int:
-        key = {"b_centre": centre_id, "b_prefix": prefix, "b_day": day}
-        last = conn.execute(_NEXT_NUMBER, key).scalar_one_or_none()
+        row = _NEXT_NUMBER.first(conn, {"centre_id": centre_id, "prefix": prefix, "day": day})
+        last = row[0] if row else None
         if last is None:
             last = start
             conn.execute(
@@ -593,13 +613,7 @@ class QueueEngine:
             values: dict[str, Any] = {"status": status, "started_at": None}
             target_id = None
             if service is not None:
-                svc = conn.execute(
-                    _SERVICE_BY_CODE, {"centre_id": actor.centre_id, "code": service}
-                ).first()
-                if svc is None:
-                    raise QueueError("not_found", "unknown_service", service=service)
-                if not svc.active:
-                    raise QueueError("conflict", "service_inactive", service=service)
+                svc = _service(conn, actor.centre_id, service)
                 if svc.id == ticket["service_id"]:
                     raise QueueError("conflict", "transfer_same", number=ticket["number"])
                 values.update(service_id=svc.id, target_counter_id=None)

@@ -7,11 +7,11 @@ import math
 from collections.abc import Iterable
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
 from . import models as m
 from .lifecycle import WAITING
+from .raw import Raw
 
 DEFAULT_SERVICE_S = 300.0
 SERVICE_TIME_WEIGHT = 0.2  # weight of the newest service time in the moving average
@@ -42,38 +42,39 @@ def service_time_average(service_id: int, took_s: float) -> sa.Update:
 
 
 # -- waiting counts, maintained ---------------------------------------------------------
-def _upsert(dialect: str):
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(_q).values(
-        service_id=sa.bindparam("service_id"),
-        business_date=sa.bindparam("day"),
-        waiting=sa.bindparam("delta"),
-        waiting_priority=sa.bindparam("delta_priority"),
-    )
-    return stmt.on_conflict_do_update(
-        index_elements=[_q.c.service_id, _q.c.business_date],
-        set_={
-            "waiting": _q.c.waiting + stmt.excluded.waiting,
-            "waiting_priority": _q.c.waiting_priority + stmt.excluded.waiting_priority,
-        },
-    ).returning(_q.c.waiting, _q.c.waiting_priority)
+_COUNT_WAITING = Raw(
+    """INSERT INTO queue_counts (service_id, business_date, waiting, waiting_priority)
+       VALUES (:service_id, :day, :delta, :delta_priority)
+       ON CONFLICT (service_id, business_date) DO UPDATE SET
+         waiting = queue_counts.waiting + excluded.waiting,
+         waiting_priority = queue_counts.waiting_priority + excluded.waiting_priority
+       RETURNING waiting, waiting_priority"""
+)
+_SERVING_ONE = Raw(
+    """SELECT COALESCE(SUM(CASE WHEN c.status = 'open' THEN 1 ELSE 0 END), 0), COUNT(*)
+       FROM counter_services cs JOIN counters c ON c.id = cs.counter_id
+       WHERE cs.service_id = :service_id"""
+)
 
 
-_UPSERTS = {name: _upsert(name) for name in ("sqlite", "postgresql")}
-
-
-def count_waiting(conn: Connection, service_id: int, day, delta: int, priority: bool) -> Row:
+def count_waiting(conn: Connection, service_id: int, day, delta: int, priority: bool) -> tuple:
     """A ticket joins (+1) or leaves (-1) a service's queue of ``day``; returns the
     service's new (waiting, waiting_priority)."""
-    return conn.execute(
-        _UPSERTS[conn.dialect.name],
+    return _COUNT_WAITING.one(
+        conn,
         {
             "service_id": service_id,
             "day": day,
             "delta": delta,
             "delta_priority": delta if priority else 0,
         },
-    ).one()
+    )
+
+
+def counters_serving_one(conn: Connection, service_id: int) -> tuple[int, int]:
+    """(open counters serving the service, counters assigned to it)."""
+    n_open, n_all = _SERVING_ONE.one(conn, {"service_id": service_id})
+    return int(n_open), int(n_all)
 
 
 _WAITING_COUNTS = sa.select(_q.c.service_id, _q.c.waiting).where(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, current_app, render_template
 
 from core.engine import PRIORITIES
 from core.roles import Audience
@@ -36,7 +36,7 @@ class KioskDoor(Door):
 
     def issue(self, client: Client, service: str, priority: str | None, request_id: str | None):
         result = self.ctx.engine.issue_ticket(client.actor, service, priority, request_id)
-        base = (self.ctx.public_url or request.host_url).rstrip("/")
+        base = (self.ctx.public_url or client.base_url).rstrip("/")
         out = {k: v for k, v in result.items() if k != "status_path"}
         out["status_url"] = base + result["status_path"]
         return out
