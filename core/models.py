@@ -154,6 +154,8 @@ number_sequences = sa.Table(
     sa.Column("last_number", sa.Integer, nullable=False),
 )
 
+_WAITING = "status IN ('waiting', 'transferred')"
+
 tickets = sa.Table(
     "tickets",
     metadata,
@@ -181,6 +183,28 @@ tickets = sa.Table(
     sa.UniqueConstraint("centre_id", "prefix", "business_date", "seq_no"),
     sa.Index("ix_tickets_queue", "centre_id", "business_date", "status", "service_id", "issued_at"),
     sa.Index("ix_tickets_counter_status", "counter_id", "status"),
+    # The head of each queue (core/ordering.py), one index probe per call (migration 0004).
+    *(
+        sa.Index(
+            f"ix_tickets_head_{kind}",
+            "service_id",
+            "business_date",
+            "issued_at",
+            "id",
+            sqlite_where=sa.text(f"{_WAITING} AND target_counter_id IS NULL AND {cond}"),
+            postgresql_where=sa.text(f"{_WAITING} AND target_counter_id IS NULL AND {cond}"),
+        )
+        for kind, cond in (("priority", "priority IS NOT NULL"), ("normal", "priority IS NULL"))
+    ),
+    sa.Index(
+        "ix_tickets_head_targeted",
+        "target_counter_id",
+        "business_date",
+        "issued_at",
+        "id",
+        sqlite_where=sa.text(_WAITING),
+        postgresql_where=sa.text(_WAITING),
+    ),
 )
 
 # Tickets waiting per service and business day, kept by the engine in the transaction of
