@@ -227,3 +227,12 @@ def _short(frame: str) -> str:
     else:
         parts = parts[-2:]
     return f"{name} ({'/'.join(parts)})"
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process, KiB (Linux)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0

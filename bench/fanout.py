@@ -26,7 +26,7 @@ from collections import Counter
 from time import perf_counter
 
 from centre import Centre, make_centre
-from cpu import CpuWindow, Profiler, cpu_line, machine
+from cpu import CpuWindow, Profiler, cpu_line, machine, rss_kib
 from environment import bench_environment, check_store_args, common_arguments
 from loadgen import LoopLag, call_latencies, connect_centre, login_clerks
 from stats import fmt_ms, print_call_target, print_machine, print_traffic, stats_ms, traffic_result
@@ -87,6 +87,7 @@ async def kiosk_loop(conn, rate: float, services, rng, t_end, acks, errors):
 
 async def run(args, server: ServerProcess, centre: Centre, tokens: list[str]) -> dict:
     rng = random.Random(args.seed)
+    rss_before = rss_kib(server.pid)
     devs = await connect_centre(server, centre, tokens, args, args.call_interval)
     kiosks, clerks, wall = devs.kiosks, devs.clerks, devs.wall
     print(f"connected {len(devs.all)} devices", flush=True)
@@ -145,6 +146,7 @@ async def run(args, server: ServerProcess, centre: Centre, tokens: list[str]) ->
     lag.stop()
     profile = prof.finish()
 
+    rss_after = rss_kib(server.pid)
     lat = call_latencies(clerks, wall, t_start, t_end)
     issued = [a for a in acks if t_start <= a[0] < t_end]
     await devs.close()
@@ -182,6 +184,8 @@ async def run(args, server: ServerProcess, centre: Centre, tokens: list[str]) ->
         "display_batches": wall.batches,
         "display_batches_out_of_chain": wall.broken,
         "loadgen_loop_lag_ms": stats_ms(lag.lags),
+        "server_rss_kib": {"before_devices": rss_before, "after_run": rss_after},
+        "server_kib_per_device": (rss_after - rss_before) / max(1, len(devs.all)),
         **cpu.result,
         "profile": profile,
     }
@@ -232,6 +236,12 @@ def report(r: dict) -> None:
     )
     print(cpu_line(r))
     print(f"load-generator lag      {fmt_ms(r['loadgen_loop_lag_ms'])}")
+    rss = r["server_rss_kib"]
+    print(
+        f"server memory           {rss['before_devices'] / 1024:.0f} MiB before devices, "
+        f"{rss['after_run'] / 1024:.0f} MiB after the run: "
+        f"{r['server_kib_per_device']:.0f} KiB per connected device"
+    )
     print_call_target(r, TARGET_P99_MS, "a call reaches every display")
 
 

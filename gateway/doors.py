@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask_socketio import ConnectionRefusedError, Namespace
+from gevent.event import AsyncResult
 
 from core.engine import Actor
 from core.errors import QueueError
@@ -21,6 +22,8 @@ from core.roles import ROLES, Audience, Role
 from core.validation import parse
 
 log = logging.getLogger("motcua.doors")
+
+SNAPSHOT_REUSE_S = 2.0
 
 
 @dataclass
@@ -64,6 +67,7 @@ class Door(Namespace):
         super().__init__(self.role.namespace)
         self.ctx = ctx  # gateway.context.ServerContext
         self.clients: dict[str, Client] = {}
+        self._snapshots: dict[str, tuple[float, AsyncResult]] = {}
 
     # -- to implement ----------------------------------------------------------------------
     def authenticate(self, auth: dict, lang: str) -> Client:
@@ -139,8 +143,35 @@ class Door(Namespace):
         self.ctx.hub.join(sid, audience)
 
     def _send_snapshot(self, sid: str, client: Client) -> dict:
-        data = self.snapshot(client)
+        data = self._shared_snapshot(client)
         self.socketio.emit(self.role.snapshot_event, data, namespace=self.namespace, to=sid)
+        return data
+
+    def _shared_snapshot(self, client: Client) -> dict:
+        """The audience's snapshot, read once for all its devices asking at about the same
+        time (a hall of boards reconnecting after a restart): a snapshot is a function of
+        the audience, and one read is reused while no change newer than it was delivered
+        here and it is under SNAPSHOT_REUSE_S old."""
+        room = client.audience.room
+        now = time.monotonic()
+        cached = self._snapshots.get(room)
+        if cached is not None and now - cached[0] < SNAPSHOT_REUSE_S:
+            taken = cached[1]
+            if not taken.ready():
+                return taken.get()
+            if taken.successful() and taken.value["seq"] >= self.ctx.hub.flushed(
+                client.actor.centre_id
+            ):
+                return taken.value
+        taken = AsyncResult()
+        self._snapshots[room] = (now, taken)
+        try:
+            data = self.snapshot(client)
+        except BaseException as e:
+            taken.set_exception(e)
+            self._snapshots.pop(room, None)
+            raise
+        taken.set(data)
         return data
 
     def on_disconnect(self, reason=None):

@@ -105,6 +105,10 @@ class ChangeHub:
             gevent.spawn(self._publish_forever)
             gevent.spawn(self._listen_forever)
 
+    def flushed(self, centre_id: int) -> int:
+        """The last seq of the centre batched to this process's devices."""
+        return self._flushed.get(centre_id, 0)
+
     def transport_state(self) -> str:
         """For /healthz: "off" (one process), "ok" or "unreachable"."""
         if self.connect_transport is None:
