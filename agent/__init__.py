@@ -4,22 +4,11 @@ protocol. For now it authenticates, is bound to its counters and follows them.""
 
 from __future__ import annotations
 
-from core.roles import Audience
-from gateway.doors import Client, Door
+from gateway.doors import BoardDoor, Client
 
 
-class AgentDoor(Door):
+class AgentDoor(BoardDoor):
     role_name = "agent"
-
-    def authenticate(self, auth: dict, lang: str) -> Client:
-        device = self.device(auth, "agent")
-        return Client(self.device_actor(device), counter_ids=self.ctx.device_counter_ids(device.id))
-
-    def refresh(self, client: Client) -> None:
-        client.counter_ids = self.ctx.device_counter_ids(client.actor.id)
-
-    def audience(self, client: Client) -> Audience:
-        return self.board_audience(client)
 
     def snapshot(self, client: Client) -> dict:
         return self.ctx.engine.agent_snapshot(client.actor.centre_id, client.counter_ids)

@@ -26,10 +26,17 @@ from collections import Counter
 from time import perf_counter
 
 from centre import Centre, make_centre
-from cpu import CpuWindow, Profiler, cpu_line, machine, rss_kib
+from cpu import CpuWindow, Profiler, machine, rss_kib
 from environment import bench_environment, check_store_args, common_arguments
 from loadgen import LoopLag, call_latencies, connect_centre, login_clerks
-from stats import fmt_ms, print_call_target, print_machine, print_traffic, stats_ms, traffic_result
+from stats import (
+    fmt_ms,
+    print_call_target,
+    print_delivery,
+    print_machine,
+    stats_ms,
+    traffic_result,
+)
 
 from harness.process import ServerProcess
 
@@ -220,22 +227,7 @@ def report(r: dict) -> None:
     print(f"first -> last display   {fmt_ms(r['first_to_last_display_ms'])}")
     print(f"call ack (clerk)        {fmt_ms(r['call_ack_ms'])}")
     print(f"issue ack (kiosk)       {fmt_ms(r['issue_ack_ms'])}")
-    print(
-        f"messages delivered      {r['messages_received_per_s']:.0f}/s to all devices"
-        + (
-            f", {r['text_bytes_per_message']:.0f} B of JSON each, "
-            f"{r['wire_bytes_per_message']:.0f} B on the wire"
-            if r["wire_bytes_per_message"]
-            else ""
-        )
-    )
-    print_traffic(r)
-    print(
-        f"display batches         {r['display_batches']} received, "
-        f"{r['display_batches_out_of_chain']} not following the previous one"
-    )
-    print(cpu_line(r))
-    print(f"load-generator lag      {fmt_ms(r['loadgen_loop_lag_ms'])}")
+    print_delivery(r)
     rss = r["server_rss_kib"]
     print(
         f"server memory           {rss['before_devices'] / 1024:.0f} MiB before devices, "

@@ -66,9 +66,28 @@ def traffic_result(before: dict, after: dict, seconds: float) -> dict:
     return out
 
 
-def print_traffic(r: dict) -> None:
+def print_delivery(r: dict) -> None:
+    """What the devices received, per role, and what it cost the server and the load
+    generator (the lines shared by the fan-out and issue-rate reports)."""
+    from cpu import cpu_line
+
+    print(
+        f"messages delivered      {r['messages_received_per_s']:.0f}/s to all devices"
+        + (
+            f", {r['text_bytes_per_message']:.0f} B of JSON each, "
+            f"{r['wire_bytes_per_message']:.0f} B on the wire"
+            if r["wire_bytes_per_message"]
+            else ""
+        )
+    )
     parts = [
         f"{role} {t['frames_per_s']:.0f} frames/s {t['wire_bytes_per_s'] / 1024:.0f} KiB/s"
         for role, t in r["traffic_by_role"].items()
     ]
     print("per role     " + "; ".join(parts))
+    print(
+        f"display batches         {r['display_batches']} received, "
+        f"{r['display_batches_out_of_chain']} not following the previous one"
+    )
+    print(cpu_line(r))
+    print(f"load-generator lag      {fmt_ms(r['loadgen_loop_lag_ms'])}")

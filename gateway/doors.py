@@ -83,17 +83,6 @@ class Door(Namespace):
     def refresh(self, client: Client) -> None:
         """Re-read what the client is bound to (after provisioning changed it)."""
 
-    def board_audience(self, client: Client) -> Audience:
-        """Boards (a hallway display, an agent's LED boards) follow their counters, or
-        all of the centre's, and show the counts of the services those serve."""
-        ids = client.counter_ids
-        return Audience(
-            self.role_name,
-            client.actor.centre_id,
-            frozenset(ids) if ids else None,
-            self.ctx.service_codes(ids) if ids else None,
-        )
-
     def admit(self, client: Client) -> None:
         """Runs before the connection is accepted (and before it joins its rooms), so
         whatever it changes is in place by the time the client can send anything."""
@@ -263,4 +252,26 @@ class Door(Namespace):
             role=device.kind,
             counter_id=counter_id,
             name=device.name,
+        )
+
+
+class BoardDoor(Door):
+    """A device that shows what happens at counters (a hallway display, an agent's LED
+    boards): bound to some counters, or all of the centre's; it only listens."""
+
+    def authenticate(self, auth: dict, lang: str) -> Client:
+        device = self.device(auth, self.role_name)
+        return Client(self.device_actor(device), counter_ids=self.ctx.device_counter_ids(device.id))
+
+    def refresh(self, client: Client) -> None:
+        client.counter_ids = self.ctx.device_counter_ids(client.actor.id)
+
+    def audience(self, client: Client) -> Audience:
+        """Its counters (or all) and the counts of the services those serve."""
+        ids = client.counter_ids
+        return Audience(
+            self.role_name,
+            client.actor.centre_id,
+            frozenset(ids) if ids else None,
+            self.ctx.service_codes(ids) if ids else None,
         )
