@@ -54,14 +54,19 @@ class CounterDoor(Door):
             raise QueueError("bad_request", "wrong_type", field="counter", expected=TYPE_NAMES[int])
         if not 1 <= number < INT_LIMIT:
             raise QueueError("not_found", "unknown_counter", number=number)
-        staff, counter = self.ctx.lookup_staff_counter(token, number)
+        staff, counter, codes = self.ctx.lookup_staff_counter(token, number)
         actor = Actor("staff", staff.id, staff.centre_id, staff.role, counter.id, staff.full_name)
-        return Client(actor)
+        return Client(actor, service_codes=codes)
+
+    def refresh(self, client: Client) -> None:
+        client.service_codes = self.ctx.counter_service_codes(client.actor.counter_id)
 
     def audience(self, client: Client) -> Audience:
-        cid = client.actor.counter_id
         return Audience(
-            "counter", client.actor.centre_id, frozenset([cid]), self.ctx.service_codes([cid])
+            "counter",
+            client.actor.centre_id,
+            frozenset([client.actor.counter_id]),
+            client.service_codes,
         )
 
     def snapshot(self, client: Client) -> dict:

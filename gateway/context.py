@@ -23,22 +23,45 @@ class ServerContext:
     throttle: auth.LoginThrottle = field(default_factory=auth.LoginThrottle)
     offload: object = None
 
-    def lookup_device(self, token: str):
-        """(device row or None, whether the token is a staff session token instead)."""
-        return self.store.read(lambda conn: auth.identify_device(conn, token))
+    # One read per connection: a hall of devices reconnecting at once after a restart
+    # costs one thread-pool round trip each, not three.
+    def lookup_device(self, token: str, binding: bool = False):
+        """(device row or None, whether the token is a staff session token instead,
+        and with ``binding`` the device's counters and their service codes)."""
+
+        def read(conn):
+            device, staff = auth.identify_device(conn, token)
+            if not binding:
+                return device, staff
+            return device, staff, *(_binding(conn, device.id) if device else ((), None))
+
+        return self.store.read(read)
+
+    def device_binding(self, device_id: int) -> tuple[list[int], frozenset[str] | None]:
+        """The counters a device is bound to and the codes of their services (None: not
+        bound, so all of them)."""
+        return self.store.read(lambda conn: _binding(conn, device_id))
+
+    def counter_service_codes(self, counter_id: int) -> frozenset[str]:
+        return self.store.read(lambda conn: views.service_codes(conn, [counter_id]))
 
     def lookup_staff_counter(self, token: str, number: int):
-        """(staff row, counter row) for a clerk connecting to counter ``number``."""
-        return self.store.read(lambda conn: auth.staff_at_counter(conn, token, number))
+        """(staff row, counter row, the counter's service codes) for a clerk connecting to
+        counter ``number``."""
 
-    def device_counter_ids(self, device_id: int) -> list[int]:
-        return self.store.read(lambda conn: auth.device_counter_ids(conn, device_id))
+        def read(conn):
+            staff, counter = auth.staff_at_counter(conn, token, number)
+            return staff, counter, views.service_codes(conn, [counter.id])
 
-    def service_codes(self, counter_ids) -> frozenset[str]:
-        return self.store.read(lambda conn: views.service_codes(conn, counter_ids))
+        return self.store.read(read)
 
     def check_password(self, stored: str, password: str) -> bool:
         """The slow hash comparison, off the event loop when the server has a thread pool."""
         if self.offload is None:
             return auth.password_matches(stored, password)
         return self.offload(auth.password_matches, stored, password)
+
+
+def _binding(conn, device_id: int) -> tuple[list[int], frozenset[str] | None]:
+    ids = auth.device_counter_ids(conn, device_id)
+    return ids, (views.service_codes(conn, ids) if ids else None)

@@ -33,6 +33,7 @@ class Client:
     actor: Actor
     lang: str = "vi"
     counter_ids: list[int] = field(default_factory=list)  # a display's or agent's counters
+    service_codes: frozenset[str] | None = None  # the services its counts show (None: all)
     base_url: str = ""  # the server's address as this client reached it
     audience: Audience | None = None
     tokens: float = 0.0
@@ -229,19 +230,21 @@ class Door(Namespace):
         return True
 
     # -- helpers for subclasses ------------------------------------------------------------
-    def device(self, auth: dict, kind: str) -> Any:
-        """Authenticate a device token of ``kind``; returns the device row."""
+    def device(self, auth: dict, kind: str, binding: bool = False) -> Any:
+        """Authenticate a device token of ``kind``; returns the device row (and with
+        ``binding``, the lookup's counter ids and service codes too)."""
         token = auth.get("token")
         if not isinstance(token, str) or not token:
             raise QueueError("unauthorized", "auth_missing")
-        device, staff_token = self.ctx.lookup_device(token)
+        found = self.ctx.lookup_device(token, binding)
+        device, staff_token = found[:2]
         if device is None:
             if staff_token:
                 raise QueueError("forbidden", "auth_wrong_role", kind="staff", wanted=kind)
             raise QueueError("unauthorized", "auth_invalid")
         if device.kind != kind:
             raise QueueError("forbidden", "auth_wrong_role", kind=device.kind, wanted=kind)
-        return device
+        return found if binding else device
 
     @staticmethod
     def device_actor(device, counter_id=None) -> Actor:
@@ -260,11 +263,11 @@ class BoardDoor(Door):
     boards): bound to some counters, or all of the centre's; it only listens."""
 
     def authenticate(self, auth: dict, lang: str) -> Client:
-        device = self.device(auth, self.role_name)
-        return Client(self.device_actor(device), counter_ids=self.ctx.device_counter_ids(device.id))
+        device, _, ids, codes = self.device(auth, self.role_name, binding=True)
+        return Client(self.device_actor(device), counter_ids=ids, service_codes=codes)
 
     def refresh(self, client: Client) -> None:
-        client.counter_ids = self.ctx.device_counter_ids(client.actor.id)
+        client.counter_ids, client.service_codes = self.ctx.device_binding(client.actor.id)
 
     def audience(self, client: Client) -> Audience:
         """Its counters (or all) and the counts of the services those serve."""
@@ -273,5 +276,5 @@ class BoardDoor(Door):
             self.role_name,
             client.actor.centre_id,
             frozenset(ids) if ids else None,
-            self.ctx.service_codes(ids) if ids else None,
+            client.service_codes,
         )
