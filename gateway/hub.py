@@ -29,10 +29,6 @@ from core.sequence import Sequencer
 log = logging.getLogger("motcua.hub")
 
 
-def centre_room(centre_id: int) -> str:
-    return f"centre:{centre_id}"
-
-
 @dataclass
 class _AudienceState:
     audience: Audience

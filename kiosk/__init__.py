@@ -49,7 +49,6 @@ STATUS_TEXT = {
     "serving": "Đang được phục vụ",
     "done": "Đã phục vụ xong",
     "no_show": "Đã gọi nhưng vắng mặt",
-    "cancelled": "Đã hủy",
 }
 
 

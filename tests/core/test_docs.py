@@ -14,3 +14,10 @@ def test_protocol_doc_prints_the_lifecycle_table_of_the_code():
 
 def test_protocol_doc_prints_the_role_table_of_the_code():
     assert roles.table_markdown() in PROTOCOL
+
+
+def test_the_status_page_names_every_ticket_state_and_nothing_else():
+    from core.lifecycle import TICKET_STATES
+    from kiosk import STATUS_TEXT
+
+    assert set(STATUS_TEXT) == set(TICKET_STATES)
