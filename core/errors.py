@@ -182,3 +182,21 @@ class QueueError(Exception):
 
     def as_dict(self, lang: str = "vi") -> dict:
         return {"code": self.code, "message": message(self.key, lang, **self.params)}
+
+
+def is_database_failure(e: BaseException) -> bool:
+    """Whether ``e`` says the database could not be reached or used (clients should retry:
+    ``unavailable``), as opposed to a bug (``internal``)."""
+    import sqlalchemy as sa
+
+    from .raw import DRIVER_ERRORS
+
+    return isinstance(e, (sa.exc.DBAPIError, sa.exc.TimeoutError, *DRIVER_ERRORS))
+
+
+def refusal_of(e: BaseException) -> QueueError:
+    """What a caller is told about an exception that is not a QueueError already."""
+    if isinstance(e, QueueError):
+        return e
+    kind = "unavailable" if is_database_failure(e) else "internal"
+    return QueueError(kind, kind)

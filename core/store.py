@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
 from . import models as m
-from .errors import QueueError
+from .errors import QueueError, refusal_of
 from .raw import DRIVER_ERRORS, JSONValue, Raw
 
 log = logging.getLogger("motcua.store")
@@ -147,12 +148,20 @@ def _sqlite_pragmas(dbapi_conn, _record):
     cur.close()
 
 
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only (0600, in a 0700 folder when
+    the folder is new): it holds password hashes, token digests and the audit log.
+    SQLite gives its -wal and -shm files the database file's permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
 def _make_engine(url: str, *, writer: bool) -> sa.Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(path))
         # The writer keeps one connection; readers keep one per thread of the pool they
         # run in, so a read does not reconnect and re-run the pragmas every time.
         pool = (
@@ -316,14 +325,13 @@ class Store:
     @staticmethod
     def _refusal(job: _Job, e: Exception) -> QueueError:
         """What the caller of a job undone to its savepoint is told."""
-        if isinstance(e, QueueError):
-            return e
-        if isinstance(e, (sa.exc.DBAPIError, *DRIVER_ERRORS)):
+        error = refusal_of(e)
+        if error.code == "unavailable":
             # If the connection itself is gone, the commit fails and every job is told so.
             log.error("database refused an operation of %s: %s", job.actor, e)
-            return QueueError("unavailable", "unavailable")
-        log.error("operation failed for %s", job.actor, exc_info=e)
-        return QueueError("internal", "internal")
+        elif error.code == "internal":
+            log.error("operation failed for %s", job.actor, exc_info=e)
+        return error
 
     def _lock_centres(self, conn: Connection, centre_ids: set[int]) -> set[int]:
         """On PostgreSQL, lock the batch's centres once, before any job's savepoint (a

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from core import auth
-from core.errors import QueueError
+from core.errors import QueueError, refusal_of
 from core.validation import Field, parse
 
 bp = Blueprint("api", __name__)
@@ -38,6 +38,27 @@ def error_response(e: QueueError, lang: str):
     return jsonify({"ok": False, "error": e.as_dict(lang)}), status
 
 
+# Pages are served from this server only and never framed; scripts from static files
+# (inline styles are allowed: the status page has its stylesheet inline).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+        "form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+@bp.after_app_request
+def security_headers(response):
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
 @bp.get("/healthz")
 def healthz():
     ctx = _ctx()
@@ -65,6 +86,9 @@ def login():
             request.remote_addr or "?",
             check=ctx.check_password,
         )
-    except QueueError as e:
-        return error_response(e, lang)
+    except Exception as e:  # noqa: BLE001 - a lost database is "unavailable" (503 JSON)
+        error = refusal_of(e)
+        if error.code == "internal":
+            raise
+        return error_response(error, lang)
     return jsonify(result)

@@ -17,7 +17,7 @@ from flask_socketio import ConnectionRefusedError, Namespace
 from gevent.event import AsyncResult
 
 from core.engine import Actor
-from core.errors import QueueError
+from core.errors import QueueError, refusal_of
 from core.roles import ROLES, Audience, Role
 from core.validation import parse
 
@@ -102,9 +102,13 @@ class Door(Namespace):
             self.admit(client)
         except QueueError as e:
             raise refusal(e, lang) from None
-        except Exception:
-            log.exception("connection to %s failed", self.namespace)
-            raise refusal(QueueError("internal", "internal"), lang) from None
+        except Exception as e:
+            error = refusal_of(e)
+            if error.code == "unavailable":
+                log.error("connection to %s refused: the database failed: %s", self.namespace, e)
+            else:
+                log.exception("connection to %s failed", self.namespace)
+            raise refusal(error, lang) from None
         sid = request.sid
         client.base_url = request.host_url.rstrip("/")
         self.clients[sid] = client
@@ -192,6 +196,8 @@ class Door(Namespace):
                 raise QueueError("unauthorized", "auth_missing")
             if not self._take_token(client):
                 raise QueueError("rate_limited", "rate_limited")
+            if not isinstance(event, str):
+                raise QueueError("bad_request", "unknown_event", event=str(event)[:40])
             if len(args) > 1:
                 raise QueueError("bad_request", "bad_payload")
             payload = args[0] if args else None
@@ -214,9 +220,13 @@ class Door(Namespace):
             return {"ok": True, **(result or {})}
         except QueueError as e:
             return {"ok": False, "error": e.as_dict(lang)}
-        except Exception:
-            log.exception("event %s on %s failed", event, self.namespace)
-            return {"ok": False, "error": QueueError("internal", "internal").as_dict(lang)}
+        except Exception as e:
+            error = refusal_of(e)
+            if error.code == "unavailable":
+                log.error("event %s on %s: the database failed: %s", event, self.namespace, e)
+            else:
+                log.exception("event %s on %s failed", event, self.namespace)
+            return {"ok": False, "error": error.as_dict(lang)}
 
     def _take_token(self, client: Client) -> bool:
         now = time.monotonic()
