@@ -123,10 +123,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Phiên đăng nhập đã hết hạn. Hãy đăng nhập lại.",
         "The session has expired. Log in again.",
     ),
-    "auth_wrong_role": (
-        "Mã này dành cho thiết bị loại «{kind}», không dùng được cho «{wanted}».",
-        "This token belongs to a '{kind}' device and cannot be used as '{wanted}'.",
-    ),
     "auth_counter_missing": (
         "Hãy cho biết số quầy («counter»).",
         "Say which counter to operate ('counter').",

@@ -26,14 +26,14 @@ class ServerContext:
     # One read per connection: a hall of devices reconnecting at once after a restart
     # costs one thread-pool round trip each, not three.
     def lookup_device(self, token: str, binding: bool = False):
-        """(device row or None, whether the token is a staff session token instead,
-        and with ``binding`` the device's counters and their service codes)."""
+        """The active device owning ``token`` (or None), and with ``binding`` also its
+        counters and their service codes."""
 
         def read(conn):
-            device, staff = auth.identify_device(conn, token)
+            device = auth.device_for_token(conn, token)
             if not binding:
-                return device, staff
-            return device, staff, *(_binding(conn, device.id) if device else ((), None))
+                return device
+            return device, *(_binding(conn, device.id) if device else ((), None))
 
         return self.store.read(read)
 

@@ -247,14 +247,12 @@ class Door(Namespace):
         if not isinstance(token, str) or not token:
             raise QueueError("unauthorized", "auth_missing")
         found = self.ctx.lookup_device(token, binding)
-        device, staff_token = found[:2]
-        if device is None:
-            if staff_token:
-                raise QueueError("forbidden", "auth_wrong_role", kind="staff", wanted=kind)
+        device = found[0] if binding else found
+        # A token of another kind (another device's, a clerk's) is refused as unknown: a
+        # refusal never tells a prober what else a token would open.
+        if device is None or device.kind != kind:
             raise QueueError("unauthorized", "auth_invalid")
-        if device.kind != kind:
-            raise QueueError("forbidden", "auth_wrong_role", kind=device.kind, wanted=kind)
-        return found if binding else device
+        return found
 
     @staticmethod
     def device_actor(device, counter_id=None) -> Actor:
@@ -273,7 +271,7 @@ class BoardDoor(Door):
     boards): bound to some counters, or all of the centre's; it only listens."""
 
     def authenticate(self, auth: dict, lang: str) -> Client:
-        device, _, ids, codes = self.device(auth, self.role_name, binding=True)
+        device, ids, codes = self.device(auth, self.role_name, binding=True)
         return Client(self.device_actor(device), counter_ids=ids, service_codes=codes)
 
     def refresh(self, client: Client) -> None:

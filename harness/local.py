@@ -41,7 +41,7 @@ class LocalCentre:
         self.store.on_commit = self.changes.extend
         self.engine = QueueEngine(self.store, rating_window_s=rating_window_s)
         self.centre_id = self.read(
-            lambda conn: auth.identify_device(conn, "test-kiosk-token-0001")[0].centre_id
+            lambda conn: auth.device_for_token(conn, "test-kiosk-token-0001").centre_id
         )
 
     def read(self, fn):
@@ -52,7 +52,7 @@ class LocalCentre:
 
     # -- who acts ------------------------------------------------------------------------
     def device(self, token: str) -> Actor:
-        device, _ = self.read(lambda conn: auth.identify_device(conn, token))
+        device = self.read(lambda conn: auth.device_for_token(conn, token))
         return Actor("device", device.id, device.centre_id, device.kind, device.counter_id)
 
     def clerk(self, username: str, counter_number: int) -> Actor:

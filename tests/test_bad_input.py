@@ -867,7 +867,8 @@ COUNTER_NOT_INT = E("bad_request", "Trường «counter» phải là một số 
 
 
 def wrong_role(kind, wanted):
-    return E("forbidden", f"dành cho thiết bị loại «{kind}», không dùng được cho «{wanted}»")
+    """A token of another kind is refused as unknown, telling nothing about it."""
+    return WRONG_TOKEN
 
 
 def _refusal_cases():
