@@ -90,6 +90,7 @@ def create_app(overrides: dict | None = None):
     import kiosk
     import rating_terminal
     from core.engine import QueueEngine
+    from core.roles import ROLES
     from core.store import Store
     from gateway import api
     from gateway.context import ServerContext
@@ -107,6 +108,9 @@ def create_app(overrides: dict | None = None):
         async_mode=config["ASYNC_MODE"],
         cors_allowed_origins=config["CORS_ORIGINS"] or None,
         manage_session=False,  # doors keep their own per-connection state
+        # Only the role namespaces accept connections (the default one would accept any
+        # client without credentials and hold whatever it sends).
+        namespaces=[role.namespace for role in ROLES.values()],
     )
     if config["TRUSTED_PROXIES"]:
         from werkzeug.middleware.proxy_fix import ProxyFix

@@ -24,6 +24,27 @@ def test_event_names_that_are_not_strings_are_bad_requests(sqlite_server, device
     assert "Traceback" not in sqlite_server.log()
 
 
+def test_only_the_role_namespaces_accept_connections(sqlite_server):
+    import socketio
+
+    for namespace in ("/", "/admin", "/kiosk2"):
+        sio = socketio.Client(reconnection=False)
+        try:
+            sio.connect(
+                sqlite_server.url,
+                namespaces=[namespace],
+                auth={"token": KIOSK},
+                transports=["websocket"],
+                wait_timeout=5,
+            )
+        except socketio.exceptions.ConnectionError:
+            pass
+        else:
+            raise AssertionError(f"{namespace} accepted a connection")
+        finally:
+            sio.disconnect()
+
+
 def test_database_files_are_readable_by_their_owner_only(tmp_path, devices):
     db = tmp_path / "data" / "motcua.sqlite3"
     srv = CentreServer(tmp_path, f"sqlite:///{db}").start()
