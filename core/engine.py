@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, NamedTuple
@@ -49,7 +48,7 @@ DOSSIER_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-_/]{2,63}$")
 
 # Statements of the hot paths, built once: building and hashing a statement costs more
 # than running it on SQLite.
-_t, _s, _c, _ns = m.tickets, m.services, m.counters, m.number_sequences
+_t, _c, _ns = m.tickets, m.counters, m.number_sequences
 _SERVICE_BY_CODE = Raw(
     """SELECT s.id, s.code, s.name, s.prefix, s.start, s.avg_service_s, s.active, c.timezone
        FROM services s JOIN centres c ON c.id = s.centre_id
@@ -207,13 +206,6 @@ class QueueEngine:
         conn.execute(sa.update(_t).where(_t.c.id == ticket["id"]).values(**values))
         ticket.update(values)
         return ticket
-
-    def _join_queue(self, conn: Connection, ticket: Mapping, service_id: int) -> int:
-        """The ticket enters ``service_id``'s queue; returns how many wait there now."""
-        waiting, _ = estimates.count_waiting(
-            conn, service_id, ticket["business_date"], +1, ticket["priority"] is not None
-        )
-        return waiting
 
     # -- kiosk ---------------------------------------------------------------------------
     def issue_ticket(
@@ -630,7 +622,9 @@ class QueueEngine:
                 ticket.update(target_number=target.number)
                 details = {"to_counter": counter}
             self._update_ticket(conn, ticket, **values)
-            waiting = self._join_queue(conn, ticket, ticket["service_id"])
+            waiting, _ = estimates.count_waiting(  # back in a queue, keeping its place
+                conn, ticket["service_id"], ticket["business_date"], +1, bool(ticket["priority"])
+            )
             summary = self._summary(
                 conn, ticket["service_id"], ticket["service_code"], ticket["avg_service_s"], waiting
             )
