@@ -92,3 +92,14 @@ def make_centre(
     d = devices("display", displays)
     r = devices("rating", ratings, lambda i: [f"counter = {(i - 1) % n_counters + 1}"])
     return Centre("\n".join(out), codes, clerks, k, d, r)
+
+
+def centre_from_args(args) -> Centre:
+    """The centre of a benchmark's --counters, --kiosks, --displays, --ratings, --services."""
+    return make_centre(
+        counters=max(1, args.counters),
+        kiosks=args.kiosks,
+        displays=args.displays,
+        ratings=args.ratings,
+        services=args.services,
+    )

@@ -25,7 +25,7 @@ import sys
 from collections import Counter
 from time import perf_counter
 
-from centre import Centre, make_centre
+from centre import Centre, centre_from_args
 from cpu import CpuWindow, Profiler, machine, rss_kib
 from environment import bench_environment, check_store_args, common_arguments
 from loadgen import LoopLag, call_latencies, connect_centre, login_clerks
@@ -245,13 +245,7 @@ def main(argv=None) -> int:
     if args.counters < 1 or args.displays < 1:
         print("error: at least one counter and one display are needed", file=sys.stderr)
         return 2
-    centre = make_centre(
-        counters=args.counters,
-        kiosks=args.kiosks,
-        displays=args.displays,
-        ratings=args.ratings,
-        services=args.services,
-    )
+    centre = centre_from_args(args)
     with bench_environment(args, centre) as server:
         tokens = login_clerks(server, centre)
         budget = args.warmup + args.duration + 240

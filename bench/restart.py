@@ -23,7 +23,7 @@ import sys
 import time
 from time import perf_counter
 
-from centre import make_centre
+from centre import centre_from_args
 from cpu import machine
 from environment import bench_environment, check_store_args, common_arguments
 from loadgen import login_clerks
@@ -147,13 +147,7 @@ def main(argv=None) -> int:
     if error := check_store_args(args):
         print(f"error: {error}", file=sys.stderr)
         return 2
-    centre = make_centre(
-        counters=args.counters,
-        kiosks=args.kiosks,
-        displays=args.displays,
-        ratings=args.ratings,
-        services=args.services,
-    )
+    centre = centre_from_args(args)
     with bench_environment(args, centre) as server:
         tokens = login_clerks(server, centre)
         t = time.monotonic()

@@ -27,7 +27,7 @@ from .auth import counter_by_number
 from .clock import business_date, iso
 from .errors import QueueError
 from .lifecycle import AT_COUNTER, NEW_TICKET, counter_guard, ticket_guard
-from .ordering import CounterQueue, OrderingPolicy, PriorityWithFairness
+from .ordering import CounterQueue, OrderingPolicy, PriorityWithFairness, counter_service_ids
 from .raw import Raw
 from .roles import change_record
 from .store import Store, Tx
@@ -93,9 +93,6 @@ _TICKET = views.TICKET_DETAIL.where(
     _t.c.id == sa.bindparam("ticket_id"), _t.c.centre_id == sa.bindparam("centre_id")
 )
 _COUNTER = sa.select(_c).where(_c.c.id == sa.bindparam("counter_id"))
-_CURRENT = sa.select(_t.c.id, _t.c.number, _t.c.status).where(
-    _t.c.counter_id == sa.bindparam("counter_id"), _t.c.status.in_(AT_COUNTER)
-)
 
 
 def format_number(prefix: str, n: int) -> str:
@@ -313,9 +310,7 @@ class QueueEngine:
         counter = {**counter, **values}
         # Opening or closing a counter changes the waits of the services it serves.
         day = business_date(tx.now, views.centre(conn, actor.centre_id).timezone)
-        rows = views.services(
-            conn, actor.centre_id, views.counter_service_ids(conn, [counter["id"]])
-        )
+        rows = views.services(conn, actor.centre_id, counter_service_ids(conn, [counter["id"]]))
         name = actor.name if actor.kind == "staff" and counter["status"] != "closed" else None
         record(
             tx,
@@ -338,7 +333,7 @@ class QueueEngine:
             counter = self._counter(tx.conn, actor.counter_id)
             status = counter_guard(operation, counter["status"])
             if status in ("paused", "closed"):
-                current = tx.conn.execute(_CURRENT, {"counter_id": counter["id"]}).first()
+                current = views.current_ticket(tx.conn, counter["id"])
                 if current is not None:
                     raise QueueError("conflict", "counter_has_current", number=current.number)
             counter = self._counter_change(
@@ -372,12 +367,11 @@ class QueueEngine:
         """
         counter = self._counter(tx.conn, actor.counter_id)
         counter_guard("call", counter["status"])
-        current = tx.conn.execute(_CURRENT, {"counter_id": counter["id"]}).first()
+        current = views.current_ticket(tx.conn, counter["id"])
         if current is not None:
             if current.status == "called":
                 raise QueueError("conflict", "counter_busy_called", number=current.number)
-            ticket = self._ticket(tx.conn, actor, current.id)
-            self._finish(tx, actor, request_id, ticket, [], None)
+            self._finish(tx, actor, request_id, dict(current._mapping), [], None)
         return counter
 
     def call_next(self, actor: Actor, request_id: str | None = None) -> dict:
@@ -409,7 +403,7 @@ class QueueEngine:
             targeted_here = ticket["target_counter_id"] == actor.counter_id
             if not targeted_here and (
                 ticket["target_counter_id"] is not None
-                or ticket["service_id"] not in views.counter_service_ids(conn, [actor.counter_id])
+                or ticket["service_id"] not in counter_service_ids(conn, [actor.counter_id])
             ):
                 raise QueueError("conflict", "service_not_at_counter", number=ticket["number"])
             counter = self._ready_to_call(tx, actor, request_id)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
+from .raw import DRIVER_ERRORS
+
 CODES = (
     "bad_request",
     "unauthorized",
@@ -183,10 +187,6 @@ class QueueError(Exception):
 def is_database_failure(e: BaseException) -> bool:
     """Whether ``e`` says the database could not be reached or used (clients should retry:
     ``unavailable``), as opposed to a bug (``internal``)."""
-    import sqlalchemy as sa
-
-    from .raw import DRIVER_ERRORS
-
     return isinstance(e, (sa.exc.DBAPIError, sa.exc.TimeoutError, *DRIVER_ERRORS))
 
 

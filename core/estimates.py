@@ -81,16 +81,6 @@ _WAITING_COUNTS = sa.select(_q.c.service_id, _q.c.waiting).where(
     _q.c.business_date == sa.bindparam("day"),
     _q.c.service_id.in_(sa.bindparam("ids", expanding=True)),
 )
-_COUNTERS_SERVING = (
-    sa.select(
-        _cs.c.service_id,
-        sa.func.sum(sa.case((_c.c.status == "open", 1), else_=0)),
-        sa.func.count(),
-    )
-    .join(_c, _c.c.id == _cs.c.counter_id)
-    .where(_cs.c.service_id.in_(sa.bindparam("ids", expanding=True)))
-    .group_by(_cs.c.service_id)
-)
 
 
 def waiting_counts(conn: Connection, day, service_ids: Iterable[int]) -> dict:
@@ -100,8 +90,7 @@ def waiting_counts(conn: Connection, day, service_ids: Iterable[int]) -> dict:
 
 def counters_serving(conn: Connection, service_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
     """service_id -> (open counters serving it, counters assigned to it)."""
-    rows = conn.execute(_COUNTERS_SERVING, {"ids": list(service_ids)})
-    return {sid: (int(n_open or 0), int(n_all)) for sid, n_open, n_all in rows}
+    return {sid: counters_serving_one(conn, sid) for sid in service_ids}
 
 
 def summary(code: str, waiting: int, avg_service_s: float, serving: tuple[int, int]) -> dict:

@@ -81,13 +81,21 @@ class CounterQueue:
 
     def _service_ids(self) -> list[int]:
         if self._services is None:
-            cs = m.counter_services
-            self._services = list(
-                self.conn.execute(
-                    sa.select(cs.c.service_id).where(cs.c.counter_id == self.counter["id"])
-                ).scalars()
-            )
+            self._services = counter_service_ids(self.conn, [self.counter["id"]])
         return self._services
+
+
+def counter_service_ids(conn: Connection, counter_ids) -> list[int]:
+    """The services the given counters serve (their queues draw from these)."""
+    cs = m.counter_services
+    return list(
+        conn.execute(
+            sa.select(cs.c.service_id)
+            .where(cs.c.counter_id.in_(list(counter_ids)))
+            .distinct()
+            .order_by(cs.c.service_id)
+        ).scalars()
+    )
 
 
 class Head(NamedTuple):

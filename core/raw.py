@@ -36,10 +36,7 @@ DRIVER_ERRORS = _driver_errors()
 
 
 class Raw:
-    """One SQL statement with ``:name`` parameters, for SQLite and PostgreSQL.
-    ``Raw.executed`` counts executions of all of them (benchmarks count statements)."""
-
-    executed = 0
+    """One SQL statement with ``:name`` parameters, for SQLite and PostgreSQL."""
 
     def __init__(self, sql: str):
         self.sql = " ".join(sql.split())
@@ -47,7 +44,6 @@ class Raw:
 
     def run(self, conn: Connection, params: dict):
         """Execute in ``conn``'s transaction; returns the cursor (fetch from it)."""
-        Raw.executed += 1
         dbapi = conn.connection.driver_connection
         if conn.dialect.name == "sqlite":
             cur = dbapi.cursor()

@@ -184,7 +184,8 @@ class Store:
     on_commit: called with the committed changes, in seq order, after each commit and
       before the writers are answered; each is ``{"centre", "seq", "change"}``.
     offload: a callable running a function in a native thread and returning its result
-      (gevent's thread pool in the server); ``None`` runs blocking calls inline.
+      (gevent's thread pool in the server): the SQLite writer's batches, whose commits
+      fsync, run there; ``None`` runs them inline.
     """
 
     def __init__(

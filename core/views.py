@@ -17,7 +17,7 @@ from . import estimates
 from . import models as m
 from .clock import business_date, day_start, iso
 from .lifecycle import AT_COUNTER, WAITING
-from .ordering import CounterQueue
+from .ordering import CounterQueue, counter_service_ids
 from .roles import public_event
 
 PROTOCOL = 2
@@ -92,18 +92,6 @@ def current_ticket(conn: Connection, counter_id: int) -> Row | None:
         .order_by(_t.c.called_at.desc())
         .limit(1)
     ).first()
-
-
-def counter_service_ids(conn: Connection, counter_ids) -> list[int]:
-    cs = m.counter_services
-    return list(
-        conn.execute(
-            sa.select(cs.c.service_id)
-            .where(cs.c.counter_id.in_(list(counter_ids)))
-            .distinct()
-            .order_by(cs.c.service_id)
-        ).scalars()
-    )
 
 
 def service_codes(conn: Connection, counter_ids) -> frozenset[str]:

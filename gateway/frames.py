@@ -68,8 +68,6 @@ class FrameSender:
         _remember_websocket()
         self.sio = sio
         self.event = event
-        self.direct = 0  # frames written straight to a socket
-        self.queued = 0  # frames handed to engine.io
 
     def __call__(self, namespace: str, room: str, data) -> None:
         sio = self.sio
@@ -94,11 +92,9 @@ class FrameSender:
                     sent = raw.send(frame)  # nearly always whole: one syscall, no yield
                     if sent < len(frame):
                         raw.sendall(frame[sent:])
-                    self.direct += 1
                 except OSError as e:
                     log.info("writing to %s failed (%s); engine.io will close it", eio_sid, e)
                 continue
             if eio_pkt is None:
                 eio_pkt = engineio.packet.Packet(engineio.packet.MESSAGE, text[1:])
-            self.queued += 1
             sio._send_eio_packet(eio_sid, eio_pkt)
