@@ -17,7 +17,7 @@ UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --quiet --generate-hashes
 	--python-version 3.11 --custom-compile-command 'make lock  (from pyproject.toml: edit that, not this file)' \
 	$(LOCK_ARGS)
 
-.PHONY: run test lint bench lock system-packages clean
+.PHONY: run test lint bench lock messages system-packages clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,14 +30,21 @@ $(STAMP): $(PY) $(LOCK_TEST) pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-run: $(STAMP)
+# The default voice pack for announcements, generated with Debian's espeak-ng (installed
+# first when missing); kept clips are not regenerated. instance/ is never committed.
+VOICE_PACK := instance/voice/vi/manifest.json
+$(VOICE_PACK): $(STAMP) display/speech.py display/voicepack.py
+	@command -v espeak-ng >/dev/null 2>&1 || scripts/ensure-system-packages
+	$(PY) -m display.voicepack build instance/voice/vi --voice vi
+
+run: $(STAMP) $(VOICE_PACK)
 	$(PY) server.py serve --demo
 
 # Debian's chromium and fonts-dejavu-core for the page tests, installed when missing.
 system-packages:
 	scripts/ensure-system-packages
 
-test: $(STAMP) system-packages
+test: $(STAMP) system-packages $(VOICE_PACK)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -53,6 +60,10 @@ lock: $(PY)
 	$(PY) -m pip install --quiet uv==$(UV_VERSION)
 	$(UV_COMPILE) -o $(LOCK_RUN)
 	$(UV_COMPILE) --extra test --constraint $(LOCK_RUN) -o $(LOCK_TEST)
+
+# Extract the pages' words and update translations/en.po (Vietnamese is the source).
+messages: $(STAMP)
+	$(PY) scripts/messages.py
 
 clean:
 	rm -rf $(VENV) instance/*.sqlite3*

@@ -92,14 +92,15 @@ def create_app(overrides: dict | None = None):
     from core.engine import QueueEngine
     from core.roles import ROLES
     from core.store import Store
-    from gateway import api
+    from gateway import api, web
     from gateway.context import ServerContext
     from gateway.frames import FrameSender
     from gateway.hub import ChangeHub
     from gateway.transport import RedisTransport
 
     config = {**default_config(), **(overrides or {})}
-    app = Flask(__name__, instance_path=str(instance_path()))
+    # No app-wide static folder: shared files are the web blueprint's (gateway/static).
+    app = Flask(__name__, instance_path=str(instance_path()), static_folder=None)
     app.config.update(config)
     app.config["SECRET_KEY"] = config["SECRET_KEY"] or secret_key()
     app.json.ensure_ascii = False
@@ -148,6 +149,7 @@ def create_app(overrides: dict | None = None):
 
     # Every door of the system: HTTP blueprints, then one Socket.IO namespace per role.
     app.register_blueprint(api.bp)
+    web.init_app(app)
     app.register_blueprint(kiosk.bp)
     for door in (
         kiosk.KioskDoor,
@@ -170,8 +172,8 @@ def demo_banner(host: str, port: int) -> str:
         f"  Server ........ {base}",
         f"  Health ........ {base}/healthz",
         f"  Login API ..... POST {base}/api/v1/auth/login",
-        "  Pages for kiosks, counters, displays and tablets come with their issues;",
-        "  devices connect over Socket.IO (docs/protocol.md) with these credentials:",
+        f"  Start page .... {base}/  (opens each device page)",
+        "  Devices connect over Socket.IO (docs/protocol.md) with these credentials:",
     ]
     for st in data.get("staff", []):
         lines.append(
@@ -182,6 +184,30 @@ def demo_banner(host: str, port: int) -> str:
         where = f" (counter {d['counter']})" if "counter" in d else ""
         lines.append(f"  Device {d['kind']:<8} token {d['token']}  {d['name']}{where}")
     return "\n".join(lines)
+
+
+# The demo starts with clerks at these counters, so its kiosk offers open services (and
+# shows the others closed) before anyone logs in.
+DEMO_CLERKS = (("canbo1", 1), ("canbo2", 3))
+
+
+def open_demo_counters(ctx) -> None:
+    import sqlalchemy as sa
+
+    from core import auth
+    from core import models as m
+    from core.engine import Actor
+
+    for username, number in DEMO_CLERKS:
+
+        def clerk_at(conn, username=username, number=number):
+            st = conn.execute(sa.select(m.staff).where(m.staff.c.username == username)).one()
+            return st, auth.counter_by_number(conn, st.centre_id, number)
+
+        st, counter = ctx.store.read(clerk_at)
+        ctx.engine.open_counter(
+            Actor("staff", st.id, st.centre_id, st.role, counter.id, st.full_name)
+        )
 
 
 def _captured(fn, *args):
@@ -198,6 +224,7 @@ def cmd_serve(args) -> int:
 
     from core import provisioning
     from core.provisioning import ProvisioningError
+    from gateway import web
 
     def offload(fn, *a):
         """Run a blocking call in gevent's thread pool; its exception is raised here, in
@@ -224,6 +251,8 @@ def cmd_serve(args) -> int:
     ctx.store.start_writer(gevent.queue.Queue, gevent.spawn, gevent.event.Event)
     ctx.hub.start()
     if args.demo:
+        app.config["DEMO_DEVICES"] = web.demo_devices(DEMO_FILE)
+        open_demo_counters(ctx)
         print(demo_banner(args.host, args.port), flush=True)
     log.info(
         "serving on http://%s:%s (database %s, redis %s)",

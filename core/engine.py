@@ -697,6 +697,9 @@ class QueueEngine:
         return self._write(actor, request_id, op, "rate")
 
     # -- snapshots (reads) ---------------------------------------------------------------
+    def centres(self) -> list[dict]:
+        return self.store.read(views.centres)
+
     def kiosk_snapshot(self, centre_id: int) -> dict:
         return self.store.read(lambda conn: views.kiosk_snapshot(conn, centre_id))
 

@@ -81,6 +81,12 @@ def centre(conn: Connection, centre_id: int) -> Row:
     return conn.execute(sa.select(m.centres).where(m.centres.c.id == centre_id)).one()
 
 
+def centres(conn: Connection) -> list[dict]:
+    """Every centre of the installation (the start page lists them)."""
+    q = sa.select(m.centres.c.code, m.centres.c.name).order_by(m.centres.c.name)
+    return [dict(r._mapping) for r in conn.execute(q)]
+
+
 def counter(conn: Connection, counter_id: int) -> Row:
     return conn.execute(sa.select(_c).where(_c.c.id == counter_id)).one()
 
@@ -135,7 +141,7 @@ def kiosk_snapshot(conn: Connection, centre_id: int) -> dict:
     return {
         "protocol": PROTOCOL,
         "seq": ctr.seq,
-        "centre": {"code": ctr.code, "name": ctr.name},
+        "centre": {"code": ctr.code, "name": ctr.name, "timezone": ctr.timezone},
         "services": [
             {"name": s.name, "agency": s.agency, **summary}
             for s, summary in zip(rows, summaries, strict=True)

@@ -45,6 +45,13 @@ class Device:
             return self.sio.call(event, namespace=self.namespace, timeout=timeout)
         return self.sio.call(event, data, namespace=self.namespace, timeout=timeout)
 
+    def fresh_snapshot(self, event: str) -> dict:
+        """The role's snapshot as of now: ask for it (`sync`) and return it. The server
+        sends the snapshot before acknowledging the sync."""
+        assert self.call("sync")["ok"]
+        with self.cond:
+            return next(d for n, d in reversed(self.history) if n == event)
+
     def wait_for(self, predicate, timeout: float = 10, what: str = "event"):
         deadline = time.monotonic() + timeout
         with self.cond:

@@ -42,7 +42,8 @@ class ServerProcess:
     It keeps its port and store across ``stop``/``kill`` and ``start``, so a test can
     restart it on the same store. ``provision`` is a provisioning file applied at start,
     ``env`` is added to the environment, ``script`` runs instead of server.py (same
-    arguments). Its output goes to ``log_path``; ``log()`` returns the tail.
+    arguments), ``args`` are added to its command line. Its output goes to ``log_path``;
+    ``log()`` returns the tail.
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class ServerProcess:
         env: dict | None = None,
         provision: Path | None = None,
         script: str | Path | None = None,
+        args: tuple[str, ...] = (),
     ):
         self.tmp = tmp
         self.database_url = database_url
@@ -62,6 +64,7 @@ class ServerProcess:
         self.env = env or {}
         self.provision = provision
         self.script = script or ROOT / "server.py"
+        self.args = tuple(args)
         self.proc: subprocess.Popen | None = None
         self.log_path = tmp / f"server-{self.port}.log"
         self._log = None
@@ -87,6 +90,7 @@ class ServerProcess:
             cmd += ["--redis-url", self.redis_url]
         if self.provision:
             cmd += ["--provision", str(self.provision)]
+        cmd += self.args
         env = {
             **os.environ,
             "MOTCUA_INSTANCE_PATH": str(self.tmp / "instance"),

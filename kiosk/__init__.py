@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template
+import io
+
+from flask import Blueprint, Response, abort, current_app, render_template, request
 
 from core.engine import PRIORITIES
 from core.roles import Audience
 from core.validation import REQUEST_ID, Field
 from gateway.doors import Client, Door
+from gateway.web import N_
 
-bp = Blueprint("kiosk", __name__, template_folder="templates")
+bp = Blueprint(
+    "kiosk",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/kiosk/static",
+)
 
 
 class KioskDoor(Door):
@@ -50,6 +59,69 @@ STATUS_TEXT = {
     "done": "Đã phục vụ xong",
     "no_show": "Đã gọi nhưng vắng mặt",
 }
+
+
+# The kiosk page's words (its script switches language on a tap, without a reload).
+KIOSK_STRINGS = {
+    "title": N_("Lấy số thứ tự"),
+    "choose": N_("Chạm vào lĩnh vực bạn cần giải quyết"),
+    "waiting": N_("{n} người đang chờ"),
+    "nobody_waiting": N_("Không có người chờ"),
+    "wait_about": N_("Chờ khoảng {m} phút"),
+    "closed": N_("Chưa có quầy mở, tạm chưa nhận"),
+    "priority_open": N_("Ưu tiên: người cao tuổi, người khuyết tật, phụ nữ mang thai…"),
+    "priority_title": N_("Bạn thuộc diện ưu tiên nào?"),
+    "priority_hint": N_("Cán bộ có thể đề nghị bạn xuất trình giấy tờ."),
+    "priority_none": N_("Không thuộc diện ưu tiên"),
+    "priority_chosen": N_("Ưu tiên: {group}"),
+    "priority_cancel": N_("Bỏ ưu tiên"),
+    "back": N_("Quay lại"),
+    "issuing": N_("Đang lấy số, vui lòng chờ…"),
+    "your_number": N_("Số thứ tự của bạn"),
+    "ahead": N_("Số người trước bạn"),
+    "estimated_wait": N_("Thời gian chờ dự kiến"),
+    "about_minutes": N_("khoảng {m} phút"),
+    "soon": N_("sắp đến lượt"),
+    "scan": N_("Quét mã để theo dõi lượt của bạn trên điện thoại"),
+    "take_ticket": N_("Mời bạn nhận phiếu ở khe máy in."),
+    "watch_board": N_("Hãy theo dõi số của bạn trên màn hình và loa gọi."),
+    "done": N_("Xong"),
+    "back_in": N_("Tự quay lại sau {s} giây"),
+    "offline": N_("Mất kết nối với máy chủ. Máy đang tự kết nối lại, vui lòng chờ giây lát."),
+    "error_closed": N_(
+        "Lĩnh vực này hiện chưa có quầy mở. Vui lòng chọn lĩnh vực khác hoặc hỏi cán bộ hướng dẫn."
+    ),
+    "error_busy": N_("Máy đang bận, vui lòng chạm lại sau giây lát."),
+    "error_generic": N_("Chưa lấy được số. Vui lòng thử lại hoặc hỏi cán bộ hướng dẫn."),
+    "error_no_answer": N_(
+        "Máy chủ chưa trả lời nên chưa lấy được số. Vui lòng thử lại hoặc hỏi cán bộ hướng dẫn."
+    ),
+    "setup_needed": N_("Máy lấy số chưa được cài đặt. Vui lòng báo cán bộ kỹ thuật."),
+    "setup_hint": N_("Cán bộ kỹ thuật: mở trang này một lần với mã thiết bị, /kiosk/?token=…"),
+    "no_services": N_("Hiện chưa có lĩnh vực nào nhận hồ sơ."),
+}
+
+
+@bp.get("/kiosk/")
+def kiosk_page():
+    """The kiosk's touch screen. Opened once as /kiosk/?token=...; the script keeps it."""
+    priorities = [{"code": code, "vi": vi, "en": en} for code, (vi, en) in PRIORITIES.items()]
+    return render_template("kiosk/kiosk.html", strings=KIOSK_STRINGS, priorities=priorities)
+
+
+@bp.get("/t/<key>/qr.svg")
+def ticket_qr(key: str):
+    """The QR code of a ticket's status page, drawn on the server (no script library)."""
+    import segno
+
+    if len(key) > 64 or current_app.extensions["motcua"].engine.ticket_status(key) is None:
+        abort(404)
+    base = (current_app.extensions["motcua"].public_url or request.host_url).rstrip("/")
+    out = io.BytesIO()
+    segno.make(f"{base}/t/{key}", error="m").save(out, kind="svg", scale=8, border=2)
+    return Response(
+        out.getvalue(), mimetype="image/svg+xml", headers={"Cache-Control": "max-age=86400"}
+    )
 
 
 @bp.get("/t/<key>")

@@ -8,8 +8,11 @@ with the reason, unless MOTCUA_REQUIRE_SERVICES=1 (set by .ci/run): then they fa
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from harness.browser import CHROMIUM, FLAGS
 from harness.centre import DISPLAY, KIOSK, RATING_1, CentreServer
 from harness.devices import Device
 from harness.services import (
@@ -19,6 +22,19 @@ from harness.services import (
     scratch_database,
     service_missing,
 )
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium (never a downloaded browser), one for the whole run."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
 
 
 @pytest.fixture

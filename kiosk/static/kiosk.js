@@ -1,0 +1,242 @@
+// The ticket kiosk: choose a service (and a priority group), take a number.
+// State comes from the /kiosk snapshot and its change batches (docs/protocol.md 8.1).
+import { deviceToken, el, follow, minutes, setLang, startClock, t } from "/static/motcua.js";
+
+const BACK_AFTER_TICKET_S = 20;
+const BACK_AFTER_ERROR_S = 15;
+
+const data = JSON.parse(document.getElementById("kiosk-data").textContent);
+const screen = document.getElementById("screen");
+const offlineNote = document.getElementById("offline");
+
+const state = {
+  centre: null,
+  services: [], // snapshot order; each {code, name, agency, waiting, estimated_wait_s, open}
+  online: false,
+  view: "services", // services | priority | issuing | ticket | error | setup
+  priority: null,
+  ticket: null, // the acknowledgement of the last issue
+  error: null,
+};
+let countdown = null;
+
+function priorityLabel(code) {
+  const p = data.priorities.find((x) => x.code === code);
+  return p ? (document.documentElement.lang === "en" ? p.en : p.vi) : code;
+}
+
+function show(view, extra = {}) {
+  clearInterval(countdown);
+  countdown = null;
+  Object.assign(state, { view }, extra);
+  render();
+}
+
+// Back to the start for the next citizen, in Vietnamese.
+function reset() {
+  state.priority = null;
+  state.ticket = null;
+  state.error = null;
+  setLang("vi");
+  show("services");
+}
+
+function autoBack(seconds, node) {
+  let left = seconds;
+  node.textContent = t("back_in", { s: left });
+  countdown = setInterval(() => {
+    left -= 1;
+    if (left <= 0) reset();
+    else node.textContent = t("back_in", { s: left });
+  }, 1000);
+}
+
+// ---- screens -------------------------------------------------------------------------
+function serviceButton(s) {
+  const usable = s.open && state.online;
+  const meta = s.open
+    ? [
+        el("span", { "data-testid": "waiting" },
+          s.waiting > 0 ? t("waiting", { n: s.waiting }) : t("nobody_waiting")),
+        s.waiting > 0 ? el("span", {}, t("wait_about", { m: minutes(s.estimated_wait_s) })) : null,
+      ]
+    : [el("span", {}, t("closed"))];
+  return el(
+    "button",
+    {
+      type: "button",
+      class: "k-service" + (s.open ? "" : " closed"),
+      disabled: !usable,
+      "data-service": s.code,
+      onclick: () => issue(s),
+    },
+    el("span", { class: "k-service-name" }, s.name),
+    el("span", { class: "k-service-meta" }, meta),
+  );
+}
+
+function servicesView() {
+  const groups = new Map();
+  for (const s of state.services) {
+    const agency = s.agency || "";
+    if (!groups.has(agency)) groups.set(agency, []);
+    groups.get(agency).push(s);
+  }
+  const parts = [el("h1", { class: "k-title" }, t("choose"))];
+  if (state.priority) {
+    parts.push(
+      el("div", { class: "k-chosen", "data-testid": "priority-chosen" },
+        el("span", {}, t("priority_chosen", { group: priorityLabel(state.priority) })),
+        el("button", { type: "button", class: "k-small", onclick: () => show("services", { priority: null }) },
+          t("priority_cancel"))),
+    );
+  }
+  if (!state.online) parts.push(el("p", { class: "k-note warn" }, t("offline")));
+  if (state.centre && state.services.length === 0) parts.push(el("p", { class: "k-note" }, t("no_services")));
+  for (const [agency, services] of groups) {
+    parts.push(
+      el("section", { class: "k-agency" },
+        agency ? el("h2", {}, agency) : null,
+        el("div", { class: "k-grid" }, services.map(serviceButton))),
+    );
+  }
+  if (!state.priority) {
+    parts.push(
+      el("button", { type: "button", class: "k-priority-open", "data-testid": "priority-open",
+        onclick: () => show("priority") }, t("priority_open")),
+    );
+  }
+  return parts;
+}
+
+function priorityView() {
+  return [
+    el("h1", { class: "k-title" }, t("priority_title")),
+    el("p", { class: "k-note" }, t("priority_hint")),
+    el("div", { class: "k-choices" },
+      data.priorities.map((p) =>
+        el("button", { type: "button", class: "k-choice", "data-priority": p.code,
+          onclick: () => show("services", { priority: p.code }) }, priorityLabel(p.code))),
+      el("button", { type: "button", class: "k-choice plain",
+        onclick: () => show("services", { priority: null }) }, t("priority_none"))),
+  ];
+}
+
+function ticketView() {
+  const a = state.ticket;
+  const key = a.status_url.split("/t/").pop();
+  const back = el("p", { class: "k-note" });
+  const wait = a.ahead > 0 ? t("about_minutes", { m: minutes(a.estimated_wait_s) }) : t("soon");
+  const view = [
+    el("div", { class: "k-ticket", "data-testid": "ticket" },
+      el("div", { class: "k-ticket-label" }, t("your_number")),
+      el("div", { class: "k-number", "data-testid": "number" }, a.ticket.number),
+      el("div", { class: "k-ticket-service" }, a.ticket.service.name),
+      a.ticket.priority ? el("div", { class: "k-ticket-priority" },
+        t("priority_chosen", { group: priorityLabel(a.ticket.priority) })) : null,
+      el("dl", { class: "k-facts" },
+        el("dt", {}, t("ahead")), el("dd", { "data-testid": "ahead" }, a.ahead),
+        el("dt", {}, t("estimated_wait")), el("dd", { "data-testid": "wait" }, wait)),
+      el("div", { class: "k-qr" },
+        el("img", { src: `/t/${encodeURIComponent(key)}/qr.svg`, alt: "", width: 240, height: 240,
+          "data-testid": "qr" }),
+        el("p", {}, t("scan"))),
+      el("p", { class: "k-instruction" }, t("watch_board"))),
+    el("button", { type: "button", class: "k-done", onclick: reset }, t("done")),
+    back,
+  ];
+  autoBack(BACK_AFTER_TICKET_S, back);
+  return view;
+}
+
+function messageView(text, { setup = false } = {}) {
+  const back = el("p", { class: "k-note" });
+  const view = [el("p", { class: "k-message", "data-testid": "message" }, text)];
+  if (setup) {
+    view.push(el("p", { class: "k-note" }, t("setup_hint")));
+  } else {
+    view.push(el("button", { type: "button", class: "k-done", onclick: reset }, t("back")), back);
+    autoBack(BACK_AFTER_ERROR_S, back);
+  }
+  return view;
+}
+
+function render() {
+  let content;
+  if (state.view === "setup") content = messageView(t("setup_needed"), { setup: true });
+  else if (state.view === "priority") content = priorityView();
+  else if (state.view === "issuing") content = [el("p", { class: "k-message" }, t("issuing"))];
+  else if (state.view === "ticket") content = ticketView();
+  else if (state.view === "error") content = messageView(state.error);
+  else content = servicesView();
+  screen.replaceChildren(...content.flat().filter(Boolean));
+  screen.dataset.view = state.view;
+  offlineNote.hidden = state.online || state.view === "setup";
+}
+
+// ---- issuing -------------------------------------------------------------------------
+function refusalText(error) {
+  if (error?.code === "conflict") return t("error_closed");
+  if (error?.code === "rate_limited") return t("error_busy");
+  return t("error_generic");
+}
+
+let link = null;
+
+async function issue(service) {
+  if (state.view !== "services" || !service.open) return; // one touch, one ticket
+  show("issuing");
+  try {
+    const answer = await link.request("issue", { service: service.code, priority: state.priority });
+    if (answer?.ok) show("ticket", { ticket: answer });
+    else show("error", { error: refusalText(answer?.error) });
+  } catch {
+    show("error", { error: t("error_no_answer") });
+  }
+}
+
+// ---- start ---------------------------------------------------------------------------
+for (const button of document.querySelectorAll(".k-lang")) {
+  button.addEventListener("click", () => {
+    setLang(button.dataset.lang);
+    render();
+  });
+}
+
+const token = deviceToken("kiosk");
+if (!token) {
+  show("setup");
+} else {
+  link = follow({
+    namespace: "/kiosk",
+    auth: () => ({ token }),
+    snapshotEvent: "services",
+    handlers: {
+      snapshot(s) {
+        const first = state.centre === null;
+        state.centre = s.centre;
+        state.services = s.services;
+        document.getElementById("centre").textContent = s.centre.name;
+        if (first) startClock(document.getElementById("clock"), s.centre.timezone);
+        if (state.view === "setup") state.view = "services";
+        if (state.view === "services") render();
+      },
+      batch(events, services) {
+        for (const summary of services) {
+          const s = state.services.find((x) => x.code === summary.code);
+          if (s) Object.assign(s, summary);
+        }
+        if (state.view === "services" && services.length) render();
+      },
+      online(up) {
+        state.online = up;
+        if (state.view === "services" || state.view === "setup") render();
+        else offlineNote.hidden = up;
+      },
+      refused() {
+        show("setup");
+      },
+    },
+  });
+  render();
+}

@@ -1,0 +1,178 @@
+"""The kiosk page (/kiosk/) in headless Chromium, as a citizen at the touch screen uses it,
+against a real server process. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from harness.browser import KIOSK_SCREEN, PageErrors, screenshot
+from harness.centre import KIOSK
+from harness.process import ServerProcess
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def kiosk_page(browser, sqlite_server):
+    context = browser.new_context(viewport=KIOSK_SCREEN, locale="vi-VN", has_touch=True)
+    page = context.new_page()
+    page.errors = PageErrors(page)
+    yield page
+    context.close()
+
+
+def open_kiosk(page, server, token=KIOSK):
+    page.goto(f"{server.url}/kiosk/?token={token}")
+    expect(page.get_by_test_id("centre")).to_have_text(
+        "Trung tâm Phục vụ hành chính công thử nghiệm"
+    )
+
+
+def service(page, code):
+    return page.locator(f"[data-service={code}]")
+
+
+def test_a_citizen_takes_a_number(kiosk_page, sqlite_server, devices):
+    page = kiosk_page
+    clerk = devices.counter(sqlite_server, "clerk1", 1)  # counter 1 serves TP and HT
+    open_kiosk(page, sqlite_server)
+    # The token is kept by the page, not left in the address bar.
+    assert page.url == f"{sqlite_server.url}/kiosk/"
+    assert page.evaluate("localStorage.getItem('motcua.kiosk.token')") == KIOSK
+
+    # Grouped by agency; a service without an open counter says so and cannot be chosen.
+    sections = page.locator(".k-agency h2")
+    expect(sections).to_have_text(["Sở Tư pháp", "Sở Nông nghiệp và Môi trường"])
+    expect(service(page, "TP")).to_be_enabled()
+    expect(service(page, "DD")).to_be_disabled()
+    expect(service(page, "DD")).to_contain_text("Chưa có quầy mở")
+    screenshot(page, "kiosk-services")
+
+    service(page, "TP").tap()
+    ticket = page.get_by_test_id("ticket")
+    expect(ticket).to_be_visible()
+    expect(page.get_by_test_id("number")).to_have_text("A001")
+    expect(ticket).to_contain_text("Lý lịch tư pháp")
+    expect(page.get_by_test_id("ahead")).to_have_text("0")
+    # The QR code of the status page is drawn by the server and loads.
+    qr = page.get_by_test_id("qr")
+    expect(qr).to_have_attribute("src", re.compile(r"^/t/[\w-]+/qr\.svg$"))
+    page.wait_for_function("document.querySelector('[data-testid=qr]').naturalWidth > 0")
+    screenshot(page, "kiosk-ticket")
+
+    page.get_by_role("button", name="Xong").tap()
+    expect(service(page, "TP")).to_contain_text("1 người đang chờ")
+    # The counts follow the queue live: the clerk calls, the kiosk's count drops.
+    called = clerk.call("call_next", {})
+    expect(service(page, "TP")).to_contain_text("Không có người chờ")
+    # A counter that closes takes its services off the kiosk, live.
+    assert clerk.call("no_show", {"ticket_id": called["ticket"]["id"]})["ok"]
+    assert clerk.call("close", {})["ok"]
+    expect(service(page, "TP")).to_be_disabled()
+    assert page.errors.errors == []
+
+
+def test_priority_path_and_english_then_back_to_vietnamese(kiosk_page, sqlite_server, devices):
+    page = kiosk_page
+    clerk = devices.counter(sqlite_server, "clerk1", 1)
+    open_kiosk(page, sqlite_server)
+    page.get_by_role("button", name="English").tap()
+    expect(page.locator(".k-title")).to_have_text("Touch the service you need")
+    page.get_by_test_id("priority-open").tap()
+    expect(page.locator(".k-title")).to_have_text("Which priority group are you in?")
+    screenshot(page, "kiosk-priority-en")
+    page.locator("[data-priority=elderly]").tap()
+    expect(page.get_by_test_id("priority-chosen")).to_contain_text("Priority: Elderly")
+    service(page, "HT").tap()
+    expect(page.get_by_test_id("number")).to_have_text("B100")
+    expect(page.get_by_test_id("ticket")).to_contain_text("Priority: Elderly")
+    # Recorded with the ticket: the clerk's queue shows the priority group.
+    queue = clerk.fresh_snapshot("counter_state")["queue"]
+    assert [(t["number"], t["priority"]) for t in queue] == [("B100", "elderly")]
+    # The next citizen starts in Vietnamese, without a priority.
+    page.get_by_role("button", name="Done").tap()
+    expect(page.locator(".k-title")).to_have_text("Chạm vào lĩnh vực bạn cần giải quyết")
+    expect(page.get_by_test_id("priority-open")).to_be_visible()
+    assert page.errors.errors == []
+
+
+def test_a_double_touch_takes_one_number(kiosk_page, sqlite_server, devices):
+    page = kiosk_page
+    clerk = devices.counter(sqlite_server, "clerk1", 1)
+    open_kiosk(page, sqlite_server)
+    service(page, "TP").dblclick()
+    expect(page.get_by_test_id("number")).to_have_text("A001")
+    page.wait_for_timeout(500)
+    assert [t["number"] for t in clerk.fresh_snapshot("counter_state")["queue"]] == ["A001"]
+
+
+def test_the_page_rides_out_a_server_restart(kiosk_page, sqlite_server, devices):
+    page = kiosk_page
+    devices.counter(sqlite_server, "clerk1", 1).close()
+    open_kiosk(page, sqlite_server)
+    expect(service(page, "TP")).to_be_enabled()
+    offline = page.locator("#offline")
+    expect(offline).to_be_hidden()
+
+    sqlite_server.stop()
+    expect(offline).to_be_visible()
+    expect(offline).to_have_text("Đang kết nối lại…")
+    # Nothing can be taken while the server is away, and the page says why.
+    expect(service(page, "TP")).to_be_disabled()
+    expect(page.locator(".k-note.warn")).to_contain_text("Mất kết nối với máy chủ")
+    screenshot(page, "kiosk-offline")
+
+    sqlite_server.restart()
+    expect(offline).to_be_hidden(timeout=15000)
+    expect(service(page, "TP")).to_be_enabled()
+    service(page, "TP").tap()
+    expect(page.get_by_test_id("number")).to_have_text("A001")
+
+
+def test_a_kiosk_without_a_valid_token_asks_for_setup(kiosk_page, sqlite_server):
+    page = kiosk_page
+    page.goto(f"{sqlite_server.url}/kiosk/")
+    expect(page.get_by_test_id("message")).to_have_text(
+        "Máy lấy số chưa được cài đặt. Vui lòng báo cán bộ kỹ thuật."
+    )
+    page.goto(f"{sqlite_server.url}/kiosk/?token=not-a-real-kiosk-token")
+    expect(page.get_by_test_id("message")).to_have_text(
+        "Máy lấy số chưa được cài đặt. Vui lòng báo cán bộ kỹ thuật."
+    )
+    screenshot(page, "kiosk-setup")
+
+
+def test_the_demo_start_page_leads_to_a_working_kiosk(browser, tmp_path):
+    """What a newcomer does after `make run`: open the address, then the kiosk."""
+    demo = ServerProcess(tmp_path, f"sqlite:///{tmp_path / 'demo.sqlite3'}", args=("--demo",))
+    demo.start()
+    try:
+        context = browser.new_context(viewport=KIOSK_SCREEN, locale="vi-VN", has_touch=True)
+        page = context.new_page()
+        errors = PageErrors(page)
+        page.goto(demo.url + "/")
+        expect(page.get_by_test_id("centre")).to_have_text(
+            "Trung tâm Phục vụ hành chính công tỉnh Kiên Giang"
+        )
+        page.get_by_role("link", name="Máy lấy số").click()
+        # The demo opens clerks at counters 1 and 3: some services open, others closed.
+        expect(service(page, "TP")).to_be_enabled()
+        expect(service(page, "KD")).to_be_disabled()
+        service(page, "TP").tap()
+        expect(page.get_by_test_id("number")).to_have_text("A001")
+        assert errors.errors == []
+        context.close()
+    finally:
+        demo.stop()
+
+
+def test_the_start_page_shows_nothing_secret_outside_the_demo(sqlite_server):
+    import requests
+
+    r = requests.get(sqlite_server.url + "/", timeout=10)
+    assert r.status_code == 200
+    assert "Trung tâm Phục vụ hành chính công thử nghiệm" in r.text
+    assert "token" not in r.text
