@@ -4,6 +4,7 @@
     python server.py serve [--host H] [--port P] [--database-url URL] [--redis-url URL]
                            [--provision FILE] [--demo]
     python server.py provision FILE [--database-url URL]
+    python server.py agent --config FILE
 
 This file is the one place that knows every door: it builds the app, registers each
 role's blueprint and Socket.IO namespace, and runs the server. Exit codes: 0 ok, 2 bad
@@ -61,6 +62,7 @@ def default_config() -> dict:
         "SECRET_KEY": None,  # read or generated in the instance folder when needed
         "PUBLIC_URL": env("MOTCUA_PUBLIC_URL"),
         "RATING_WINDOW_S": int(env("MOTCUA_RATING_WINDOW_S", 600)),
+        "PRINT_DEADLINE_S": float(env("MOTCUA_PRINT_DEADLINE_S", 20)),
         "EVENT_RATE": float(env("MOTCUA_EVENT_RATE", 20)),
         "EVENT_BURST": float(env("MOTCUA_EVENT_BURST", 40)),
         "CORS_ORIGINS": [o for o in env("MOTCUA_CORS_ORIGINS", "").split(",") if o],
@@ -77,9 +79,10 @@ def create_app(overrides: dict | None = None):
 
     Settings are :func:`default_config`'s, with ``overrides`` on top (tests pass theirs):
     DATABASE_URL, REDIS_URL (or None), SECRET_KEY, PUBLIC_URL (or None),
-    RATING_WINDOW_S, EVENT_RATE, EVENT_BURST, OFFLOAD (run a blocking call in a thread),
-    CORS_ORIGINS (browser origins allowed besides the server's own), TRUSTED_PROXIES (how
-    many reverse proxies' X-Forwarded-* headers to believe), ASYNC_MODE, DIRECT_FRAMES.
+    RATING_WINDOW_S, PRINT_DEADLINE_S, EVENT_RATE, EVENT_BURST, OFFLOAD (run a blocking
+    call in a thread), CORS_ORIGINS (browser origins allowed besides the server's own),
+    TRUSTED_PROXIES (how many reverse proxies' X-Forwarded-* headers to believe),
+    ASYNC_MODE, DIRECT_FRAMES.
     """
     from flask import Flask
     from flask_socketio import SocketIO
@@ -138,7 +141,11 @@ def create_app(overrides: dict | None = None):
     store.on_commit = hub.committed
     ctx = ServerContext(
         store=store,
-        engine=QueueEngine(store, rating_window_s=int(config["RATING_WINDOW_S"])),
+        engine=QueueEngine(
+            store,
+            rating_window_s=int(config["RATING_WINDOW_S"]),
+            print_deadline_s=float(config["PRINT_DEADLINE_S"]),
+        ),
         hub=hub,
         public_url=config["PUBLIC_URL"],
         event_rate=float(config["EVENT_RATE"]),
@@ -329,7 +336,17 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("file")
     pr.add_argument("--database-url")
     pr.set_defaults(func=cmd_provision)
+    ag = sub.add_parser("agent", help="run the hardware agent (printers) on a device's PC")
+    ag.add_argument("--config", required=True, metavar="FILE", help="the agent's TOML file")
+    ag.set_defaults(func=cmd_agent)
     return p
+
+
+def cmd_agent(args) -> int:
+    """The hardware agent (hardware/agent.py): a separate process, a client of a server."""
+    from hardware import agent
+
+    return agent.main(args.config)
 
 
 def main(argv=None) -> int:

@@ -28,7 +28,7 @@ from .clock import business_date, iso
 from .errors import QueueError
 from .lifecycle import AT_COUNTER, NEW_TICKET, counter_guard, ticket_guard
 from .ordering import CounterQueue, OrderingPolicy, PriorityWithFairness, counter_service_ids
-from .raw import Raw
+from .raw import JSONValue, Raw
 from .roles import change_record
 from .store import Store, Tx
 
@@ -41,6 +41,38 @@ PRIORITIES = {
     "merit": ("Người có công với cách mạng", "Person of merit"),
 }
 
+# Why a print job did not print (hardware/printer.py's PrintError codes, and the agent's):
+# expired: not started before its deadline (the citizen has gone); interrupted: the agent
+# stopped during the job, so whether it printed is unknown (it is never printed again).
+PRINT_ERRORS = (
+    "unreachable",
+    "offline",
+    "out_of_paper",
+    "io_error",
+    "unsupported",
+    "no_printer",
+    "expired",
+    "interrupted",
+)
+PRINT_DEADLINE_S = 20
+PAPER_STATES = ("ok", "near_end", "out", "unknown")
+
+
+def _printer_status(given: dict | None) -> dict | None:
+    """A printer status as an agent reports it, kept to what is understood."""
+    if given is None:
+        return None
+    online, paper = given.get("online"), given.get("paper", "unknown")
+    if online not in (True, False, None) or paper not in PAPER_STATES:
+        raise QueueError(
+            "bad_request",
+            "bad_value",
+            field="printer",
+            why="online: true/false/null, paper: " + "/".join(PAPER_STATES),
+        )
+    return {"online": online, "paper": paper}
+
+
 # What a visit ended with, for the reports (dossiers received, results returned...).
 OUTCOMES = ("received", "returned", "supplemented", "guided", "other")
 
@@ -50,7 +82,8 @@ DOSSIER_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-_/]{2,63}$")
 # than running it on SQLite.
 _t, _c, _ns = m.tickets, m.counters, m.number_sequences
 _SERVICE_BY_CODE = Raw(
-    """SELECT s.id, s.code, s.name, s.prefix, s.start, s.avg_service_s, s.active, c.timezone
+    """SELECT s.id, s.code, s.name, s.prefix, s.start, s.avg_service_s, s.active, c.timezone,
+              s.agency, c.name, c.ticket_footer
        FROM services s JOIN centres c ON c.id = s.centre_id
        WHERE s.centre_id = :centre_id AND s.code = :code"""
 )
@@ -58,6 +91,13 @@ _NEXT_NUMBER = Raw(
     """UPDATE number_sequences SET last_number = last_number + 1
        WHERE centre_id = :centre_id AND prefix = :prefix AND business_date = :day
        RETURNING last_number"""
+)
+_PRINTED_BY = Raw("SELECT printed_by FROM devices WHERE id = :id")
+_INSERT_PRINT_JOB = Raw(
+    """INSERT INTO print_jobs (ticket_id, kiosk_id, agent_id, created_at, deadline, state,
+                              ticket_face)
+       VALUES (:ticket_id, :kiosk_id, :agent_id, :created_at, :deadline, 'pending', :face)
+       RETURNING id"""
 )
 _INSERT_TICKET = Raw(
     """INSERT INTO tickets (centre_id, service_id, business_date, prefix, seq_no, number,
@@ -77,6 +117,9 @@ class _Service(NamedTuple):
     avg_service_s: float
     active: bool
     timezone: str
+    agency: str | None
+    centre_name: str
+    ticket_footer: str | None
 
 
 def _service(conn: Connection, centre_id: int, code: str) -> _Service:
@@ -158,8 +201,10 @@ class QueueEngine:
         store: Store,
         policy: OrderingPolicy | None = None,
         rating_window_s: int = 600,
+        print_deadline_s: float = PRINT_DEADLINE_S,
     ):
         self.store = store
+        self.print_deadline = timedelta(seconds=print_deadline_s)
         self.policy = policy or PriorityWithFairness()
         self.rating_window = timedelta(seconds=rating_window_s)
 
@@ -206,9 +251,18 @@ class QueueEngine:
 
     # -- kiosk ---------------------------------------------------------------------------
     def issue_ticket(
-        self, actor: Actor, service: str, priority: str | None = None, request_id: str | None = None
+        self,
+        actor: Actor,
+        service: str,
+        priority: str | None = None,
+        request_id: str | None = None,
+        public_base: str = "",
     ) -> dict:
-        """Give the next number of ``service`` (numbers restart each business day)."""
+        """Give the next number of ``service`` (numbers restart each business day).
+
+        At a kiosk with a printing agent the ticket gets a print job, addressed to that
+        agent in the same change; ``public_base`` is the start of the status page's
+        address printed in the ticket's QR code."""
         if priority is not None and priority not in PRIORITIES:
             raise QueueError(
                 "bad_request", "unknown_priority", value=priority, allowed=", ".join(PRIORITIES)
@@ -254,24 +308,128 @@ class QueueEngine:
                 },
                 svc.timezone,
             )
+            answer = {
+                "ticket": view,
+                "ahead": ahead,
+                "estimated_wait_s": estimates.estimate_wait_s(ahead, svc.avg_service_s, *serving),
+                "status_path": f"/t/{ticket['public_key']}",
+                "print": None,
+            }
+            body = {"ticket": view}
+            if actor.kind == "device":
+                job = self._print_job(tx, actor, svc, ticket, answer, public_base)
+                if job is not None:
+                    body["print"] = job
+                    answer["print"] = {"job": job["job"], "deadline": job["deadline"]}
             record(
                 tx,
                 actor,
                 "issued",
-                {"ticket": view},
+                body,
                 services=[svc.code],
                 summaries=[estimates.summary(svc.code, waiting, svc.avg_service_s, serving)],
                 request_id=request_id,
                 ticket_id=ticket["id"],
             )
-            return {
-                "ticket": view,
-                "ahead": ahead,
-                "estimated_wait_s": estimates.estimate_wait_s(ahead, svc.avg_service_s, *serving),
-                "status_path": f"/t/{ticket['public_key']}",
-            }
+            return answer
 
         return self._write(actor, request_id, op, "issue_ticket")
+
+    def _print_job(self, tx: Tx, actor: Actor, svc: _Service, ticket: dict, answer, base):
+        """The print job of a ticket issued at a kiosk that has a printing agent (None
+        without one): what the agent prints (hardware/ticket.py's TicketFace) and by when."""
+        agent = _PRINTED_BY.first(tx.conn, {"id": actor.id})
+        if agent is None or agent[0] is None:
+            return None
+        face = {
+            "centre": svc.centre_name,
+            "number": ticket["number"],
+            "service": svc.name,
+            "agency": svc.agency,
+            "issued_at": answer["ticket"]["issued_at"],
+            "timezone": svc.timezone,
+            "ahead": answer["ahead"],
+            "estimated_wait_s": answer["estimated_wait_s"],
+            "status_url": base.rstrip("/") + answer["status_path"],
+            "priority": PRIORITIES[ticket["priority"]][0] if ticket["priority"] else None,
+            "footer": svc.ticket_footer or "",
+        }
+        deadline = tx.now + self.print_deadline
+        (job_id,) = _INSERT_PRINT_JOB.one(
+            tx.conn,
+            {
+                "ticket_id": ticket["id"],
+                "kiosk_id": actor.id,
+                "agent_id": agent[0],
+                "created_at": tx.now,
+                "deadline": deadline,
+                "face": JSONValue(face),
+            },
+        )
+        return {
+            "job": job_id,
+            "agent": agent[0],
+            "kiosk": actor.id,
+            "deadline": iso(deadline, svc.timezone),
+            "face": face,
+        }
+
+    def report_print(
+        self,
+        actor: Actor,
+        job: int,
+        printed: bool,
+        error: str | None = None,
+        printer: dict | None = None,
+        request_id: str | None = None,
+    ) -> dict:
+        """An agent's result for one of its print jobs, reported once: printed, failed
+        (``error`` says why) or expired (not started before its deadline)."""
+        if not printed and error not in PRINT_ERRORS:
+            raise QueueError("bad_request", "bad_value", field="error", why=", ".join(PRINT_ERRORS))
+        printer = _printer_status(printer)
+        pj = m.print_jobs
+
+        def op(tx: Tx) -> dict:
+            tx.lock_centre(actor.centre_id)
+            row = tx.conn.execute(
+                sa.select(pj).where(pj.c.id == job, pj.c.agent_id == actor.id)
+            ).first()
+            if row is None:
+                raise QueueError("not_found", "unknown_print_job", job=job)
+            if row.state != "pending":
+                raise QueueError("conflict", "print_job_reported", job=job, state=row.state)
+            state = "printed" if printed else "expired" if error == "expired" else "failed"
+            tx.conn.execute(
+                pj.update()
+                .where(pj.c.id == job)
+                .values(
+                    state=state,
+                    error=None if printed else error,
+                    printer=printer,
+                    reported_at=tx.now,
+                )
+            )
+            ticket = self._ticket(tx.conn, actor, row.ticket_id)
+            record(
+                tx,
+                actor,
+                "printed",
+                {
+                    "ticket": views.ticket_brief(ticket),
+                    "job": job,
+                    "kiosk": row.kiosk_id,
+                    "agent": actor.id,
+                    "state": state,
+                    "error": None if printed else error,
+                    "printer": printer,
+                },
+                request_id=request_id,
+                ticket_id=row.ticket_id,
+            )
+            return {"state": state}
+
+        return self._write(actor, request_id, op, "report_print")
 
     @staticmethod
     def _next_number(conn: Connection, centre_id: int, prefix: str, day, start: int) -> int:
@@ -714,8 +872,10 @@ class QueueEngine:
     def display_snapshot(self, centre_id: int, counter_ids=None) -> dict:
         return self.store.read(lambda conn: views.display_snapshot(conn, centre_id, counter_ids))
 
-    def agent_snapshot(self, centre_id: int, counter_ids=None) -> dict:
-        return self.store.read(lambda conn: views.agent_snapshot(conn, centre_id, counter_ids))
+    def agent_snapshot(self, centre_id: int, counter_ids, agent_id: int) -> dict:
+        return self.store.read(
+            lambda conn: views.agent_snapshot(conn, centre_id, counter_ids, agent_id)
+        )
 
     def ticket_status(self, public_key: str) -> dict | None:
         return self.store.read(lambda conn: views.ticket_status(conn, public_key))

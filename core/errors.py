@@ -45,6 +45,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Unknown priority '{value}'. Choose one of: {allowed}.",
     ),
     "unknown_ticket": ("Không tìm thấy phiếu số này.", "No such ticket."),
+    "unknown_print_job": (
+        "Không có lệnh in số {job} dành cho máy này.",
+        "There is no print job {job} for this device.",
+    ),
+    "print_job_reported": (
+        "Lệnh in số {job} đã được báo kết quả ({state}).",
+        "Print job {job} has already been reported ({state}).",
+    ),
     "unknown_counter": (
         "Không có quầy số {number} tại trung tâm này.",
         "There is no counter {number} at this centre.",

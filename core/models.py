@@ -57,6 +57,7 @@ centres = sa.Table(
     sa.Column("timezone", sa.String(64), nullable=False),
     # The centre's change sequence: advanced in the transaction of every change.
     sa.Column("seq", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("ticket_footer", sa.Text),  # printed at the foot of every ticket
 )
 
 services = sa.Table(
@@ -135,6 +136,8 @@ devices = sa.Table(
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("counter_id", sa.ForeignKey("counters.id")),
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    # A kiosk's tickets are printed by this agent (the hardware agent on the kiosk's PC).
+    sa.Column("printed_by", sa.ForeignKey("devices.id")),
     sa.UniqueConstraint("centre_id", "name"),
 )
 
@@ -216,6 +219,26 @@ queue_counts = sa.Table(
     sa.Column("business_date", sa.Date, primary_key=True),
     sa.Column("waiting", sa.Integer, nullable=False, server_default="0"),
     sa.Column("waiting_priority", sa.Integer, nullable=False, server_default="0"),
+)
+
+# One print job per ticket issued at a kiosk that has a printing agent. The agent reports
+# each job's result once; the job's state is the ticket's print state.
+print_jobs = sa.Table(
+    "print_jobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("ticket_id", sa.ForeignKey("tickets.id"), nullable=False, unique=True),
+    sa.Column("kiosk_id", sa.ForeignKey("devices.id"), nullable=False),
+    sa.Column("agent_id", sa.ForeignKey("devices.id"), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("deadline", UTCDateTime, nullable=False),  # not to be started after this
+    # pending | printed | failed (error says why) | expired (not started in time)
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("error", sa.String(32)),
+    sa.Column("printer", sa.JSON),  # the printer's status as the agent last read it
+    sa.Column("reported_at", UTCDateTime),
+    sa.Column("ticket_face", sa.JSON, nullable=False),  # what is printed (hardware/ticket.py)
+    sa.Index("ix_print_jobs_pending", "agent_id", "state"),
 )
 
 ticket_dossiers = sa.Table(

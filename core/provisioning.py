@@ -81,7 +81,12 @@ class _Locator:
 
 
 _SPEC: dict[str, dict[str, tuple[type, bool]]] = {
-    "centre": {"code": (str, True), "name": (str, True), "timezone": (str, False)},
+    "centre": {
+        "code": (str, True),
+        "name": (str, True),
+        "timezone": (str, False),
+        "ticket_footer": (str, False),
+    },
     "services": {
         "code": (str, True),
         "name": (str, True),
@@ -105,6 +110,7 @@ _SPEC: dict[str, dict[str, tuple[type, bool]]] = {
         "token": (str, True),
         "counter": (int, False),
         "counters": (list, False),
+        "kiosks": (list, False),
     },
 }
 
@@ -216,6 +222,17 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
         for n in d.get("counters", []):
             if n not in numbers:
                 fail("devices", i, "counters", f"không có quầy số {n}")
+    kinds = {d["name"]: d["kind"] for d in data.get("devices", [])}
+    printed: set[str] = set()
+    for i, d in enumerate(data.get("devices", [])):
+        if d.get("kiosks") and d["kind"] != "agent":
+            fail("devices", i, "kiosks", 'chỉ máy trạm phần cứng (kind = "agent") in cho kiosk')
+        for name in d.get("kiosks", []):
+            if kinds.get(name) != "kiosk":
+                fail("devices", i, "kiosks", f"không có kiosk «{name}» trong tệp")
+            if name in printed:
+                fail("devices", i, "kiosks", f"kiosk «{name}» đã được một máy trạm khác in")
+            printed.add(name)
 
 
 def provision(store: Store, path: str | Path) -> list[str]:
@@ -248,7 +265,11 @@ def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
         conn,
         m.centres,
         {"code": c["code"]},
-        {"name": c["name"], "timezone": c.get("timezone", "Asia/Ho_Chi_Minh")},
+        {
+            "name": c["name"],
+            "timezone": c.get("timezone", "Asia/Ho_Chi_Minh"),
+            "ticket_footer": c.get("ticket_footer"),
+        },
         summary,
         f"centre {c['code']}",
     )
@@ -327,6 +348,7 @@ def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
     _deactivate(conn, m.staff, centre_id, m.staff.c.username, usernames, summary, "staff")
 
     names = set()
+    device_ids = {}
     for d in data.get("devices", []):
         names.add(d["name"])
         values = {
@@ -343,6 +365,7 @@ def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
             summary,
             f"device {d['name']}",
         )
+        device_ids[d["name"]] = device_id
         _set_links(
             conn,
             m.device_counters,
@@ -353,6 +376,20 @@ def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
             summary,
             f"device {d['name']}",
         )
+    # Which agent prints each kiosk's tickets (none: the kiosk only shows them).
+    printer_of = {
+        k: device_ids[d["name"]] for d in data.get("devices", []) for k in d.get("kiosks", [])
+    }
+    for d in data.get("devices", []):
+        if d["kind"] == "kiosk":
+            _upsert(
+                conn,
+                m.devices,
+                {"centre_id": centre_id, "name": d["name"]},
+                {"printed_by": printer_of.get(d["name"])},
+                summary,
+                f"device {d['name']}",
+            )
     _deactivate(conn, m.devices, centre_id, m.devices.c.name, names, summary, "device")
     return summary, centre_id
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 TICKET_KINDS = ("issued", "called", "started", "finished", "no_show", "transferred")
 COUNTER_KINDS = ("counter_opened", "counter_paused", "counter_resumed", "counter_closed")
 CONFIGURED = "configured"  # provisioning changed the centre: every device takes a snapshot
-KINDS = (*TICKET_KINDS, *COUNTER_KINDS, "rated", CONFIGURED)
+PRINTED = "printed"  # an agent reported a print job's result
+KINDS = (*TICKET_KINDS, *COUNTER_KINDS, "rated", PRINTED, CONFIGURED)
 
 # A call or recall is kind "called" (recall: true); the audit action says which.
 ACTION_KIND = {"recalled": "called"}
@@ -42,16 +43,20 @@ class Audience:
 
     counters: the counters followed (None: all of the centre's).
     services: codes of the services whose counts are shown (None: all; empty: none).
+    device: the one device it is (an agent: print jobs are addressed to it), or None.
     """
 
     role: str
     centre_id: int
     counters: frozenset[int] | None = None
     services: frozenset[str] | None = None
+    device: int | None = None
 
     @property
     def room(self) -> str:
         parts = [self.role, str(self.centre_id)]
+        if self.device is not None:
+            parts.append(f"d{self.device}")
         for values in (self.counters, self.services):
             parts.append("*" if values is None else ",".join(sorted(map(str, values))))
         return "aud:" + ":".join(parts)
@@ -69,7 +74,8 @@ class Audience:
 
 
 def _kiosk(a: Audience, change: Mapping) -> bool:
-    return False  # kiosks show counts and waits only: the batch's services
+    """Counts and waits (the batch's services), and how the printing of tickets went."""
+    return change["kind"] == PRINTED
 
 
 # A board shows each counter's status and current number: what changes them.
@@ -89,6 +95,16 @@ def _counter(a: Audience, change: Mapping) -> bool:
     return change["kind"] in TICKET_KINDS and a.follows_service(change)
 
 
+def _agent(a: Audience, change: Mapping) -> bool:
+    """What its counters' boards show, the tickets it is to print and their results."""
+    if change["kind"] == "issued":
+        job = change.get("print")
+        return job is not None and job["agent"] == a.device
+    if change["kind"] == PRINTED:
+        return change["agent"] == a.device
+    return _board(a, change)
+
+
 _TABLET_KINDS = frozenset((*TICKET_KINDS, *COUNTER_KINDS, "rated")) - {"issued"}
 
 
@@ -105,6 +121,9 @@ class Role:
     concerns: Callable[[Audience, Mapping], bool]
     listens_only: bool  # other events are refused as read-only, not unknown
     receives: str  # what concerns it, as docs/protocol.md's role table says
+    # Event fields other roles are not sent: an issue's print job (with the ticket's face)
+    # is for its agent only.
+    private: tuple[str, ...] = ("print",)
 
     def wants(self, audience: Audience, change: Mapping) -> bool:
         return change["kind"] == CONFIGURED or self.concerns(audience, change)
@@ -119,7 +138,8 @@ ROLES: dict[str, Role] = {
             "services",
             _kiosk,
             False,
-            "no events; counts, waits and open/closed of every service",
+            "how the printing of tickets went (`printed`); counts, waits and open/closed of "
+            "every service",
         ),
         Role(
             "counter",
@@ -152,10 +172,11 @@ ROLES: dict[str, Role] = {
             "agent",
             "/agent",
             "agent_state",
-            _board,
-            True,
-            "what its counters' devices show: calls, recalls and status changes of its "
-            "counters; counts of their services",
+            _agent,
+            False,
+            "the tickets it is to print (`issued` with `print`); what its counters' devices "
+            "show: calls, recalls and status changes of its counters; counts of their services",
+            private=(),
         ),
     )
 }
@@ -169,12 +190,18 @@ def public_event(change: Mapping, seq: int) -> dict:
     return event
 
 
+def _shown(role: Role, event: dict) -> dict:
+    if any(k in event for k in role.private):
+        return {k: v for k, v in event.items() if k not in role.private}
+    return event
+
+
 def batch_for(audience: Audience, changes: list[Mapping], after: int) -> dict | None:
     """The ``changes`` batch for ``audience`` covering seq ``after+1 …`` the last change's
     (``changes``: ``{"seq", "change", "event"}`` in seq order, ``event`` its public form);
     None when nothing in them concerns it."""
     role = ROLES[audience.role]
-    events = [c["event"] for c in changes if role.wants(audience, c["change"])]
+    events = [_shown(role, c["event"]) for c in changes if role.wants(audience, c["change"])]
     services: dict[str, dict] = {}
     for c in changes:
         for s in c["change"]["services"]:

@@ -272,10 +272,44 @@ def display_snapshot(conn: Connection, centre_id: int, counter_ids=None) -> dict
     }
 
 
-def agent_snapshot(conn: Connection, centre_id: int, counter_ids) -> dict:
-    """What the devices of an agent's counters show (LED boards: current numbers)."""
+# Print jobs older than this are left out of an agent's snapshot: long past their deadline.
+PRINT_JOBS_KEPT = timedelta(hours=1)
+
+
+def agent_snapshot(conn: Connection, centre_id: int, counter_ids, agent_id: int) -> dict:
+    """What the devices of an agent's counters show (LED boards: current numbers), the
+    kiosks it prints for, and its print jobs not yet reported."""
     state = display_snapshot(conn, centre_id, counter_ids)
-    return {k: state[k] for k in ("protocol", "seq", "centre", "counters")}
+    tz = centre(conn, centre_id).timezone
+    d, pj = m.devices, m.print_jobs
+    kiosks = conn.execute(
+        sa.select(d.c.id, d.c.name)
+        .where(d.c.printed_by == agent_id, d.c.active.is_(True))
+        .order_by(d.c.id)
+    )
+    jobs = conn.execute(
+        sa.select(pj.c.id, pj.c.kiosk_id, pj.c.deadline, pj.c.ticket_face)
+        .where(
+            pj.c.agent_id == agent_id,
+            pj.c.state == "pending",
+            pj.c.created_at >= m.utcnow() - PRINT_JOBS_KEPT,
+        )
+        .order_by(pj.c.id)
+    )
+    return {
+        **{k: state[k] for k in ("protocol", "seq", "centre", "counters")},
+        "kiosks": [{"id": k.id, "name": k.name} for k in kiosks],
+        "print_jobs": [
+            {
+                "job": j.id,
+                "agent": agent_id,
+                "kiosk": j.kiosk_id,
+                "deadline": iso(j.deadline, tz),
+                "face": j.ticket_face,
+            }
+            for j in jobs
+        ],
+    }
 
 
 def ticket_status(conn: Connection, public_key: str) -> dict | None:

@@ -17,7 +17,7 @@ from core.engine import Actor, QueueEngine
 from core.provisioning import provision
 from core.roles import Audience, batch_for, public_event
 from core.store import Store
-from harness.centre import CENTRE
+from harness.centre import AGENT, CENTRE, KIOSK
 
 
 def provisioned_store(path: Path) -> Path:
@@ -40,9 +40,8 @@ class LocalCentre:
         self.changes: list[dict] = []
         self.store.on_commit = self.changes.extend
         self.engine = QueueEngine(self.store, rating_window_s=rating_window_s)
-        self.centre_id = self.read(
-            lambda conn: auth.device_for_token(conn, "test-kiosk-token-0001").centre_id
-        )
+        self.centre_id = self.read(lambda conn: auth.device_for_token(conn, KIOSK).centre_id)
+        self.agent_id = self.read(lambda conn: auth.device_for_token(conn, AGENT).id)
 
     def read(self, fn):
         return self.store.read(fn)
@@ -77,7 +76,9 @@ class LocalCentre:
             return Audience("kiosk", self.centre_id)
         ids = frozenset(counter_ids or ())
         codes = self.read(lambda conn: views.service_codes(conn, ids)) if ids else None
-        if role in ("display", "agent"):
+        if role == "agent":
+            return Audience(role, self.centre_id, ids or None, codes, device=self.agent_id)
+        if role == "display":
             return Audience(role, self.centre_id, ids or None, codes)
         if role == "counter":
             return Audience(role, self.centre_id, ids, codes)
@@ -88,7 +89,7 @@ class LocalCentre:
         return {
             "kiosk": lambda: e.kiosk_snapshot(self.centre_id),
             "display": lambda: e.display_snapshot(self.centre_id, counter_ids),
-            "agent": lambda: e.agent_snapshot(self.centre_id, counter_ids),
+            "agent": lambda: e.agent_snapshot(self.centre_id, counter_ids, self.agent_id),
             "counter": lambda: e.counter_snapshot(next(iter(counter_ids))),
             "rating": lambda: e.rating_snapshot(next(iter(counter_ids))),
         }[role]()

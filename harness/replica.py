@@ -94,7 +94,18 @@ class BoardReplica(Replica):
 
 
 class AgentReplica(BoardReplica):
+    """An agent: its counters' boards, and its print jobs until it reports them."""
+
     role = "agent"
+
+    def event(self, event):
+        if event["kind"] == "issued":
+            self.state["print_jobs"].append(event["print"])
+        elif event["kind"] == "printed":
+            jobs = self.state["print_jobs"]
+            jobs[:] = [j for j in jobs if j["job"] != event["job"]]
+        else:
+            super().event(event)
 
 
 class CounterReplica(Replica):

@@ -44,11 +44,17 @@ class KioskDoor(Door):
         return self.ctx.engine.kiosk_snapshot(client.actor.centre_id)
 
     def issue(self, client: Client, service: str, priority: str | None, request_id: str | None):
-        result = self.ctx.engine.issue_ticket(client.actor, service, priority, request_id)
-        base = (self.ctx.public_url or client.base_url).rstrip("/")
+        base = public_base(self.ctx, client.base_url)
+        result = self.ctx.engine.issue_ticket(client.actor, service, priority, request_id, base)
         out = {k: v for k, v in result.items() if k != "status_path"}
         out["status_url"] = base + result["status_path"]
         return out
+
+
+def public_base(ctx, seen_at: str) -> str:
+    """Where phones reach this server (status pages in QR codes): MOTCUA_PUBLIC_URL, or
+    the address the device itself used."""
+    return (ctx.public_url or seen_at).rstrip("/")
 
 
 STATUS_TEXT = {
@@ -83,7 +89,12 @@ KIOSK_STRINGS = {
     "about_minutes": N_("khoảng {m} phút"),
     "soon": N_("sắp đến lượt"),
     "scan": N_("Quét mã để theo dõi lượt của bạn trên điện thoại"),
+    "printing": N_("Đang in phiếu…"),
     "take_ticket": N_("Mời bạn nhận phiếu ở khe máy in."),
+    "print_failed": N_(
+        "Không in được phiếu, nhưng số của bạn vẫn có hiệu lực. "
+        "Hãy chụp ảnh màn hình này hoặc ghi lại số của bạn."
+    ),
     "watch_board": N_("Hãy theo dõi số của bạn trên màn hình và loa gọi."),
     "done": N_("Xong"),
     "back_in": N_("Tự quay lại sau {s} giây"),
@@ -116,7 +127,7 @@ def ticket_qr(key: str):
 
     if len(key) > 64 or current_app.extensions["motcua"].engine.ticket_status(key) is None:
         abort(404)
-    base = (current_app.extensions["motcua"].public_url or request.host_url).rstrip("/")
+    base = public_base(current_app.extensions["motcua"], request.host_url)
     out = io.BytesIO()
     segno.make(f"{base}/t/{key}", error="m").save(out, kind="svg", scale=8, border=2)
     return Response(

@@ -8,10 +8,12 @@ with the reason, unless MOTCUA_REQUIRE_SERVICES=1 (set by .ci/run): then they fa
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
 
+from harness.agent import AgentProcess
 from harness.browser import CHROMIUM, FLAGS
 from harness.centre import DISPLAY, KIOSK, RATING_1, CentreServer
 from harness.devices import Device
@@ -35,6 +37,20 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield b
         b.close()
+
+
+@pytest.fixture
+def agent_factory(tmp_path):
+    made = []
+
+    def make(server, printer_url, **kw):
+        a = AgentProcess(tmp_path, server, printer_url, **kw)
+        made.append(a)
+        return a
+
+    yield make
+    for a in made:
+        a.stop(signal.SIGKILL)
 
 
 @pytest.fixture

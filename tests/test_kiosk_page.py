@@ -9,7 +9,8 @@ import pytest
 from playwright.sync_api import expect
 
 from harness.browser import KIOSK_SCREEN, PageErrors, screenshot
-from harness.centre import KIOSK
+from harness.centre import KIOSK, KIOSK_B, CentreServer
+from harness.printer import FakeNetworkPrinter, decode_tickets
 from harness.process import ServerProcess
 
 pytestmark = pytest.mark.timeout(120)
@@ -143,6 +144,56 @@ def test_a_kiosk_without_a_valid_token_asks_for_setup(kiosk_page, sqlite_server)
         "Máy lấy số chưa được cài đặt. Vui lòng báo cán bộ kỹ thuật."
     )
     screenshot(page, "kiosk-setup")
+
+
+def test_a_printing_kiosk_says_to_take_the_ticket(
+    kiosk_page, sqlite_server, devices, agent_factory
+):
+    page = kiosk_page
+    devices.counter(sqlite_server, "clerk1", 1)
+    with FakeNetworkPrinter("ok") as printer:
+        agent_factory(sqlite_server, printer.url).start()
+        open_kiosk(page, sqlite_server, KIOSK_B)  # the agent prints Kiosk B's tickets
+        service(page, "TP").tap()
+        expect(page.get_by_test_id("print-state")).to_have_text(
+            "Mời bạn nhận phiếu ở khe máy in.", timeout=15000
+        )
+        assert len(decode_tickets(printer.received)) == 1
+        screenshot(page, "kiosk-ticket-printed")
+
+
+def test_out_of_paper_shows_the_ticket_to_keep(kiosk_page, sqlite_server, devices, agent_factory):
+    page = kiosk_page
+    devices.counter(sqlite_server, "clerk1", 1)
+    with FakeNetworkPrinter("out") as printer:
+        agent_factory(sqlite_server, printer.url).start()
+        open_kiosk(page, sqlite_server, KIOSK_B)
+        service(page, "TP").tap()
+        state = page.get_by_test_id("print-state")
+        expect(state).to_contain_text("Không in được phiếu", timeout=15000)
+        expect(state).to_contain_text("số của bạn vẫn có hiệu lực")
+        # Longer on screen, to photograph or write down the number.
+        expect(page.locator("#back-in")).to_contain_text(re.compile(r"sau (59|60) giây"))
+        expect(page.get_by_test_id("number")).to_have_text("A001")
+        screenshot(page, "kiosk-ticket-not-printed")
+
+
+def test_no_answer_from_the_printer_by_the_deadline_is_said(browser, devices, tmp_path):
+    server = CentreServer(
+        tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}", env={"MOTCUA_PRINT_DEADLINE_S": "1"}
+    ).start()
+    try:
+        devices.counter(server, "clerk1", 1)
+        context = browser.new_context(viewport=KIOSK_SCREEN, locale="vi-VN", has_touch=True)
+        page = context.new_page()
+        open_kiosk(page, server, KIOSK_B)  # its agent is not running
+        service(page, "TP").tap()
+        state = page.get_by_test_id("print-state")
+        expect(state).to_have_text("Đang in phiếu…")
+        expect(state).to_contain_text("Không in được phiếu", timeout=10000)
+        context.close()
+    finally:
+        server.stop()
 
 
 def test_the_demo_start_page_leads_to_a_working_kiosk(browser, tmp_path):

@@ -3,7 +3,9 @@
 import { deviceToken, el, follow, minutes, setLang, startClock, t } from "/static/motcua.js";
 
 const BACK_AFTER_TICKET_S = 20;
+const BACK_AFTER_UNPRINTED_S = 60; // time to photograph or write down the number
 const BACK_AFTER_ERROR_S = 15;
+const PRINT_GRACE_MS = 3000; // after the job's deadline, before saying it did not print
 
 const data = JSON.parse(document.getElementById("kiosk-data").textContent);
 const screen = document.getElementById("screen");
@@ -16,9 +18,13 @@ const state = {
   view: "services", // services | priority | issuing | ticket | error | setup
   priority: null,
   ticket: null, // the acknowledgement of the last issue
+  printing: null, // null (no printer) | "pending" | "printed" | "failed"
   error: null,
 };
 let countdown = null;
+let printTimer = null;
+// Print results heard for recent tickets, in case one arrives before its acknowledgement.
+const printResults = new Map();
 
 function priorityLabel(code) {
   const p = data.priorities.find((x) => x.code === code);
@@ -27,6 +33,7 @@ function priorityLabel(code) {
 
 function show(view, extra = {}) {
   clearInterval(countdown);
+  clearTimeout(printTimer);
   countdown = null;
   Object.assign(state, { view }, extra);
   render();
@@ -36,6 +43,7 @@ function show(view, extra = {}) {
 function reset() {
   state.priority = null;
   state.ticket = null;
+  state.printing = null;
   state.error = null;
   setLang("vi");
   show("services");
@@ -122,10 +130,32 @@ function priorityView() {
   ];
 }
 
+function printText() {
+  if (state.printing === "pending") return t("printing");
+  if (state.printing === "printed") return t("take_ticket");
+  if (state.printing === "failed") return t("print_failed");
+  return t("watch_board");
+}
+
+// The printer's answer for the ticket on screen: say it, and leave an unprinted ticket
+// up long enough to be photographed.
+function printed(result) {
+  if (state.view !== "ticket" || state.printing !== "pending") return;
+  clearTimeout(printTimer);
+  state.printing = result === "printed" ? "printed" : "failed";
+  const line = document.getElementById("print-state");
+  line.textContent = printText();
+  line.className = "k-instruction " + state.printing;
+  if (state.printing === "failed") {
+    clearInterval(countdown);
+    autoBack(BACK_AFTER_UNPRINTED_S, document.getElementById("back-in"));
+  }
+}
+
 function ticketView() {
   const a = state.ticket;
   const key = a.status_url.split("/t/").pop();
-  const back = el("p", { class: "k-note" });
+  const back = el("p", { class: "k-note", id: "back-in" });
   const wait = a.ahead > 0 ? t("about_minutes", { m: minutes(a.estimated_wait_s) }) : t("soon");
   const view = [
     el("div", { class: "k-ticket", "data-testid": "ticket" },
@@ -141,7 +171,8 @@ function ticketView() {
         el("img", { src: `/t/${encodeURIComponent(key)}/qr.svg`, alt: "", width: 240, height: 240,
           "data-testid": "qr" }),
         el("p", {}, t("scan"))),
-      el("p", { class: "k-instruction" }, t("watch_board"))),
+      el("p", { class: "k-instruction " + (state.printing || ""), id: "print-state",
+        "data-testid": "print-state" }, printText())),
     el("button", { type: "button", class: "k-done", onclick: reset }, t("done")),
     back,
   ];
@@ -188,7 +219,17 @@ async function issue(service) {
   show("issuing");
   try {
     const answer = await link.request("issue", { service: service.code, priority: state.priority });
-    if (answer?.ok) show("ticket", { ticket: answer });
+    if (answer?.ok) {
+      show("ticket", { ticket: answer, printing: answer.print ? "pending" : null });
+      if (answer.print) {
+        const known = printResults.get(answer.ticket.id);
+        if (known) printed(known);
+        else {
+          const wait = Date.parse(answer.print.deadline) - Date.parse(answer.ticket.issued_at);
+          printTimer = setTimeout(() => printed("failed"), wait + PRINT_GRACE_MS);
+        }
+      }
+    }
     else show("error", { error: refusalText(answer?.error) });
   } catch {
     show("error", { error: t("error_no_answer") });
@@ -222,6 +263,12 @@ if (!token) {
         if (state.view === "services") render();
       },
       batch(events, services) {
+        for (const e of events) {
+          if (e.kind !== "printed") continue;
+          printResults.set(e.ticket.id, e.state);
+          if (printResults.size > 50) printResults.delete(printResults.keys().next().value);
+          if (state.ticket?.ticket.id === e.ticket.id) printed(e.state);
+        }
         for (const summary of services) {
           const s = state.services.find((x) => x.code === summary.code);
           if (s) Object.assign(s, summary);

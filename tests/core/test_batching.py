@@ -12,14 +12,17 @@ import pytest
 from core.errors import QueueError
 from core.roles import ROLES, Audience, batch_for, public_event
 from core.sequence import Sequencer
-from harness.centre import KIOSK, KIOSK_B, RATING_1, RATING_2
+from harness.centre import AGENT, KIOSK, KIOSK_B, RATING_1, RATING_2
 from harness.replica import REPLICAS, NeedsSync
 
 
 def random_day(local, rng: random.Random, steps: int) -> None:
-    """Citizens take tickets, clerks call, serve, transfer, pause, tablets rate."""
+    """Citizens take tickets (Kiosk B's are printed by the agent, which reports each job),
+    clerks call, serve, transfer, pause, tablets rate."""
     e = local.engine
     kiosks = [local.device(KIOSK), local.device(KIOSK_B)]
+    agent = local.device(AGENT)
+    jobs: list[int] = []
     clerks = [local.clerk("clerk1", 1), local.clerk("clerk2", 2), local.clerk("clerk3", 3)]
     tablets = {
         clerks[0].counter_id: local.device(RATING_1),
@@ -31,7 +34,9 @@ def random_day(local, rng: random.Random, steps: int) -> None:
     def attempt(fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except QueueError:
+        except QueueError as e:
+            if e.code == "internal":
+                raise  # a bug, not a refusal: the day must not go on without it
             return None
 
     for _ in range(steps):
@@ -39,12 +44,17 @@ def random_day(local, rng: random.Random, steps: int) -> None:
         ticket = current.get(clerk.counter_id)
         roll = rng.random()
         if roll < 0.35:
-            attempt(
+            issued = attempt(
                 e.issue_ticket,
                 rng.choice(kiosks),
                 rng.choice(["TP", "TP", "HT", "DD"]),
                 rng.choice([None, None, None, "elderly"]),
             )
+            if issued and issued["print"]:
+                jobs.append(issued["print"]["job"])
+            if jobs and rng.random() < 0.5:
+                printed = rng.random() < 0.8
+                e.report_print(agent, jobs.pop(0), printed, None if printed else "out_of_paper")
         elif ticket is None or roll < 0.45:
             done = attempt(e.call_next, clerk)
             if done:
@@ -116,7 +126,17 @@ def test_a_device_hears_only_what_concerns_it(local):
     everything = itertools.repeat(10_000)
     c3 = local.counter_id(3)
     kiosk = local.batches(local.audience("kiosk"), 0, everything)
-    assert len(kiosk) == 1 and kiosk[0]["events"] == [] and kiosk[0]["services"]
+    assert len(kiosk) == 1 and kiosk[0]["services"]
+    # Kiosks hear how printing went, nothing else; the print job itself is the agent's.
+    assert kiosk[0]["events"] and {e["kind"] for e in kiosk[0]["events"]} == {"printed"}
+    agent = local.batches(local.audience("agent", [local.counter_id(1)]), 0, everything)[0]
+    jobs = [e["print"] for e in agent["events"] if e["kind"] == "issued"]
+    kiosk_b = local.device(KIOSK_B).id
+    assert jobs and all(j["kiosk"] == kiosk_b and j["agent"] == local.agent_id for j in jobs)
+    for role, ids in devices(local):
+        if role != "agent":
+            for batch in local.batches(local.audience(role, ids), 0, everything):
+                assert not any("print" in e for e in batch["events"]), role
     board3 = local.batches(local.audience("display", [c3]), 0, everything)[0]
     assert "issued" not in {e["kind"] for e in board3["events"]}
     routes = {c["seq"]: c["change"]["route"] for c in local.changes}

@@ -1,0 +1,302 @@
+"""The hardware agent: the process on a kiosk's (or counter's) PC that drives its devices.
+
+    python server.py agent --config agent.toml
+
+It connects to the server's /agent namespace with its device token like any device
+(docs/protocol.md, section 8.5), reconnects forever with back-off, and prints the
+tickets of the kiosks it is bound to. All blocking device I/O happens here, in a worker
+thread, never in the server.
+
+Printing is at most once. Before a job's first byte goes to the printer the job is
+written to a journal file (flushed to disk); its result is written there before it is
+reported. A job the journal shows started but without a result was interrupted (the
+agent stopped mid-job): it is reported ``interrupted`` and never printed again. A job
+whose deadline passed before it could start is reported ``expired``: the citizen has
+gone, and a late ticket would be taken by the next one. Results are reported with a
+``request_id`` made from the job, so a report repeated after a reconnection counts once.
+
+Configuration (TOML; docs/hardware.md has examples):
+
+    server = "http://192.168.1.10:5000"
+    token = "the agent's device token"
+    journal = "/var/lib/motcua/agent-journal"      # optional; default beside this file
+
+    [printers."Kiosk sảnh A"]                       # a kiosk's name, as provisioned
+    url = "usb://0x0416:0x5011"                     # hardware/printer.py
+    width = 576                                     # optional: 576 (80 mm) or 384 (58 mm)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+import tomllib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+log = logging.getLogger("motcua.agent")
+
+BACKOFF_S = (1, 2, 5, 10, 30)  # between connection attempts; the last one repeats
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class PrinterConfig:
+    url: str
+    width: int = 576
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    server: str
+    token: str
+    journal: Path
+    printers: dict[str, PrinterConfig] = field(default_factory=dict)
+
+
+def load_config(path: str | Path) -> AgentConfig:
+    """Read and check the agent's file; ConfigError says what is wrong, in Vietnamese."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: không đọc được tệp cấu hình: {e}") from None
+    unknown = set(data) - {"server", "token", "journal", "printers"}
+    if unknown:
+        raise ConfigError(f"{path}: khóa không được hỗ trợ: {', '.join(sorted(unknown))}")
+    for key in ("server", "token"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise ConfigError(f"{path}: thiếu «{key}» (chuỗi)")
+    printers = {}
+    for name, p in (data.get("printers") or {}).items():
+        if not isinstance(p, dict) or not isinstance(p.get("url"), str):
+            raise ConfigError(f"{path}: máy in của «{name}» cần «url»")
+        width = p.get("width", 576)
+        if width not in (384, 576):
+            raise ConfigError(f"{path}: «width» của «{name}» phải là 576 (80 mm) hoặc 384 (58 mm)")
+        extra = set(p) - {"url", "width", "timeout"}
+        if extra:
+            raise ConfigError(f"{path}: máy in «{name}»: khóa lạ {', '.join(sorted(extra))}")
+        printers[name] = PrinterConfig(p["url"], width, float(p.get("timeout", 5.0)))
+    journal = Path(data.get("journal") or path.with_name(path.stem + "-journal"))
+    return AgentConfig(data["server"].rstrip("/"), data["token"], journal, printers)
+
+
+class Journal:
+    """What happened to each print job, one JSON line per step, flushed to disk before
+    the step it records is acted on: {"job", "step": "started" | "result", ...}."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.started: set[int] = set()
+        self.results: dict[int, dict] = {}
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue  # a line cut by a crash: its step did not happen
+                if entry.get("step") == "started":
+                    self.started.add(entry["job"])
+                elif entry.get("step") == "result":
+                    self.results[entry["job"]] = entry["result"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+
+    def _write(self, entry: dict) -> None:
+        self._file.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def start(self, job: int) -> None:
+        self._write({"job": job, "step": "started"})
+        self.started.add(job)
+
+    def result(self, job: int, result: dict) -> None:
+        self._write({"job": job, "step": "result", "result": result})
+        self.results[job] = result
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _deadline_passed(deadline: str) -> bool:
+    return datetime.fromisoformat(deadline) <= datetime.now(UTC)
+
+
+def print_job(job: dict, printer: PrinterConfig | None) -> dict:
+    """Print one job (blocking); the result as ``print_result`` reports it."""
+    from hardware.printer import print_ticket
+    from hardware.ticket import TicketFace, render
+
+    if printer is None:
+        return {"printed": False, "error": "no_printer", "printer": None}
+    face = dict(job["face"])
+    face["issued_at"] = datetime.fromisoformat(face["issued_at"])
+    image = render(TicketFace(**face), printer.width)
+    outcome = print_ticket(printer.url, image, timeout=printer.timeout)
+    return {
+        "printed": outcome.printed,
+        "error": outcome.error,
+        "printer": {"online": outcome.after.online, "paper": outcome.after.paper},
+    }
+
+
+class Agent:
+    """One connection to the server and one printing thread."""
+
+    def __init__(self, config: AgentConfig):
+        import socketio
+
+        self.config = config
+        self.journal = Journal(config.journal)
+        self.kiosks: dict[int, str] = {}  # kiosk device id -> name
+        self.seen: set[int] = set()  # jobs queued or done in this run
+        self.jobs: queue.Queue = queue.Queue()
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.connected = threading.Event()
+        # The server sends a snapshot after every connection; reconnection is ours.
+        self.sio = socketio.Client(reconnection=False)
+        self.sio.on("agent_state", self.on_snapshot, namespace="/agent")
+        self.sio.on("changes", self.on_changes, namespace="/agent")
+        self.sio.on("connect", lambda: self.connected.set(), namespace="/agent")
+        self.sio.on("disconnect", self.on_disconnect, namespace="/agent")
+
+    # -- following the server ----------------------------------------------------------
+    def on_disconnect(self, *args) -> None:
+        self.connected.clear()
+
+    def on_snapshot(self, state: dict) -> None:
+        with self.lock:
+            self.kiosks = {k["id"]: k["name"] for k in state.get("kiosks", [])}
+            for job in state.get("print_jobs", []):
+                self._take(job)
+
+    def on_changes(self, batch: dict) -> None:
+        with self.lock:
+            for event in batch.get("events", []):
+                if event.get("kind") == "issued" and event.get("print"):
+                    self._take(event["print"])
+                elif event.get("kind") == "configured":
+                    self.sio.emit("sync", namespace="/agent")
+
+    def _take(self, job: dict) -> None:
+        """Queue a job once per run; a job with a result already (reported or not) only
+        has its result sent again."""
+        number = job["job"]
+        if number in self.seen:
+            return
+        self.seen.add(number)
+        self.jobs.put(job)
+
+    # -- printing --------------------------------------------------------------------------
+    def handle(self, job: dict) -> None:
+        number = job["job"]
+        result = self.journal.results.get(number)
+        if result is None:
+            if number in self.journal.started:
+                result = {"printed": False, "error": "interrupted", "printer": None}
+            elif _deadline_passed(job["deadline"]):
+                result = {"printed": False, "error": "expired", "printer": None}
+            else:
+                name = self.kiosks.get(job["kiosk"])
+                self.journal.start(number)
+                result = print_job(job, self.config.printers.get(name))
+                log.info(
+                    "job %s (%s, %s): %s",
+                    number,
+                    job["face"]["number"],
+                    name,
+                    "printed" if result["printed"] else result["error"],
+                )
+            self.journal.result(number, result)
+        self.report(number, result)
+
+    def report(self, job: int, result: dict) -> None:
+        """Send a job's result until the server has it (the same request_id each time)."""
+        payload = {"job": job, **result, "request_id": f"print-{job}"}
+        while not self.stopping.is_set():
+            if not self.connected.wait(timeout=1):
+                continue
+            try:
+                answer = self.sio.call("print_result", payload, namespace="/agent", timeout=10)
+            except Exception as e:  # noqa: BLE001 - timeout or disconnection: try again
+                log.warning("job %s: result not delivered yet (%s)", job, e)
+                time.sleep(1)
+                continue
+            if answer.get("ok") or answer.get("error", {}).get("code") in ("conflict", "not_found"):
+                return  # recorded (now or before), or no longer the server's job
+            log.warning("job %s: server answered %s", job, answer)
+            time.sleep(1)
+
+    def printing_loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                job = self.jobs.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                self.handle(job)
+            except Exception:  # noqa: BLE001 - one bad job must not stop the printer
+                log.exception("job %s failed", job.get("job"))
+
+    # -- connection ------------------------------------------------------------------------
+    def run(self) -> None:
+        worker = threading.Thread(target=self.printing_loop, name="printing", daemon=True)
+        worker.start()
+        attempt = 0
+        while not self.stopping.is_set():
+            try:
+                self.sio.connect(
+                    self.config.server,
+                    namespaces=["/agent"],
+                    auth={"token": self.config.token},
+                    transports=["websocket"],
+                    wait_timeout=10,
+                )
+            except Exception as e:  # noqa: BLE001 - unreachable or refused: wait, retry
+                delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+                attempt += 1
+                log.warning("cannot connect to %s (%s); again in %ss", self.config.server, e, delay)
+                self.stopping.wait(delay)
+                continue
+            attempt = 0
+            log.info("connected to %s", self.config.server)
+            self.sio.wait()  # returns when the connection is lost
+            log.warning("connection lost; reconnecting")
+        self.sio.disconnect()
+        worker.join(timeout=5)
+        self.journal.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.sio.disconnect()
+
+
+def main(config_path: str) -> int:
+    import signal
+
+    logging.basicConfig(
+        level=os.environ.get("MOTCUA_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = load_config(config_path)
+    except ConfigError as e:
+        print(f"error: {e}", flush=True)
+        return 2
+    agent = Agent(config)
+    signal.signal(signal.SIGTERM, lambda *a: agent.stop())
+    signal.signal(signal.SIGINT, lambda *a: agent.stop())
+    agent.run()
+    return 0
