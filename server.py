@@ -180,6 +180,7 @@ def demo_banner(host: str, port: int) -> str:
         f"  Health ........ {base}/healthz",
         f"  Login API ..... POST {base}/api/v1/auth/login",
         f"  Start page .... {base}/  (opens each device page)",
+        f"  Printed tickets {instance_path() / DEMO_PRINTED}/  (PNG files: the demo printer)",
         "  Devices connect over Socket.IO (docs/protocol.md) with these credentials:",
     ]
     for st in data.get("staff", []):
@@ -215,6 +216,38 @@ def open_demo_counters(ctx) -> None:
         ctx.engine.open_counter(
             Actor("staff", st.id, st.centre_id, st.role, counter.id, st.full_name)
         )
+
+
+DEMO_PRINTED = "printed"  # in the instance folder: the demo kiosk's tickets, as PNG files
+
+
+def start_demo_agent(host: str, port: int):
+    """The demo's hardware agent, a process of its own as on a kiosk PC, printing the
+    demo kiosk's tickets to PNG files in instance/printed/ (a virtual printer)."""
+    import subprocess
+
+    printed = instance_path() / DEMO_PRINTED
+    config = instance_path() / "demo-agent.toml"
+    server = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    config.write_text(
+        f'server = "{server}"\n'
+        'token = "demo-agent-sanh-00001"\n'
+        f'[printers."Kiosk sảnh A"]\nurl = "png://{printed}"\n',
+        encoding="utf-8",
+    )
+    return subprocess.Popen(
+        [sys.executable, str(HERE / "server.py"), "agent", "--config", str(config)],
+        preexec_fn=_die_with_parent,
+    )
+
+
+def _die_with_parent() -> None:
+    """In a child process: be sent SIGTERM when the parent dies, even by SIGKILL (Linux),
+    so the demo's agent never outlives its server."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _captured(fn, *args):
@@ -257,9 +290,11 @@ def cmd_serve(args) -> int:
             return 2
     ctx.store.start_writer(gevent.queue.Queue, gevent.spawn, gevent.event.Event)
     ctx.hub.start()
+    demo_agent = None
     if args.demo:
         app.config["DEMO_DEVICES"] = web.demo_devices(DEMO_FILE)
         open_demo_counters(ctx)
+        demo_agent = start_demo_agent(args.host, args.port)
         print(demo_banner(args.host, args.port), flush=True)
     log.info(
         "serving on http://%s:%s (database %s, redis %s)",
@@ -268,7 +303,12 @@ def cmd_serve(args) -> int:
         ctx.store.engine.url.render_as_string(hide_password=True),
         app.config["REDIS_URL"] or "off",
     )
-    serve_forever(app, args.host, args.port, access_log=args.access_log)
+    try:
+        serve_forever(app, args.host, args.port, access_log=args.access_log)
+    finally:
+        if demo_agent is not None:
+            demo_agent.terminate()
+            demo_agent.wait(timeout=10)
     return 0
 
 

@@ -742,7 +742,7 @@ def _state_cases():
     )
 
 
-LISTENERS = ("display", "agent")  # they only listen (docs/protocol.md, sections 1 and 15)
+LISTENERS = ("display",)  # it only listens (docs/protocol.md, sections 1 and 15)
 
 
 def read_only(event):
@@ -751,8 +751,8 @@ def read_only(event):
 
 
 def _role_cases():
-    """Events a namespace does not have: displays and agents send nothing but sync; every
-    other role only has its own events; unknown names everywhere."""
+    """Events a namespace does not have: displays send nothing but sync; every other role
+    only has its own events (an agent: print_result); unknown names everywhere."""
     for (_ns, event), valid in VALID.items():
         for ns in LISTENERS:
             yield ns, event, "read-only", (valid,), read_only(event)
@@ -765,6 +765,11 @@ def _role_cases():
         ("rating", "issue", {"service": "TP"}),
         ("rating", "call_next", {}),
         ("rating", "finish", {"ticket_id": DONE}),
+        ("agent", "issue", {"service": "TP"}),
+        ("agent", "call_next", {}),
+        ("agent", "rate", {"ticket_id": DONE, "score": 3}),
+        ("kiosk", "print_result", {"job": 1, "printed": True}),
+        ("counter", "print_result", {"job": 1, "printed": True}),
     ):
         yield ns, event, "not-this-role", (payload,), unknown_event(event)
     for ns in NAMESPACES:

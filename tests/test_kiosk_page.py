@@ -4,6 +4,8 @@ against a real server process. Screenshots go to test-artifacts/."""
 from __future__ import annotations
 
 import re
+import time
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -196,6 +198,12 @@ def test_no_answer_from_the_printer_by_the_deadline_is_said(browser, devices, tm
         server.stop()
 
 
+def demo_agent_pid(server) -> int:
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    assert len(children) == 1, children
+    return int(children[0])
+
+
 def test_the_demo_start_page_leads_to_a_working_kiosk(browser, tmp_path):
     """What a newcomer does after `make run`: open the address, then the kiosk."""
     demo = ServerProcess(tmp_path, f"sqlite:///{tmp_path / 'demo.sqlite3'}", args=("--demo",))
@@ -214,10 +222,23 @@ def test_the_demo_start_page_leads_to_a_working_kiosk(browser, tmp_path):
         expect(service(page, "KD")).to_be_disabled()
         service(page, "TP").tap()
         expect(page.get_by_test_id("number")).to_have_text("A001")
+        # The demo's agent prints to PNG files where the banner says.
+        expect(page.get_by_test_id("print-state")).to_have_text(
+            "Mời bạn nhận phiếu ở khe máy in.", timeout=15000
+        )
+        printed = list((tmp_path / "instance" / "printed").glob("*.png"))
+        assert len(printed) == 1
+        assert "Printed tickets" in demo.log()
         assert errors.errors == []
         context.close()
+        agent = demo_agent_pid(demo)
     finally:
-        demo.stop()
+        demo.kill()
+    # Even a server killed outright takes its demo agent with it.
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{agent}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{agent}").exists() or ") Z " in Path(f"/proc/{agent}/stat").read_text()
 
 
 def test_the_start_page_shows_nothing_secret_outside_the_demo(sqlite_server):
