@@ -160,6 +160,7 @@ def create_app(overrides: dict | None = None):
     app.register_blueprint(kiosk.bp)
     for door in (
         kiosk.KioskDoor,
+        kiosk.TicketDoor,
         counter.CounterDoor,
         display.DisplayDoor,
         rating_terminal.RatingDoor,

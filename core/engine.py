@@ -879,3 +879,6 @@ class QueueEngine:
 
     def ticket_status(self, public_key: str) -> dict | None:
         return self.store.read(lambda conn: views.ticket_status(conn, public_key))
+
+    def ticket_follower(self, public_key: str):
+        return self.store.read(lambda conn: views.ticket_follower(conn, public_key))

@@ -105,6 +105,12 @@ def _agent(a: Audience, change: Mapping) -> bool:
     return _board(a, change)
 
 
+def _ticket(a: Audience, change: Mapping) -> bool:
+    """The public status page of one ticket (``device`` is the ticket's id)."""
+    ticket = change.get("ticket")
+    return ticket is not None and ticket.get("id") == a.device
+
+
 _TABLET_KINDS = frozenset((*TICKET_KINDS, *COUNTER_KINDS, "rated")) - {"issued"}
 
 
@@ -177,6 +183,15 @@ ROLES: dict[str, Role] = {
             "the tickets it is to print (`issued` with `print`); what its counters' devices "
             "show: calls, recalls and status changes of its counters; counts of their services",
             private=(),
+        ),
+        Role(
+            "ticket",
+            "/ticket",
+            "ticket_state",
+            _ticket,
+            True,
+            "the public status page of one ticket (its key as credential): that ticket's "
+            "changes; counts of its service",
         ),
     )
 }

@@ -326,10 +326,20 @@ def ticket_status(conn: Connection, public_key: str) -> dict | None:
         )
         wait = estimates.estimate_wait_s(ahead, ticket.avg_service_s, n_open, n_all)
     return {
+        "protocol": PROTOCOL,
+        "seq": ctr.seq,
         "centre": {"code": ctr.code, "name": ctr.name},
         "ticket": ticket_view(ticket._mapping, ctr.timezone),
         "ahead": ahead,
         "estimated_wait_s": wait,
-        "seq": ctr.seq,
         "checked_at": iso(datetime.now(UTC), ctr.timezone),
     }
+
+
+def ticket_follower(conn: Connection, public_key: str) -> Row | None:
+    """Who may follow a ticket's status page live: the ticket's id, centre and service."""
+    return conn.execute(
+        sa.select(_t.c.id, _t.c.centre_id, _s.c.code.label("service_code"))
+        .join(_s, _s.c.id == _t.c.service_id)
+        .where(_t.c.public_key == public_key)
+    ).first()

@@ -6,7 +6,8 @@ import io
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
-from core.engine import PRIORITIES
+from core.engine import PRIORITIES, Actor
+from core.errors import QueueError
 from core.roles import Audience
 from core.validation import REQUEST_ID, Field
 from gateway.doors import Client, Door
@@ -57,14 +58,52 @@ def public_base(ctx, seen_at: str) -> str:
     return (ctx.public_url or seen_at).rstrip("/")
 
 
+# A ticket's status as its holder reads it (the status page).
 STATUS_TEXT = {
-    "waiting": "Đang chờ",
-    "transferred": "Đã chuyển, đang chờ",
-    "called": "Đang được mời",
-    "serving": "Đang được phục vụ",
-    "done": "Đã phục vụ xong",
-    "no_show": "Đã gọi nhưng vắng mặt",
+    "waiting": N_("Đang chờ"),
+    "transferred": N_("Đã chuyển, đang chờ"),
+    "called": N_("Đang được mời"),
+    "serving": N_("Đang được phục vụ"),
+    "done": N_("Đã phục vụ xong"),
+    "no_show": N_("Đã gọi nhưng vắng mặt"),
 }
+STATUS_STRINGS = {
+    **{f"status_{k}": v for k, v in STATUS_TEXT.items()},
+    "called_to": N_("Mời bạn đến quầy số {n}"),
+    "minutes": N_("{m} phút"),
+    "updated": N_("Cập nhật lúc {time}."),
+}
+
+
+class TicketDoor(Door):
+    """The public status page of one ticket, live (/ticket): its key is the credential,
+    it hears that ticket's changes and the counts of its service, and sends only sync."""
+
+    role_name = "ticket"
+
+    def authenticate(self, auth: dict, lang: str) -> Client:
+        key = auth.get("key")
+        if not isinstance(key, str) or not key:
+            raise QueueError("unauthorized", "auth_missing")
+        found = self.ctx.engine.ticket_follower(key[:64])
+        if found is None:
+            raise QueueError("unauthorized", "auth_invalid")
+        actor = Actor("ticket", found.id, found.centre_id, "ticket", name=key[:64])
+        return Client(actor, service_codes=frozenset({found.service_code}))
+
+    def refresh(self, client: Client) -> None:
+        """A transfer moves the ticket to another service: follow that one's counts."""
+        found = self.ctx.engine.ticket_follower(client.actor.name)
+        if found is not None:
+            client.service_codes = frozenset({found.service_code})
+
+    def audience(self, client: Client) -> Audience:
+        return Audience(
+            "ticket", client.actor.centre_id, None, client.service_codes, device=client.actor.id
+        )
+
+    def snapshot(self, client: Client) -> dict:
+        return self.ctx.engine.ticket_status(client.actor.name)
 
 
 # The kiosk page's words (its script switches language on a tap, without a reload).
@@ -137,12 +176,16 @@ def ticket_qr(key: str):
 
 @bp.get("/t/<key>")
 def ticket_status(key: str):
-    """Public page (from the ticket's QR code): position and estimated wait, refreshed."""
+    """Public page (from the ticket's QR code): position, wait, the call; live."""
     if len(key) > 64:
         abort(404)
     status = current_app.extensions["motcua"].engine.ticket_status(key)
     if status is None:
         return render_template("kiosk/status_missing.html"), 404
     return render_template(
-        "kiosk/status.html", s=status, status_text=STATUS_TEXT, priorities=PRIORITIES
+        "kiosk/status.html",
+        s=status,
+        status_text=STATUS_TEXT,
+        priorities=PRIORITIES,
+        strings=STATUS_STRINGS,
     )

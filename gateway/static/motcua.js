@@ -133,7 +133,11 @@ export function follow({ namespace, auth, snapshotEvent, handlers }) {
       setTimeout(() => socket.connect(), 2000);
     }
   });
-  return { socket, request: (event, payload, options) => request(socket, event, payload, options) };
+  return {
+    socket,
+    sync,
+    request: (event, payload, options) => request(socket, event, payload, options),
+  };
 }
 
 // Send an operation and wait for its answer. The same request_id goes with every retry,

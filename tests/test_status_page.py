@@ -1,0 +1,72 @@
+"""The ticket's status page (/t/<key>, the QR code's address) in headless Chromium, as a
+citizen's phone opens it: live, without reloading."""
+
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+from harness.browser import PHONE_SCREEN, PageErrors, screenshot
+
+
+def test_the_status_page_follows_the_ticket_to_its_call(sqlite_server, devices, browser):
+    kiosk = devices.kiosk(sqlite_server)
+    first = kiosk.call("issue", {"service": "TP"})
+    second = kiosk.call("issue", {"service": "TP"})
+    mine = kiosk.call("issue", {"service": "TP"})
+    page = browser.new_page(viewport=PHONE_SCREEN, locale="vi-VN")
+    errors = PageErrors(page)
+    page.goto(mine["status_url"])
+    expect(page.get_by_test_id("number")).to_have_text("A003")
+    expect(page.get_by_test_id("status")).to_have_text("Đang chờ")
+    expect(page.get_by_test_id("ahead")).to_have_text("2")
+    screenshot(page, "status-waiting")
+
+    # The queue moves: the page follows without a reload.
+    clerk = devices.counter(sqlite_server, "clerk1", 1)
+
+    def serve(ticket):
+        for event in ("call", "start", "finish"):
+            assert clerk.call(event, {"ticket_id": ticket["ticket"]["id"]})["ok"], event
+
+    serve(first)
+    expect(page.get_by_test_id("ahead")).to_have_text("1", timeout=10000)
+    serve(second)
+    expect(page.get_by_test_id("ahead")).to_have_text("0", timeout=10000)
+    assert clerk.call("call", {"ticket_id": mine["ticket"]["id"]})["ok"]
+    expect(page.get_by_test_id("status")).to_have_text("Mời bạn đến quầy số 1", timeout=10000)
+    expect(page.locator("#position")).to_be_hidden()
+    screenshot(page, "status-called")
+    assert errors.errors == []
+    page.close()
+
+
+def test_priority_and_english(sqlite_server, devices, browser):
+    kiosk = devices.kiosk(sqlite_server)
+    kiosk.call("issue", {"service": "TP"})
+    mine = kiosk.call("issue", {"service": "TP", "priority": "elderly"})
+    page = browser.new_page(viewport=PHONE_SCREEN, locale="vi-VN")
+    page.goto(mine["status_url"])
+    # Priority goes first: nobody is ahead of the elderly citizen, as the kiosk said.
+    assert mine["ahead"] == 0
+    expect(page.get_by_test_id("ahead")).to_have_text("0")
+    expect(page.locator(".priority")).to_have_text("Ưu tiên: Người cao tuổi")
+    page.get_by_role("link", name="English").click()
+    expect(page.get_by_test_id("status")).to_have_text("Waiting")
+    expect(page.locator(".priority")).to_have_text("Priority: Elderly")
+    page.close()
+
+
+def test_an_unknown_ticket_says_so(sqlite_server, browser):
+    page = browser.new_page(viewport=PHONE_SCREEN, locale="vi-VN")
+    response = page.goto(sqlite_server.url + "/t/khong-co-phieu-nay")
+    assert response.status == 404
+    assert "Không tìm thấy phiếu này" in page.content()
+    page.close()
+
+
+def test_a_made_up_key_cannot_follow_anything(sqlite_server):
+    from harness.devices import connect_refused
+
+    refused = connect_refused(sqlite_server, "/ticket", {"key": "khong-co-phieu-nay"})
+    assert refused["data"]["code"] == "unauthorized"
+    assert connect_refused(sqlite_server, "/ticket", {})["data"]["code"] == "unauthorized"
