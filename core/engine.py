@@ -55,6 +55,23 @@ PRINT_ERRORS = (
     "interrupted",
 )
 PRINT_DEADLINE_S = 20
+
+# What a print result says about the kiosk's printer, for staff: the device's alert.
+DEVICE_ALERTS = {
+    "out_of_paper": "out_of_paper",
+    "offline": "printer_offline",
+    "unreachable": "printer_unreachable",
+    "expired": "print_late",
+}
+PRINT_FAILED = "print_failed"  # any other reason a ticket did not print
+
+
+def _alert_after(printed: bool, error: str | None, printer: dict | None) -> str | None:
+    if printed:
+        return "paper_near_end" if printer and printer["paper"] == "near_end" else None
+    return DEVICE_ALERTS.get(error, PRINT_FAILED)
+
+
 PAPER_STATES = ("ok", "near_end", "out", "unknown")
 
 
@@ -411,6 +428,7 @@ class QueueEngine:
                 )
             )
             ticket = self._ticket(tx.conn, actor, row.ticket_id)
+            self._set_alert(tx, actor, row.kiosk_id, _alert_after(printed, error, printer))
             record(
                 tx,
                 actor,
@@ -430,6 +448,27 @@ class QueueEngine:
             return {"state": state}
 
         return self._write(actor, request_id, op, "report_print")
+
+    @staticmethod
+    def _set_alert(tx: Tx, actor: Actor, device_id: int, alert: str | None) -> None:
+        """Raise or clear a device's alert; a change only when it changes."""
+        d = m.devices
+        device = tx.conn.execute(
+            sa.select(d.c.id, d.c.name, d.c.kind, d.c.alert).where(d.c.id == device_id)
+        ).one()
+        if device.alert == alert:
+            return
+        since = tx.now if alert else None
+        tx.conn.execute(
+            d.update().where(d.c.id == device_id).values(alert=alert, alert_since=since)
+        )
+        tz = views.centre(tx.conn, actor.centre_id).timezone
+        record(
+            tx,
+            actor,
+            "device_alert",
+            views.alert_view(device, alert, since, tz),
+        )
 
     @staticmethod
     def _next_number(conn: Connection, centre_id: int, prefix: str, day, start: int) -> int:

@@ -138,6 +138,9 @@ devices = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
     # A kiosk's tickets are printed by this agent (the hardware agent on the kiosk's PC).
     sa.Column("printed_by", sa.ForeignKey("devices.id")),
+    # What staff must see to (core/engine.py DEVICE_ALERTS), since when; NULL: all well.
+    sa.Column("alert", sa.String(32)),
+    sa.Column("alert_since", UTCDateTime),
     sa.UniqueConstraint("centre_id", "name"),
 )
 

@@ -16,7 +16,8 @@ TICKET_KINDS = ("issued", "called", "started", "finished", "no_show", "transferr
 COUNTER_KINDS = ("counter_opened", "counter_paused", "counter_resumed", "counter_closed")
 CONFIGURED = "configured"  # provisioning changed the centre: every device takes a snapshot
 PRINTED = "printed"  # an agent reported a print job's result
-KINDS = (*TICKET_KINDS, *COUNTER_KINDS, "rated", PRINTED, CONFIGURED)
+DEVICE_ALERT = "device_alert"  # a device needs staff (a printer out of paper), or no longer
+KINDS = (*TICKET_KINDS, *COUNTER_KINDS, "rated", PRINTED, DEVICE_ALERT, CONFIGURED)
 
 # A call or recall is kind "called" (recall: true); the audit action says which.
 ACTION_KIND = {"recalled": "called"}
@@ -89,8 +90,9 @@ def _board(a: Audience, change: Mapping) -> bool:
 
 def _counter(a: Audience, change: Mapping) -> bool:
     """Its own counter's changes and tickets, and every change to the tickets waiting
-    for its services (issued, called elsewhere, transferred in or out)."""
-    if a.follows_counter(change):
+    for its services (issued, called elsewhere, transferred in or out); the centre's
+    device alerts (clerks are the staff in the hall)."""
+    if change["kind"] == DEVICE_ALERT or a.follows_counter(change):
         return True
     return change["kind"] in TICKET_KINDS and a.follows_service(change)
 
@@ -154,7 +156,7 @@ ROLES: dict[str, Role] = {
             _counter,
             False,
             "every change to its counter and its tickets, and to the tickets waiting for "
-            "its services; counts of its services",
+            "its services; the centre's device alerts; counts of its services",
         ),
         Role(
             "display",

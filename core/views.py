@@ -149,6 +149,25 @@ def kiosk_snapshot(conn: Connection, centre_id: int) -> dict:
     }
 
 
+def alert_view(device, alert: str | None, since, tz: str) -> dict:
+    return {
+        "device": {"id": device.id, "name": device.name, "kind": device.kind},
+        "alert": alert,
+        "since": iso(since, tz),
+    }
+
+
+def device_alerts(conn: Connection, centre_id: int, tz: str) -> list[dict]:
+    """The centre's devices that need staff, by device."""
+    d = m.devices
+    rows = conn.execute(
+        sa.select(d.c.id, d.c.name, d.c.kind, d.c.alert, d.c.alert_since)
+        .where(d.c.centre_id == centre_id, d.c.alert.is_not(None), d.c.active.is_(True))
+        .order_by(d.c.id)
+    )
+    return [alert_view(r, r.alert, r.alert_since, tz) for r in rows]
+
+
 def counter_snapshot(conn: Connection, counter_id: int) -> dict:
     """One counter: its state, its current ticket, and the tickets it may call (its
     services' and those transferred to it), oldest first."""
@@ -172,6 +191,7 @@ def counter_snapshot(conn: Connection, counter_id: int) -> dict:
         "current": ticket_view(current._mapping, ctr.timezone) if current else None,
         "waiting": {by_id[s].code: waiting.get(s, 0) for s in [*own, *waiting]},
         "queue": [ticket_view(t._mapping, ctr.timezone) for t in listed],
+        "device_alerts": device_alerts(conn, ctr.id, ctr.timezone),
     }
 
 

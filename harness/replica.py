@@ -121,6 +121,13 @@ class CounterReplica(Replica):
             return
         if kind == "rated":
             return
+        if kind == "device_alert":
+            alerts = [a for a in self.state["device_alerts"] if a["device"] != event["device"]]
+            if event["alert"] is not None:
+                alerts.append({k: event[k] for k in ("device", "alert", "since")})
+                alerts.sort(key=lambda a: a["device"]["id"])
+            self.state["device_alerts"] = alerts
+            return
         ticket = event["ticket"]
         current = self.state["current"]
         if ticket["status"] in ("called", "serving") and ticket["counter"] == me["number"]:

@@ -70,6 +70,18 @@ def test_out_of_paper_keeps_the_ticket_and_says_why(sqlite_server, devices, agen
         assert result["state"] == "failed" and result["error"] == "out_of_paper"
         assert result["printer"]["paper"] == "out"
         assert decode_tickets(printer.received) == []
+        # Staff hear of it: every counter of the centre gets the kiosk's alert.
+        alert = clerk.wait_change("device_alert")
+        assert alert["device"]["name"] == "Kiosk B" and alert["alert"] == "out_of_paper"
+        assert clerk.fresh_snapshot("counter_state")["device_alerts"][0]["alert"] == (
+            "out_of_paper"
+        )
+        # Paper put back: the next ticket prints and the alert is cleared.
+        printer.mode = "ok"
+        again = kiosk.call("issue", {"service": "TP"})
+        assert wait_printed(kiosk, again["ticket"]["id"])["state"] == "printed"
+        assert clerk.wait_change("device_alert")["alert"] is None
+        assert clerk.fresh_snapshot("counter_state")["device_alerts"] == []
     # The ticket is as valid as a printed one: the clerk calls it.
     assert clerk.call("call_next", {})["ticket"]["number"] == issued["ticket"]["number"]
 
