@@ -95,7 +95,7 @@ def create_app(overrides: dict | None = None):
     from core.engine import QueueEngine
     from core.roles import ROLES
     from core.store import Store
-    from gateway import api, web
+    from gateway import api, guard, web
     from gateway.context import ServerContext
     from gateway.frames import FrameSender
     from gateway.hub import ChangeHub
@@ -115,7 +115,11 @@ def create_app(overrides: dict | None = None):
         # Only the role namespaces accept connections (the default one would accept any
         # client without credentials and hold whatever it sends).
         namespaces=[role.namespace for role in ROLES.values()],
+        # Text packets only, no attachments, small messages (gateway/guard.py).
+        **guard.socketio_options(),
     )
+    # Bad packets, idle connections and logins bounded (gateway/guard.py, docs/security.md).
+    guard.install(app, socketio.server)
     if config["TRUSTED_PROXIES"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -314,14 +318,15 @@ def cmd_serve(args) -> int:
 
 
 def serve_forever(app, host: str, port: int, access_log: bool = False) -> None:
-    """gevent's WSGI server; SIGTERM and SIGINT stop it after current requests."""
+    """gevent's WSGI server, guarded; SIGTERM and SIGINT stop it after current requests."""
     import signal
     import socket
 
     import gevent
-    from gevent import pywsgi
 
-    class Handler(pywsgi.WSGIHandler):
+    from gateway import guard
+
+    class Handler(guard.GuardedHandler):
         def handle(self):
             # Events are small writes in quick succession (an event, then an ack): with
             # Nagle's algorithm each second write waits for the peer's delayed ACK (~40 ms).
@@ -337,8 +342,9 @@ def serve_forever(app, host: str, port: int, access_log: bool = False) -> None:
             if self.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
                 self.close_connection = True
 
-    server = pywsgi.WSGIServer(
-        (host, port), app, handler_class=Handler, log="default" if access_log else None
+    # Header deadline, connections per address (gateway/guard.py).
+    server = guard.wsgi_server(
+        app, host, port, handler_class=Handler, log="default" if access_log else None
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(sig, server.stop, 2)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -26,9 +28,14 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-# scrypt's cost (2**15, 8, 1): ~32 MB and tens of milliseconds per check, as werkzeug's
-# default, whose "scrypt:N:r:p$salt$hex" format this reads and writes.
-SCRYPT = (32768, 8, 1)
+# scrypt's cost (N=2**15, r=8, p=3), in werkzeug's "scrypt:N:r:p$salt$hex" format (which this
+# reads and writes; hashes with other parameters, werkzeug's default 2**15:8:1 included, are
+# checked with their own). N and r fix the memory, 128 * N * r = 32 MiB a check, which a small
+# centre PC can spare for the one or two checks run at once (gateway/guard.py bounds them); p=3
+# is OWASP's equivalent of its floor (N=2**17, 128 MiB) at that memory, about 0.16 s of one core
+# a check on the 2-core reference machine: nothing for a clerk logging in twice a day, and a
+# guess costs the same to whoever took a copy of the database.
+SCRYPT = (32768, 8, 3)
 
 
 def _derive(method: str, password: str, salt: str) -> str:
@@ -41,6 +48,12 @@ def _derive(method: str, password: str, salt: str) -> str:
         digest, rounds = (params + ["600000"])[:2] if params else ("sha256", "600000")
         return hashlib.pbkdf2_hmac(digest, secret, salt_b, int(rounds)).hex()
     raise ValueError(f"unknown password hash method {name!r}")
+
+
+def dummy_hash() -> str:
+    """A hash no password matches, at the current cost: checked for an unknown or inactive
+    username, so that such a login takes as long as a wrong password for a real one."""
+    return "scrypt:{}:{}:{}${}${}".format(*SCRYPT, "x" * 16, "0" * 128)
 
 
 def hash_password(password: str) -> str:
@@ -116,39 +129,115 @@ def counter_by_number(conn: Connection, centre_id: int, number: int) -> Row:
 
 
 class LoginThrottle:
-    """Refuses a username or an address after ``limit`` failures within ``window_s``.
+    """Growing delays after failed logins, for an account at an address and for an address.
+
+    Keys are never an account alone: failures from one address never make a clerk at
+    another wait (an outsider cannot lock anyone out). An account at an address may fail
+    ``free_account`` times, an address (many usernames) ``free_address`` times; after that
+    each further attempt must wait ``base_s`` seconds, doubling with each failure up to
+    ``max_delay_s``. An entry is forgotten ``forget_s`` after its last failure (or its delay,
+    if longer), and the table holds at most ``max_entries`` (the least recently failed go
+    first), so spraying usernames cannot grow it without bound.
+
+    An attempt counts as a failure from the moment it is let through (``attempt``), so a
+    burst of simultaneous guesses is throttled as if they came one after another; the wait
+    runs from when the failure is known (``failed``); a success clears the account's entry
+    and takes that attempt back from the address's.
 
     Held in memory of each server process: a restart forgets it, which is acceptable for
-    slowing down guessing; the per-address key also stops spraying many usernames.
+    slowing down guessing.
     """
 
-    def __init__(self, limit: int = 5, window_s: int = 300):
-        self.limit = limit
-        self.window_s = window_s
-        self._failures: dict[str, list[float]] = {}
+    def __init__(
+        self,
+        free_account: int = 4,
+        free_address: int = 20,
+        base_s: float = 1.0,
+        max_delay_s: float = 300.0,
+        forget_s: float = 900.0,
+        max_entries: int = 10_000,
+        clock=time.monotonic,
+    ):
+        self.free = {"account": free_account, "address": free_address}
+        self.base_s = base_s
+        self.max_delay_s = max_delay_s
+        self.forget_s = forget_s
+        self.max_entries = max(1, max_entries)
+        self.clock = clock
+        self._entries: OrderedDict[tuple, list] = OrderedDict()  # key -> [failures, last]
         self._lock = threading.Lock()
 
-    def retry_after(self, *keys: str) -> int:
-        now = time.monotonic()
-        wait = 0
-        with self._lock:
-            for key in keys:
-                recent = [t for t in self._failures.get(key, []) if now - t < self.window_s]
-                self._failures[key] = recent
-                if len(recent) >= self.limit:
-                    wait = max(wait, int(self.window_s - (now - recent[0])) + 1)
-        return wait
+    @staticmethod
+    def keys(username: str, address: str) -> tuple[tuple, tuple]:
+        return ("account", username.lower(), address), ("address", address)
 
-    def failed(self, *keys: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for key in keys:
-                self._failures.setdefault(key, []).append(now)
+    def __len__(self) -> int:
+        return len(self._entries)
 
-    def succeeded(self, *keys: str) -> None:
+    def _delay(self, key: tuple, failures: int) -> float:
+        over = failures - self.free[key[0]]
+        if over < 0:
+            return 0.0
+        return min(self.max_delay_s, self.base_s * 2 ** min(over, 32))
+
+    def _wait(self, key: tuple, now: float) -> float:
+        entry = self._entries.get(key)
+        if entry is None:
+            return 0.0
+        failures, last = entry
+        delay = self._delay(key, failures)
+        if now - last > max(self.forget_s, delay):
+            del self._entries[key]
+            return 0.0
+        return max(0.0, delay - (now - last))
+
+    def retry_after(self, *keys: tuple) -> int:
+        """Seconds before these keys may try again (0: now)."""
+        now = self.clock()
+        with self._lock:
+            wait = max((self._wait(k, now) for k in keys), default=0.0)
+        return math.ceil(wait)
+
+    def attempt(self, *keys: tuple) -> int:
+        """Let an attempt through (0), counted as a failure until ``succeeded`` or
+        ``forgive``; or the seconds to wait, counting nothing."""
+        now = self.clock()
+        with self._lock:
+            wait = max((self._wait(k, now) for k in keys), default=0.0)
+            if wait > 0:
+                return math.ceil(wait)
+            for key in keys:
+                entry = self._entries.pop(key, None) or [0, now]
+                entry[0] += 1
+                entry[1] = now
+                self._entries[key] = entry  # the most recent failure last
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return 0
+
+    def failed(self, *keys: tuple) -> None:
+        """The attempt let through failed: the wait runs from now."""
+        now = self.clock()
         with self._lock:
             for key in keys:
-                self._failures.pop(key, None)
+                entry = self._entries.get(key)
+                if entry is not None:
+                    entry[1] = now
+
+    def forgive(self, *keys: tuple) -> None:
+        """Take one attempt back (it did not fail: the check could not be made)."""
+        with self._lock:
+            for key in keys:
+                entry = self._entries.get(key)
+                if entry is not None:
+                    entry[0] -= 1
+                    if entry[0] <= 0:
+                        del self._entries[key]
+
+    def succeeded(self, account_key: tuple, address_key: tuple) -> None:
+        with self._lock:
+            self._entries.pop(account_key, None)
+        self.forgive(address_key)
 
 
 def login(
@@ -161,17 +250,25 @@ def login(
 ) -> dict:
     """Check a staff member's password and open a session; returns the token (shown once).
 
-    ``check`` lets the server run the deliberately slow hash comparison off its event loop.
+    ``check`` lets the server run the deliberately slow hash comparison off its event loop
+    (and bound how many run at once). Every attempt let through the throttle costs one
+    check, whether the username exists or not.
     """
-    keys = (f"user:{username.lower()}", f"addr:{address}")
-    wait = throttle.retry_after(*keys)
+    keys = throttle.keys(username, address)
+    wait = throttle.attempt(*keys)
     if wait:
         raise QueueError("rate_limited", "login_throttled", seconds=wait)
     st = m.staff
-    staff = store.read(
-        lambda conn: conn.execute(sa.select(st).where(st.c.username == username)).first()
-    )
-    if staff is None or not staff.active or not check(staff.password_hash, password):
+    try:
+        staff = store.read(
+            lambda conn: conn.execute(sa.select(st).where(st.c.username == username)).first()
+        )
+        known = staff is not None and staff.active
+        matches = check(staff.password_hash if known else dummy_hash(), password)
+    except BaseException:
+        throttle.forgive(*keys)  # the database or the check failed: not a wrong password
+        raise
+    if not (known and matches):
         throttle.failed(*keys)
         raise QueueError("unauthorized", "login_failed")
     throttle.succeeded(*keys)

@@ -77,18 +77,22 @@ def login():
         body = parse(request.get_json(silent=True), LOGIN)
     except QueueError as e:
         return error_response(e, lang)
+    guard = current_app.extensions["motcua.login"]  # gateway/guard.py
     try:
         result = auth.login(
             ctx.store,
-            ctx.throttle,
+            guard.throttle,
             body["username"],
             body["password"],
             request.remote_addr or "?",
-            check=ctx.check_password,
+            check=guard.check,
         )
     except Exception as e:  # noqa: BLE001 - a lost database is "unavailable" (503 JSON)
         error = refusal_of(e)
         if error.code == "internal":
             raise
-        return error_response(error, lang)
+        response, status = error_response(error, lang)
+        if status == 429:
+            response.headers["Retry-After"] = str(error.params.get("seconds", 1))
+        return response, status
     return jsonify(result)

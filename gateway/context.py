@@ -3,7 +3,7 @@ The gateway asks core functions (auth, views) what it needs; it runs no SQL itse
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from core import auth, views
 from core.engine import QueueEngine
@@ -20,7 +20,6 @@ class ServerContext:
     public_url: str | None = None
     event_rate: float = 20.0  # events a connection may send per second, sustained
     event_burst: float = 40.0
-    throttle: auth.LoginThrottle = field(default_factory=auth.LoginThrottle)
     offload: object = None
 
     # One read per connection: a hall of devices reconnecting at once after a restart
@@ -54,12 +53,6 @@ class ServerContext:
             return staff, counter, views.service_codes(conn, [counter.id])
 
         return self.store.read(read)
-
-    def check_password(self, stored: str, password: str) -> bool:
-        """The slow hash comparison, off the event loop when the server has a thread pool."""
-        if self.offload is None:
-            return auth.password_matches(stored, password)
-        return self.offload(auth.password_matches, stored, password)
 
 
 def _binding(conn, device_id: int) -> tuple[list[int], frozenset[str] | None]:

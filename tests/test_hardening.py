@@ -1,16 +1,28 @@
-"""What an outsider or a failing database must not do to the server (first slice of the
-hardening issue): unreadable event names, a lost database, stored files, page headers."""
+"""What an outsider or a failing database must not do to the server (issue 11): unreadable
+event names and packets, floods, idle and half-sent connections, too many connections from
+one address, login guessing, a lost database, stored files, page headers."""
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import socket
 import stat
+import statistics
+import threading
 import time
 
+import pytest
 import requests
 import sqlalchemy as sa
 
+from core import auth
+from core.errors import QueueError
+from gateway.guard import PasswordChecks
 from harness.centre import KIOSK, CentreServer
 from harness.devices import connect_refused
+from harness.process import HOST
 from harness.proxy import CuttableProxy
 
 
@@ -108,3 +120,394 @@ def test_a_lost_database_is_unavailable_everywhere_and_service_resumes(tmp_path,
     finally:
         proxy.cut()
         srv.stop()
+
+
+# -- second slice: packets, idle connections, per-address caps, logins ---------------------
+# Raw sockets: a Socket.IO library will not send what an attacker sends.
+
+
+def _connect_raw(server, source: str | None = None, timeout: float = 5) -> socket.socket:
+    sock = socket.create_connection(
+        (HOST, server.port), timeout=timeout, source_address=(source, 0) if source else None
+    )
+    sock.settimeout(timeout)
+    return sock
+
+
+def _raw_websocket(server, source: str | None = None) -> socket.socket:
+    """A websocket to engine.io (no namespace joined), past its OPEN packet."""
+    sock = _connect_raw(server, source)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {HOST}\r\n"
+            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        assert chunk, f"closed during the handshake: {head!r}"
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head
+    rest = head.split(b"\r\n\r\n", 1)[1]
+    opened = _read_frame(sock, rest)
+    assert opened and opened[1].startswith(b"0{"), opened
+    return sock
+
+
+_BUFFERS: dict[int, bytes] = {}  # bytes read past a frame, per socket
+
+
+def _read_frame(sock: socket.socket, buf: bytes = b"") -> tuple[int, bytes] | None:
+    """One frame from the server as (opcode, payload); None when the connection ended."""
+    buf = _BUFFERS.pop(id(sock), b"") + buf
+
+    def need(n):
+        nonlocal buf
+        while len(buf) < n:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                _BUFFERS[id(sock)] = buf
+                raise
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        out, buf = buf[:n], buf[n:]
+        return out
+
+    try:
+        b0, b1 = need(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = int.from_bytes(need(2), "big")
+        elif n == 127:
+            n = int.from_bytes(need(8), "big")
+        frame = b0 & 0x0F, need(n)
+    except (EOFError, ConnectionError):
+        return None
+    _BUFFERS[id(sock)] = buf
+    return frame
+
+
+def _frame(payload: str | bytes) -> bytes:
+    """A masked client frame: text for str, binary for bytes."""
+    data = payload.encode() if isinstance(payload, str) else payload
+    opcode = 0x1 if isinstance(payload, str) else 0x2
+    n = len(data)
+    if n < 126:
+        head = bytes((0x80 | opcode, 0x80 | n))
+    elif n < 1 << 16:
+        head = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
+    mask = os.urandom(4)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bool:
+    """Whether the server ends the connection (a close frame or EOF) within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            sock.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                frame = _read_frame(sock)
+            except TimeoutError:
+                return False
+            if frame is None or frame[0] == 0x8:
+                return True
+        return False
+    except OSError:
+        return True
+    finally:
+        _BUFFERS.pop(id(sock), None)
+        sock.close()
+
+
+def _join(sock: socket.socket, namespace: str, auth: dict) -> None:
+    sock.sendall(_frame(f"40{namespace}," + json.dumps(auth)))
+    while True:
+        frame = _read_frame(sock)
+        assert frame is not None, "closed instead of joining"
+        if frame[1].startswith(f"40{namespace},".encode()):
+            return
+        assert not frame[1].startswith(f"44{namespace},".encode()), frame
+
+
+def _log_lines(server, text: str) -> int:
+    return server.log_path.read_text(errors="replace").count(text)
+
+
+@pytest.fixture
+def guarded_server(tmp_path):
+    """A server with short guard timeouts, so these tests run in seconds."""
+    started = []
+
+    def start(**env):
+        srv = CentreServer(
+            tmp_path / f"s{len(started)}",
+            f"sqlite:///{tmp_path / f'motcua{len(started)}.sqlite3'}",
+            env={k: str(v) for k, v in env.items()},
+        )
+        (tmp_path / f"s{len(started)}").mkdir()
+        started.append(srv)
+        return srv.start()
+
+    yield start
+    for srv in started:
+        srv.stop()
+
+
+def test_a_frame_flood_is_cut_off_and_health_keeps_answering(sqlite_server):
+    """The `4X` loop of the issue: the connection is closed at the first frame, with one
+    log line; /healthz keeps answering and the log stays small."""
+    size_before = sqlite_server.log_path.stat().st_size
+    sock = _raw_websocket(sqlite_server)
+    stop = threading.Event()
+    sent = [0]
+
+    def flood():
+        frame = _frame("4X")
+        try:
+            while not stop.is_set():
+                sock.sendall(frame * 100)
+                sent[0] += 100
+        except OSError:
+            pass
+
+    flooder = threading.Thread(target=flood)
+    flooder.start()
+    try:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            t = time.monotonic()
+            assert requests.get(sqlite_server.url + "/healthz", timeout=2).status_code == 200
+            assert time.monotonic() - t < 1.0
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        flooder.join(10)
+        sock.close()
+    assert sent[0] > 0
+    grown = sqlite_server.log_path.stat().st_size - size_before
+    assert grown < 4000, sqlite_server.log()
+    assert _log_lines(sqlite_server, "closed connection") == 1, sqlite_server.log()
+    assert "Traceback" not in sqlite_server.log()
+
+
+UNREADABLE = {
+    "socket.io type": "4X",
+    "ack id of 120 digits": "42" + "1" * 120 + '["sync"]',
+    "integer of 5000 digits": '42["sync",' + "9" * 5000 + "]",
+    "nesting 2000 deep": '42["sync",' + "[" * 2000 + "]" * 2000 + "]",
+    "not JSON": "42{nope",
+    "empty event": "42[]",
+    "negative ack id": '42-1["sync"]',
+    "event object": '42{"a":1}',
+    "engine.io type": "9hello",
+    "empty frame": "",
+    "binary frame": b"\x04\x00\x01",
+    "binary attachments": '4599999999-["sync",{"_placeholder":true,"num":0}]',
+}
+
+
+def test_unreadable_packets_close_their_connection_with_one_log_line(sqlite_server):
+    for name, payload in UNREADABLE.items():
+        sock = _raw_websocket(sqlite_server)
+        for _ in range(50):
+            try:
+                sock.sendall(_frame(payload))
+            except OSError:
+                break
+        assert _closed_within(sock, 3), name
+    assert requests.get(sqlite_server.url + "/healthz", timeout=5).status_code == 200
+    assert _log_lines(sqlite_server, "closed connection") == len(UNREADABLE), sqlite_server.log()
+    assert "Traceback" not in sqlite_server.log()
+
+
+def _rss_kib(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_binary_attachments_are_refused_and_hold_no_memory(sqlite_server):
+    """A device connected to its namespace announces 99,999,999 attachments, then sends big
+    binary frames: the connection is closed, nothing is kept."""
+    sock = _raw_websocket(sqlite_server)
+    _join(sock, "/kiosk", {"token": KIOSK})
+    rss = _rss_kib(sqlite_server.pid)
+    sock.sendall(_frame('4599999999-/kiosk,["issue",{"_placeholder":true,"num":0}]'))
+    try:
+        for _ in range(60):
+            sock.sendall(_frame(os.urandom(200_000)))
+    except OSError:
+        pass
+    assert _closed_within(sock, 3)
+    assert _rss_kib(sqlite_server.pid) - rss < 20_000
+    assert "Traceback" not in sqlite_server.log()
+
+
+def test_connections_that_join_no_namespace_are_closed_on_time(guarded_server, devices):
+    srv = guarded_server(MOTCUA_JOIN_TIMEOUT_S=1)
+    idle = _raw_websocket(srv)
+    left = _raw_websocket(srv)
+    _join(left, "/kiosk", {"token": KIOSK})
+    left.sendall(_frame("41/kiosk,"))  # leaves its namespace and stays
+    refused = _raw_websocket(srv)
+    refused.sendall(_frame('40/kiosk,{"token":"wrong"}'))
+    kiosk = devices.kiosk(srv)
+    t = time.monotonic()
+    assert _closed_within(idle, 4)
+    assert _closed_within(left, 4)
+    assert _closed_within(refused, 4)
+    assert time.monotonic() - t < 4
+    time.sleep(1.5)
+    assert kiosk.call("issue", {"service": "TP"})["ok"]  # a joined device stays
+
+
+def test_half_sent_requests_and_idle_keep_alive_are_closed_on_time(guarded_server):
+    srv = guarded_server(MOTCUA_HEADER_TIMEOUT_S=1)
+    slow = _connect_raw(srv)
+    slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    idle = _connect_raw(srv)  # says nothing at all
+    kept = _connect_raw(srv)
+    kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert kept.recv(65536).startswith(b"HTTP/1.1 200")
+    t = time.monotonic()
+    for sock in (slow, idle, kept):
+        sock.settimeout(0.3)
+        while True:
+            try:
+                sock.sendall(b"X-Slow: 1\r\n" if sock is slow else b"")
+                data = sock.recv(65536)
+            except TimeoutError:
+                assert time.monotonic() - t < 4, "still open"
+                continue
+            except OSError:
+                break
+            if not data or data.startswith(b"HTTP/1.1 408"):
+                break
+        sock.close()
+    assert time.monotonic() - t < 4
+    assert requests.get(srv.url + "/healthz", timeout=5).status_code == 200
+
+
+def test_connections_per_address_are_capped(guarded_server):
+    """Loopback addresses other than 127.0.0.1 stand for hosts on the network."""
+    srv = guarded_server(MOTCUA_MAX_CONNECTIONS_PER_ADDRESS=5, MOTCUA_HEADER_TIMEOUT_S=30)
+    held = [_connect_raw(srv, "127.0.0.2") for _ in range(5)]
+    for sock in held:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")  # half-sent, held open
+    time.sleep(0.3)
+    extra = _connect_raw(srv, "127.0.0.2")
+    extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert extra.recv(65536).startswith(b"HTTP/1.1 503"), "a sixth connection was served"
+    other = _connect_raw(srv, "127.0.0.3")
+    other.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert other.recv(65536).startswith(b"HTTP/1.1 200")
+    held.pop().close()
+    time.sleep(0.3)
+    again = _connect_raw(srv, "127.0.0.2")
+    again.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert again.recv(65536).startswith(b"HTTP/1.1 200")
+    for sock in (*held, extra, other, again):
+        sock.close()
+    assert _log_lines(srv, "refusing connections from 127.0.0.2") == 1, srv.log()
+
+
+def _login(srv, username, password, address):
+    return requests.post(
+        srv.url + "/api/v1/auth/login",
+        json={"username": username, "password": password},
+        headers={"X-Forwarded-For": address},
+        timeout=30,
+    )
+
+
+def test_unknown_usernames_take_as_long_as_known_ones(guarded_server):
+    srv = guarded_server(MOTCUA_TRUSTED_PROXIES=1)
+    times = {"clerk1": [], "nobody-here": []}
+    for i in range(7):
+        for name in times:
+            t = time.perf_counter()
+            r = _login(srv, name, "wrong-password", f"10.1.{i}.{len(name)}")
+            times[name].append(time.perf_counter() - t)
+            assert r.status_code == 401, r.text
+    known, unknown = (statistics.median(v) for v in times.values())
+    assert 0.6 < unknown / known < 1.6, (known, unknown)
+
+
+def test_wrong_passwords_from_one_address_do_not_lock_out_another(guarded_server):
+    srv = guarded_server(MOTCUA_TRUSTED_PROXIES=1)
+    codes = [_login(srv, "clerk1", "guess", "203.0.113.9").status_code for _ in range(12)]
+    assert codes[:4] == [401] * 4 and 429 in codes, codes
+    refused = _login(srv, "clerk1", "clerk1-secret", "203.0.113.9")
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    ok = _login(srv, "clerk1", "clerk1-secret", "192.168.1.20")
+    assert ok.status_code == 200, ok.text
+    assert "token" in ok.json()
+
+
+def test_login_throttle_delays_grow_and_its_table_is_bounded():
+    now = [1000.0]
+    throttle = auth.LoginThrottle(max_entries=100, clock=lambda: now[0])
+    keys = throttle.keys("clerk1", "10.0.0.1")
+    waits = []
+    for _ in range(14):
+        wait = throttle.attempt(*keys)
+        if wait == 0:
+            throttle.failed(*keys)
+        waits.append(wait)
+        now[0] += 0.01
+    assert waits[:4] == [0] * 4 and waits[4] == 1, waits
+    # Waiting out each delay lets one more attempt through; the delay doubles up to 300 s.
+    seen = []
+    for _ in range(12):
+        wait = throttle.retry_after(*keys)
+        seen.append(wait)
+        now[0] += wait
+        assert throttle.attempt(*keys) == 0
+        throttle.failed(*keys)
+    assert seen[:4] == [1, 2, 4, 8] and max(seen) == 300, seen
+    # Another address is not affected; spraying usernames keeps the table at its size.
+    assert throttle.retry_after(*throttle.keys("clerk1", "10.0.0.2")) == 0
+    for i in range(20_000):
+        throttle.attempt(*throttle.keys(f"user{i}", f"10.{i // 250}.{i % 250}.1"))
+    assert len(throttle) <= 100
+
+
+def test_password_checks_run_a_few_at_once_and_refuse_a_long_queue(monkeypatch):
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow_check(stored, password):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return False
+
+    monkeypatch.setattr(auth, "password_matches", slow_check)
+    checks = PasswordChecks(2, use_gevent=False, queue=4)
+    outcomes = []
+
+    def attempt():
+        try:
+            outcomes.append(checks("h", "p"))
+        except QueueError as e:
+            outcomes.append(e.code)
+
+    threads = [threading.Thread(target=attempt) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 2
+    assert outcomes.count("rate_limited") >= 10 and outcomes.count(False) >= 2, outcomes

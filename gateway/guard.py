@@ -1,0 +1,608 @@
+"""What a client without credentials can do to the server, bounded (docs/security.md).
+
+- **Packets**: an unreadable or unexpected packet (a frame that is no engine.io packet, a
+  Socket.IO packet that does not parse, an event that is not a non-empty list, binary
+  frames or attachments: the protocol uses none) closes that connection, with one log line,
+  even a device's with a valid token (it reconnects and takes a snapshot). Any connection
+  sending frames much faster than its event rate allows is closed. Messages are capped at
+  :data:`MAX_MESSAGE_BYTES` while they are read.
+- **Idle connections**: an engine.io connection that has joined no namespace within
+  ``JOIN_TIMEOUT_S`` (or has left its last one that long ago) is closed.
+- **HTTP**: a request's line and headers must arrive within ``HEADER_TIMEOUT_S`` (the same
+  bound covers an idle keep-alive connection); connections per client address are capped
+  (``MAX_CONNECTIONS_PER_ADDRESS``).
+- **Logins**: the throttle (core/auth.py) and a small pool of its own for password checks,
+  with a bounded queue, so logins never take the threads that queue operations use.
+- **Logs**: engine.io's and Socket.IO's loggers and these guards' own lines go through
+  :class:`BoundedLog`, a token bucket: a burst, then a line a second at most, saying how
+  many were left out.
+
+Hooks used, all on instances: engine.io's ``on()`` handlers (wrapped), its ``_async``
+table's websocket class (a subclass), the Socket.IO packet class (``serializer``), gevent
+pywsgi's handler and server (subclasses).
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import logging
+import os
+import threading
+import time
+
+from gevent import pywsgi
+from socketio import packet as sio_packet
+
+from core import auth
+from core.errors import QueueError
+
+log = logging.getLogger("motcua.guard")
+
+# The largest message a client may send, refused while it is read. Device events are small
+# JSON objects (a finish with its dossier codes is well under 4 KiB), but an over-long field
+# must still get its bad_request answer (a 200 KB comment, tests/test_bad_input.py), so a
+# quarter of engine.io's default (1 MB, which it checked only once the message was whole).
+MAX_MESSAGE_BYTES = 256 * 1024
+# engine.io packet types a client may send on an established websocket: CLOSE, PONG, MESSAGE
+# (PING and UPGRADE only while upgrading from long-polling, which engine.io checks itself).
+WEBSOCKET_PACKETS = ("1", "3", "4")
+# The host itself (its hardware agent, a reverse proxy on the same machine) is not capped.
+UNCAPPED = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
+
+
+def _env_number(config, key: str, default, kind=int):
+    value = config.get(key)
+    if value is None:
+        value = os.environ.get("MOTCUA_" + key)
+    return kind(value) if value not in (None, "") else default
+
+
+def settings(config) -> dict:
+    """The guards' settings: ``config`` (the app's, overrides included) first, then the
+    MOTCUA_* environment, then the defaults (docs/protocol.md §13)."""
+    cores = os.cpu_count() or 2
+    event_rate = float(config.get("EVENT_RATE", 20))
+    event_burst = float(config.get("EVENT_BURST", 40))
+    return {
+        "JOIN_TIMEOUT_S": _env_number(config, "JOIN_TIMEOUT_S", 10.0, float),
+        "HEADER_TIMEOUT_S": _env_number(config, "HEADER_TIMEOUT_S", 10.0, float),
+        "MAX_CONNECTIONS_PER_ADDRESS": _env_number(config, "MAX_CONNECTIONS_PER_ADDRESS", 512),
+        "PASSWORD_CHECKS": max(
+            1, _env_number(config, "PASSWORD_CHECKS", max(1, min(4, cores // 2)))
+        ),
+        "LOGIN_THROTTLE_ENTRIES": _env_number(config, "LOGIN_THROTTLE_ENTRIES", 10_000),
+        # Frames a connection may send: twice its event allowance, so a client pressing
+        # too fast is answered rate_limited and only a flood is cut off.
+        "FRAME_RATE": 2 * event_rate + 10,
+        "FRAME_BURST": 2 * event_burst + 20,
+        "TRUSTED_PROXIES": int(config.get("TRUSTED_PROXIES") or 0),
+    }
+
+
+class BoundedLog:
+    """A logger that writes ``burst`` lines at once and then at most ``per_s`` a second,
+    telling how many it left out; whatever clients send, the log grows by a bounded rate.
+    Also a file-like ``write`` for gevent's pywsgi error log."""
+
+    def __init__(self, logger: logging.Logger, burst: float = 20, per_s: float = 1.0):
+        self.logger = logger
+        self.burst = burst
+        self.per_s = per_s
+        self._tokens = burst
+        self._refilled = time.monotonic()
+        self._dropped = 0
+        self._lock = threading.Lock()
+
+    def _admit(self) -> int | None:
+        """None: drop the line; otherwise how many were dropped before it."""
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._refilled) * self.per_s)
+            self._refilled = now
+            if self._tokens < 1:
+                self._dropped += 1
+                return None
+            self._tokens -= 1
+            dropped, self._dropped = self._dropped, 0
+            return dropped
+
+    def log(self, level: int, msg, *args, **kwargs) -> None:
+        if not self.logger.isEnabledFor(level):
+            return
+        dropped = self._admit()
+        if dropped is None:
+            return
+        if dropped:
+            msg = f"{msg} ({dropped} similar lines left out)"
+        self.logger.log(level, msg, *args, **kwargs)
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging's name
+        return self.logger.isEnabledFor(level)
+
+    def debug(self, msg, *args, **kwargs):
+        self.log(logging.DEBUG, msg, *args, **kwargs)
+
+    def info(self, msg, *args, **kwargs):
+        self.log(logging.INFO, msg, *args, **kwargs)
+
+    def warning(self, msg, *args, **kwargs):
+        self.log(logging.WARNING, msg, *args, **kwargs)
+
+    def error(self, msg, *args, **kwargs):
+        self.log(logging.ERROR, msg, *args, **kwargs)
+
+    def exception(self, msg, *args, exc_info=True, **kwargs):
+        self.log(logging.ERROR, msg, *args, exc_info=exc_info, **kwargs)
+
+    def critical(self, msg, *args, **kwargs):
+        self.log(logging.CRITICAL, msg, *args, **kwargs)
+
+    def write(self, text: str) -> None:
+        text = text.rstrip("\n")
+        if text:
+            self.log(logging.ERROR, "%s", text)
+
+    def flush(self) -> None:
+        pass
+
+
+guard_log = BoundedLog(log)
+
+
+# -- Socket.IO and engine.io ---------------------------------------------------------------
+class StrictPacket(sio_packet.Packet):
+    """Socket.IO packets as this protocol has them: text only, no binary attachments (a
+    header announcing them is refused before anything is held), events a non-empty list,
+    acks a list. Anything else raises, and the connection is closed."""
+
+    def decode(self, encoded_packet):
+        if not isinstance(encoded_packet, str):
+            raise ValueError("a binary packet")
+        count = super().decode(encoded_packet)
+        if count or self.packet_type in (sio_packet.BINARY_EVENT, sio_packet.BINARY_ACK):
+            raise ValueError("binary attachments")
+        if self.packet_type == sio_packet.EVENT and not (isinstance(self.data, list) and self.data):
+            raise ValueError("an event that is not a non-empty list")
+        if self.packet_type == sio_packet.ACK and not isinstance(self.data, list):
+            raise ValueError("an ack that is not a list")
+        return count
+
+
+def socketio_options() -> dict:
+    """Keyword arguments for Flask-SocketIO's server."""
+    return {"serializer": StrictPacket, "max_http_buffer_size": MAX_MESSAGE_BYTES}
+
+
+def _why(e: BaseException) -> str:
+    text = str(e)[:80]
+    return f"unreadable packet ({type(e).__name__}{': ' + text if text else ''})"
+
+
+class SocketGuard:
+    """Closes connections that send what no client of this protocol sends, and those that
+    join no namespace in time. Installed on a python-socketio server (``install``)."""
+
+    def __init__(self, sio, join_timeout_s: float, frame_rate: float, frame_burst: float) -> None:
+        self.sio = sio
+        self.eio = eio = sio.eio
+        self.join_timeout_s = join_timeout_s
+        self.frame_rate = frame_rate
+        self.frame_burst = frame_burst
+        self._unjoined: dict[str, float] = {}  # engine.io sid -> since when
+        self._sweeper = None
+        self._on_connect = eio.handlers["connect"]
+        self._on_message = eio.handlers["message"]
+        self._on_disconnect = eio.handlers["disconnect"]
+        eio.on("connect", self._connect)
+        eio.on("message", self._message)
+        eio.on("disconnect", self._disconnect)
+        websocket = eio._async.get("websocket")
+        if websocket is not None:
+            eio._async = {**eio._async, "websocket": _guarded_websocket(websocket, self)}
+        eio.logger = BoundedLog(eio.logger)
+        sio.logger = BoundedLog(sio.logger)
+
+    # -- engine.io handlers ----------------------------------------------------------------
+    def _connect(self, eio_sid, environ):
+        self._unjoined[eio_sid] = time.monotonic()
+        if self._sweeper is None and self.join_timeout_s > 0:
+            self._sweeper = self.sio.start_background_task(self._sweep)
+        return self._on_connect(eio_sid, environ)
+
+    def _message(self, eio_sid, data):
+        sock = self.eio.sockets.get(eio_sid)
+        if sock is None or sock.closed or sock.closing:
+            return None  # being closed: whatever is still queued is ignored
+        try:
+            if not isinstance(data, str):
+                raise ValueError("a binary message")
+            if data[:1] == "1":  # leaves a namespace: it must join one again in time
+                self._unjoined.setdefault(eio_sid, time.monotonic())
+            return self._on_message(eio_sid, data)
+        except Exception as e:  # noqa: BLE001 - any client packet python-socketio cannot take
+            # Joined or not: a client that sends what no motcua client sends is broken or
+            # hostile, and cannot be answered (no ack id can be read). It reconnects.
+            self.reject(eio_sid, _why(e))
+            return None
+
+    def _disconnect(self, eio_sid, reason=None):
+        self._unjoined.pop(eio_sid, None)
+        return self._on_disconnect(eio_sid, reason)
+
+    # -- closing ---------------------------------------------------------------------------
+    def reject(self, eio_sid: str, why: str, level: int = logging.WARNING) -> None:
+        """Close the connection, with one log line (the first reason only)."""
+        sock = self.eio.sockets.get(eio_sid)
+        if sock is None or sock.closed or sock.closing:
+            return
+        environ = self.sio.environ.get(eio_sid) or {}
+        guard_log.log(
+            level,
+            "closed connection %s from %s: %s",
+            eio_sid,
+            environ.get("REMOTE_ADDR", "?"),
+            why,
+        )
+        sock.close(wait=False, reason=self.eio.reason.SERVER_DISCONNECT)
+
+    def _joined(self, eio_sid: str) -> bool:
+        manager = self.sio.manager
+        return any(
+            manager.sid_from_eio_sid(eio_sid, ns) is not None
+            for ns in list(manager.get_namespaces())
+        )
+
+    def _sweep(self) -> None:
+        interval = min(1.0, self.join_timeout_s / 4)
+        while True:
+            self.sio.sleep(interval)
+            now = time.monotonic()
+            for eio_sid, since in list(self._unjoined.items()):
+                sock = self.eio.sockets.get(eio_sid)
+                if sock is None or sock.closed or self._joined(eio_sid):
+                    self._unjoined.pop(eio_sid, None)
+                elif now - since >= self.join_timeout_s:
+                    self._unjoined.pop(eio_sid, None)
+                    self.reject(
+                        eio_sid,
+                        f"joined no namespace within {self.join_timeout_s:g} s",
+                        logging.INFO,
+                    )
+
+    def frame_problem(self, ws, sock, data) -> str | None:
+        """Why a websocket frame closes its connection (None: it does not)."""
+        now = time.monotonic()
+        ws.tokens = min(self.frame_burst, ws.tokens + (now - ws.refilled) * self.frame_rate)
+        ws.refilled = now
+        if ws.tokens < 1:
+            return f"more than {self.frame_rate:g} messages a second"
+        ws.tokens -= 1
+        if not isinstance(data, str):
+            return "a binary frame (the protocol has none)"
+        if sock.upgraded and data[:1] not in WEBSOCKET_PACKETS:
+            return f"an unexpected engine.io packet {data[:8]!r}"
+        return None
+
+
+# Messages a websocket's reader may hold before engine.io has taken them.
+MAX_PENDING_MESSAGES = 64
+
+
+class _PacedSocket:
+    """simple-websocket's socket, read with manners: under gevent a socket with data
+    waiting returns it without yielding, so a client writing without pause kept the
+    reader greenlet running and the whole server frozen (issue 11: /healthz silent for
+    75 s). Each read now yields first, and waits while engine.io has not yet taken the
+    messages already read (so a flood is not buffered either)."""
+
+    def __init__(self, sock, ws):
+        self._sock = sock
+        self._ws = ws
+        self.send = sock.send  # the hot path (gateway/frames.py writes here)
+        self.sendall = sock.sendall
+
+    def recv(self, n):
+        import gevent
+
+        ws = self._ws
+        gevent.sleep(0)
+        while len(ws.input_buffer) >= MAX_PENDING_MESSAGES and ws.connected:
+            gevent.sleep(0.01)
+        return self._sock.recv(n)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+@functools.cache
+def _paced_reader_class():
+    import gevent
+
+    class PacedReader(gevent.Greenlet):
+        """simple-websocket's reader greenlet, reading through :class:`_PacedSocket`."""
+
+        def __init__(self, target, args=(), kwargs=None):
+            super().__init__()
+            self._target = target
+
+        def _run(self):
+            ws = self._target.__self__
+            ws.sock = _PacedSocket(ws.sock, ws)
+            return self._target()
+
+    return PacedReader
+
+
+def _guarded_websocket(base, guard: SocketGuard):
+    """engine.io's websocket class for this server, reading through the guard."""
+
+    class GuardedWebSocket(base):
+        def __init__(self, handler, server):
+            super().__init__(handler, server)
+            args = getattr(self, "server_args", None)
+            if isinstance(args, dict):
+                # simple-websocket refuses a longer message while reading it.
+                args["max_message_size"] = MAX_MESSAGE_BYTES
+                if server.async_mode == "gevent":
+                    args["thread_class"] = _paced_reader_class()
+            self.eio_socket = getattr(handler, "__self__", None)
+            self.tokens = guard.frame_burst
+            self.refilled = time.monotonic()
+
+        def wait(self):
+            sock = self.eio_socket
+            if sock is not None and (sock.closed or sock.closing):
+                return None  # closed by the guard: stop reading
+            data = super().wait()
+            if data is None or sock is None:
+                return data
+            why = guard.frame_problem(self, sock, data)
+            if why:
+                guard.reject(sock.sid, why)
+                return None
+            return data
+
+    return GuardedWebSocket
+
+
+# -- HTTP ------------------------------------------------------------------------------------
+class AddressLimits:
+    """How many connections (or, behind a proxy, requests) each client address holds."""
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self._held: dict[str, int] = {}
+        self._warned: set[str] = set()
+
+    def acquire(self, address: str) -> bool:
+        if self.cap <= 0 or address in UNCAPPED:
+            return True
+        held = self._held.get(address, 0)
+        if held >= self.cap:
+            if address not in self._warned:
+                self._warned.add(address)
+                guard_log.warning(
+                    "refusing connections from %s: it holds %d (MOTCUA_MAX_CONNECTIONS_PER_"
+                    "ADDRESS)",
+                    address,
+                    held,
+                )
+            return False
+        self._held[address] = held + 1
+        return True
+
+    def release(self, address: str) -> None:
+        if self.cap <= 0 or address in UNCAPPED:
+            return
+        held = self._held.get(address, 0) - 1
+        if held > 0:
+            self._held[address] = held
+        else:
+            self._held.pop(address, None)
+        if held < self.cap:
+            self._warned.discard(address)
+
+
+class HeaderTimeout(ValueError):
+    """The request line and headers did not arrive in time."""
+
+
+class TooManyConnections(ValueError):
+    """The client address holds as many connections as it may."""
+
+
+_REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 10\r\nConnection: close\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
+
+
+def forwarded_for(environ_or_headers, trusted: int) -> str | None:
+    """The client address as werkzeug's ProxyFix(x_for=trusted) reads it."""
+    value = environ_or_headers.get("X-Forwarded-For") or ""
+    values = [v.strip() for v in value.split(",") if v.strip()]
+    if trusted <= 0 or len(values) < trusted:
+        return None
+    address = values[-trusted]
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return address[:64]
+
+
+class GuardedHandler(pywsgi.WSGIHandler):
+    """gevent's WSGI handler with a deadline for each request's line and headers (also
+    closing a keep-alive connection idle that long) and, behind trusted proxies, a cap on
+    the requests in progress per forwarded client address."""
+
+    _header_timer = None
+    _counted: str | None = None
+
+    def read_requestline(self):
+        self._header_timer = self.server.header_timer()
+        try:
+            return super().read_requestline()
+        except HeaderTimeout:
+            return ""  # nothing, or half a line: close quietly
+
+    def read_request(self, raw_requestline):
+        try:
+            result = super().read_request(raw_requestline)
+        finally:
+            self._cancel_timer()
+        if result and self.server.trusted_proxies:
+            address = forwarded_for(self.headers, self.server.trusted_proxies)
+            address = address or self.client_address[0]
+            if not self.server.limits.acquire(address):
+                raise TooManyConnections(address)
+            self._counted = address
+        return result
+
+    def handle_one_request(self):
+        try:
+            return super().handle_one_request()
+        finally:
+            self._cancel_timer()
+            if self._counted is not None:
+                self.server.limits.release(self._counted)
+                self._counted = None
+
+    def _cancel_timer(self):
+        if self._header_timer is not None:
+            self._header_timer.close()
+            self._header_timer = None
+
+    def _handle_client_error(self, ex):
+        if isinstance(ex, HeaderTimeout):
+            return ("408", _REQUEST_TIMEOUT)
+        if isinstance(ex, TooManyConnections):
+            return ("503", _BUSY)
+        return super()._handle_client_error(ex)
+
+
+class GuardedWSGIServer(pywsgi.WSGIServer):
+    """gevent's WSGI server capping connections per client address (the TCP peer; behind
+    trusted proxies, the handler counts requests per forwarded address instead)."""
+
+    def __init__(
+        self, *args, header_timeout_s: float, limits: AddressLimits, trusted_proxies: int, **kwargs
+    ):
+        super().__init__(*args, **kwargs)
+        self.header_timeout_s = header_timeout_s
+        self.limits = limits
+        self.trusted_proxies = trusted_proxies
+
+    def header_timer(self):
+        import gevent
+
+        if self.header_timeout_s <= 0:
+            return None
+        return gevent.Timeout.start_new(self.header_timeout_s, HeaderTimeout)
+
+    def handle(self, sock, address):
+        peer = address[0] if isinstance(address, tuple) else str(address)
+        if self.trusted_proxies:
+            return super().handle(sock, address)
+        if not self.limits.acquire(peer):
+            try:
+                sock.sendall(_BUSY)
+            except OSError:
+                pass
+            sock.close()
+            return None
+        try:
+            return super().handle(sock, address)
+        finally:
+            self.limits.release(peer)
+
+
+def wsgi_server(app, host: str, port: int, handler_class=GuardedHandler, **kwargs):
+    """The WSGI server for ``app`` with the guards its config asks for; ``handler_class``
+    must derive from :class:`GuardedHandler`."""
+    s = settings(app.config)
+    assert issubclass(handler_class, GuardedHandler)
+    return GuardedWSGIServer(
+        (host, port),
+        app,
+        handler_class=handler_class,
+        header_timeout_s=s["HEADER_TIMEOUT_S"],
+        limits=AddressLimits(s["MAX_CONNECTIONS_PER_ADDRESS"]),
+        trusted_proxies=s["TRUSTED_PROXIES"],
+        error_log=BoundedLog(logging.getLogger("motcua.http")),
+        **kwargs,
+    )
+
+
+# -- logins ----------------------------------------------------------------------------------
+# How much less the password-check threads get of the CPU than the event loop (a nice
+# value): on a 2-core PC a check takes a whole core for ~0.16 s, and the queue operations
+# must not wait for it. Linux keeps a nice value per thread.
+CHECK_NICENESS = 10
+_niced = threading.local()
+
+
+def _niced_check(stored: str, password: str) -> bool:
+    """auth.password_matches on a pool thread, lowered in priority the first time."""
+    if not getattr(_niced, "done", False):
+        _niced.done = True
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, CHECK_NICENESS)  # this thread only, on Linux
+        except (AttributeError, OSError):
+            pass
+    return auth.password_matches(stored, password)
+
+
+class PasswordChecks:
+    """Password checks, at most ``size`` at once on threads of their own (so a flood of
+    logins never takes the thread pool that the store and other blocking work use), with at
+    most ``queue`` more waiting; beyond that a login is answered ``rate_limited`` at once.
+    Without gevent (tests in one process) the check runs in the caller, bounded alike."""
+
+    def __init__(self, size: int, use_gevent: bool, queue: int | None = None):
+        self.size = size
+        self.queue = 8 * size if queue is None else queue
+        self._pool = None
+        if use_gevent:
+            from gevent.threadpool import ThreadPool
+
+            self._pool = ThreadPool(size)
+        self._slots = threading.BoundedSemaphore(size)
+        self._pending = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, stored: str, password: str) -> bool:
+        with self._lock:
+            if self._pending >= self.size + self.queue:
+                raise QueueError("rate_limited", "rate_limited")
+            self._pending += 1
+        try:
+            if self._pool is not None:
+                return self._pool.apply(_niced_check, (stored, password))
+            with self._slots:
+                return auth.password_matches(stored, password)
+        finally:
+            with self._lock:
+                self._pending -= 1
+
+
+class LoginGuard:
+    """What the login route needs: the throttle and the bounded password checks."""
+
+    def __init__(self, throttle: auth.LoginThrottle, check: PasswordChecks):
+        self.throttle = throttle
+        self.check = check
+
+
+def install(app, sio) -> LoginGuard:
+    """Guard ``sio`` (python-socketio's server) and give ``app`` its login guard
+    (``app.extensions["motcua.login"]``), with the settings of ``app.config``."""
+    s = settings(app.config)
+    SocketGuard(sio, s["JOIN_TIMEOUT_S"], s["FRAME_RATE"], s["FRAME_BURST"])
+    login = LoginGuard(
+        auth.LoginThrottle(max_entries=s["LOGIN_THROTTLE_ENTRIES"]),
+        PasswordChecks(s["PASSWORD_CHECKS"], use_gevent=app.config.get("OFFLOAD") is not None),
+    )
+    app.extensions["motcua.login"] = login
+    return login
