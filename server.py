@@ -162,6 +162,7 @@ def create_app(overrides: dict | None = None):
     app.register_blueprint(api.bp)
     web.init_app(app)
     app.register_blueprint(kiosk.bp)
+    app.register_blueprint(counter.bp)
     for door in (
         kiosk.KioskDoor,
         kiosk.TicketDoor,

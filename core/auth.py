@@ -99,6 +99,17 @@ def staff_for_token(conn: Connection, token: str) -> Row:
     return row
 
 
+def logout(store: Store, token: str) -> None:
+    """End a staff session (the token stops working at once); unknown tokens are ignored."""
+
+    def op(tx: Tx) -> dict:
+        ss = m.staff_sessions
+        tx.conn.execute(ss.delete().where(ss.c.token_hash == token_hash(token)))
+        return {}
+
+    store.write(op, centre_id=0, actor="logout")
+
+
 def staff_counter_ids(conn: Connection, staff_id: int) -> list[int]:
     sc = m.staff_counters
     return list(conn.execute(sa.select(sc.c.counter_id).where(sc.c.staff_id == staff_id)).scalars())

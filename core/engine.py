@@ -320,6 +320,7 @@ class QueueEngine:
                     "service_code": svc.code,
                     "service_name": svc.name,
                     "called_at": None,
+                    "started_at": None,
                     "counter_number": None,
                     "target_number": None,
                 },
@@ -918,6 +919,15 @@ class QueueEngine:
 
     def ticket_status(self, public_key: str) -> dict | None:
         return self.store.read(lambda conn: views.ticket_status(conn, public_key))
+
+    def clerk_day(self, actor: Actor) -> dict:
+        return self.store.read(lambda conn: views.clerk_day(conn, actor.id, actor.centre_id))
+
+    def staff_centre(self, token: str) -> dict:
+        """The centre as the clerk owning session ``token`` sees it (unauthorized if none)."""
+        from .auth import staff_for_token
+
+        return self.store.read(lambda conn: views.staff_centre(conn, staff_for_token(conn, token)))
 
     def ticket_follower(self, public_key: str):
         return self.store.read(lambda conn: views.ticket_follower(conn, public_key))

@@ -63,6 +63,7 @@ def ticket_view(t: Mapping, tz: str) -> dict:
         "priority": t["priority"],
         "issued_at": iso(t["issued_at"], tz),
         "called_at": iso(t["called_at"], tz),
+        "started_at": iso(t["started_at"], tz),
         "counter": t["counter_number"],
         "target_counter": t["target_number"],
     }
@@ -166,6 +167,70 @@ def device_alerts(conn: Connection, centre_id: int, tz: str) -> list[dict]:
         .order_by(d.c.id)
     )
     return [alert_view(r, r.alert, r.alert_since, tz) for r in rows]
+
+
+def staff_centre(conn: Connection, staff: Row) -> dict:
+    """What a clerk's page needs before and beside a counter: the centre, its active
+    services (transfers), its counters (which this clerk may take, who holds each)."""
+    ctr = centre(conn, staff.centre_id)
+    allowed = set(
+        conn.execute(
+            sa.select(m.staff_counters.c.counter_id).where(m.staff_counters.c.staff_id == staff.id)
+        ).scalars()
+    )
+    rows = list(conn.execute(sa.select(_c).where(_c.c.centre_id == ctr.id).order_by(_c.c.number)))
+    codes: dict[int, list[str]] = {}
+    cs = m.counter_services
+    for counter_id, code in conn.execute(
+        sa.select(cs.c.counter_id, _s.c.code)
+        .join(_s, _s.c.id == cs.c.service_id)
+        .where(cs.c.counter_id.in_([r.id for r in rows]))
+        .order_by(_s.c.id)
+    ):
+        codes.setdefault(counter_id, []).append(code)
+    return {
+        "centre": {"code": ctr.code, "name": ctr.name, "timezone": ctr.timezone},
+        "staff": {"username": staff.username, "full_name": staff.full_name, "role": staff.role},
+        "services": [
+            {"code": sv.code, "name": sv.name, "agency": sv.agency}
+            for sv in services(conn, ctr.id, active_only=True)
+        ],
+        "counters": [
+            {
+                **counter_view(r._mapping),
+                "services": codes.get(r.id, []),
+                "clerk": staff_name(conn, r.staff_id) if r.status != "closed" else None,
+                "allowed": not allowed or r.id in allowed,
+            }
+            for r in rows
+        ],
+    }
+
+
+def clerk_day(conn: Connection, staff_id: int, centre_id: int) -> dict:
+    """A clerk's own figures for today: visits served, their average length, and the
+    ratings received by level (counts only: never who rated what)."""
+    ctr = centre(conn, centre_id)
+    since = day_start(m.utcnow(), ctr.timezone)
+    served = conn.execute(
+        sa.select(_t.c.started_at, _t.c.called_at, _t.c.finished_at).where(
+            _t.c.staff_id == staff_id, _t.c.status == "done", _t.c.finished_at >= since
+        )
+    ).all()
+    lengths = [(f - (s or c)).total_seconds() for s, c, f in served if f and (s or c)]
+    r = m.ratings
+    by_score = dict(
+        conn.execute(
+            sa.select(r.c.score, sa.func.count())
+            .where(r.c.staff_id == staff_id, r.c.rated_at >= since)
+            .group_by(r.c.score)
+        ).all()
+    )
+    return {
+        "served": len(served),
+        "average_service_s": round(sum(lengths) / len(lengths)) if lengths else None,
+        "ratings": {str(score): by_score.get(score, 0) for score in (1, 2, 3)},
+    }
 
 
 def counter_snapshot(conn: Connection, counter_id: int) -> dict:

@@ -1,12 +1,24 @@
-"""The counter's door (/counter): clerks call, serve, transfer and pause."""
+"""The counter's door (/counter): clerks call, serve, transfer and pause; and the clerk's
+page (/counter/)."""
 
 from __future__ import annotations
 
-from core.engine import Actor
+from flask import Blueprint, render_template
+
+from core.engine import OUTCOMES, PRIORITIES, Actor
 from core.errors import QueueError
 from core.roles import Audience
 from core.validation import INT_LIMIT, REQUEST_ID, TYPE_NAMES, Field
 from gateway.doors import Client, Door, EngineOp
+from gateway.web import N_
+
+bp = Blueprint(
+    "counter",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/counter/static",
+)
 
 TICKET = Field(int, required=True, min=1)
 _R = {"request_id": REQUEST_ID}
@@ -41,6 +53,7 @@ class CounterDoor(Door):
         "pause": ({"reason": Field(str, required=True, max_len=200), **_R}, EngineOp("pause")),
         "resume": ({**_R}, EngineOp("resume")),
         "close": ({**_R}, EngineOp("close_counter")),
+        "my_day": ({}, EngineOp("clerk_day")),
     }
 
     def authenticate(self, auth: dict, lang: str) -> Client:
@@ -74,3 +87,93 @@ class CounterDoor(Door):
 
     def admit(self, client: Client) -> None:
         self.ctx.engine.open_counter(client.actor)
+
+
+# The clerk's page's words (its script renders every screen).
+COUNTER_STRINGS = {
+    "login_title": N_("Đăng nhập cán bộ"),
+    "username": N_("Tên đăng nhập"),
+    "password": N_("Mật khẩu"),
+    "login": N_("Đăng nhập"),
+    "logout": N_("Đăng xuất"),
+    "change_counter": N_("Đổi quầy"),
+    "server_trouble": N_("Máy chủ đang gặp sự cố. Hãy thử lại sau giây lát."),
+    "server_unreachable": N_("Không kết nối được máy chủ. Hãy kiểm tra mạng rồi thử lại."),
+    "no_answer": N_("Máy chủ chưa trả lời; thao tác có thể chưa được ghi nhận. Hãy thử lại."),
+    "loading": N_("Đang tải…"),
+    "choose_counter": N_("Chọn quầy làm việc"),
+    "held_by": N_("Đang do {name} phụ trách"),
+    "no_counter": N_("Tài khoản này chưa được phân công quầy nào."),
+    "status_open": N_("Đang mở"),
+    "status_paused": N_("Tạm dừng"),
+    "status_closed": N_("Đóng"),
+    "status_paused_because": N_("Tạm dừng: {reason}"),
+    "action_call_next": N_("Gọi tiếp"),
+    "action_recall": N_("Gọi lại"),
+    "action_start": N_("Bắt đầu"),
+    "action_finish": N_("Hoàn thành"),
+    "action_no_show": N_("Vắng mặt"),
+    "action_transfer": N_("Chuyển"),
+    "action_pause": N_("Tạm dừng"),
+    "action_close": N_("Đóng quầy"),
+    "resume": N_("Tiếp tục"),
+    "no_current": N_("Chưa có công dân. Bấm «Gọi tiếp» để mời số tiếp theo."),
+    "ticket_called": N_("Đang mời, chờ công dân đến quầy"),
+    "ticket_serving": N_("Đang phục vụ"),
+    "waited": N_("Đã chờ"),
+    "called_for": N_("Đã mời được"),
+    "served_for": N_("Đã phục vụ được"),
+    "minutes_n": N_("{m} phút"),
+    "queue_title": N_("Đang chờ ({n})"),
+    "queue_empty": N_("Không có ai đang chờ."),
+    "call_this": N_("Gọi số này"),
+    "sent_here": N_("(chuyển đến quầy này)"),
+    "today": N_("Hôm nay của bạn"),
+    "served": N_("Đã phục vụ"),
+    "average": N_("Thời gian phục vụ trung bình"),
+    "rating_3": N_("Rất hài lòng"),
+    "rating_2": N_("Hài lòng"),
+    "rating_1": N_("Không hài lòng"),
+    "finish_title": N_("Hoàn thành số {number}"),
+    "dossiers": N_("Mã hồ sơ (quét hoặc gõ, Enter để thêm)"),
+    "dossier_hint": N_("VD: H15.50.05.13-261008-0975"),
+    "remove": N_("Bỏ"),
+    "outcome": N_("Kết quả"),
+    "outcome_received": N_("Tiếp nhận hồ sơ mới"),
+    "outcome_returned": N_("Trả kết quả"),
+    "outcome_supplemented": N_("Bổ sung hồ sơ"),
+    "outcome_guided": N_("Chỉ hướng dẫn"),
+    "outcome_other": N_("Khác"),
+    "cancel": N_("Hủy"),
+    "transfer_title": N_("Chuyển số {number}"),
+    "to_service": N_("Sang lĩnh vực"),
+    "to_counter": N_("Sang quầy"),
+    "pause_title": N_("Tạm dừng quầy vì"),
+    "reason_break": N_("Nghỉ giữa giờ"),
+    "reason_meeting": N_("Họp"),
+    "reason_helping": N_("Hỗ trợ quầy khác"),
+    "reason_system": N_("Sự cố phần mềm, thiết bị"),
+    "other_reason": N_("Lý do khác…"),
+    "close_confirm": N_("Đóng quầy? Công dân sẽ không được gọi đến quầy này nữa."),
+    "done_called": N_("Đã mời số {number}."),
+    "done_finished": N_("Đã hoàn thành số {number}."),
+    "alert_out_of_paper": N_("máy in hết giấy"),
+    "alert_paper_near_end": N_("máy in sắp hết giấy"),
+    "alert_printer_offline": N_("máy in đang tắt hoặc mở nắp"),
+    "alert_printer_unreachable": N_("không kết nối được máy in"),
+    "alert_print_late": N_("phiếu không được in kịp"),
+    "alert_print_failed": N_("in phiếu bị lỗi"),
+}
+PAUSE_REASONS = ["reason_break", "reason_meeting", "reason_helping", "reason_system"]
+
+
+@bp.get("/counter/")
+def counter_page():
+    """The clerk's page: log in, take a counter, serve the queue (1366×768 and up)."""
+    page_data = {
+        "title": "motcua",
+        "priorities": PRIORITIES,
+        "outcomes": list(OUTCOMES),
+        "pause_reasons": PAUSE_REASONS,
+    }
+    return render_template("counter/counter.html", strings=COUNTER_STRINGS, page_data=page_data)

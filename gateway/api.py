@@ -69,6 +69,40 @@ def healthz():
     return jsonify(body), 200 if database == "ok" else 503
 
 
+def _bearer() -> str:
+    header = request.headers.get("Authorization", "")
+    return header[7:].strip() if header[:7].lower() == "bearer " else ""
+
+
+def _answer(fn, lang: str):
+    """Run ``fn``; a refusal (a lost database included) is its JSON error answer."""
+    try:
+        return jsonify(fn())
+    except Exception as e:  # noqa: BLE001 - a lost database is "unavailable" (503 JSON)
+        error = refusal_of(e)
+        if error.code == "internal":
+            raise
+        return error_response(error, lang)
+
+
+@bp.get("/api/v1/centre")
+def staff_centre():
+    """For a clerk's page: the centre, its services and counters (Bearer session token)."""
+    token = _bearer()
+    if not token:
+        return error_response(QueueError("unauthorized", "auth_missing"), _lang())
+    return _answer(lambda: _ctx().engine.staff_centre(token), _lang())
+
+
+@bp.post("/api/v1/auth/logout")
+def logout():
+    """End the session of the Bearer token."""
+    token = _bearer()
+    if token:
+        return _answer(lambda: auth.logout(_ctx().store, token) or {"ok": True}, _lang())
+    return jsonify({"ok": True})
+
+
 @bp.post("/api/v1/auth/login")
 def login():
     ctx = _ctx()

@@ -108,22 +108,28 @@ def font(name: str):
 DEVICE_PAGES = {"kiosk": ("/kiosk/", N_("Máy lấy số"))}
 
 
-def demo_devices(demo_file: Path) -> list[dict]:
-    """The demo's device pages, each opened with its (public) demo token."""
+def demo_devices(demo_file: Path) -> dict:
+    """The demo's device pages, each opened with its (public) demo token, and its (public)
+    staff logins."""
     import tomllib
 
     data = tomllib.loads(demo_file.read_text(encoding="utf-8"))
-    out = []
+    devices = []
     for d in data.get("devices", []):
         if d["kind"] in DEVICE_PAGES:
             path, label = DEVICE_PAGES[d["kind"]]
-            out.append({"label": label, "name": d["name"], "url": f"{path}?token={d['token']}"})
-    return out
+            devices.append({"label": label, "name": d["name"], "url": f"{path}?token={d['token']}"})
+    staff = [
+        {"username": st["username"], "password": st["password"], "name": st["full_name"]}
+        for st in data.get("staff", [])
+        if st["role"] == "clerk"
+    ]
+    return {"devices": devices, "staff": staff}
 
 
 @bp.get("/")
 def start():
     """The start page: centres, the staff login, and in the demo the device pages."""
     ctx = current_app.extensions["motcua"]
-    demo = current_app.config.get("DEMO_DEVICES") or []
+    demo = current_app.config.get("DEMO_DEVICES")
     return render_template("web/start.html", centres=ctx.engine.centres(), demo=demo)

@@ -81,6 +81,8 @@ export function follow({ namespace, auth, snapshotEvent, handlers }) {
   });
   let last = null; // seq of the state shown; null while waiting for a snapshot
   let buffer = [];
+  let closed = false; // the page let go of this link: no retrying
+  const retry = (ms) => setTimeout(() => closed || socket.connect(), ms);
 
   function sync() {
     last = null;
@@ -128,14 +130,18 @@ export function follow({ namespace, auth, snapshotEvent, handlers }) {
     const code = err?.data?.code;
     if (code === "unauthorized" || code === "forbidden" || code === "not_found") {
       handlers.refused?.(err.data);
-      setTimeout(() => socket.connect(), 30000);
+      retry(30000);
     } else {
-      setTimeout(() => socket.connect(), 2000);
+      retry(2000);
     }
   });
   return {
     socket,
     sync,
+    close() {
+      closed = true;
+      socket.disconnect();
+    },
     request: (event, payload, options) => request(socket, event, payload, options),
   };
 }

@@ -1,0 +1,201 @@
+"""The clerk's page (/counter/) in headless Chromium against a real server: logging in,
+serving a queue with the keyboard, dossier codes scanned at finish, transfers, pauses,
+refusals, a server restart mid-visit. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from playwright.sync_api import expect
+
+from harness.browser import CLERK_SCREEN, PageErrors, screenshot
+from harness.centre import KIOSK_B, PASSWORDS
+from harness.printer import FakeNetworkPrinter
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def clerk_page(browser, sqlite_server):
+    context = browser.new_context(viewport=CLERK_SCREEN, locale="vi-VN")
+    page = context.new_page()
+    page.errors = PageErrors(page)
+    yield page
+    context.close()
+
+
+def log_in(page, server, username="clerk1", password=None):
+    page.goto(server.url + "/counter/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password or PASSWORDS[username])
+    page.get_by_role("button", name="Đăng nhập").click()
+
+
+def take_counter(page, server, number=1, username="clerk1"):
+    log_in(page, server, username)
+    page.locator(f"[data-counter='{number}']").click()
+    expect(page.get_by_test_id("counter-status")).to_have_text("Đang mở")
+
+
+def button(page, action):
+    return page.locator(f"[data-action={action}]")
+
+
+def dossiers_of(server, number: str) -> list[tuple[str, str]]:
+    path = server.database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        return db.execute(
+            "SELECT d.code, t.outcome FROM ticket_dossiers d JOIN tickets t ON t.id = d.ticket_id "
+            "WHERE t.number = ? ORDER BY d.code",
+            (number,),
+        ).fetchall()
+
+
+def test_login_refusals_then_only_my_counters(clerk_page, sqlite_server):
+    page = clerk_page
+    log_in(page, sqlite_server, password="not-the-password")
+    expect(page.get_by_test_id("login-error")).to_have_text(
+        "Tên đăng nhập hoặc mật khẩu không đúng."
+    )
+    screenshot(page, "counter-login-refused")
+    page.fill("input[name=password]", PASSWORDS["clerk1"])
+    page.get_by_role("button", name="Đăng nhập").click()
+    expect(page.locator("[data-counter]")).to_have_count(1)  # clerk1 may take counter 1 only
+    expect(page.locator("[data-counter='1']")).to_contain_text("Quầy 1")
+    screenshot(page, "counter-choose")
+    # The refused login (its 401, which Chromium also logs) is the only failure.
+    assert [e for e in page.errors.errors if "401" not in e] == []
+    assert len(page.errors.errors) == 2
+
+
+def test_a_visit_served_with_the_keyboard(clerk_page, sqlite_server, devices):
+    page = clerk_page
+    kiosk = devices.kiosk(sqlite_server)
+    for service in ("TP", "HT", "TP"):
+        kiosk.call("issue", {"service": service})
+    board = devices.display(sqlite_server)
+    take_counter(page, sqlite_server)
+    expect(page.get_by_test_id("queue").locator("li")).to_have_count(3)
+    expect(page.locator("kbd").first).to_have_text("G")  # shortcuts are shown on buttons
+
+    page.keyboard.press("g")  # Gọi tiếp
+    expect(page.get_by_test_id("current-number")).to_have_text("A001")
+    assert board.wait_change("called", recall=False)["ticket"]["number"] == "A001"
+    expect(page.get_by_test_id("queue").locator("li")).to_have_count(2)
+    page.keyboard.press("l")  # Gọi lại
+    assert board.wait_change("called", recall=True)["ticket"]["number"] == "A001"
+    page.keyboard.press("b")  # Bắt đầu
+    expect(page.get_by_test_id("current-status")).to_have_text("Đang phục vụ")
+    screenshot(page, "counter-serving")
+
+    page.keyboard.press("h")  # Hoàn thành: codes scanned (typed, then Enter), an outcome
+    scanner = page.get_by_test_id("dossier-input")
+    scanner.type("H15.50.05.13-261008-0975")
+    scanner.press("Enter")
+    scanner.type("H15.50.05.13-261008-0976")
+    scanner.press("Enter")
+    expect(page.get_by_test_id("dossiers").locator("li")).to_have_count(2)
+    page.get_by_label("Trả kết quả").check()
+    screenshot(page, "counter-finish")
+    page.get_by_test_id("confirm").click()
+    expect(page.get_by_test_id("current")).to_contain_text("Chưa có công dân")
+    expect(page.get_by_test_id("served")).to_have_text("1")
+    assert dossiers_of(sqlite_server, "A001") == [
+        ("H15.50.05.13-261008-0975", "returned"),
+        ("H15.50.05.13-261008-0976", "returned"),
+    ]
+
+    # Calling a given number from the list, then nobody comes.
+    page.locator("[data-ticket=A002] button").click()
+    expect(page.get_by_test_id("current-number")).to_have_text("A002")
+    page.keyboard.press("v")  # Vắng mặt
+    expect(page.get_by_test_id("current")).to_contain_text("Chưa có công dân")
+    assert board.wait_change("no_show")["ticket"]["number"] == "A002"
+
+    # Transfer to counter 2, which alone may call it now.
+    page.keyboard.press("g")
+    expect(page.get_by_test_id("current-number")).to_have_text("B100")
+    page.keyboard.press("c")
+    page.get_by_test_id("dialog-transfer").locator("[data-counter='2']").click()
+    expect(page.get_by_test_id("current")).to_contain_text("Chưa có công dân")
+    counter2 = devices.counter(sqlite_server, "clerk2", 2)
+    assert counter2.call("call_next", {})["ticket"]["number"] == "B100"
+
+    # Pause with a reason, and back.
+    page.keyboard.press("t")
+    page.get_by_role("button", name="Họp").click()
+    expect(page.get_by_test_id("counter-status")).to_have_text("Tạm dừng: Họp")
+    expect(button(page, "call_next")).to_be_disabled()
+    page.keyboard.press("t")
+    expect(page.get_by_test_id("counter-status")).to_have_text("Đang mở")
+    assert page.errors.errors == []
+
+
+def test_a_refusal_shows_the_servers_words(clerk_page, sqlite_server):
+    page = clerk_page
+    take_counter(page, sqlite_server)
+    button(page, "call_next").click()  # nobody waits
+    expect(page.get_by_test_id("message")).to_contain_text("Không còn")
+    screenshot(page, "counter-refusal")
+
+
+def test_the_page_rides_out_a_server_restart_mid_visit(clerk_page, sqlite_server, devices):
+    page = clerk_page
+    devices.kiosk(sqlite_server).call("issue", {"service": "TP"})
+    take_counter(page, sqlite_server)
+    page.keyboard.press("g")
+    expect(page.get_by_test_id("current-number")).to_have_text("A001")
+    page.keyboard.press("b")
+    expect(page.get_by_test_id("current-status")).to_have_text("Đang phục vụ")
+    sqlite_server.stop()
+    expect(page.locator("#offline")).to_be_visible()
+    expect(button(page, "finish")).to_be_disabled()
+    screenshot(page, "counter-offline")
+    sqlite_server.restart()
+    expect(page.locator("#offline")).to_be_hidden(timeout=15000)
+    expect(page.get_by_test_id("current-number")).to_have_text("A001")
+    page.keyboard.press("h")
+    page.get_by_test_id("confirm").click()
+    expect(page.get_by_test_id("current")).to_contain_text("Chưa có công dân")
+
+
+def test_a_kiosk_printer_out_of_paper_is_shown_to_clerks(
+    clerk_page, sqlite_server, devices, agent_factory
+):
+    page = clerk_page
+    take_counter(page, sqlite_server)
+    with FakeNetworkPrinter("out") as printer:
+        agent_factory(sqlite_server, printer.url).start()
+        devices.kiosk(sqlite_server, KIOSK_B).call("issue", {"service": "TP"})
+        expect(page.get_by_test_id("alerts")).to_have_text(
+            "Kiosk B: máy in hết giấy", timeout=15000
+        )
+        screenshot(page, "counter-alert")
+
+
+def test_logging_out_ends_the_session(clerk_page, sqlite_server):
+    page = clerk_page
+    take_counter(page, sqlite_server)
+    token = page.evaluate("sessionStorage.getItem('motcua.counter.session')")
+    page.get_by_role("button", name="Đăng xuất").click()
+    expect(page.get_by_test_id("login")).to_be_visible()
+    import requests
+
+    r = requests.get(
+        sqlite_server.url + "/api/v1/centre", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert r.status_code == 401
+
+
+def test_a_double_press_calls_once(clerk_page, sqlite_server, devices):
+    page = clerk_page
+    kiosk = devices.kiosk(sqlite_server)
+    for _ in range(3):
+        kiosk.call("issue", {"service": "TP"})
+    take_counter(page, sqlite_server)
+    page.keyboard.press("g")
+    page.keyboard.press("g")  # while the first is in flight: ignored, the button is disabled
+    expect(page.get_by_test_id("current-number")).to_have_text("A001")
+    page.wait_for_timeout(500)
+    expect(page.get_by_test_id("queue").locator("li")).to_have_count(2)
