@@ -19,12 +19,11 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from stats import fmt_ms, stats_ms
 
-from hardware.ticket import TicketFace, render
+from hardware.ticket import render, sample_face
 from harness.agent import AgentProcess
 from harness.centre import KIOSK_B, CentreServer
 from harness.devices import Device
@@ -56,19 +55,7 @@ class TimedPrinter(FakeNetworkPrinter):
 
 
 def draw_time(width: int, n: int = 20) -> list[float]:
-    face = TicketFace(
-        centre="Trung tâm Phục vụ hành chính công tỉnh Kiên Giang",
-        number="A023",
-        service="Lý lịch tư pháp",
-        agency="Sở Tư pháp",
-        issued_at=datetime.now(UTC),
-        timezone="Asia/Ho_Chi_Minh",
-        ahead=7,
-        estimated_wait_s=1260,
-        status_url="http://192.168.1.10:5000/t/rIIo2DvY1jjqm-C8WssvhA",
-        priority="Người cao tuổi",
-        footer="Đường dây nóng: 0297 3 862 135",
-    )
+    face = sample_face()
     out = []
     for _ in range(n):
         t0 = time.perf_counter()

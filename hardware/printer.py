@@ -642,21 +642,10 @@ def describe(status: PrinterStatus) -> str:
 
 
 def _sample_face():
-    from datetime import UTC
+    from hardware.ticket import sample_face
 
-    from hardware.ticket import TicketFace
-
-    return TicketFace(
-        centre="Trung tâm Phục vụ hành chính công tỉnh Kiên Giang",
-        number="A023",
-        service="Lý lịch tư pháp",
-        agency="Sở Tư pháp",
-        issued_at=datetime.now(UTC),
-        timezone="Asia/Ho_Chi_Minh",
-        ahead=3,
-        estimated_wait_s=540,
+    return sample_face(
         status_url="http://motcua.local/t/thu-in",
-        priority="Người cao tuổi",
         footer="Phiếu in thử: ắ ằ ẳ ẵ ặ ấ ầ ẩ ẫ ậ ế ề ể ễ ệ ố ồ ổ ỗ ộ ớ ờ ở ỡ ợ ứ ừ ử ữ ự đ Đ",
     )
 

@@ -337,6 +337,27 @@ def render(face: TicketFace, width: int = 576) -> Image.Image:
     return s.image()
 
 
+def sample_face(**changes) -> TicketFace:
+    """A ticket with every kind of field filled, for printer checks, tests and benchmarks."""
+    from dataclasses import replace
+    from datetime import UTC
+
+    face = TicketFace(
+        centre="Trung tâm Phục vụ hành chính công tỉnh Kiên Giang",
+        number="A023",
+        service="Lý lịch tư pháp",
+        agency="Sở Tư pháp",
+        issued_at=datetime.now(UTC),
+        timezone="Asia/Ho_Chi_Minh",
+        ahead=7,
+        estimated_wait_s=1260,
+        status_url="http://192.168.1.10:8080/t/k3J9xQ2mPz",
+        priority="Người cao tuổi",
+        footer="Vui lòng giữ phiếu đến khi được phục vụ.\nĐường dây nóng: 0297 3 862 135",
+    )
+    return replace(face, **changes)
+
+
 def preview_png(face: TicketFace, width: int = 576) -> bytes:
     """``render`` as PNG bytes: the kiosk's on-screen fallback and the admin preview."""
     out = io.BytesIO()

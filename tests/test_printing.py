@@ -29,6 +29,7 @@ from hardware.ticket import (
     font_set,
     preview_png,
     render,
+    sample_face,
     wait_text,
 )
 from harness.printer import FakeNetworkPrinter, decode_raster, decode_tickets
@@ -36,19 +37,7 @@ from harness.printer import FakeNetworkPrinter, decode_raster, decode_tickets
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "printing"
 FAST = 0.3  # seconds: status questions to a silent printer wait this long
 
-FACE = TicketFace(
-    centre="Trung tâm Phục vụ hành chính công tỉnh Kiên Giang",
-    number="A023",
-    service="Lý lịch tư pháp",
-    agency="Sở Tư pháp",
-    issued_at=datetime(2026, 11, 26, 2, 5, tzinfo=UTC),
-    timezone="Asia/Ho_Chi_Minh",
-    ahead=7,
-    estimated_wait_s=1260,
-    status_url="http://192.168.1.10:8080/t/k3J9xQ2mPz",
-    priority="Người cao tuổi",
-    footer="Vui lòng giữ phiếu đến khi được phục vụ.\nĐường dây nóng: 0297 3 862 135",
-)
+FACE = sample_face(issued_at=datetime(2026, 11, 26, 2, 5, tzinfo=UTC))
 
 TONES = ("", "\u0300", "\u0301", "\u0303", "\u0309", "\u0323")  # none, huyền sắc ngã hỏi nặng
 VOWELS = "aăâeêioôơuưy"
