@@ -164,9 +164,10 @@ def ticket_qr(key: str):
     """The QR code of a ticket's status page, drawn on the server (no script library)."""
     import segno
 
-    if len(key) > 64 or current_app.extensions["motcua"].engine.ticket_status(key) is None:
+    ctx = current_app.extensions["motcua"]
+    if len(key) > 64 or ctx.engine.ticket_follower(key) is None:
         abort(404)
-    base = public_base(current_app.extensions["motcua"], request.host_url)
+    base = public_base(ctx, request.host_url)
     out = io.BytesIO()
     segno.make(f"{base}/t/{key}", error="m").save(out, kind="svg", scale=8, border=2)
     return Response(
