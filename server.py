@@ -158,6 +158,7 @@ def create_app(overrides: dict | None = None):
     app.register_blueprint(api.bp)
     web.init_app(app)
     app.register_blueprint(kiosk.bp)
+    app.register_blueprint(rating_terminal.bp)
     for door in (
         kiosk.KioskDoor,
         kiosk.TicketDoor,

@@ -41,6 +41,8 @@ class CounterDoor(Door):
         "pause": ({"reason": Field(str, required=True, max_len=200), **_R}, EngineOp("pause")),
         "resume": ({**_R}, EngineOp("resume")),
         "close": ({**_R}, EngineOp("close_counter")),
+        # A read: the clerk's own ratings by level (never which visit got which).
+        "my_ratings": ({}, EngineOp("staff_ratings")),
     }
 
     def authenticate(self, auth: dict, lang: str) -> Client:

@@ -26,6 +26,9 @@ KIOSK_SCREEN = {"width": 1080, "height": 1920}
 TV_SCREEN = {"width": 1920, "height": 1080}
 CLERK_SCREEN = {"width": 1366, "height": 768}
 PHONE_SCREEN = {"width": 390, "height": 844}
+# A 10-inch rating tablet, both ways up.
+TABLET_PORTRAIT = {"width": 800, "height": 1280}
+TABLET_LANDSCAPE = {"width": 1280, "height": 800}
 
 
 def screenshot(page, name: str) -> Path:

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 
 from core.engine import PRIORITIES, Actor
 from core.errors import QueueError
+from core.rating import RATING_FIELDS
 from core.roles import Audience
 from core.validation import REQUEST_ID, Field
 from gateway.doors import Client, Door
@@ -77,9 +78,11 @@ STATUS_STRINGS = {
 
 class TicketDoor(Door):
     """The public status page of one ticket, live (/ticket): its key is the credential,
-    it hears that ticket's changes and the counts of its service, and sends only sync."""
+    it hears that ticket's changes and the counts of its service, and sends only sync
+    and, once its visit is done, its rating (`rate`)."""
 
     role_name = "ticket"
+    events = {"rate": (RATING_FIELDS, "rate")}
 
     def authenticate(self, auth: dict, lang: str) -> Client:
         key = auth.get("key")
@@ -104,6 +107,11 @@ class TicketDoor(Door):
 
     def snapshot(self, client: Client) -> dict:
         return self.ctx.engine.ticket_status(client.actor.name)
+
+    def rate(self, client: Client, **rating):
+        """The holder rates the visit here when the tablet did not: the same operation
+        and rules as the tablet's, for this ticket only."""
+        return self.ctx.engine.rate(client.actor, client.actor.id, **rating)
 
 
 # The kiosk page's words (its script switches language on a tap, without a reload).
