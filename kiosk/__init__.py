@@ -8,7 +8,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 
 from core.engine import PRIORITIES, Actor
 from core.errors import QueueError
-from core.rating import RATING_FIELDS
+from core.rating import DEFAULT_REASONS, RATING_FIELDS
 from core.roles import Audience
 from core.validation import REQUEST_ID, Field
 from gateway.doors import Client, Door
@@ -73,6 +73,17 @@ STATUS_STRINGS = {
     "called_to": N_("Mời bạn đến quầy số {n}"),
     "minutes": N_("{m} phút"),
     "updated": N_("Cập nhật lúc {time}."),
+    # Rating the visit here, when the counter's tablet did not get it.
+    "rate_question": N_("Ông/Bà đánh giá thế nào về việc giải quyết thủ tục hôm nay?"),
+    "level_3": N_("Rất hài lòng"),
+    "level_2": N_("Hài lòng"),
+    "level_1": N_("Không hài lòng"),
+    "reasons_title": N_("Ông/Bà chưa hài lòng về điều gì?"),
+    "comment_title": N_("Ý kiến thêm (không bắt buộc)"),
+    "send": N_("Gửi đánh giá"),
+    "thanks": N_("Xin cảm ơn Ông/Bà đã đánh giá!"),
+    "rate_failed": N_("Chưa gửi được đánh giá. Vui lòng thử lại."),
+    **{f"reason:{r}": r for r in DEFAULT_REASONS},
 }
 
 
