@@ -299,3 +299,49 @@ def test_a_tablet_without_a_valid_token_asks_for_setup(browser, sqlite_server):
         "Máy đánh giá chưa được cài đặt. Vui lòng báo cán bộ kỹ thuật."
     )
     context.close()
+
+
+def test_the_demo_start_page_leads_to_a_working_tablet(browser, devices, tmp_path):
+    """After `make run`: the start page opens counter 1's tablet, which shows the demo's
+    clerk with her photo and asks after a finished visit. (README's pictures.)"""
+    from harness.process import ServerProcess, login
+
+    demo = ServerProcess(tmp_path, f"sqlite:///{tmp_path / 'demo.sqlite3'}", args=("--demo",))
+    demo.start()
+    try:
+        context = browser.new_context(viewport=TABLET_PORTRAIT, locale="vi-VN", has_touch=True)
+        page = context.new_page()
+        errors = PageErrors(page)
+        page.goto(demo.url + "/")
+        page.locator("li", has_text="Máy đánh giá quầy 1").get_by_role("link").click()
+        expect(page.get_by_test_id("counter")).to_have_text("Quầy 1 — Tư pháp")
+        expect(page.get_by_test_id("clerk")).to_have_text("Nguyễn Thị Lan")
+        expect(page.get_by_test_id("photo")).to_be_visible()
+        kiosk = devices(demo, "/kiosk", {"token": "demo-kiosk-sanh-a-0001"})
+        token = login(demo.url, "canbo1", "motcua-demo-1")
+        clerk = devices(demo, "/counter", {"token": token, "counter": 1})
+        ticket = serve_one(kiosk, clerk)
+        expect(page.get_by_test_id("serving")).to_have_text(ticket["number"])
+        screenshot(page, "rating-demo-idle")
+        finish(clerk, ticket)
+        expect(page.get_by_test_id("question")).to_be_visible()
+        screenshot(page, "rating-demo-question")
+        page.locator("[data-score='1']").tap()
+        page.locator("[data-reason='Thời gian chờ quá lâu']").tap()
+        screenshot(page, "rating-demo-reasons")
+        page.get_by_test_id("next").tap()
+        for key in ("c", "h", "o", "horn", "huyen", "space", "l", "a", "u", "hat"):
+            page.locator(f".kb-key[data-key='{key}']").tap()
+        expect(page.get_by_test_id("comment")).to_have_text("chờ lâu")
+        screenshot(page, "rating-demo-comment")
+        page.get_by_test_id("send").tap()
+        expect(page.get_by_test_id("thanks")).to_be_visible()
+        # The rating is in the clerk's own counts.
+        deadline = time.monotonic() + 10
+        while clerk.call("my_ratings")["today"]["1"] != 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert errors.errors == []
+        context.close()
+    finally:
+        demo.stop()
