@@ -39,6 +39,18 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
+def wait_until(page, expression: str, timeout: float = 10) -> None:
+    """Poll a JavaScript expression until it is true. (Playwright's wait_for_function
+    may evaluate its string with `new Function` in the page, which the pages' CSP refuses
+    whenever the first check is false.)"""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"still false after {timeout} s: {expression}"
+        time.sleep(0.05)
+
+
 class PageErrors:
     """Collects what a page reports as wrong (script errors, failed loads, console errors),
     so a test can assert a page ran clean."""

@@ -11,7 +11,13 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import expect
 
-from harness.browser import TABLET_LANDSCAPE, TABLET_PORTRAIT, PageErrors, screenshot
+from harness.browser import (
+    TABLET_LANDSCAPE,
+    TABLET_PORTRAIT,
+    PageErrors,
+    screenshot,
+    wait_until,
+)
 from harness.centre import CENTRE, RATING_1, CentreServer
 
 pytestmark = pytest.mark.timeout(120)
@@ -273,9 +279,8 @@ def test_a_tap_while_offline_is_kept_and_delivered_once(browser, sqlite_server, 
 
     sqlite_server.restart()
     expect(page.locator("#offline")).to_be_hidden(timeout=15000)
-    page.wait_for_function(
-        "JSON.parse(localStorage.getItem('motcua.rating.outbox') || '[]').length === 0",
-        timeout=15000,
+    wait_until(
+        page, "JSON.parse(localStorage.getItem('motcua.rating.outbox') || '[]').length === 0", 15
     )
     assert [(r["number"], r["score"]) for r in ratings(sqlite_server)] == [(ticket["number"], 2)]
     # Reconnecting again sends nothing more: once per visit.
