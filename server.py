@@ -163,6 +163,7 @@ def create_app(overrides: dict | None = None):
     web.init_app(app)
     app.register_blueprint(kiosk.bp)
     app.register_blueprint(counter.bp)
+    app.register_blueprint(rating_terminal.bp)
     for door in (
         kiosk.KioskDoor,
         kiosk.TicketDoor,

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from . import estimates, views
+from . import estimates, rating, views
 from . import models as m
 from .auth import counter_by_number
 from .clock import business_date, iso
@@ -845,7 +845,11 @@ class QueueEngine:
         comment: str | None = None,
         request_id: str | None = None,
     ) -> dict:
-        """Record the citizen's rating: once per visit, at its counter, soon after it."""
+        """Record the citizen's rating: once per visit, soon after it, from the tablet at
+        the counter that served it or from the ticket's own status page (a ``ticket``
+        actor: its key is the credential). Reasons only with the low level, from those
+        the centre offers; a short comment, as plain text. Never changed afterwards."""
+        comment = rating.check_comment(comment)
 
         def op(tx: Tx) -> dict:
             conn = tx.conn
@@ -859,10 +863,22 @@ class QueueEngine:
                 raise QueueError("already_rated", "already_rated")
             if ticket["status"] != "done":
                 raise QueueError("forbidden", "rating_not_done", number=number)
-            if ticket["counter_id"] != actor.counter_id:
+            if actor.kind == "ticket":
+                if actor.id != ticket["id"]:
+                    raise QueueError("forbidden", "rating_other_ticket")
+            elif ticket["counter_id"] != actor.counter_id:
                 raise QueueError("forbidden", "rating_wrong_counter", number=number)
             if tx.now - ticket["finished_at"] > self.rating_window:
                 raise QueueError("forbidden", "rating_expired", number=number)
+            offered = rating.offered_reasons(
+                conn.execute(
+                    sa.select(m.centres.c.rating_reasons).where(
+                        m.centres.c.id == ticket["centre_id"]
+                    )
+                ).scalar()
+            )
+            picked = rating.check_reasons(reasons, score, offered)
+            via = "status_page" if actor.kind == "ticket" else "tablet"
             conn.execute(
                 m.ratings.insert().values(
                     ticket_id=ticket["id"],
@@ -870,10 +886,10 @@ class QueueEngine:
                     service_id=ticket["service_id"],
                     counter_id=ticket["counter_id"],
                     staff_id=ticket["staff_id"],
-                    device_id=actor.id,
+                    device_id=actor.id if actor.kind == "device" else None,
                     score=score,
-                    reasons=reasons or [],
-                    comment=comment or None,
+                    reasons=picked,
+                    comment=comment,
                     rated_at=tx.now,
                 )
             )
@@ -888,11 +904,25 @@ class QueueEngine:
                 counters=[ticket["counter_id"]],
                 request_id=request_id,
                 ticket_id=ticket["id"],
-                details={"score": score},
+                details={
+                    "score": score,
+                    "reasons": picked,
+                    "comment": comment is not None,
+                    "via": via,
+                },
             )
             return {}
 
         return self._write(actor, request_id, op, "rate")
+
+    def clerk_photo(self, counter_id: int | None) -> bytes | None:
+        """The photo of the clerk on duty at a counter (None: closed, or no photo)."""
+        return self.store.read(lambda conn: views.clerk_photo(conn, counter_id))
+
+    def staff_ratings(self, actor: Actor) -> dict:
+        """A clerk's own ratings, counted by level (today and this month, in the centre's
+        time zone): never which visit got which."""
+        return self.store.read(lambda conn: views.staff_ratings(conn, actor.id))
 
     # -- snapshots (reads) ---------------------------------------------------------------
     def centres(self) -> list[dict]:
@@ -918,7 +948,9 @@ class QueueEngine:
         )
 
     def ticket_status(self, public_key: str) -> dict | None:
-        return self.store.read(lambda conn: views.ticket_status(conn, public_key))
+        return self.store.read(
+            lambda conn: views.ticket_status(conn, public_key, self.rating_window)
+        )
 
     def clerk_day(self, actor: Actor) -> dict:
         return self.store.read(lambda conn: views.clerk_day(conn, actor.id, actor.centre_id))

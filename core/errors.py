@@ -119,6 +119,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Số {number} chưa được phục vụ xong nên chưa thể đánh giá.",
         "Ticket {number} is not finished yet, so it cannot be rated.",
     ),
+    "rating_other_ticket": (
+        "Trang này chỉ đánh giá được lượt phục vụ của chính phiếu này.",
+        "This page can only rate its own ticket's visit.",
+    ),
     "rating_expired": (
         "Đã quá thời gian đánh giá cho số {number}.",
         "The time to rate ticket {number} has passed.",

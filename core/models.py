@@ -58,6 +58,10 @@ centres = sa.Table(
     # The centre's change sequence: advanced in the transaction of every change.
     sa.Column("seq", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("ticket_footer", sa.Text),  # printed at the foot of every ticket
+    # The rating tablet's reasons for a low score (null: the defaults) and how long it
+    # waits for an answer before going back to idle (null: the default).
+    sa.Column("rating_reasons", sa.JSON),
+    sa.Column("rating_timeout_s", sa.Integer),
 )
 
 services = sa.Table(
@@ -106,6 +110,10 @@ staff = sa.Table(
     sa.Column("password_hash", sa.String(255), nullable=False),
     sa.Column("full_name", sa.String(255), nullable=False),
     sa.Column("role", sa.String(16), nullable=False),
+    # Shown on the rating tablet: a JPEG made from the provisioning file's photo, and
+    # the start of its SHA-256 (its address changes with the picture).
+    sa.Column("photo", sa.LargeBinary),
+    sa.Column("photo_digest", sa.String(16)),
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
 )
 
@@ -260,7 +268,7 @@ ratings = sa.Table(
     sa.Column("service_id", sa.ForeignKey("services.id"), nullable=False),
     sa.Column("counter_id", sa.ForeignKey("counters.id"), nullable=False),
     sa.Column("staff_id", sa.ForeignKey("staff.id")),
-    sa.Column("device_id", sa.ForeignKey("devices.id"), nullable=False),
+    sa.Column("device_id", sa.ForeignKey("devices.id")),  # null: on the status page
     sa.Column("score", sa.Integer, nullable=False),
     sa.Column("reasons", sa.JSON, nullable=False),
     sa.Column("comment", sa.Text),

@@ -7,6 +7,7 @@ lists are deactivated (their history stays; a removed device's token stops worki
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -19,6 +20,13 @@ from sqlalchemy.engine import Connection
 
 from . import models as m
 from .auth import DEVICE_KINDS, STAFF_ROLES, hash_password, password_matches, token_hash
+from .rating import (
+    DEFAULT_TIMEOUT_S,
+    MAX_REASONS,
+    REASON_MAX_LEN,
+    TIMEOUT_RANGE,
+    clean_text,
+)
 from .roles import CONFIGURED, change_record
 from .store import Store, Tx
 
@@ -86,6 +94,8 @@ _SPEC: dict[str, dict[str, tuple[type, bool]]] = {
         "name": (str, True),
         "timezone": (str, False),
         "ticket_footer": (str, False),
+        "rating_reasons": (list, False),
+        "rating_timeout_s": (int, False),
     },
     "services": {
         "code": (str, True),
@@ -103,6 +113,7 @@ _SPEC: dict[str, dict[str, tuple[type, bool]]] = {
         "full_name": (str, True),
         "role": (str, True),
         "counters": (list, False),
+        "photo": (str, False),
     },
     "devices": {
         "name": (str, True),
@@ -162,6 +173,7 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
                 fail(table, index, key, f"«{key}» phải là {typ.__name__} không rỗng")
 
     check_fields("centre", None, data["centre"])
+    _check_rating(data["centre"], lambda key, what: fail("centre", None, key, what))
     tz = data["centre"].get("timezone", "Asia/Ho_Chi_Minh")
     try:
         ZoneInfo(tz)
@@ -204,6 +216,11 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
         for n in st.get("counters", []):
             if n not in numbers:
                 fail("staff", i, "counters", f"không có quầy số {n}")
+        if "photo" in st:
+            try:
+                st["_photo"] = read_photo(Path(path).parent / st["photo"])
+            except ValueError as e:
+                fail("staff", i, "photo", f"ảnh «{st['photo']}»: {e}")
     names: set[str] = set()
     tokens: set[str] = set()
     for i, d in enumerate(data.get("devices", [])):
@@ -233,6 +250,51 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
             if name in printed:
                 fail("devices", i, "kiosks", f"kiosk «{name}» đã được một máy trạm khác in")
             printed.add(name)
+
+
+def _check_rating(c: dict, fail) -> None:
+    reasons = c.get("rating_reasons")
+    if reasons is not None:
+        if not 1 <= len(reasons) <= MAX_REASONS:
+            fail("rating_reasons", f"«rating_reasons» cần từ 1 đến {MAX_REASONS} lý do")
+        for r in reasons:
+            if not isinstance(r, str) or not clean_text(r):
+                fail("rating_reasons", "mỗi lý do phải là một chuỗi không rỗng")
+            if len(clean_text(r)) > REASON_MAX_LEN:
+                fail("rating_reasons", f"lý do dài quá {REASON_MAX_LEN} ký tự: «{r[:40]}…»")
+        cleaned = [clean_text(r) for r in reasons]
+        if len(set(cleaned)) != len(cleaned):
+            fail("rating_reasons", "«rating_reasons» có lý do bị trùng")
+        c["rating_reasons"] = cleaned
+    low, high = TIMEOUT_RANGE
+    if not low <= c.get("rating_timeout_s", DEFAULT_TIMEOUT_S) <= high:
+        fail("rating_timeout_s", f"«rating_timeout_s» phải từ {low} đến {high} giây")
+
+
+PHOTO_MAX_BYTES = 10 * 1024 * 1024
+PHOTO_SIZE = 360  # pixels, the longer side of the JPEG kept
+
+
+def read_photo(path: Path) -> bytes:
+    """A staff photo as the tablet gets it: a JPEG of at most PHOTO_SIZE pixels, made
+    the same way every time (applying the file again changes nothing)."""
+    import io
+
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        if path.stat().st_size > PHOTO_MAX_BYTES:
+            raise ValueError("tệp ảnh lớn quá 10 MB")
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img).convert("RGB")
+            img.thumbnail((PHOTO_SIZE, PHOTO_SIZE))
+            out = io.BytesIO()
+            img.save(out, "JPEG", quality=85, optimize=True)
+    except OSError as e:
+        if isinstance(e, UnidentifiedImageError):
+            raise ValueError("không phải tệp ảnh (JPEG, PNG, WebP)") from e
+        raise ValueError(f"không đọc được tệp: {e.strerror or e}") from e
+    return out.getvalue()
 
 
 def provision(store: Store, path: str | Path) -> list[str]:
@@ -269,6 +331,8 @@ def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
             "name": c["name"],
             "timezone": c.get("timezone", "Asia/Ho_Chi_Minh"),
             "ticket_footer": c.get("ticket_footer"),
+            "rating_reasons": c.get("rating_reasons"),
+            "rating_timeout_s": c.get("rating_timeout_s"),
         },
         summary,
         f"centre {c['code']}",
@@ -324,12 +388,16 @@ def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
         existing = conn.execute(
             sa.select(m.staff).where(m.staff.c.username == st["username"])
         ).first()
+        photo = st.get("_photo")
         values = {
             "centre_id": centre_id,
             "full_name": st["full_name"],
             "role": st["role"],
             "active": True,
+            "photo_digest": hashlib.sha256(photo).hexdigest()[:16] if photo else None,
         }
+        if existing is None or existing.photo_digest != values["photo_digest"]:
+            values["photo"] = photo
         if existing is None or not password_matches(existing.password_hash, st["password"]):
             values["password_hash"] = hash_password(st["password"])
         staff_id = _upsert(

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from . import estimates
+from . import estimates, rating
 from . import models as m
 from .clock import business_date, day_start, iso
 from .lifecycle import AT_COUNTER, WAITING
@@ -218,18 +218,10 @@ def clerk_day(conn: Connection, staff_id: int, centre_id: int) -> dict:
         )
     ).all()
     lengths = [(f - (s or c)).total_seconds() for s, c, f in served if f and (s or c)]
-    r = m.ratings
-    by_score = dict(
-        conn.execute(
-            sa.select(r.c.score, sa.func.count())
-            .where(r.c.staff_id == staff_id, r.c.rated_at >= since)
-            .group_by(r.c.score)
-        ).all()
-    )
     return {
         "served": len(served),
         "average_service_s": round(sum(lengths) / len(lengths)) if lengths else None,
-        "ratings": {str(score): by_score.get(score, 0) for score in (1, 2, 3)},
+        "ratings": staff_ratings(conn, staff_id)["today"],
     }
 
 
@@ -294,7 +286,44 @@ def rating_snapshot(conn: Connection, counter_id: int, rating_window: timedelta)
         "staff": {"full_name": name} if name else None,
         "current": ticket_view(current._mapping, ctr.timezone) if current else None,
         "awaiting_rating": awaiting,
+        "rating": rating.settings(ctr),
     }
+
+
+def clerk_photo(conn: Connection, counter_id: int | None) -> bytes | None:
+    if counter_id is None:
+        return None
+    st = m.staff
+    return conn.execute(
+        sa.select(st.c.photo)
+        .join(_c, _c.c.staff_id == st.c.id)
+        .where(_c.c.id == counter_id, _c.c.status != "closed")
+    ).scalar()
+
+
+def staff_ratings(conn: Connection, staff_id: int) -> dict:
+    """One clerk's ratings by level, today and this month (the centre's business days)."""
+    staff = conn.execute(sa.select(m.staff.c.centre_id).where(m.staff.c.id == staff_id)).one()
+    ctr = centre(conn, staff.centre_id)
+    now = m.utcnow()
+    today = day_start(now, ctr.timezone)
+    month = day_start(now - timedelta(days=business_date(now, ctr.timezone).day - 1), ctr.timezone)
+    r = m.ratings
+    rows = conn.execute(
+        sa.select(
+            r.c.score,
+            sa.func.count().label("month"),
+            sa.func.sum(sa.case((r.c.rated_at >= today, 1), else_=0)).label("today"),
+        )
+        .where(r.c.staff_id == staff_id, r.c.rated_at >= month)
+        .group_by(r.c.score)
+    ).all()
+    out = {"today": dict.fromkeys(map(str, rating.LEVELS), 0), "month": {}}
+    out["month"] = dict(out["today"])
+    for row in rows:
+        out["today"][str(row.score)] = int(row.today or 0)
+        out["month"][str(row.score)] = int(row.month)
+    return out
 
 
 def display_snapshot(conn: Connection, centre_id: int, counter_ids=None) -> dict:
@@ -397,7 +426,25 @@ def agent_snapshot(conn: Connection, centre_id: int, counter_ids, agent_id: int)
     }
 
 
-def ticket_status(conn: Connection, public_key: str) -> dict | None:
+def _ticket_rating(conn: Connection, ticket: Row, ctr: Row, window: timedelta) -> dict | None:
+    """Whether the holder may still rate the visit on the status page: null until it is
+    done; ``open`` (until ``closes_at``), ``rated`` or ``closed``."""
+    if ticket.status != "done" or ticket.finished_at is None:
+        return None
+    rated = conn.execute(
+        sa.select(m.ratings.c.id).where(m.ratings.c.ticket_id == ticket.id)
+    ).first()
+    closes = ticket.finished_at + window
+    state = "rated" if rated else "open" if m.utcnow() <= closes else "closed"
+    out = {"state": state, "closes_at": iso(closes, ctr.timezone)}
+    if state == "open":
+        out.update(rating.settings(ctr))
+    return out
+
+
+def ticket_status(
+    conn: Connection, public_key: str, rating_window: timedelta = timedelta(seconds=600)
+) -> dict | None:
     """What the public status page shows: position and wait of one ticket."""
     ticket = conn.execute(TICKET_DETAIL.where(_t.c.public_key == public_key)).first()
     if ticket is None:
@@ -415,6 +462,7 @@ def ticket_status(conn: Connection, public_key: str) -> dict | None:
         "seq": ctr.seq,
         "centre": {"code": ctr.code, "name": ctr.name},
         "ticket": ticket_view(ticket._mapping, ctr.timezone),
+        "rating": _ticket_rating(conn, ticket, ctr, rating_window),
         "ahead": ahead,
         "estimated_wait_s": wait,
         "checked_at": iso(datetime.now(UTC), ctr.timezone),

@@ -54,6 +54,8 @@ class CounterDoor(Door):
         "resume": ({**_R}, EngineOp("resume")),
         "close": ({**_R}, EngineOp("close_counter")),
         "my_day": ({}, EngineOp("clerk_day")),
+        # A read: the clerk's own ratings by level (never which visit got which).
+        "my_ratings": ({}, EngineOp("staff_ratings")),
     }
 
     def authenticate(self, auth: dict, lang: str) -> Client:
@@ -116,7 +118,7 @@ COUNTER_STRINGS = {
     "action_transfer": N_("Chuyển"),
     "action_pause": N_("Tạm dừng"),
     "action_close": N_("Đóng quầy"),
-    "resume": N_("Tiếp tục"),
+    "resume": N_("Tiếp tục phục vụ"),
     "no_current": N_("Chưa có công dân. Bấm «Gọi tiếp» để mời số tiếp theo."),
     "ticket_called": N_("Đang mời, chờ công dân đến quầy"),
     "ticket_serving": N_("Đang phục vụ"),

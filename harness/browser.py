@@ -26,6 +26,9 @@ KIOSK_SCREEN = {"width": 1080, "height": 1920}
 TV_SCREEN = {"width": 1920, "height": 1080}
 CLERK_SCREEN = {"width": 1366, "height": 768}
 PHONE_SCREEN = {"width": 390, "height": 844}
+# A 10-inch rating tablet, both ways up.
+TABLET_PORTRAIT = {"width": 800, "height": 1280}
+TABLET_LANDSCAPE = {"width": 1280, "height": 800}
 
 
 def screenshot(page, name: str) -> Path:
@@ -34,6 +37,18 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=path)
     return path
+
+
+def wait_until(page, expression: str, timeout: float = 10) -> None:
+    """Poll a JavaScript expression until it is true. (Playwright's wait_for_function
+    may evaluate its string with `new Function` in the page, which the pages' CSP refuses
+    whenever the first check is false.)"""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"still false after {timeout} s: {expression}"
+        time.sleep(0.05)
 
 
 class PageErrors:

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 
 from core.engine import PRIORITIES, Actor
 from core.errors import QueueError
+from core.rating import DEFAULT_REASONS, RATING_FIELDS
 from core.roles import Audience
 from core.validation import REQUEST_ID, Field
 from gateway.doors import Client, Door
@@ -72,14 +73,27 @@ STATUS_STRINGS = {
     "called_to": N_("Mời bạn đến quầy số {n}"),
     "minutes": N_("{m} phút"),
     "updated": N_("Cập nhật lúc {time}."),
+    # Rating the visit here, when the counter's tablet did not get it.
+    "rate_question": N_("Ông/Bà đánh giá thế nào về việc giải quyết thủ tục hôm nay?"),
+    "level_3": N_("Rất hài lòng"),
+    "level_2": N_("Hài lòng"),
+    "level_1": N_("Không hài lòng"),
+    "reasons_title": N_("Ông/Bà chưa hài lòng về điều gì?"),
+    "comment_title": N_("Ý kiến thêm (không bắt buộc)"),
+    "send": N_("Gửi đánh giá"),
+    "thanks": N_("Xin cảm ơn Ông/Bà đã đánh giá!"),
+    "rate_failed": N_("Chưa gửi được đánh giá. Vui lòng thử lại."),
+    **{f"reason:{r}": r for r in DEFAULT_REASONS},
 }
 
 
 class TicketDoor(Door):
     """The public status page of one ticket, live (/ticket): its key is the credential,
-    it hears that ticket's changes and the counts of its service, and sends only sync."""
+    it hears that ticket's changes and the counts of its service, and sends only sync
+    and, once its visit is done, its rating (`rate`)."""
 
     role_name = "ticket"
+    events = {"rate": (RATING_FIELDS, "rate")}
 
     def authenticate(self, auth: dict, lang: str) -> Client:
         key = auth.get("key")
@@ -104,6 +118,11 @@ class TicketDoor(Door):
 
     def snapshot(self, client: Client) -> dict:
         return self.ctx.engine.ticket_status(client.actor.name)
+
+    def rate(self, client: Client, **rating):
+        """The holder rates the visit here when the tablet did not: the same operation
+        and rules as the tablet's, for this ticket only."""
+        return self.ctx.engine.rate(client.actor, client.actor.id, **rating)
 
 
 # The kiosk page's words (its script switches language on a tap, without a reload).

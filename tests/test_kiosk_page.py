@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from harness.browser import KIOSK_SCREEN, PageErrors, screenshot
+from harness.browser import KIOSK_SCREEN, PageErrors, screenshot, wait_until
 from harness.centre import KIOSK, KIOSK_B, CentreServer
 from harness.printer import FakeNetworkPrinter, decode_tickets
 from harness.process import ServerProcess
@@ -63,7 +63,7 @@ def test_a_citizen_takes_a_number(kiosk_page, sqlite_server, devices):
     # The QR code of the status page is drawn by the server and loads.
     qr = page.get_by_test_id("qr")
     expect(qr).to_have_attribute("src", re.compile(r"^/t/[\w-]+/qr\.svg$"))
-    page.wait_for_function("document.querySelector('[data-testid=qr]').naturalWidth > 0")
+    wait_until(page, "document.querySelector('[data-testid=qr]').naturalWidth > 0")
     screenshot(page, "kiosk-ticket")
 
     page.get_by_role("button", name="Xong").tap()

@@ -70,3 +70,38 @@ def test_a_made_up_key_cannot_follow_anything(sqlite_server):
     refused = connect_refused(sqlite_server, "/ticket", {"key": "khong-co-phieu-nay"})
     assert refused["data"]["code"] == "unauthorized"
     assert connect_refused(sqlite_server, "/ticket", {})["data"]["code"] == "unauthorized"
+
+
+def test_the_status_page_offers_the_rating_the_tablet_did_not_get(sqlite_server, devices, browser):
+    kiosk = devices.kiosk(sqlite_server)
+    clerk = devices.counter(sqlite_server, "clerk1", 1)
+    mine = kiosk.call("issue", {"service": "TP"})
+    page = browser.new_page(viewport=PHONE_SCREEN, locale="vi-VN", has_touch=True)
+    errors = PageErrors(page)
+    page.goto(mine["status_url"])
+    expect(page.get_by_test_id("status")).to_have_text("Đang chờ")
+    expect(page.get_by_test_id("rating")).to_be_hidden()
+    for event in ("call", "start", "finish"):
+        assert clerk.call(event, {"ticket_id": mine["ticket"]["id"]})["ok"]
+    expect(page.get_by_test_id("status")).to_have_text("Đã phục vụ xong", timeout=10000)
+    rating = page.get_by_test_id("rating")
+    expect(rating).to_contain_text("Ông/Bà đánh giá thế nào về việc giải quyết thủ tục hôm nay?")
+    screenshot(page, "status-rating")
+    rating.locator("[data-score='1']").tap()
+    rating.get_by_label("Thời gian chờ quá lâu").check()
+    # The phone's own keyboard writes Vietnamese; markup is refused, and said so.
+    page.get_by_test_id("comment").fill("<b>chậm</b>")
+    rating.get_by_role("button", name="Gửi đánh giá").tap()
+    expect(page.locator("#rate-error")).to_contain_text("không được chứa mã HTML")
+    page.get_by_test_id("comment").fill("Chờ gần một tiếng")
+    screenshot(page, "status-rating-reasons")
+    rating.get_by_role("button", name="Gửi đánh giá").tap()
+    expect(page.get_by_test_id("rated")).to_have_text("Xin cảm ơn Ông/Bà đã đánh giá!")
+    # The counter's tablet can no longer rate it: once per visit.
+    tablet = devices.rating(sqlite_server)
+    again = tablet.call("rate", {"ticket_id": mine["ticket"]["id"], "score": 3})
+    assert again["error"]["code"] == "already_rated"
+    page.reload()
+    expect(page.get_by_test_id("rated")).to_be_visible()
+    assert errors.errors == []
+    page.close()

@@ -151,7 +151,8 @@ export function follow({ namespace, auth, snapshotEvent, handlers }) {
 // Resolves with the answer ({ok: true, ...} or {ok: false, error}); rejects only after
 // `giveUpMs` without any answer.
 export function request(socket, event, payload, { timeoutMs = 6000, giveUpMs = 60000 } = {}) {
-  const body = { ...payload, request_id: newRequestId() };
+  // A request_id given in the payload is kept (an operation saved to be sent later).
+  const body = { ...payload, request_id: payload.request_id ?? newRequestId() };
   return new Promise((resolve, reject) => {
     let done = false;
     const finish = (fn, value) => {

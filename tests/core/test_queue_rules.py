@@ -136,7 +136,9 @@ def test_rating_only_at_the_serving_counter_and_only_once(hall):
     hall.engine.finish(hall.clerk, ticket["id"], ["H15.50.05.13-261008-0975"], "received")
     wrong = refused(hall.engine.rate, other_tablet, ticket["id"], 3)
     assert wrong.code == "forbidden" and "quầy" in wrong.as_dict()["message"]
-    assert hall.engine.rate(tablet, ticket["id"], 1, ["Chờ lâu"], "Cần thêm quầy") == {}
+    assert (
+        hall.engine.rate(tablet, ticket["id"], 1, ["Thời gian chờ quá lâu"], "Cần thêm quầy") == {}
+    )
     assert refused(hall.engine.rate, tablet, ticket["id"], 3).code == "already_rated"
     rated = hall.local.changes[-1]["change"]
     assert rated["kind"] == "rated" and "score" not in str(rated)
