@@ -58,6 +58,12 @@ centres = sa.Table(
     # The centre's change sequence: advanced in the transaction of every change.
     sa.Column("seq", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("ticket_footer", sa.Text),  # printed at the foot of every ticket
+    # Display boards: the scrolling notice line, the layout (auto | hall | office), and how
+    # calls are announced (ticket numbers read as digits or as a number; times each).
+    sa.Column("notice", sa.Text),
+    sa.Column("board_layout", sa.String(16), nullable=False, server_default="auto"),
+    sa.Column("announce_form", sa.String(16), nullable=False, server_default="digits"),
+    sa.Column("announce_repeats", sa.Integer, nullable=False, server_default="1"),
 )
 
 services = sa.Table(

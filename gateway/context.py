@@ -22,6 +22,7 @@ class ServerContext:
     event_burst: float = 40.0
     throttle: auth.LoginThrottle = field(default_factory=auth.LoginThrottle)
     offload: object = None
+    secret_key: str = ""  # the app's: signs keys such as the boards' announcement key
 
     # One read per connection: a hall of devices reconnecting at once after a restart
     # costs one thread-pool round trip each, not three.

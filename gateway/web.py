@@ -105,7 +105,10 @@ def font(name: str):
 
 
 # Device pages built so far, by device kind: the start page links them in the demo.
-DEVICE_PAGES = {"kiosk": ("/kiosk/", N_("Máy lấy số"))}
+DEVICE_PAGES = {
+    "kiosk": ("/kiosk/", N_("Máy lấy số")),
+    "display": ("/display/", N_("Bảng hiển thị")),
+}
 
 
 def demo_devices(demo_file: Path) -> list[dict]:
