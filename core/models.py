@@ -62,6 +62,12 @@ centres = sa.Table(
     # waits for an answer before going back to idle (null: the default).
     sa.Column("rating_reasons", sa.JSON),
     sa.Column("rating_timeout_s", sa.Integer),
+    # Display boards: the scrolling notice line, the layout (auto | hall | office), and how
+    # calls are announced (ticket numbers read as digits or as a number; times each).
+    sa.Column("notice", sa.Text),
+    sa.Column("board_layout", sa.String(16), nullable=False, server_default="auto"),
+    sa.Column("announce_form", sa.String(16), nullable=False, server_default="digits"),
+    sa.Column("announce_repeats", sa.Integer, nullable=False, server_default="1"),
 )
 
 services = sa.Table(

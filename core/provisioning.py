@@ -30,6 +30,12 @@ from .rating import (
 from .roles import CONFIGURED, change_record
 from .store import Store, Tx
 
+# Display boards: "auto" picks "office" (large tiles) for a board showing up to 6
+# counters (core/views.py OFFICE_MAX_COUNTERS) and "hall" (a grid) above that;
+# "hall" or "office" forces one.
+BOARD_LAYOUTS = ("auto", "hall", "office")
+ANNOUNCE_FORMS = ("digits", "number")  # display.speech.FORMS
+
 
 class ProvisioningError(Exception):
     """What is wrong with a provisioning file, and where."""
@@ -96,6 +102,10 @@ _SPEC: dict[str, dict[str, tuple[type, bool]]] = {
         "ticket_footer": (str, False),
         "rating_reasons": (list, False),
         "rating_timeout_s": (int, False),
+        "notice": (str, False),
+        "board_layout": (str, False),
+        "announce_form": (str, False),
+        "announce_repeats": (int, False),
     },
     "services": {
         "code": (str, True),
@@ -179,6 +189,12 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         fail("centre", None, "timezone", f"múi giờ không tồn tại: «{tz}»")
+    if data["centre"].get("board_layout", "auto") not in BOARD_LAYOUTS:
+        fail("centre", None, "board_layout", f"«board_layout» phải là {', '.join(BOARD_LAYOUTS)}")
+    if data["centre"].get("announce_form", "digits") not in ANNOUNCE_FORMS:
+        fail("centre", None, "announce_form", "«announce_form» phải là digits hoặc number")
+    if not 0 <= data["centre"].get("announce_repeats", 1) <= 3:
+        fail("centre", None, "announce_repeats", "«announce_repeats» phải từ 0 đến 3")
 
     for table in ("services", "counters", "staff", "devices"):
         entries = data.get(table, [])
@@ -333,6 +349,10 @@ def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
             "ticket_footer": c.get("ticket_footer"),
             "rating_reasons": c.get("rating_reasons"),
             "rating_timeout_s": c.get("rating_timeout_s"),
+            "notice": c.get("notice"),
+            "board_layout": c.get("board_layout", "auto"),
+            "announce_form": c.get("announce_form", "digits"),
+            "announce_repeats": c.get("announce_repeats", 1),
         },
         summary,
         f"centre {c['code']}",

@@ -22,6 +22,7 @@ from .roles import public_event
 
 PROTOCOL = 2
 RECENT_CALLS = 10
+OFFICE_MAX_COUNTERS = 6  # a board showing this many counters or fewer: the "office" layout
 QUEUE_LIST_LIMIT = 300  # waiting tickets listed in a counter's snapshot
 
 _t, _s, _c = m.tickets, m.services, m.counters
@@ -363,10 +364,23 @@ def display_snapshot(conn: Connection, centre_id: int, counter_ids=None) -> dict
     service_ids = counter_service_ids(conn, shown_ids) if counter_ids else None
     rows = services(conn, centre_id, service_ids, active_only=True)
     waiting = estimates.waiting_counts(conn, day, [s.id for s in rows])
+    layout = ctr.board_layout
+    if layout not in ("hall", "office"):
+        layout = "office" if len(counters) <= OFFICE_MAX_COUNTERS else "hall"
     return {
         "protocol": PROTOCOL,
         "seq": ctr.seq,
-        "centre": {"code": ctr.code, "name": ctr.name},
+        "centre": {
+            "code": ctr.code,
+            "name": ctr.name,
+            "timezone": ctr.timezone,
+            "notice": ctr.notice,
+        },
+        "board": {
+            "layout": layout,
+            "announce": {"form": ctr.announce_form, "repeats": ctr.announce_repeats},
+        },
+        "service_names": {s.code: s.name for s in services(conn, centre_id)},
         "counters": [
             {
                 "number": c.number,

@@ -1,12 +1,132 @@
-"""The display board's door (/display): it listens; it changes nothing."""
+"""The display board's door (/display): it listens; it changes nothing. Its page
+(/display/) and the announcements it plays (/display/announce.wav)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import time
+from pathlib import Path
+
+from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
+
 from gateway.doors import BoardDoor, Client
+from gateway.web import N_
+
+bp = Blueprint(
+    "display",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/display/static",
+)
+
+
+def announce_key(secret: str, centre_id: int) -> str:
+    """The key of a centre's announcement audio: boards get it in their snapshot and put it
+    in the audio URL (an <audio> element sends no headers), so only the centre's boards
+    make the server assemble announcements."""
+    mac = hmac.new(secret.encode(), f"announce:{centre_id}".encode(), hashlib.sha256)
+    return mac.hexdigest()[:32]
 
 
 class DisplayDoor(BoardDoor):
     role_name = "display"
 
     def snapshot(self, client: Client) -> dict:
-        return self.ctx.engine.display_snapshot(client.actor.centre_id, client.counter_ids)
+        centre_id = client.actor.centre_id
+        data = self.ctx.engine.display_snapshot(centre_id, client.counter_ids)
+        key = announce_key(self.ctx.secret_key, centre_id)
+        data["board"]["announce"]["url"] = f"/display/announce.wav?c={centre_id}&k={key}"
+        return data
+
+
+# The board's words (rendered into the page in both languages).
+BOARD_STRINGS = {
+    "now_calling": N_("Mời công dân có số"),
+    "to_counter": N_("đến quầy số {n}"),
+    "recent_calls": N_("Số vừa gọi"),
+    "no_calls": N_("Chưa có số nào được gọi"),
+    "counter": N_("Quầy"),
+    "waiting": N_("Số người đang chờ"),
+    "waiting_none": N_("Không có lĩnh vực nào"),
+    "status_open": N_("Sẵn sàng"),
+    "status_paused": N_("Tạm ngừng"),
+    "status_closed": N_("Quầy đóng"),
+    "recall": N_("Gọi lại"),
+    "connecting": N_("Đang kết nối…"),
+    "audio_blocked": N_(
+        "Trình duyệt đang chặn âm thanh nên lời mời không được đọc. "
+        "Chạm vào màn hình hoặc bấm một phím để bật loa."
+    ),
+    "setup_needed": N_("Bảng hiển thị chưa được cài đặt. Vui lòng báo cán bộ kỹ thuật."),
+    "setup_hint": N_("Cán bộ kỹ thuật: mở trang này một lần với mã thiết bị, /display/?token=…"),
+}
+
+
+@bp.get("/display/")
+def display_page():
+    """The hallway board (a TV in kiosk mode). Opened once as /display/?token=...; the
+    script keeps the token."""
+    return render_template("display/board.html", strings=BOARD_STRINGS)
+
+
+# What the announcement route accepts: a real ticket number and counter, nothing larger.
+MAX_NUMBER_LEN = 10
+MAX_COUNTER = 9999
+
+
+def voice_pack() -> Path:
+    from display import voicepack
+
+    return Path(current_app.config.get("VOICE_PACK") or voicepack.DEFAULT_PACK)
+
+
+@bp.get("/display/announce.wav")
+def announce():
+    """ "Mời công dân có số thứ tự <n> đến quầy số <counter>" after a chime, as one WAV.
+
+    Keyed (``c``, ``k`` from the board's snapshot); assembled from the voice pack in the
+    server's thread pool (never on the event loop) and cached on disk by the pack, so a
+    repeated call is a file read; the browser may keep it a day."""
+    from display import speech, voicepack
+
+    args = request.args
+    try:
+        centre_id = int(args.get("c", ""))
+        counter = int(args.get("counter", ""))
+    except ValueError:
+        abort(400)
+    key = args.get("k", "")
+    ctx = current_app.extensions["motcua"]
+    expected = announce_key(ctx.secret_key, centre_id)
+    if not hmac.compare_digest(key.encode(), expected.encode()):
+        abort(403)
+    number, form = args.get("number", ""), args.get("form", "digits")
+    if form not in speech.FORMS or not 0 <= counter <= MAX_COUNTER:
+        abort(400)
+    if len(number) > MAX_NUMBER_LEN:
+        abort(400)
+    try:
+        speech.parse_ticket(number)
+    except ValueError:
+        abort(400)
+    pack = voice_pack()
+    started = time.perf_counter()
+    try:
+        if ctx.offload is None:
+            wav = voicepack.announce(pack, number, counter, form)
+        else:
+            wav = ctx.offload(voicepack.announce, pack, number, counter, form)
+    except voicepack.VoicePackError as e:
+        current_app.logger.error("announcement %s at %s: %s", number, counter, e)
+        return jsonify({"ok": False, "error": {"code": "unavailable", "message": str(e)}}), 503
+    took_ms = (time.perf_counter() - started) * 1000
+    return Response(
+        wav,
+        mimetype="audio/wav",
+        headers={
+            "Cache-Control": "private, max-age=86400",
+            "Server-Timing": f"assemble;dur={took_ms:.1f}",
+        },
+    )

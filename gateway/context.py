@@ -21,6 +21,7 @@ class ServerContext:
     event_rate: float = 20.0  # events a connection may send per second, sustained
     event_burst: float = 40.0
     offload: object = None
+    secret_key: str = ""  # the app's: signs keys such as the boards' announcement key
 
     # One read per connection: a hall of devices reconnecting at once after a restart
     # costs one thread-pool round trip each, not three.

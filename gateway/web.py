@@ -108,6 +108,7 @@ def font(name: str):
 DEVICE_PAGES = {
     "kiosk": ("/kiosk/", N_("Máy lấy số")),
     "rating": ("/rating/", N_("Máy đánh giá")),
+    "display": ("/display/", N_("Bảng hiển thị")),
 }
 
 

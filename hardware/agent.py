@@ -3,9 +3,10 @@
     python server.py agent --config agent.toml
 
 It connects to the server's /agent namespace with its device token like any device
-(docs/protocol.md, section 8.5), reconnects forever with back-off, and prints the
-tickets of the kiosks it is bound to. All blocking device I/O happens here, in a worker
-thread, never in the server.
+(docs/protocol.md, section 8.5), reconnects forever with back-off, prints the tickets of
+the kiosks it is bound to, and keeps its counters' LED boards showing their current
+numbers (hardware/ledboard.py). All blocking device I/O happens here, in worker threads
+(one for printing, one per board line), never in the server.
 
 Printing is at most once. Before a job's first byte goes to the printer the job is
 written to a journal file (flushed to disk); its result is written there before it is
@@ -24,6 +25,12 @@ Configuration (TOML; docs/hardware.md has examples):
     [printers."Kiosk sảnh A"]                       # a kiosk's name, as provisioned
     url = "usb://0x0416:0x5011"                     # hardware/printer.py
     width = 576                                     # optional: 576 (80 mm) or 384 (58 mm)
+
+    [[boards]]                                      # an LED board (hardware/ledboard.py)
+    counter = 1                                     # whose current number it shows
+    url = "/dev/ttyUSB0"                            # a pyserial URL (serial_for_url)
+    driver = "modbus"                               # or "framed"
+    unit = 1                                        # modbus: unit id (framed: address)
 """
 
 from __future__ import annotations
@@ -56,11 +63,52 @@ class PrinterConfig:
 
 
 @dataclass(frozen=True)
+class BoardConfig:
+    counter: int
+    url: str
+    driver: str  # "modbus" | "framed"
+    unit: int  # Modbus unit id, or the framed protocol's address
+    register: int = 0
+    baudrate: int = 9600
+    pause_text: str = "TAM NGUNG"
+    pause_value: int = 0
+    blank_value: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"counter {self.counter} ({self.driver} {self.unit} on {self.url})"
+
+    def board(self):
+        from hardware import ledboard
+
+        if self.driver == "modbus":
+            return ledboard.ModbusBoard(
+                self.name, self.unit, self.register, self.pause_value, self.blank_value
+            )
+        return ledboard.FramedBoard(self.name, self.unit)
+
+
+BOARD_KEYS = {
+    "counter": int,
+    "url": str,
+    "driver": str,
+    "unit": int,
+    "register": int,
+    "baudrate": int,
+    "pause_text": str,
+    "pause_value": int,
+    "blank_value": int,
+}
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     server: str
     token: str
     journal: Path
     printers: dict[str, PrinterConfig] = field(default_factory=dict)
+    boards: list[BoardConfig] = field(default_factory=list)
+    board_refresh_s: float = 30.0
 
 
 def load_config(path: str | Path) -> AgentConfig:
@@ -70,7 +118,7 @@ def load_config(path: str | Path) -> AgentConfig:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: không đọc được tệp cấu hình: {e}") from None
-    unknown = set(data) - {"server", "token", "journal", "printers"}
+    unknown = set(data) - {"server", "token", "journal", "printers", "boards", "board_refresh_s"}
     if unknown:
         raise ConfigError(f"{path}: khóa không được hỗ trợ: {', '.join(sorted(unknown))}")
     for key in ("server", "token"):
@@ -88,7 +136,39 @@ def load_config(path: str | Path) -> AgentConfig:
             raise ConfigError(f"{path}: máy in «{name}»: khóa lạ {', '.join(sorted(extra))}")
         printers[name] = PrinterConfig(p["url"], width, float(p.get("timeout", 5.0)))
     journal = Path(data.get("journal") or path.with_name(path.stem + "-journal"))
-    return AgentConfig(data["server"].rstrip("/"), data["token"], journal, printers)
+    boards = [_board(path, i, b) for i, b in enumerate(data.get("boards") or [])]
+    seen = set()
+    for b in boards:
+        if (b.url, b.unit) in seen:
+            raise ConfigError(f"{path}: hai bảng LED cùng địa chỉ {b.unit} trên {b.url}")
+        seen.add((b.url, b.unit))
+    refresh = data.get("board_refresh_s", 30.0)
+    if not isinstance(refresh, int | float) or refresh <= 0:
+        raise ConfigError(f"{path}: «board_refresh_s» phải là số giây dương")
+    return AgentConfig(
+        data["server"].rstrip("/"), data["token"], journal, printers, boards, float(refresh)
+    )
+
+
+def _board(path: Path, i: int, b) -> BoardConfig:
+    where = f"{path}: bảng LED thứ {i + 1}"
+    if not isinstance(b, dict):
+        raise ConfigError(f"{where}: phải là [[boards]]")
+    extra = set(b) - set(BOARD_KEYS)
+    if extra:
+        raise ConfigError(f"{where}: khóa lạ {', '.join(sorted(extra))}")
+    for key in ("counter", "url", "driver", "unit"):
+        if key not in b:
+            raise ConfigError(f"{where}: thiếu «{key}»")
+    for key, typ in BOARD_KEYS.items():
+        if key in b and (not isinstance(b[key], typ) or isinstance(b[key], bool)):
+            raise ConfigError(f"{where}: «{key}» phải là {typ.__name__}")
+    if b["driver"] not in ("modbus", "framed"):
+        raise ConfigError(f"{where}: «driver» phải là modbus hoặc framed")
+    top = 247 if b["driver"] == "modbus" else 254
+    if not 1 <= b["unit"] <= top:
+        raise ConfigError(f"{where}: «unit» phải từ 1 đến {top}")
+    return BoardConfig(**b)
 
 
 class Journal:
@@ -171,6 +251,29 @@ class Agent:
         self.sio.on("changes", self.on_changes, namespace="/agent")
         self.sio.on("connect", lambda: self.connected.set(), namespace="/agent")
         self.sio.on("disconnect", self.on_disconnect, namespace="/agent")
+        # LED boards: one line (port and thread) per URL; the counters' state as followed.
+        self.lines: dict[str, object] = {}
+        self.boards_of: dict[int, list[tuple[object, str]]] = {}  # counter -> (line, board)
+        self.seq: int | None = None  # of the counters' state below; None: wait for a snapshot
+        self.counters: dict[int, dict] = {}  # number -> {"status", "current", "recall"}
+        self._lines(config)
+
+    def _lines(self, config: AgentConfig) -> None:
+        from hardware.ledboard import BoardLine
+
+        by_url: dict[str, list[BoardConfig]] = {}
+        for b in config.boards:
+            by_url.setdefault(b.url, []).append(b)
+        for url, boards in by_url.items():
+            line = BoardLine(
+                url,
+                [b.board() for b in boards],
+                baudrate=boards[0].baudrate,
+                refresh_s=config.board_refresh_s,
+            )
+            self.lines[url] = line
+            for b in boards:
+                self.boards_of.setdefault(b.counter, []).append((line, b))
 
     # -- following the server ----------------------------------------------------------
     def on_disconnect(self, *args) -> None:
@@ -181,6 +284,17 @@ class Agent:
             self.kiosks = {k["id"]: k["name"] for k in state.get("kiosks", [])}
             for job in state.get("print_jobs", []):
                 self._take(job)
+            self.seq = state.get("seq")
+            self.counters = {
+                c["number"]: {
+                    "status": c["status"],
+                    "current": c["current"]["number"] if c.get("current") else None,
+                    "recall": False,
+                }
+                for c in state.get("counters", [])
+            }
+            for number in self.boards_of:
+                self._show(number)
 
     def on_changes(self, batch: dict) -> None:
         with self.lock:
@@ -188,7 +302,62 @@ class Agent:
                 if event.get("kind") == "issued" and event.get("print"):
                     self._take(event["print"])
                 elif event.get("kind") == "configured":
+                    self.seq = None
                     self.sio.emit("sync", namespace="/agent")
+            self._follow(batch)
+
+    # -- LED boards ------------------------------------------------------------------------
+    def _follow(self, batch: dict) -> None:
+        """Apply a batch to the counters' state (as BoardReplica); a gap asks for a
+        snapshot. The boards of each counter that changed are told what to show."""
+        if self.seq is None or batch["seq"] <= self.seq:
+            return
+        if batch["after"] > self.seq:
+            self.seq = None
+            self.sio.emit("sync", namespace="/agent")
+            return
+        touched = set()
+        for event in batch["events"]:
+            if event["seq"] <= self.seq:
+                continue
+            kind = event["kind"]
+            if kind.startswith("counter_"):
+                number = event["counter"]["number"]
+                if number in self.counters:
+                    self.counters[number]["status"] = event["counter"]["status"]
+                    touched.add(number)
+                continue
+            ticket = event.get("ticket")
+            number = ticket.get("counter") if ticket else None
+            c = self.counters.get(number)
+            if c is None:
+                continue
+            if kind == "called":
+                c["current"], c["recall"] = ticket["number"], bool(event.get("recall"))
+                self._show(number)  # now: a recall must be written even if unchanged
+                touched.discard(number)
+            elif kind in ("finished", "no_show", "transferred"):
+                if c["current"] == ticket["number"]:
+                    c["current"], c["recall"] = None, False
+                    touched.add(number)
+        self.seq = batch["seq"]
+        for number in touched:
+            self._show(number)
+
+    def _show(self, number: int) -> None:
+        from hardware.ledboard import BLANK, Shown
+
+        c = self.counters.get(number)
+        for line, b in self.boards_of.get(number, []):
+            if c is None or c["status"] == "closed":
+                shown = BLANK
+            elif c["status"] == "paused":
+                shown = Shown("pause", b.pause_text)
+            elif c["current"]:
+                shown = Shown("recall" if c["recall"] else "number", c["current"])
+            else:
+                shown = BLANK
+            line.show(b.name, shown)
 
     def _take(self, job: dict) -> None:
         """Queue a job once per run; a job with a result already (reported or not) only
@@ -254,6 +423,8 @@ class Agent:
     def run(self) -> None:
         worker = threading.Thread(target=self.printing_loop, name="printing", daemon=True)
         worker.start()
+        for line in self.lines.values():
+            line.start()
         attempt = 0
         while not self.stopping.is_set():
             try:
@@ -276,6 +447,8 @@ class Agent:
             log.warning("connection lost; reconnecting")
         self.sio.disconnect()
         worker.join(timeout=5)
+        for line in self.lines.values():
+            line.stop()
         self.journal.close()
 
     def stop(self) -> None:

@@ -14,15 +14,17 @@ from harness.process import ROOT
 
 
 class AgentProcess:
-    """``server.py agent --config FILE`` with a printer for Kiosk B."""
+    """``server.py agent --config FILE`` with a printer for Kiosk B; ``extra`` is TOML put
+    before the printers table (LED boards: ``[[boards]]`` entries)."""
 
-    def __init__(self, tmp, server, printer_url: str, width: int = 576):
+    def __init__(self, tmp, server, printer_url: str, width: int = 576, extra: str = ""):
         self.config = tmp / "agent.toml"
         self.journal = tmp / "agent-journal"
         self.config.write_text(
             f'server = "{server.url}"\n'
             f'token = "{AGENT}"\n'
             f'journal = "{self.journal}"\n'
+            f"{extra}\n"
             f'[printers."Kiosk B"]\nurl = "{printer_url}"\nwidth = {width}\ntimeout = 2\n',
             encoding="utf-8",
         )

@@ -42,6 +42,24 @@ def button(page, action):
     return page.locator(f"[data-action={action}]")
 
 
+KEYS = {
+    "g": "call_next",
+    "l": "recall",
+    "b": "start",
+    "h": "finish",
+    "v": "no_show",
+    "c": "transfer",
+    "t": "pause",
+}
+
+
+def press(page, key):
+    """A shortcut key, pressed once its button may be pressed (a key pressed while an
+    operation is in flight is ignored, as the button is disabled)."""
+    expect(button(page, KEYS[key])).to_be_enabled()
+    page.keyboard.press(key)
+
+
 def dossiers_of(server, number: str) -> list[tuple[str, str]]:
     path = server.database_url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as db:
@@ -79,17 +97,17 @@ def test_a_visit_served_with_the_keyboard(clerk_page, sqlite_server, devices):
     expect(page.get_by_test_id("queue").locator("li")).to_have_count(3)
     expect(page.locator("kbd").first).to_have_text("G")  # shortcuts are shown on buttons
 
-    page.keyboard.press("g")  # Gọi tiếp
+    press(page, "g")  # Gọi tiếp
     expect(page.get_by_test_id("current-number")).to_have_text("A001")
     assert board.wait_change("called", recall=False)["ticket"]["number"] == "A001"
     expect(page.get_by_test_id("queue").locator("li")).to_have_count(2)
-    page.keyboard.press("l")  # Gọi lại
+    press(page, "l")  # Gọi lại
     assert board.wait_change("called", recall=True)["ticket"]["number"] == "A001"
-    page.keyboard.press("b")  # Bắt đầu
+    press(page, "b")  # Bắt đầu
     expect(page.get_by_test_id("current-status")).to_have_text("Đang phục vụ")
     screenshot(page, "counter-serving")
 
-    page.keyboard.press("h")  # Hoàn thành: codes scanned (typed, then Enter), an outcome
+    press(page, "h")  # Hoàn thành: codes scanned (typed, then Enter), an outcome
     scanner = page.get_by_test_id("dossier-input")
     scanner.type("H15.50.05.13-261008-0975")
     scanner.press("Enter")
@@ -109,25 +127,25 @@ def test_a_visit_served_with_the_keyboard(clerk_page, sqlite_server, devices):
     # Calling a given number from the list, then nobody comes.
     page.locator("[data-ticket=A002] button").click()
     expect(page.get_by_test_id("current-number")).to_have_text("A002")
-    page.keyboard.press("v")  # Vắng mặt
+    press(page, "v")  # Vắng mặt
     expect(page.get_by_test_id("current")).to_contain_text("Chưa có công dân")
     assert board.wait_change("no_show")["ticket"]["number"] == "A002"
 
     # Transfer to counter 2, which alone may call it now.
-    page.keyboard.press("g")
+    press(page, "g")
     expect(page.get_by_test_id("current-number")).to_have_text("B100")
-    page.keyboard.press("c")
+    press(page, "c")
     page.get_by_test_id("dialog-transfer").locator("[data-counter='2']").click()
     expect(page.get_by_test_id("current")).to_contain_text("Chưa có công dân")
     counter2 = devices.counter(sqlite_server, "clerk2", 2)
     assert counter2.call("call_next", {})["ticket"]["number"] == "B100"
 
     # Pause with a reason, and back.
-    page.keyboard.press("t")
+    press(page, "t")
     page.get_by_role("button", name="Họp").click()
     expect(page.get_by_test_id("counter-status")).to_have_text("Tạm dừng: Họp")
     expect(button(page, "call_next")).to_be_disabled()
-    page.keyboard.press("t")
+    press(page, "t")
     expect(page.get_by_test_id("counter-status")).to_have_text("Đang mở")
     assert page.errors.errors == []
 
@@ -144,9 +162,9 @@ def test_the_page_rides_out_a_server_restart_mid_visit(clerk_page, sqlite_server
     page = clerk_page
     devices.kiosk(sqlite_server).call("issue", {"service": "TP"})
     take_counter(page, sqlite_server)
-    page.keyboard.press("g")
+    press(page, "g")
     expect(page.get_by_test_id("current-number")).to_have_text("A001")
-    page.keyboard.press("b")
+    press(page, "b")
     expect(page.get_by_test_id("current-status")).to_have_text("Đang phục vụ")
     sqlite_server.stop()
     expect(page.locator("#offline")).to_be_visible()
@@ -155,7 +173,7 @@ def test_the_page_rides_out_a_server_restart_mid_visit(clerk_page, sqlite_server
     sqlite_server.restart()
     expect(page.locator("#offline")).to_be_hidden(timeout=15000)
     expect(page.get_by_test_id("current-number")).to_have_text("A001")
-    page.keyboard.press("h")
+    press(page, "h")
     page.get_by_test_id("confirm").click()
     expect(page.get_by_test_id("current")).to_contain_text("Chưa có công dân")
 

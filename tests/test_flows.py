@@ -12,7 +12,14 @@ from harness.centre import DISPLAY_C3
 def test_visit_from_ticket_to_rating(any_server, devices):
     display = devices.display(any_server)
     snap = display.wait_event("snapshot")
-    assert snap["centre"] == {"code": "T1", "name": "Trung tâm Phục vụ hành chính công thử nghiệm"}
+    assert snap["centre"] == {
+        "code": "T1",
+        "name": "Trung tâm Phục vụ hành chính công thử nghiệm",
+        "timezone": "Asia/Ho_Chi_Minh",
+        "notice": "Thông báo thử nghiệm: vui lòng theo dõi số của bạn trên màn hình.",
+    }
+    assert snap["board"]["layout"] == "office"  # 3 counters
+    assert snap["board"]["announce"]["form"] == "digits"
     assert [c["number"] for c in snap["counters"]] == [1, 2, 3]
     kiosk = devices.kiosk(any_server)
     services = kiosk.wait_event("services")
