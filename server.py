@@ -98,7 +98,7 @@ def create_app(overrides: dict | None = None):
     from core.engine import QueueEngine
     from core.roles import ROLES
     from core.store import Store
-    from gateway import api, guard, web
+    from gateway import api, dossier_api, guard, web
     from gateway.context import ServerContext
     from gateway.frames import FrameSender
     from gateway.hub import ChangeHub
@@ -164,6 +164,7 @@ def create_app(overrides: dict | None = None):
 
     # Every door of the system: HTTP blueprints, then one Socket.IO namespace per role.
     app.register_blueprint(api.bp)
+    app.register_blueprint(dossier_api.bp)
     web.init_app(app)
     app.register_blueprint(kiosk.bp)
     app.register_blueprint(counter.bp)

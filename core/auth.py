@@ -19,7 +19,8 @@ from .errors import QueueError
 from .store import Store, Tx
 
 SESSION_HOURS = 12
-DEVICE_KINDS = ("kiosk", "display", "rating", "agent")
+# "integration": the province's one-stop system, whose token is the integration API's key.
+DEVICE_KINDS = ("kiosk", "display", "rating", "agent", "integration")
 STAFF_ROLES = ("clerk", "manager", "admin")
 
 

@@ -21,10 +21,11 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from . import dossiers as dossier_records
 from . import estimates, rating, views
 from . import models as m
 from .auth import counter_by_number
-from .clock import business_date, iso
+from .clock import business_date, iso, zone
 from .errors import QueueError
 from .lifecycle import AT_COUNTER, NEW_TICKET, counter_guard, ticket_guard
 from .ordering import CounterQueue, OrderingPolicy, PriorityWithFairness, counter_service_ids
@@ -761,6 +762,9 @@ class QueueEngine:
         summary = self._summary(conn, sid, ticket["service_code"], avg, waiting)
         for code in dossiers:
             conn.execute(m.ticket_dossiers.insert().values(ticket_id=ticket["id"], code=code))
+            dossier_records.record_visit(
+                conn, actor.centre_id, code, outcome, tx.now, ticket["service_name"]
+            )
         self._update_ticket(conn, ticket, status=status, finished_at=tx.now, outcome=outcome)
         if actor.kind == "staff" and ticket["staff_id"] in (None, actor.id):
             served_by = actor.name
@@ -954,6 +958,40 @@ class QueueEngine:
 
     def clerk_day(self, actor: Actor) -> dict:
         return self.store.read(lambda conn: views.clerk_day(conn, actor.id, actor.centre_id))
+
+    # -- dossiers (the province's one-stop system, through the integration API) -----------
+    def upsert_dossiers(self, actor: Actor, payload) -> dict:
+        """Create or update dossiers by code, in one transaction; idempotent (the same
+        payload again changes nothing and records nothing)."""
+        tz = self.store.read(lambda conn: zone(views.centre(conn, actor.centre_id).timezone))
+        items = dossier_records.parse_items(payload, DOSSIER_CODE, tz)
+
+        def op(tx: Tx) -> dict:
+            tx.lock_centre(actor.centre_id)
+            result = dossier_records.upsert(tx.conn, actor.centre_id, items, tx.now)
+            codes = result.pop("codes")
+            if codes:
+                tx.change(
+                    actor.centre_id,
+                    "dossiers_updated",
+                    actor.key,
+                    change=change_record("dossiers_updated"),
+                    details={"codes": codes, **result},
+                )
+            return result
+
+        return self.store.write(op, centre_id=actor.centre_id, actor=actor.key)
+
+    def dossier(self, centre_id: int, code: str) -> dict | None:
+        def read(conn):
+            tz = views.centre(conn, centre_id).timezone
+            return dossier_records.view(conn, centre_id, code, m.utcnow(), tz)
+
+        return self.store.read(read)
+
+    def dossier_status(self, code: str) -> list[dict]:
+        """The citizen's look-up by dossier code (every centre's dossier of that code)."""
+        return self.store.read(lambda conn: dossier_records.public_view(conn, code, m.utcnow()))
 
     def staff_centre(self, token: str) -> dict:
         """The centre as the clerk owning session ``token`` sees it (unauthorized if none)."""

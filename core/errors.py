@@ -45,6 +45,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Unknown priority '{value}'. Choose one of: {allowed}.",
     ),
     "unknown_ticket": ("Không tìm thấy phiếu số này.", "No such ticket."),
+    "unknown_dossier": (
+        "Không có hồ sơ «{dossier}» tại trung tâm này.",
+        "There is no dossier '{dossier}' at this centre.",
+    ),
     "unknown_print_job": (
         "Không có lệnh in số {job} dành cho máy này.",
         "There is no print job {job} for this device.",

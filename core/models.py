@@ -258,11 +258,33 @@ print_jobs = sa.Table(
     sa.Index("ix_print_jobs_pending", "agent_id", "state"),
 )
 
+# Dossiers (hồ sơ) by code within a centre (core/dossiers.py); visits touch them through
+# ticket_dossiers (ticket, code).
+dossiers = sa.Table(
+    "dossiers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("centre_id", sa.ForeignKey("centres.id"), nullable=False),
+    sa.Column("code", sa.String(64), nullable=False),
+    sa.Column("procedure", sa.String(255)),  # thủ tục
+    sa.Column("field", sa.String(255)),  # lĩnh vực
+    sa.Column("applicant_name", sa.String(255)),
+    sa.Column("submitted_via", sa.String(16)),  # in_person | online | post
+    sa.Column("received_at", UTCDateTime),
+    sa.Column("due_at", UTCDateTime),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("returned_at", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("centre_id", "code"),
+)
+
 ticket_dossiers = sa.Table(
     "ticket_dossiers",
     metadata,
     sa.Column("ticket_id", sa.ForeignKey("tickets.id"), primary_key=True),
     sa.Column("code", sa.String(64), primary_key=True),
+    sa.Index("ix_ticket_dossiers_code", "code"),
 )
 
 ratings = sa.Table(

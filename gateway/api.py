@@ -19,7 +19,7 @@ def _ctx():
     return current_app.extensions["motcua"]
 
 
-def _lang() -> str:
+def request_lang() -> str:
     return "en" if request.args.get("lang") == "en" else "vi"
 
 
@@ -69,12 +69,12 @@ def healthz():
     return jsonify(body), 200 if database == "ok" else 503
 
 
-def _bearer() -> str:
+def bearer_token() -> str:
     header = request.headers.get("Authorization", "")
     return header[7:].strip() if header[:7].lower() == "bearer " else ""
 
 
-def _answer(fn, lang: str):
+def answer_json(fn, lang: str):
     """Run ``fn``; a refusal (a lost database included) is its JSON error answer."""
     try:
         return jsonify(fn())
@@ -88,25 +88,25 @@ def _answer(fn, lang: str):
 @bp.get("/api/v1/centre")
 def staff_centre():
     """For a clerk's page: the centre, its services and counters (Bearer session token)."""
-    token = _bearer()
+    token = bearer_token()
     if not token:
-        return error_response(QueueError("unauthorized", "auth_missing"), _lang())
-    return _answer(lambda: _ctx().engine.staff_centre(token), _lang())
+        return error_response(QueueError("unauthorized", "auth_missing"), request_lang())
+    return answer_json(lambda: _ctx().engine.staff_centre(token), request_lang())
 
 
 @bp.post("/api/v1/auth/logout")
 def logout():
     """End the session of the Bearer token."""
-    token = _bearer()
+    token = bearer_token()
     if token:
-        return _answer(lambda: auth.logout(_ctx().store, token) or {"ok": True}, _lang())
+        return answer_json(lambda: auth.logout(_ctx().store, token) or {"ok": True}, request_lang())
     return jsonify({"ok": True})
 
 
 @bp.post("/api/v1/auth/login")
 def login():
     ctx = _ctx()
-    lang = _lang()
+    lang = request_lang()
     try:
         body = parse(request.get_json(silent=True), LOGIN)
     except QueueError as e:

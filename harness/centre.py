@@ -16,6 +16,7 @@ DISPLAY_C3 = "test-display-token-0003"
 RATING_1 = "test-rating-token-0001"
 RATING_2 = "test-rating-token-0002"
 AGENT = "test-agent-token-00001"
+INTEGRATION = "test-integration-key-0001"
 PASSWORDS = {"clerk1": "clerk1-secret", "clerk2": "clerk2-secret", "clerk3": "clerk3-secret"}
 
 

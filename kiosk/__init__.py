@@ -125,6 +125,31 @@ class TicketDoor(Door):
         return self.ctx.engine.rate(client.actor, client.actor.id, **rating)
 
 
+class LookupLimit:
+    """At most ``per_minute`` look-ups a minute per client address (a sliding count, kept
+    for at most ``max_addresses`` addresses, the oldest forgotten first)."""
+
+    def __init__(self, per_minute: int, max_addresses: int = 10_000):
+        from collections import OrderedDict
+
+        self.per_minute = per_minute
+        self.max_addresses = max_addresses
+        self.seen: OrderedDict[str, list[float]] = OrderedDict()
+
+    def allow(self, address: str) -> bool:
+        import time
+
+        now = time.monotonic()
+        recent = [t for t in self.seen.pop(address, []) if now - t < 60]
+        allowed = len(recent) < self.per_minute
+        if allowed:
+            recent.append(now)
+        self.seen[address] = recent
+        while len(self.seen) > self.max_addresses:
+            self.seen.popitem(last=False)
+        return allowed
+
+
 # The kiosk page's words (its script switches language on a tap, without a reload).
 KIOSK_STRINGS = {
     "title": N_("Lấy số thứ tự"),
@@ -209,3 +234,40 @@ def ticket_status(key: str):
         priorities=PRIORITIES,
         strings=STATUS_STRINGS,
     )
+
+
+# The citizen's dossier look-up (the QR on a receipt, or the code typed in a form).
+DOSSIER_STATUS_TEXT = {
+    "received": N_("Đã tiếp nhận"),
+    "processing": N_("Đang giải quyết"),
+    "supplement_requested": N_("Cần bổ sung hồ sơ"),
+    "result_ready": N_("Đã có kết quả, mời đến nhận"),
+    "returned": N_("Đã trả kết quả"),
+    "cancelled": N_("Đã hủy"),
+}
+LOOKUPS = LookupLimit(per_minute=20)
+
+
+@bp.get("/hs/")
+@bp.get("/hs/<path:code>")
+def dossier_status(code: str | None = None):
+    """A dossier's status from its code, for whoever holds the code. Look-ups are limited
+    per address, so codes (agency, date, daily number) cannot be walked through."""
+    from core.engine import DOSSIER_CODE
+
+    code = (code or request.args.get("code") or "").strip()
+    found, refused = None, False
+    if code:
+        if not LOOKUPS.allow(request.remote_addr or "?"):
+            refused = True
+        elif DOSSIER_CODE.match(code):
+            found = current_app.extensions["motcua"].engine.dossier_status(code)
+    response = render_template(
+        "kiosk/dossier.html",
+        code=code[:64],
+        found=found,
+        refused=refused,
+        status_text=DOSSIER_STATUS_TEXT,
+    )
+    status = 429 if refused else 404 if code and not found else 200
+    return response, status, {"Cache-Control": "no-store"}

@@ -1,0 +1,265 @@
+"""Dossier records (hồ sơ): what a centre received, is processing and returned, and the
+visits that touched each one, so its reports can say "7,267 received, 5,516 returned,
+99.7 % on time" (../shared/design.md, facts of the field).
+
+A dossier is known by its code within a centre (the national form, e.g.
+``H15.50.05.13-261008-0975``). Visits and dossiers are many-to-many through
+``ticket_dossiers`` (ticket, code): one visit may submit one dossier and collect another,
+and a dossier is touched by several visits. Finishing a visit with a code updates the
+dossier as the visit's outcome implies (:data:`VISIT_STATUS`); the province's one-stop
+system creates and updates dossiers in bulk through the integration API
+(gateway/dossier_api.py). Overdue is derived, never stored: past its due time and not
+returned (or returned after it).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from . import models as m
+from .errors import QueueError
+
+STATUSES = (
+    "received",
+    "processing",
+    "supplement_requested",
+    "result_ready",
+    "returned",
+    "cancelled",
+)
+SUBMITTED_VIA = ("in_person", "online", "post")
+CLOSED = ("returned", "cancelled")
+
+# What a visit finished with a dossier code says about that dossier, by its outcome. A
+# visit that only guided the citizen (or "other") links the code and changes nothing.
+VISIT_STATUS = {
+    "received": "received",  # a new dossier submitted at the counter
+    "supplemented": "processing",  # the papers asked for came: back in processing
+    "returned": "returned",  # the result handed over
+}
+
+_d = m.dossiers
+
+
+def record_visit(conn: Connection, centre_id: int, code: str, outcome, now, procedure) -> None:
+    """Bring the dossier ``code`` in line with a visit that finished with ``outcome``:
+    created if new (in person, at the counter), its status moved, returned_at set."""
+    status = VISIT_STATUS.get(outcome)
+    if status is None:
+        return
+    row = conn.execute(
+        sa.select(_d.c.id, _d.c.status).where(_d.c.centre_id == centre_id, _d.c.code == code)
+    ).first()
+    values: dict[str, Any] = {"status": status, "updated_at": now}
+    if status == "returned":
+        values["returned_at"] = now
+    if row is None:
+        conn.execute(
+            _d.insert().values(
+                centre_id=centre_id,
+                code=code,
+                procedure=procedure,
+                submitted_via="in_person",
+                received_at=now,
+                created_at=now,
+                **values,
+            )
+        )
+    elif row.status != status:
+        conn.execute(_d.update().where(_d.c.id == row.id).values(**values))
+
+
+# -- the integration API's items ----------------------------------------------------------
+FIELDS = {
+    "code": str,
+    "procedure": str,
+    "field": str,
+    "applicant_name": str,
+    "submitted_via": str,
+    "received_at": datetime,
+    "due_at": datetime,
+    "status": str,
+    "returned_at": datetime,
+}
+REQUIRED = ("code", "status")
+TEXT_MAX = 255
+MAX_ITEMS = 500
+
+
+def _bad(index: int, field: str, vi: str, en: str) -> QueueError:
+    return QueueError("bad_request", "bad_value", field=f"dossiers[{index}].{field}", why=(vi, en))
+
+
+def _when(index: int, field: str, value: Any, tz) -> datetime:
+    """An ISO 8601 time with its offset, or a date in the centre's zone (its last second:
+    a due date is met all day)."""
+    if not isinstance(value, str):
+        raise _bad(index, field, "phải là ngày giờ ISO 8601", "must be an ISO 8601 time")
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), time(23, 59, 59), tzinfo=tz)
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _bad(index, field, "không phải ngày giờ ISO 8601", "not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise _bad(index, field, "thiếu múi giờ (vd +07:00)", "needs its offset (e.g. +07:00)")
+    return parsed
+
+
+def parse_items(payload: Any, code_pattern, tz) -> list[dict]:
+    """Check a bulk upsert's body, ``{"dossiers": [...]}``; the first problem is named."""
+    if not isinstance(payload, dict) or set(payload) != {"dossiers"}:
+        raise QueueError("bad_request", "bad_payload")
+    items = payload["dossiers"]
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_ITEMS:
+        raise QueueError(
+            "bad_request",
+            "bad_value",
+            field="dossiers",
+            why=(f"1 đến {MAX_ITEMS} hồ sơ mỗi lần", f"1 to {MAX_ITEMS} dossiers at a time"),
+        )
+    out, seen = [], set()
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise _bad(i, "*", "phải là một đối tượng", "must be an object")
+        for key in item:
+            if key not in FIELDS:
+                raise _bad(i, key, "trường không được hỗ trợ", "unknown field")
+        for key in REQUIRED:
+            if key not in item:
+                raise _bad(i, key, "bắt buộc", "required")
+        clean: dict[str, Any] = {}
+        for key, value in item.items():
+            if value is None and key not in REQUIRED:
+                clean[key] = None
+            elif FIELDS[key] is datetime:
+                clean[key] = _when(i, key, value, tz)
+            elif not isinstance(value, str) or not value.strip() or len(value) > TEXT_MAX:
+                raise _bad(i, key, f"chuỗi 1-{TEXT_MAX} ký tự", f"a string of 1-{TEXT_MAX}")
+            else:
+                clean[key] = value.strip()
+        if not code_pattern.match(clean["code"]):
+            raise _bad(i, "code", "mã hồ sơ sai dạng", "malformed dossier code")
+        if clean["code"] in seen:
+            raise _bad(i, "code", "trùng trong cùng yêu cầu", "repeated in this request")
+        seen.add(clean["code"])
+        if clean["status"] not in STATUSES:
+            raise _bad(i, "status", "một trong: " + ", ".join(STATUSES), ", ".join(STATUSES))
+        if clean.get("submitted_via") not in (None, *SUBMITTED_VIA):
+            raise _bad(i, "submitted_via", ", ".join(SUBMITTED_VIA), ", ".join(SUBMITTED_VIA))
+        out.append(clean)
+    return out
+
+
+def upsert(conn: Connection, centre_id: int, items: list[dict], now) -> dict:
+    """Create or update by code; fields absent from an item keep their value. Returns the
+    counts and the codes that changed (nothing changes for an item as it already is)."""
+    codes = [i["code"] for i in items]
+    existing = {
+        r.code: r
+        for r in conn.execute(
+            sa.select(_d).where(_d.c.centre_id == centre_id, _d.c.code.in_(codes))
+        )
+    }
+    created, updated = [], []
+    for item in items:
+        row = existing.get(item["code"])
+        if row is None:
+            conn.execute(
+                _d.insert().values(centre_id=centre_id, created_at=now, updated_at=now, **item)
+            )
+            created.append(item["code"])
+            continue
+        changed = {k: v for k, v in item.items() if getattr(row, k) != v}
+        if changed:
+            conn.execute(_d.update().where(_d.c.id == row.id).values(updated_at=now, **changed))
+            updated.append(item["code"])
+    return {
+        "created": len(created),
+        "updated": len(updated),
+        "unchanged": len(items) - len(created) - len(updated),
+        "codes": created + updated,
+    }
+
+
+def overdue(row, now: datetime) -> bool:
+    """Past its due time and not returned, or returned after it."""
+    if row.due_at is None or row.status == "cancelled":
+        return False
+    if row.returned_at is not None:
+        return row.returned_at > row.due_at
+    return now > row.due_at
+
+
+def view(conn: Connection, centre_id: int, code: str, now: datetime, tz) -> dict | None:
+    """One dossier with the visits that touched it (the integration API's read)."""
+    from .clock import iso
+
+    row = conn.execute(sa.select(_d).where(_d.c.centre_id == centre_id, _d.c.code == code)).first()
+    if row is None:
+        return None
+    t, td, c = m.tickets, m.ticket_dossiers, m.counters
+    visits = conn.execute(
+        sa.select(t.c.number, t.c.outcome, t.c.finished_at, c.c.number.label("counter"))
+        .join(td, td.c.ticket_id == t.c.id)
+        .outerjoin(c, c.c.id == t.c.counter_id)
+        .where(td.c.code == code, t.c.centre_id == centre_id)
+        .order_by(t.c.finished_at)
+    )
+    return {
+        **{k: getattr(row, k) for k in ("code", "procedure", "field", "applicant_name")},
+        "submitted_via": row.submitted_via,
+        "status": row.status,
+        **{k: iso(getattr(row, k), tz) for k in ("received_at", "due_at", "returned_at")},
+        "overdue": overdue(row, now),
+        "visits": [
+            {
+                "ticket": v.number,
+                "counter": v.counter,
+                "outcome": v.outcome,
+                "finished_at": iso(v.finished_at, tz),
+            }
+            for v in visits
+        ],
+    }
+
+
+def _initials(name: str | None) -> str | None:
+    """ "Nguyễn Thị Lan" -> "Nguyễn T. L.": enough for its holder to recognise, not to
+    name a stranger."""
+    if not name:
+        return None
+    first, *rest = name.split()
+    return " ".join([first, *(w[0] + "." for w in rest)])
+
+
+def public_view(conn: Connection, code: str, now: datetime) -> list[dict]:
+    """What a dossier's holder may see from its code alone (the citizen's look-up page):
+    no personal data but the applicant's initials; every centre's dossier of that code."""
+    from .clock import iso
+
+    rows = conn.execute(
+        sa.select(_d, m.centres.c.name.label("centre_name"), m.centres.c.timezone)
+        .join(m.centres, m.centres.c.id == _d.c.centre_id)
+        .where(_d.c.code == code)
+        .order_by(_d.c.id)
+    ).all()
+    return [
+        {
+            "code": r.code,
+            "centre": r.centre_name,
+            "procedure": r.procedure,
+            "field": r.field,
+            "applicant": _initials(r.applicant_name),
+            "status": r.status,
+            "received_at": iso(r.received_at, r.timezone),
+            "due_at": iso(r.due_at, r.timezone),
+            "returned_at": iso(r.returned_at, r.timezone),
+            "overdue": overdue(r, now),
+        }
+        for r in rows
+    ]
