@@ -35,9 +35,7 @@ def upsert():
     def run():
         actor = _integration()
         if (request.content_length or 0) > MAX_BODY:
-            raise QueueError(
-                "bad_request", "bad_value", field="body", why=("quá lớn", "too large")
-            )
+            raise QueueError("bad_request", "bad_value", field="body", why=("quá lớn", "too large"))
         return {"ok": True, **engine.upsert_dossiers(actor, request.get_json(silent=True))}
 
     return answer_json(run, request_lang())
