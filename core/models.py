@@ -58,6 +58,8 @@ centres = sa.Table(
     # The centre's change sequence: advanced in the transaction of every change.
     sa.Column("seq", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("ticket_footer", sa.Text),  # printed at the foot of every ticket
+    # The digest of the provisioning file last applied (core/provisioning.py file_digest).
+    sa.Column("provisioned_digest", sa.String(64)),
     # The rating tablet's reasons for a low score (null: the defaults) and how long it
     # waits for an answer before going back to idle (null: the default).
     sa.Column("rating_reasons", sa.JSON),

@@ -41,6 +41,32 @@ def test_provisioning_twice_changes_nothing(tmp_path):
     assert "clerk1-secret" not in (tmp_path / "db.sqlite3").read_bytes().decode("latin-1")
 
 
+def test_a_changed_password_alone_is_applied(tmp_path):
+    """A file applied again unchanged is skipped whole (no password is re-checked); one
+    changed anywhere, even only a password, is applied."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    assert run("provision", str(CENTRE), "--database-url", url).returncode == 0
+    changed = tmp_path / "centre.toml"
+    changed.write_text(
+        CENTRE.read_text(encoding="utf-8").replace("clerk1-secret", "clerk1-new-secret"),
+        encoding="utf-8",
+    )
+    result = run("provision", str(changed), "--database-url", url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "~ staff clerk1 (password_hash)"
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.text("SELECT password_hash FROM staff WHERE username = 'clerk1'")
+        ).scalar_one()
+    engine.dispose()
+    from core.auth import password_matches
+
+    assert password_matches(stored, "clerk1-new-secret")
+    again = run("provision", str(changed), "--database-url", url)
+    assert again.stdout.strip() == "Không có thay đổi (no changes)."
+
+
 def test_invalid_file_names_the_line_and_exits_2(tmp_path):
     text = CENTRE.read_text(encoding="utf-8").replace('services = ["DD"]', 'services = ["XX"]')
     path = tmp_path / "centre.toml"
