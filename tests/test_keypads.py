@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from hardware.keypad import (
-    AGENT_START,
     BusDecoder,
     Display,
     KeypadLine,
