@@ -232,11 +232,13 @@ def open_demo_counters(ctx) -> None:
 
 
 DEMO_PRINTED = "printed"  # in the instance folder: the demo kiosk's tickets, as PNG files
+DEMO_KEYPAD = "keypad"  # in the instance folder: where the demo agent looks for a keypad
 
 
 def start_demo_agent(host: str, port: int):
     """The demo's hardware agent, a process of its own as on a kiosk PC, printing the
-    demo kiosk's tickets to PNG files in instance/printed/ (a virtual printer)."""
+    demo kiosk's tickets to PNG files in instance/printed/ (a virtual printer) and
+    reading a line keypad at instance/keypad (a pty: hardware.keypad --simulate)."""
     import subprocess
 
     printed = instance_path() / DEMO_PRINTED
@@ -245,7 +247,10 @@ def start_demo_agent(host: str, port: int):
     config.write_text(
         f'server = "{server}"\n'
         'token = "demo-agent-sanh-00001"\n'
-        f'[printers."Kiosk sảnh A"]\nurl = "png://{printed}"\n',
+        f'[printers."Kiosk sảnh A"]\nurl = "png://{printed}"\n'
+        # A call keypad for a pty made by `python -m hardware.keypad --simulate` (docs/
+        # hardware.md); the agent waits for it to appear.
+        f'[[keypads]]\nurl = "{instance_path() / DEMO_KEYPAD}"\nprotocol = "line"\n',
         encoding="utf-8",
     )
     return subprocess.Popen(

@@ -1,7 +1,8 @@
 """The hardware agent's door (/agent), on the server side: the agent process (hardware/)
 drives printers, keypads and LED boards and talks to the server only through this
-protocol. It follows its counters, gets the print jobs of the kiosks it prints for, and
-reports each job's result."""
+protocol. It follows its counters, gets the print jobs of the kiosks it prints for,
+reports each job's result, and passes on its call keypads' presses (``counter_action``:
+the engine's operation of the same name, for the counter's clerk on duty)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,16 @@ class AgentDoor(BoardDoor):
                 "request_id": REQUEST_ID,
             },
             EngineOp("report_print"),
-        )
+        ),
+        "counter_action": (
+            {
+                "counter": Field(int, required=True, min=1),
+                "action": Field(str, required=True, max_len=16),
+                "reason": Field(str, max_len=200, nullable=True),
+                "request_id": REQUEST_ID,
+            },
+            EngineOp("counter_action"),
+        ),
     }
 
     def audience(self, client: Client) -> Audience:

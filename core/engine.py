@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, NamedTuple
 
@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from . import dossiers as dossier_records
 from . import estimates, rating, views
 from . import models as m
-from .auth import counter_by_number
+from .auth import counter_by_number, device_counter_ids
 from .clock import business_date, iso, zone
 from .errors import QueueError
 from .lifecycle import AT_COUNTER, NEW_TICKET, counter_guard, ticket_guard
@@ -90,6 +90,12 @@ def _printer_status(given: dict | None) -> dict | None:
         )
     return {"online": online, "paper": paper}
 
+
+# What a device may do at a counter for its clerk on duty (an agent's call keypad): the
+# /counter events of the same names, on the counter's current ticket where they need one.
+COUNTER_ACTIONS = ("call_next", "recall", "start", "finish", "no_show", "pause", "resume")
+TICKET_ACTIONS = ("recall", "start", "finish", "no_show")
+KEYPAD_PAUSE_REASON = "Tạm dừng từ bàn phím gọi số"
 
 # What a visit ended with, for the reports (dossiers received, results returned...).
 OUTCOMES = ("received", "returned", "supplemented", "guided", "other")
@@ -170,10 +176,23 @@ class Actor:
     role: str  # device kind, or staff role
     counter_id: int | None = None  # the counter a clerk operates / a tablet stands at
     name: str = ""
+    # A device acting for the counter's clerk on duty (an agent's call keypad): the clerk
+    # the visit is served by. The audit's actor stays the device; its details name them.
+    clerk_id: int | None = None
+    clerk_name: str = ""
 
     @property
     def key(self) -> str:
         return f"{self.kind}:{self.id}"
+
+    @property
+    def staff_id(self) -> int | None:
+        """The clerk doing it: the staff member acting, or the one a device acts for."""
+        return self.id if self.kind == "staff" else self.clerk_id
+
+    @property
+    def staff_name(self) -> str:
+        return self.name if self.kind == "staff" else self.clerk_name
 
 
 def record(
@@ -191,7 +210,13 @@ def record(
 ) -> int:
     """Record one change of the actor's centre. ``counters`` (ids) and ``services``
     (codes) are what it touches, for routing; ``summaries`` the services whose counts or
-    waits it moved."""
+    waits it moved. A device acting for a clerk is the audit's actor; the details name
+    the clerk (``on_behalf_of``)."""
+    if actor.kind != "staff" and actor.clerk_id is not None:
+        details = {
+            **(details or {}),
+            "on_behalf_of": {"staff": actor.clerk_id, "full_name": actor.clerk_name},
+        }
     return tx.change(
         actor.centre_id,
         action,
@@ -234,7 +259,7 @@ class QueueEngine:
             centre_id=actor.centre_id,
             actor=actor.key,
             request_id=f"{what}:{request_id}" if request_id else None,
-            urgent=actor.kind == "staff",
+            urgent=actor.staff_id is not None,
         )
 
     # -- reads inside a transaction ---------------------------------------------------
@@ -504,13 +529,13 @@ class QueueEngine:
 
     def _counter_change(self, tx: Tx, actor: Actor, request_id, kind: str, counter, **values):
         conn = tx.conn
-        values.setdefault("staff_id", actor.id if actor.kind == "staff" else counter["staff_id"])
+        values.setdefault("staff_id", actor.staff_id or counter["staff_id"])
         conn.execute(sa.update(_c).where(_c.c.id == counter["id"]).values(**values))
         counter = {**counter, **values}
         # Opening or closing a counter changes the waits of the services it serves.
         day = business_date(tx.now, views.centre(conn, actor.centre_id).timezone)
         rows = views.services(conn, actor.centre_id, counter_service_ids(conn, [counter["id"]]))
-        name = actor.name if actor.kind == "staff" and counter["status"] != "closed" else None
+        name = actor.staff_name if actor.staff_id and counter["status"] != "closed" else None
         record(
             tx,
             actor,
@@ -528,19 +553,22 @@ class QueueEngine:
 
     def _set_counter(self, actor: Actor, request_id, operation: str, kind: str, values=None):
         def op(tx: Tx) -> dict:
-            tx.lock_centre(actor.centre_id)
-            counter = self._counter(tx.conn, actor.counter_id)
-            status = counter_guard(operation, counter["status"])
-            if status in ("paused", "closed"):
-                current = views.current_ticket(tx.conn, counter["id"])
-                if current is not None:
-                    raise QueueError("conflict", "counter_has_current", number=current.number)
-            counter = self._counter_change(
-                tx, actor, request_id, kind, counter, status=status, **(values or {})
-            )
-            return {"counter": views.counter_view(counter)}
+            return self._set_counter_tx(tx, actor, request_id, operation, kind, values)
 
         return self._write(actor, request_id, op, kind)
+
+    def _set_counter_tx(self, tx: Tx, actor: Actor, request_id, operation, kind, values=None):
+        tx.lock_centre(actor.centre_id)
+        counter = self._counter(tx.conn, actor.counter_id)
+        status = counter_guard(operation, counter["status"])
+        if status in ("paused", "closed"):
+            current = views.current_ticket(tx.conn, counter["id"])
+            if current is not None:
+                raise QueueError("conflict", "counter_has_current", number=current.number)
+        counter = self._counter_change(
+            tx, actor, request_id, kind, counter, status=status, **(values or {})
+        )
+        return {"counter": views.counter_view(counter)}
 
     def pause(self, actor: Actor, reason: str, request_id: str | None = None) -> dict:
         return self._set_counter(
@@ -577,17 +605,20 @@ class QueueEngine:
         """Call the next ticket the ordering policy picks for this counter."""
 
         def op(tx: Tx) -> dict:
-            tx.lock_centre(actor.centre_id)
-            counter = self._ready_to_call(tx, actor, request_id)
-            tz = views.centre(tx.conn, actor.centre_id).timezone
-            queue = CounterQueue(tx.conn, counter, business_date(tx.now, tz))
-            chosen = self.policy.choose(queue)
-            if chosen is None:
-                raise QueueError("queue_empty", "queue_empty")
-            ticket = self._ticket(tx.conn, actor, chosen.id)
-            return {"ticket": self._call(tx, actor, request_id, counter, ticket, "call_next")}
+            return self._call_next_tx(tx, actor, request_id)
 
         return self._write(actor, request_id, op, "call_next")
+
+    def _call_next_tx(self, tx: Tx, actor: Actor, request_id) -> dict:
+        tx.lock_centre(actor.centre_id)
+        counter = self._ready_to_call(tx, actor, request_id)
+        tz = views.centre(tx.conn, actor.centre_id).timezone
+        queue = CounterQueue(tx.conn, counter, business_date(tx.now, tz))
+        chosen = self.policy.choose(queue)
+        if chosen is None:
+            raise QueueError("queue_empty", "queue_empty")
+        ticket = self._ticket(tx.conn, actor, chosen.id)
+        return {"ticket": self._call(tx, actor, request_id, counter, ticket, "call_next")}
 
     def call_ticket(self, actor: Actor, ticket_id: int, request_id: str | None = None) -> dict:
         """Call a given waiting ticket out of order (audited as such)."""
@@ -623,7 +654,7 @@ class QueueEngine:
             called_at=tx.now,
             counter_id=counter["id"],
             target_counter_id=None,
-            staff_id=actor.id if actor.kind == "staff" else None,
+            staff_id=actor.staff_id,
             call_count=ticket["call_count"] + 1,
         )
         ticket.update(counter_number=counter["number"], target_number=None)
@@ -664,14 +695,17 @@ class QueueEngine:
         """Announce the current ticket again."""
 
         def op(tx: Tx) -> dict:
-            tx.lock_centre(actor.centre_id)
-            ticket, status = self._at_counter(tx.conn, actor, ticket_id, "recall")
-            self._update_ticket(tx.conn, ticket, status=status, call_count=ticket["call_count"] + 1)
-            counter = self._counter(tx.conn, actor.counter_id)
-            view = self._announce(tx, actor, request_id, counter, ticket, "recall", recall=True)
-            return {"ticket": view}
+            return self._recall_tx(tx, actor, ticket_id, request_id)
 
         return self._write(actor, request_id, op, "recall")
+
+    def _recall_tx(self, tx: Tx, actor: Actor, ticket_id: int, request_id) -> dict:
+        tx.lock_centre(actor.centre_id)
+        ticket, status = self._at_counter(tx.conn, actor, ticket_id, "recall")
+        self._update_ticket(tx.conn, ticket, status=status, call_count=ticket["call_count"] + 1)
+        counter = self._counter(tx.conn, actor.counter_id)
+        view = self._announce(tx, actor, request_id, counter, ticket, "recall", recall=True)
+        return {"ticket": view}
 
     # -- serving -------------------------------------------------------------------------
     def _ticket_change(
@@ -702,15 +736,16 @@ class QueueEngine:
         ``stamp`` is set to now."""
 
         def op(tx: Tx) -> dict:
-            tx.lock_centre(actor.centre_id)
-            ticket, status = self._at_counter(tx.conn, actor, ticket_id, operation)
-            self._update_ticket(tx.conn, ticket, status=status, **{stamp: tx.now})
-            view = self._ticket_change(
-                tx, actor, request_id, ticket, kind, counters=[actor.counter_id]
-            )
-            return {"ticket": view}
+            return self._settle_call_tx(tx, actor, ticket_id, request_id, operation, kind, stamp)
 
         return self._write(actor, request_id, op, kind)
+
+    def _settle_call_tx(self, tx: Tx, actor: Actor, ticket_id, request_id, operation, kind, stamp):
+        tx.lock_centre(actor.centre_id)
+        ticket, status = self._at_counter(tx.conn, actor, ticket_id, operation)
+        self._update_ticket(tx.conn, ticket, status=status, **{stamp: tx.now})
+        view = self._ticket_change(tx, actor, request_id, ticket, kind, counters=[actor.counter_id])
+        return {"ticket": view}
 
     def finish(
         self,
@@ -742,11 +777,14 @@ class QueueEngine:
             )
 
         def op(tx: Tx) -> dict:
-            tx.lock_centre(actor.centre_id)
-            ticket, _ = self._at_counter(tx.conn, actor, ticket_id, "finish")
-            return {"ticket": self._finish(tx, actor, request_id, ticket, dossiers, outcome)}
+            return self._finish_tx(tx, actor, ticket_id, request_id, dossiers, outcome)
 
         return self._write(actor, request_id, op, "finish")
+
+    def _finish_tx(self, tx: Tx, actor: Actor, ticket_id, request_id, dossiers=(), outcome=None):
+        tx.lock_centre(actor.centre_id)
+        ticket, _ = self._at_counter(tx.conn, actor, ticket_id, "finish")
+        return {"ticket": self._finish(tx, actor, request_id, ticket, list(dossiers), outcome)}
 
     def _finish(self, tx, actor, request_id, ticket: dict, dossiers, outcome) -> dict:
         """Finish the visit; the tablet at its counter asks for a rating on hearing it."""
@@ -766,8 +804,8 @@ class QueueEngine:
                 conn, actor.centre_id, code, outcome, tx.now, ticket["service_name"]
             )
         self._update_ticket(conn, ticket, status=status, finished_at=tx.now, outcome=outcome)
-        if actor.kind == "staff" and ticket["staff_id"] in (None, actor.id):
-            served_by = actor.name
+        if actor.staff_id and ticket["staff_id"] in (None, actor.staff_id):
+            served_by = actor.staff_name
         else:
             served_by = views.staff_name(conn, ticket["staff_id"])
         return self._ticket_change(
@@ -780,6 +818,73 @@ class QueueEngine:
             counters=[ticket["counter_id"]],
             summaries=[summary],
             details={"dossiers": dossiers, "outcome": outcome},
+        )
+
+    # -- a device acting for the counter's clerk (call keypads) -----------------------------
+    def counter_action(
+        self,
+        device: Actor,
+        counter: int,
+        action: str,
+        reason: str | None = None,
+        request_id: str | None = None,
+    ) -> dict:
+        """Do ``action`` (one of COUNTER_ACTIONS) at counter number ``counter`` for the clerk
+        on duty there, as ``device`` (an agent, for its call keypad). It is the /counter
+        event of that name, in the same transaction code, so it makes the same changes;
+        the audit's actor is the device and its details name the clerk. Only counters
+        the device is bound to (listed in its provisioning entry); a closed counter, or
+        one with no clerk, is refused; ticket actions act on the counter's current ticket.
+        """
+        if action not in COUNTER_ACTIONS:
+            raise QueueError(
+                "bad_request", "bad_value", field="action", why=", ".join(COUNTER_ACTIONS)
+            )
+
+        def op(tx: Tx) -> dict:
+            conn = tx.conn
+            tx.lock_centre(device.centre_id)
+            row = counter_by_number(conn, device.centre_id, counter)
+            if row.id not in device_counter_ids(conn, device.id):
+                raise QueueError("forbidden", "device_counter_forbidden", number=counter)
+            if row.status == "closed":
+                raise QueueError("conflict", "counter_closed_for_device", number=counter)
+            name = views.staff_name(conn, row.staff_id)
+            if name is None:
+                raise QueueError("conflict", "counter_no_clerk", number=counter)
+            actor = replace(device, counter_id=row.id, clerk_id=row.staff_id, clerk_name=name)
+            if action == "call_next":
+                return self._call_next_tx(tx, actor, request_id)
+            if action == "pause":
+                values = {"pause_reason": reason or KEYPAD_PAUSE_REASON}
+                return self._set_counter_tx(
+                    tx, actor, request_id, "pause", "counter_paused", values
+                )
+            if action == "resume":
+                values = {"pause_reason": None}
+                return self._set_counter_tx(
+                    tx, actor, request_id, "resume", "counter_resumed", values
+                )
+            current = views.current_ticket(conn, row.id)
+            if current is None:
+                raise QueueError("conflict", "counter_no_current", number=counter)
+            if action == "recall":
+                return self._recall_tx(tx, actor, current.id, request_id)
+            if action == "finish":
+                return self._finish_tx(tx, actor, current.id, request_id)
+            kind, stamp = {
+                "start": ("started", "started_at"),
+                "no_show": ("no_show", "finished_at"),
+            }[action]
+            return self._settle_call_tx(tx, actor, current.id, request_id, action, kind, stamp)
+
+        # Remembered per device and action, like the clerk's own events; urgent as theirs.
+        return self.store.write(
+            op,
+            centre_id=device.centre_id,
+            actor=device.key,
+            request_id=f"counter_action:{action}:{request_id}" if request_id else None,
+            urgent=True,
         )
 
     def transfer(

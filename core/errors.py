@@ -81,6 +81,22 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Quầy đang đóng.",
         "The counter is closed.",
     ),
+    "device_counter_forbidden": (
+        "Thiết bị này không được gắn với quầy {number}.",
+        "This device is not bound to counter {number}.",
+    ),
+    "counter_closed_for_device": (
+        "Quầy {number} đang đóng: cán bộ cần đăng nhập trên trang quầy trước.",
+        "Counter {number} is closed: a clerk must log in on the counter page first.",
+    ),
+    "counter_no_clerk": (
+        "Quầy {number} chưa có cán bộ làm việc.",
+        "Counter {number} has no clerk on duty.",
+    ),
+    "counter_no_current": (
+        "Quầy {number} chưa có số nào đang được gọi hoặc phục vụ.",
+        "Counter {number} has no ticket called or being served.",
+    ),
     "counter_has_current": (
         "Quầy đang phục vụ số {number}: hãy kết thúc hoặc chuyển số này trước.",
         "The counter still has ticket {number}: finish or transfer it first.",

@@ -405,8 +405,9 @@ PRINT_JOBS_KEPT = timedelta(hours=1)
 
 
 def agent_snapshot(conn: Connection, centre_id: int, counter_ids, agent_id: int) -> dict:
-    """What the devices of an agent's counters show (LED boards: current numbers), the
-    kiosks it prints for, and its print jobs not yet reported."""
+    """What the devices of an agent's counters show (LED boards: current numbers; call
+    keypads: also how many wait for their services), the kiosks it prints for, and its
+    print jobs not yet reported."""
     state = display_snapshot(conn, centre_id, counter_ids)
     tz = centre(conn, centre_id).timezone
     d, pj = m.devices, m.print_jobs
@@ -424,8 +425,21 @@ def agent_snapshot(conn: Connection, centre_id: int, counter_ids, agent_id: int)
         )
         .order_by(pj.c.id)
     )
+    cs = m.counter_services
+    served: dict[int, list[str]] = {}
+    for number, code in conn.execute(
+        sa.select(_c.c.number, _s.c.code)
+        .join(cs, cs.c.counter_id == _c.c.id)
+        .join(_s, _s.c.id == cs.c.service_id)
+        .where(_c.c.centre_id == centre_id)
+        .order_by(_s.c.id)
+    ):
+        served.setdefault(number, []).append(code)
     return {
-        **{k: state[k] for k in ("protocol", "seq", "centre", "counters")},
+        **{k: state[k] for k in ("protocol", "seq", "centre", "waiting")},
+        # Each counter with its services' codes: a call keypad's display shows how many
+        # wait for them (``waiting``, then the batches' service summaries).
+        "counters": [{**c, "services": served.get(c["number"], [])} for c in state["counters"]],
         "kiosks": [{"id": k.id, "name": k.name} for k in kiosks],
         "print_jobs": [
             {

@@ -8,6 +8,10 @@ drivers arrive with the hardware issues.
 - ``hardware.printer``: printers by URL (tcp, serial, usb, file, png, cups), their
   real-time status, ``print_ticket``; ``python -m hardware.printer URL [--test]``.
 - ``hardware.escpos_codes``: the ESC/POS bytes of a job and the status answers.
+- ``hardware.ledboard``: counter LED boards (Modbus RTU, a framed protocol).
+- ``hardware.keypad``: call keypads (a line protocol, an RS-485 bus with displays);
+  ``python -m hardware.keypad --simulate PATH`` is a keypad on a pty.
+- ``hardware.agent``: the agent process (``python server.py agent --config FILE``).
 
 Nothing here imports the server or ``core``: the agent and a server-side print worker
 both call it.

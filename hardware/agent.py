@@ -31,6 +31,24 @@ Configuration (TOML; docs/hardware.md has examples):
     url = "/dev/ttyUSB0"                            # a pyserial URL (serial_for_url)
     driver = "modbus"                               # or "framed"
     unit = 1                                        # modbus: unit id (framed: address)
+
+    [[keypads]]                                     # a call keypad (hardware/keypad.py)
+    url = "/dev/ttyUSB1"                            # a pyserial URL, one line per keypad
+    protocol = "line"                               # "<counter>:<KEY>\r\n"
+    counters = [1]                                  # optional: the counters it may name
+
+    [[keypads]]                                     # a bus of keypads on one RS-485 pair
+    url = "/dev/ttyUSB2"
+    protocol = "bus"
+    addresses = { 1 = 1, 2 = 2 }                    # bus address -> counter number
+
+Keypads: each press not repeated within ``debounce_s`` becomes one ``counter_action``
+with a fresh ``request_id`` (retried with the same id for at most PRESS_WINDOW_S if the
+answer is lost), done by the server for the counter's clerk on duty. A press while the
+server is unreachable is dropped and the keypad told (``ERR OFFLINE``, an error frame):
+a queue call that happened minutes later, when the clerk has moved on, would call a
+citizen nobody is waiting for. Bus keypads' displays show the counter's current number,
+how many wait for its services, and its status.
 """
 
 from __future__ import annotations
@@ -42,6 +60,7 @@ import queue
 import threading
 import time
 import tomllib
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +68,7 @@ from pathlib import Path
 log = logging.getLogger("motcua.agent")
 
 BACKOFF_S = (1, 2, 5, 10, 30)  # between connection attempts; the last one repeats
+PRESS_WINDOW_S = 3.0  # a press not answered by then is given up (the keypad is told)
 
 
 class ConfigError(Exception):
@@ -102,6 +122,33 @@ BOARD_KEYS = {
 
 
 @dataclass(frozen=True)
+class KeypadConfig:
+    url: str
+    protocol: str  # "line" | "bus"
+    counters: tuple[int, ...] = ()  # line: the counters it may name (empty: any)
+    addresses: tuple[tuple[int, int], ...] = ()  # bus: (address, counter)
+    baudrate: int = 9600
+    debounce_s: float = 1.0
+
+    def decoder(self):
+        from hardware import keypad
+
+        if self.protocol == "bus":
+            return keypad.BusDecoder(dict(self.addresses))
+        return keypad.LineDecoder(self.counters)
+
+
+KEYPAD_KEYS = {
+    "url": str,
+    "protocol": str,
+    "counters": list,
+    "addresses": dict,
+    "baudrate": int,
+    "debounce_s": (int, float),
+}
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     server: str
     token: str
@@ -109,6 +156,7 @@ class AgentConfig:
     printers: dict[str, PrinterConfig] = field(default_factory=dict)
     boards: list[BoardConfig] = field(default_factory=list)
     board_refresh_s: float = 30.0
+    keypads: list[KeypadConfig] = field(default_factory=list)
 
 
 def load_config(path: str | Path) -> AgentConfig:
@@ -118,7 +166,8 @@ def load_config(path: str | Path) -> AgentConfig:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: không đọc được tệp cấu hình: {e}") from None
-    unknown = set(data) - {"server", "token", "journal", "printers", "boards", "board_refresh_s"}
+    known = {"server", "token", "journal", "printers", "boards", "board_refresh_s", "keypads"}
+    unknown = set(data) - known
     if unknown:
         raise ConfigError(f"{path}: khóa không được hỗ trợ: {', '.join(sorted(unknown))}")
     for key in ("server", "token"):
@@ -145,8 +194,67 @@ def load_config(path: str | Path) -> AgentConfig:
     refresh = data.get("board_refresh_s", 30.0)
     if not isinstance(refresh, int | float) or refresh <= 0:
         raise ConfigError(f"{path}: «board_refresh_s» phải là số giây dương")
+    keypads = [_keypad(path, i, k) for i, k in enumerate(data.get("keypads") or [])]
+    urls = [k.url for k in keypads]
+    for url in urls:
+        if urls.count(url) > 1:
+            raise ConfigError(f"{path}: hai [[keypads]] cùng cổng {url} (một bus: một mục)")
+        if any(b.url == url for b in boards):
+            raise ConfigError(f"{path}: cổng {url} vừa là bàn phím vừa là bảng LED")
     return AgentConfig(
-        data["server"].rstrip("/"), data["token"], journal, printers, boards, float(refresh)
+        data["server"].rstrip("/"),
+        data["token"],
+        journal,
+        printers,
+        boards,
+        float(refresh),
+        keypads,
+    )
+
+
+def _keypad(path: Path, i: int, k) -> KeypadConfig:
+    from hardware.keypad import MAX_ADDRESS
+
+    where = f"{path}: bàn phím gọi số thứ {i + 1}"
+    if not isinstance(k, dict):
+        raise ConfigError(f"{where}: phải là [[keypads]]")
+    extra = set(k) - set(KEYPAD_KEYS)
+    if extra:
+        raise ConfigError(f"{where}: khóa lạ {', '.join(sorted(extra))}")
+    for key in ("url", "protocol"):
+        if key not in k:
+            raise ConfigError(f"{where}: thiếu «{key}»")
+    for key, typ in KEYPAD_KEYS.items():
+        if key in k and (not isinstance(k[key], typ) or isinstance(k[key], bool)):
+            raise ConfigError(f"{where}: «{key}» sai kiểu")
+    counters: tuple[int, ...] = ()
+    addresses: tuple[tuple[int, int], ...] = ()
+    if k["protocol"] == "line":
+        if "addresses" in k:
+            raise ConfigError(f'{where}: «addresses» chỉ dùng cho protocol = "bus"')
+        counters = tuple(k.get("counters", ()))
+        if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in counters):
+            raise ConfigError(f"{where}: «counters» là danh sách số quầy")
+    elif k["protocol"] == "bus":
+        if "counters" in k:
+            raise ConfigError(f"{where}: bus dùng «addresses» (địa chỉ = số quầy)")
+        pairs = []
+        for address, counter in (k.get("addresses") or {}).items():
+            if not address.isdigit() or not 1 <= int(address) <= MAX_ADDRESS:
+                raise ConfigError(f"{where}: địa chỉ «{address}» phải từ 1 đến {MAX_ADDRESS}")
+            if not isinstance(counter, int) or isinstance(counter, bool) or counter < 1:
+                raise ConfigError(f"{where}: địa chỉ {address}: số quầy phải là số nguyên dương")
+            pairs.append((int(address), counter))
+        if not pairs:
+            raise ConfigError(f"{where}: thiếu «addresses» (địa chỉ = số quầy)")
+        addresses = tuple(sorted(pairs))
+    else:
+        raise ConfigError(f"{where}: «protocol» phải là line hoặc bus")
+    debounce = float(k.get("debounce_s", 1.0))
+    if not 0 <= debounce <= 10:
+        raise ConfigError(f"{where}: «debounce_s» phải từ 0 đến 10 giây")
+    return KeypadConfig(
+        k["url"], k["protocol"], counters, addresses, k.get("baudrate", 9600), debounce
     )
 
 
@@ -255,8 +363,14 @@ class Agent:
         self.lines: dict[str, object] = {}
         self.boards_of: dict[int, list[tuple[object, str]]] = {}  # counter -> (line, board)
         self.seq: int | None = None  # of the counters' state below; None: wait for a snapshot
-        self.counters: dict[int, dict] = {}  # number -> {"status", "current", "recall"}
+        self.counters: dict[int, dict] = {}  # number -> {"status", "current", "recall", ...}
+        self.waiting: dict[str, int] = {}  # service code -> how many wait
         self._lines(config)
+        # Call keypads: one line (port and thread) each; presses done one at a time.
+        self.presses: queue.Queue = queue.Queue()
+        self.keypad_lines = []
+        self.keypads_of: dict[int, list] = {}  # counter -> the keypad lines that show it
+        self._keypads(config)
 
     def _lines(self, config: AgentConfig) -> None:
         from hardware.ledboard import BoardLine
@@ -275,6 +389,22 @@ class Agent:
             for b in boards:
                 self.boards_of.setdefault(b.counter, []).append((line, b))
 
+    def _keypads(self, config: AgentConfig) -> None:
+        from hardware.keypad import KeypadLine
+
+        for k in config.keypads:
+            line = KeypadLine(
+                k.url,
+                k.decoder(),
+                self.on_press,
+                baudrate=k.baudrate,
+                debounce_s=k.debounce_s,
+                refresh_s=config.board_refresh_s,
+            )
+            self.keypad_lines.append(line)
+            for number in line.decoder.counters:
+                self.keypads_of.setdefault(number, []).append(line)
+
     # -- following the server ----------------------------------------------------------
     def on_disconnect(self, *args) -> None:
         self.connected.clear()
@@ -290,11 +420,14 @@ class Agent:
                     "status": c["status"],
                     "current": c["current"]["number"] if c.get("current") else None,
                     "recall": False,
+                    "services": c.get("services", []),
                 }
                 for c in state.get("counters", [])
             }
+            self.waiting = dict(state.get("waiting") or {})
             for number in self.boards_of:
                 self._show(number)
+            self._displays()
 
     def on_changes(self, batch: dict) -> None:
         with self.lock:
@@ -340,9 +473,26 @@ class Agent:
                 if c["current"] == ticket["number"]:
                     c["current"], c["recall"] = None, False
                     touched.add(number)
+        for summary in batch.get("services", []):
+            self.waiting[summary["code"]] = summary["waiting"]
         self.seq = batch["seq"]
         for number in touched:
             self._show(number)
+        self._displays()
+
+    def _displays(self) -> None:
+        """What every keypad display should show (each line writes only what changed)."""
+        from hardware.keypad import Display
+
+        for number, lines in self.keypads_of.items():
+            c = self.counters.get(number)
+            if c is None:
+                shown = Display()
+            else:
+                waiting = sum(self.waiting.get(code, 0) for code in c["services"])
+                shown = Display(c["current"] or "", waiting, c["status"])
+            for line in lines:
+                line.show(number, shown)
 
     def _show(self, number: int) -> None:
         from hardware.ledboard import BLANK, Shown
@@ -367,6 +517,66 @@ class Agent:
             return
         self.seen.add(number)
         self.jobs.put(job)
+
+    # -- call keypads ----------------------------------------------------------------------
+    def on_press(self, line, press) -> None:
+        """A key pressed (in the keypad line's thread): done in the keypad thread."""
+        self.presses.put((line, press, time.monotonic()))
+
+    def keypad_loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                line, press, at = self.presses.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                self.act(line, press, at)
+            except Exception:  # noqa: BLE001 - one bad press must not stop the keypads
+                log.exception("keypad press %s failed", press)
+
+    def act(self, line, press, at: float) -> None:
+        """Send one press to the server as ``counter_action``, once: a fresh request_id,
+        repeated only to retry this press within PRESS_WINDOW_S. A press while the server
+        is unreachable is dropped, never kept for later, and the keypad is told."""
+        what = f"counter {press.counter} {press.key}"
+        if not self.connected.is_set():
+            log.warning("%s: the server is unreachable; press dropped", what)
+            line.send(line.decoder.answer(press, False, "OFFLINE"))
+            return
+        payload = {
+            "counter": press.counter,
+            "action": press.action,
+            "request_id": f"key-{uuid.uuid4().hex}",
+        }
+        answer, sent = None, False
+        while not self.stopping.is_set():
+            remaining = at + PRESS_WINDOW_S - time.monotonic()
+            if remaining <= 0:
+                break
+            if not self.connected.is_set():
+                self.stopping.wait(0.1)
+                continue
+            try:
+                sent = True
+                answer = self.sio.call(
+                    "counter_action", payload, namespace="/agent", timeout=max(remaining, 0.5)
+                )
+                break
+            except Exception as e:  # noqa: BLE001 - timeout or disconnection: retry, same id
+                log.warning("%s: no answer yet (%s)", what, e)
+                self.stopping.wait(0.2)
+        if answer is None:
+            code = "NOANSWER" if sent else "OFFLINE"
+            log.warning("%s: given up (%s); the keypad is told", what, code)
+            line.send(line.decoder.answer(press, False, code))
+        elif answer.get("ok"):
+            ticket = (answer.get("ticket") or {}).get("number")
+            log.info("%s: done%s", what, f" ({ticket})" if ticket else "")
+            line.send(line.decoder.answer(press, True, ticket=ticket))
+        else:
+            error = answer.get("error") or {}
+            log.warning("%s: refused: %s", what, error.get("message"))
+            line.send(line.decoder.answer(press, False, str(error.get("code", "refused"))))
 
     # -- printing --------------------------------------------------------------------------
     def handle(self, job: dict) -> None:
@@ -423,7 +633,11 @@ class Agent:
     def run(self) -> None:
         worker = threading.Thread(target=self.printing_loop, name="printing", daemon=True)
         worker.start()
+        keys = threading.Thread(target=self.keypad_loop, name="keypads", daemon=True)
+        keys.start()
         for line in self.lines.values():
+            line.start()
+        for line in self.keypad_lines:
             line.start()
         attempt = 0
         while not self.stopping.is_set():
@@ -447,7 +661,10 @@ class Agent:
             log.warning("connection lost; reconnecting")
         self.sio.disconnect()
         worker.join(timeout=5)
+        keys.join(timeout=5)
         for line in self.lines.values():
+            line.stop()
+        for line in self.keypad_lines:
             line.stop()
         self.journal.close()
 
