@@ -32,7 +32,6 @@ STATUSES = (
     "cancelled",
 )
 SUBMITTED_VIA = ("in_person", "online", "post")
-CLOSED = ("returned", "cancelled")
 
 # What a visit finished with a dossier code says about that dossier, by its outcome. A
 # visit that only guided the citizen (or "other") links the code and changes nothing.

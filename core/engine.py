@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from . import dossiers as dossier_records
 from . import estimates, rating, views
 from . import models as m
-from .auth import counter_by_number, device_counter_ids
+from .auth import counter_by_number, device_counter_ids, staff_for_token
 from .clock import business_date, iso, zone
 from .errors import QueueError
 from .lifecycle import AT_COUNTER, NEW_TICKET, counter_guard, ticket_guard
@@ -1100,8 +1100,6 @@ class QueueEngine:
 
     def staff_centre(self, token: str) -> dict:
         """The centre as the clerk owning session ``token`` sees it (unauthorized if none)."""
-        from .auth import staff_for_token
-
         return self.store.read(lambda conn: views.staff_centre(conn, staff_for_token(conn, token)))
 
     def ticket_follower(self, public_key: str):

@@ -43,7 +43,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from hardware.ledboard import PORT_ERRORS
+from hardware.serial_line import SerialLine, port_errors, pty_at
 
 log = logging.getLogger("motcua.keypad")
 
@@ -254,7 +254,7 @@ class BusDecoder(_Buffered):
         }
 
 
-class KeypadLine:
+class KeypadLine(SerialLine):
     """One serial line and the keypads on it, read by a thread.
 
     ``on_press(line, press)`` is called in the line's thread for each press that is not
@@ -271,14 +271,12 @@ class KeypadLine:
         refresh_s: float = 30.0,
         retry_s: float = 1.0,
     ):
-        self.url = url
+        super().__init__(url, baudrate, 0.1, 1, log, "keypad line")
         self.decoder = decoder
         self.on_press = on_press
-        self.baudrate = baudrate
         self.debounce_s = debounce_s
         self.refresh_s = refresh_s
         self.retry_s = retry_s
-        self.port = None
         self.outbox: queue.SimpleQueue = queue.SimpleQueue()
         self.lock = threading.Lock()
         self.wanted: dict[object, bytes] = {}  # keypad -> its display frame
@@ -311,16 +309,14 @@ class KeypadLine:
         self.stopping.set()
         if self.thread is not None:
             self.thread.join(timeout=5)
-        self._close()
+        self.close()
 
     # -- the line's thread --------------------------------------------------------------
     def run(self) -> None:
-        import serial
-
         failing = False
         while not self.stopping.is_set():
             try:
-                port = self._open()
+                port = self.open()
                 if failing:
                     log.info("keypad line %s open again", self.url)
                 failing = False
@@ -328,11 +324,11 @@ class KeypadLine:
                 data = port.read(1)
                 if data and port.in_waiting:
                     data += port.read(port.in_waiting)
-            except (*PORT_ERRORS, serial.SerialException) as e:
+            except port_errors() as e:
                 if not failing:
                     log.warning("keypad line %s: %s; opening it again", self.url, e)
                 failing = True
-                self._close()
+                self.close()
                 self.stopping.wait(self.retry_s)
                 continue
             now = time.monotonic()
@@ -389,25 +385,9 @@ class KeypadLine:
             for k, f in frames:
                 self.written[k] = f
 
-    def _open(self):
-        import serial
-
-        if self.port is None:
-            self.port = serial.serial_for_url(
-                self.url, baudrate=self.baudrate, timeout=0.1, write_timeout=1
-            )
-            log.info("keypad line %s open", self.url)
-            with self.lock:
-                self.written.clear()  # a reopened line: every display again
-        return self.port
-
-    def _close(self) -> None:
-        if self.port is not None:
-            try:
-                self.port.close()
-            except Exception:  # noqa: BLE001 - closing a port that already failed
-                pass
-            self.port = None
+    def opened(self) -> None:
+        with self.lock:
+            self.written.clear()  # a reopened line: every display again
 
 
 def simulate(link: str, protocol: str, counter: int, address: int) -> int:
@@ -417,17 +397,12 @@ def simulate(link: str, protocol: str, counter: int, address: int) -> int:
     import os
     import select
     import sys
-    import tty
     from pathlib import Path
 
     short = {"N": "NEXT", "R": "RECALL", "S": "START", "F": "FINISH", "X": "NOSHOW"}
     short.update({"P": "PAUSE", "U": "RESUME"})
-    master, slave = os.openpty()
-    tty.setraw(master)
-    tty.setraw(slave)
     path = Path(link)
-    path.unlink(missing_ok=True)
-    path.symlink_to(os.ttyname(slave))
+    master, slave = pty_at(path)
     keys = ", ".join(f"{k} ({s})" for s, k in short.items())
     print(f"keypad ({protocol}) at {path} -> {os.ttyname(slave)}; keys: {keys}", flush=True)
     buffer = b""

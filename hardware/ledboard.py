@@ -32,14 +32,9 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Protocol
 
+from hardware.serial_line import SerialLine, port_errors
+
 log = logging.getLogger("motcua.ledboard")
-
-try:  # POSIX: a pulled-out adapter's tcflush raises termios.error (EIO), not an OSError
-    from termios import error as _termios_error
-
-    PORT_ERRORS: tuple[type[BaseException], ...] = (OSError, _termios_error)
-except ImportError:  # Windows
-    PORT_ERRORS = (OSError,)
 
 STX, ETX = 0x02, 0x03
 MAX_TEXT = 32
@@ -146,7 +141,7 @@ class FramedBoard:
         return None
 
 
-class BoardLine:
+class BoardLine(SerialLine):
     """One serial line and the boards on it, kept showing their states by a thread."""
 
     def __init__(
@@ -159,15 +154,12 @@ class BoardLine:
         refresh_s: float = 30.0,
         retry_s: float = 1.0,
     ):
-        self.url = url
+        super().__init__(url, baudrate, timeout, timeout, log, "board line")
         self.boards = {b.name: b for b in boards}
-        self.baudrate = baudrate
-        self.timeout = timeout
         self.refresh_s = refresh_s
         self.retry_s = retry_s
         self.wanted: dict[str, tuple[int, Shown]] = {b.name: (0, BLANK) for b in boards}
         self.written: dict[str, int] = {}
-        self.port = None
         self.changed = threading.Condition()
         self.stopping = False
         self.thread: threading.Thread | None = None
@@ -194,7 +186,7 @@ class BoardLine:
             self.changed.notify()
         if self.thread is not None:
             self.thread.join(timeout=5)
-        self._close()
+        self.close()
 
     # -- the line's thread ---------------------------------------------------------------
     def run(self) -> None:
@@ -226,33 +218,15 @@ class BoardLine:
             return True
         return any(self.written.get(n) != g for n, (g, _) in self.wanted.items())
 
-    def _open(self):
-        import serial
-
-        if self.port is None:
-            self.port = serial.serial_for_url(
-                self.url, baudrate=self.baudrate, timeout=self.timeout, write_timeout=self.timeout
-            )
-            log.info("board line %s open", self.url)
-            self.written.clear()  # a reopened line: every board again
-        return self.port
-
-    def _close(self) -> None:
-        if self.port is not None:
-            try:
-                self.port.close()
-            except Exception:  # noqa: BLE001 - closing a port that already failed
-                pass
-            self.port = None
+    def opened(self) -> None:
+        self.written.clear()  # a reopened line: every board again
 
     def _write(self, board, shown: Shown) -> bool:
         """Write one board's frame; False after a port error (the port is closed, to be
         opened again) or a wrong answer."""
-        import serial
-
         request = board.frame(shown)
         try:
-            port = self._open()
+            port = self.open()
             port.reset_input_buffer()  # whatever came before is no answer to this
             port.write(request)
             port.flush()
@@ -260,9 +234,9 @@ class BoardLine:
             if expected is None:
                 return True
             answer = port.read(len(expected))
-        except (*PORT_ERRORS, serial.SerialException) as e:
+        except port_errors() as e:
             log.warning("board line %s: %s; opening it again", self.url, e)
-            self._close()
+            self.close()
             return False
         if answer != expected:
             log.warning(

@@ -13,7 +13,6 @@ import select
 import sqlite3
 import threading
 import time
-import tty
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ from hardware.keypad import (
     display_payload,
     press_frame,
 )
+from hardware.serial_line import pty_at
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -93,13 +93,7 @@ class FakeKeypad:
         self.plug()
 
     def plug(self):
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.master)
-        tty.setraw(self.slave)
-        tmp = self.path.with_suffix(".new")
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(os.ttyname(self.slave))
-        tmp.replace(self.path)
+        self.master, self.slave = pty_at(self.path)
         self.running = True
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()

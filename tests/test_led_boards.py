@@ -9,7 +9,6 @@ import os
 import select
 import threading
 import time
-import tty
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from hardware.ledboard import (
     framed,
     modbus_write_register,
 )
+from hardware.serial_line import pty_at
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -87,13 +87,7 @@ class FakeLine:
         self.plug()
 
     def plug(self):
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.master)
-        tty.setraw(self.slave)
-        tmp = self.path.with_suffix(".new")
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(os.ttyname(self.slave))
-        tmp.replace(self.path)
+        self.master, self.slave = pty_at(self.path)
         self.running = True
         self.thread = threading.Thread(target=self._read, args=(self.master,), daemon=True)
         self.thread.start()
