@@ -656,6 +656,8 @@ class Agent:
                 self.stopping.wait(delay)
                 continue
             attempt = 0
+            if self.stopping.is_set():
+                break  # told to stop while connecting: its disconnect came too early
             log.info("connected to %s", self.config.server)
             self.sio.wait()  # returns when the connection is lost
             log.warning("connection lost; reconnecting")
