@@ -213,22 +213,16 @@ DEMO_CLERKS = (("canbo1", 1), ("canbo2", 3))
 
 
 def open_demo_counters(ctx) -> None:
-    import sqlalchemy as sa
-
     from core import auth
-    from core import models as m
     from core.engine import Actor
 
     for username, number in DEMO_CLERKS:
 
         def clerk_at(conn, username=username, number=number):
-            st = conn.execute(sa.select(m.staff).where(m.staff.c.username == username)).one()
-            return st, auth.counter_by_number(conn, st.centre_id, number)
+            principal = auth.principal_for_username(conn, username)
+            return principal, *auth.take_counter(conn, principal, number)
 
-        st, counter = ctx.store.read(clerk_at)
-        ctx.engine.open_counter(
-            Actor("staff", st.id, st.centre_id, st.role, counter.id, st.full_name)
-        )
+        ctx.engine.open_counter(Actor.staff(*ctx.store.read(clerk_at)))
 
 
 DEMO_PRINTED = "printed"  # in the instance folder: the demo kiosk's tickets, as PNG files

@@ -16,12 +16,12 @@ from sqlalchemy.engine import Connection, Row
 
 from . import models as m
 from .errors import QueueError
+from .permissions import Principal, principal_of, require
 from .store import Store, Tx
 
 SESSION_HOURS = 12
 # "integration": the province's one-stop system, whose token is the integration API's key.
 DEVICE_KINDS = ("kiosk", "display", "rating", "agent", "integration")
-STAFF_ROLES = ("clerk", "manager", "admin")
 
 
 def token_hash(token: str) -> str:
@@ -111,23 +111,75 @@ def logout(store: Store, token: str) -> None:
     store.write(op, centre_id=0, actor="logout")
 
 
-def staff_counter_ids(conn: Connection, staff_id: int) -> list[int]:
-    sc = m.staff_counters
-    return list(conn.execute(sa.select(sc.c.counter_id).where(sc.c.staff_id == staff_id)).scalars())
+def staff_grants(conn: Connection, staff_id: int) -> list[tuple[int, str]]:
+    """The (centre id, role) pairs an account holds."""
+    sr = m.staff_roles
+    return [
+        (r.centre_id, r.role)
+        for r in conn.execute(sa.select(sr.c.centre_id, sr.c.role).where(sr.c.staff_id == staff_id))
+    ]
 
 
-def staff_at_counter(conn: Connection, token: str, number: int) -> tuple[Row, Row]:
-    """(staff, counter) for a clerk with session ``token`` taking counter ``number``.
-    A device's token is as unknown here as a made-up one: a refusal never tells what else
-    a token would open."""
+def principal_for_token(conn: Connection, token: str) -> Principal:
+    """The staff account owning session ``token`` with the roles it holds (unauthorized
+    if none)."""
     staff = staff_for_token(conn, token)
-    counter = counter_by_number(conn, staff.centre_id, number)
-    allowed = staff_counter_ids(conn, staff.id)
+    return principal_of(staff, staff_grants(conn, staff.id))
+
+
+def staff_centre_id(conn: Connection, principal: Principal, code: str | None, permission: str):
+    """The centre a staff request acts in, ``(centre id, the role held there)``: the one
+    whose ``code`` is given, else the account's own; ``permission`` must be held there."""
+    centre_id = principal.home_centre_id
+    if code is not None:
+        c = m.centres
+        centre_id = conn.execute(sa.select(c.c.id).where(c.c.code == code)).scalar()
+        if centre_id is None:
+            raise QueueError("not_found", "unknown_centre", centre=code[:32])
+    return centre_id, require(principal, permission, centre_id)
+
+
+def staff_counter_ids(conn: Connection, staff_id: int, centre_id: int) -> list[int]:
+    """The counters of a centre that an account is assigned to (none: any of them)."""
+    sc, c = m.staff_counters, m.counters
+    return list(
+        conn.execute(
+            sa.select(sc.c.counter_id)
+            .join(c, c.c.id == sc.c.counter_id)
+            .where(sc.c.staff_id == staff_id, c.c.centre_id == centre_id)
+        ).scalars()
+    )
+
+
+def principal_for_username(conn: Connection, username: str) -> Principal:
+    st = m.staff
+    staff = conn.execute(sa.select(st).where(st.c.username == username)).one()
+    return principal_of(staff, staff_grants(conn, staff.id))
+
+
+def take_counter(
+    conn: Connection, principal: Principal, number: int, centre: str | None = None
+) -> tuple[str, Row]:
+    """(the role held there, the counter) for staff taking counter ``number`` of their
+    centre (or of the centre whose code is ``centre``)."""
+    centre_id, role = staff_centre_id(conn, principal, centre, "counter.operate")
+    counter = counter_by_number(conn, centre_id, number)
+    allowed = staff_counter_ids(conn, principal.staff_id, centre_id)
     if allowed and counter.id not in allowed:
         raise QueueError(
-            "forbidden", "auth_counter_forbidden", username=staff.username, number=number
+            "forbidden", "auth_counter_forbidden", username=principal.username, number=number
         )
-    return staff, counter
+    return role, counter
+
+
+def staff_at_counter(
+    conn: Connection, token: str, number: int, centre: str | None = None
+) -> tuple[Principal, str, Row]:
+    """(principal, its role there, counter) for staff with session ``token`` taking a
+    counter (:func:`take_counter`). A device's token is as unknown here as a made-up one:
+    a refusal never tells what else a token would open."""
+    principal = principal_for_token(conn, token)
+    return principal, *take_counter(conn, principal, number, centre)
 
 
 def counter_by_number(conn: Connection, centre_id: int, number: int) -> Row:

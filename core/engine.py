@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from . import dossiers as dossier_records
 from . import estimates, rating, views
 from . import models as m
-from .auth import counter_by_number, device_counter_ids, staff_for_token
+from .auth import counter_by_number, device_counter_ids
 from .clock import business_date, iso, zone
 from .errors import QueueError
 from .lifecycle import AT_COUNTER, NEW_TICKET, counter_guard, ticket_guard
@@ -180,6 +180,13 @@ class Actor:
     # the visit is served by. The audit's actor stays the device; its details name them.
     clerk_id: int | None = None
     clerk_name: str = ""
+
+    @classmethod
+    def staff(cls, principal, role: str, counter) -> Actor:
+        """A staff member (a core.permissions.Principal) acting at ``counter`` (a row)."""
+        return cls(
+            "staff", principal.staff_id, counter.centre_id, role, counter.id, principal.full_name
+        )
 
     @property
     def key(self) -> str:
@@ -1097,10 +1104,6 @@ class QueueEngine:
     def dossier_status(self, code: str) -> list[dict]:
         """The citizen's look-up by dossier code (every centre's dossier of that code)."""
         return self.store.read(lambda conn: dossier_records.public_view(conn, code, m.utcnow()))
-
-    def staff_centre(self, token: str) -> dict:
-        """The centre as the clerk owning session ``token`` sees it (unauthorized if none)."""
-        return self.store.read(lambda conn: views.staff_centre(conn, staff_for_token(conn, token)))
 
     def ticket_follower(self, public_key: str):
         return self.store.read(lambda conn: views.ticket_follower(conn, public_key))

@@ -167,6 +167,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Tài khoản {username} không được phân công làm việc tại quầy {number}.",
         "User {username} may not operate counter {number}.",
     ),
+    "permission_denied": (
+        "Tài khoản này không có quyền {what}.",
+        "This account may not {what}.",
+    ),
+    "unknown_centre": (
+        "Không có trung tâm mã «{centre}».",
+        "There is no centre with code '{centre}'.",
+    ),
     "login_failed": (
         "Tên đăng nhập hoặc mật khẩu không đúng.",
         "Wrong username or password.",
@@ -200,6 +208,11 @@ def message(key: str, lang: str = "vi", **params) -> str:
     i = 1 if lang == "en" else 0
     vi_en = MESSAGES[key]
     return vi_en[i].format(**{k: v[i] if isinstance(v, tuple) else v for k, v in params.items()})
+
+
+class Refused(Exception):  # noqa: N818 - a refusal, not a fault
+    """A refusal in words of its own (a provisioning file's error, with file and line),
+    raised inside a write: the store undoes the operation and hands it back unchanged."""
 
 
 class QueueError(Exception):

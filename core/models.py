@@ -113,16 +113,26 @@ staff = sa.Table(
     "staff",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
+    # The centre that owns the account (its file sets the password, name and photo).
     sa.Column("centre_id", sa.ForeignKey("centres.id"), nullable=False),
     sa.Column("username", sa.String(64), nullable=False, unique=True),
     sa.Column("password_hash", sa.String(255), nullable=False),
     sa.Column("full_name", sa.String(255), nullable=False),
-    sa.Column("role", sa.String(16), nullable=False),
     # Shown on the rating tablet: a JPEG made from the provisioning file's photo, and
     # the start of its SHA-256 (its address changes with the picture).
     sa.Column("photo", sa.LargeBinary),
     sa.Column("photo_digest", sa.String(16)),
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+)
+
+# The role an account holds in each centre it works for (core/permissions.py); an
+# account lent to another centre holds a role there too.
+staff_roles = sa.Table(
+    "staff_roles",
+    metadata,
+    sa.Column("staff_id", sa.ForeignKey("staff.id"), primary_key=True),
+    sa.Column("centre_id", sa.ForeignKey("centres.id"), primary_key=True),
+    sa.Column("role", sa.String(24), nullable=False),
 )
 
 staff_counters = sa.Table(

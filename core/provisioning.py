@@ -20,7 +20,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import models as m
-from .auth import DEVICE_KINDS, STAFF_ROLES, hash_password, password_matches, token_hash
+from .auth import DEVICE_KINDS, hash_password, password_matches, token_hash
+from .errors import Refused
+from .permissions import STAFF_ROLES
 from .rating import (
     DEFAULT_TIMEOUT_S,
     MAX_REASONS,
@@ -38,7 +40,7 @@ BOARD_LAYOUTS = ("auto", "hall", "office")
 ANNOUNCE_FORMS = ("digits", "number")  # display.speech.FORMS
 
 
-class ProvisioningError(Exception):
+class ProvisioningError(Refused):
     """What is wrong with a provisioning file, and where."""
 
     def __init__(self, path: str, line: int | None, what: str):
@@ -120,8 +122,11 @@ _SPEC: dict[str, dict[str, tuple[type, bool]]] = {
     "counters": {"number": (int, True), "name": (str, False), "services": (list, True)},
     "staff": {
         "username": (str, True),
-        "password": (str, True),
-        "full_name": (str, True),
+        # The code of the centre that owns the account, for one lent to this centre: its
+        # password, name and photo stay that centre's (default: this centre owns it).
+        "home": (str, False),
+        "password": (str, False),
+        "full_name": (str, False),
         "role": (str, True),
         "counters": (list, False),
         "photo": (str, False),
@@ -155,6 +160,7 @@ def load(path: str | Path) -> dict[str, Any]:
             line = int(found.group(1)) if found else None
         raise ProvisioningError(path, line, f"TOML không hợp lệ: {e}") from e
     _check(path, data, _Locator(text))
+    data["_path"] = path
     return data
 
 
@@ -222,12 +228,27 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
             if code not in codes:
                 fail("counters", i, "services", f"quầy {c['number']}: không có lĩnh vực «{code}»")
     usernames: set[str] = set()
+    own = data["centre"]["code"]
     for i, st in enumerate(data.get("staff", [])):
         if st["username"] in usernames:
             fail("staff", i, "username", f"tên đăng nhập «{st['username']}» bị trùng")
         usernames.add(st["username"])
+        st["_line"] = loc.line("staff", i, "username")
         if st["role"] not in STAFF_ROLES:
             fail("staff", i, "role", f"«role» phải là một trong: {', '.join(STAFF_ROLES)}")
+        if st.get("home", own) != own:
+            for key in ("password", "full_name", "photo"):
+                if key in st:
+                    fail(
+                        "staff",
+                        i,
+                        key,
+                        f"cán bộ mượn từ trung tâm «{st['home']}»: «{key}» do trung tâm đó quản lý",
+                    )
+            continue
+        for key in ("password", "full_name"):
+            if key not in st:
+                fail("staff", i, None, f"[staff] thiếu khóa «{key}»")
         if len(st["password"]) < 8:
             fail("staff", i, "password", "mật khẩu phải có ít nhất 8 ký tự")
         for n in st.get("counters", []):
@@ -328,8 +349,8 @@ def file_digest(data: dict) -> str:
     def plain(value):
         if isinstance(value, bytes):
             return hashlib.sha256(value).hexdigest()
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, dict):  # where it was read from is not what it says
+            return {k: plain(v) for k, v in value.items() if k not in ("_path", "_line")}
         if isinstance(value, list):
             return [plain(v) for v in value]
         return value
@@ -432,38 +453,7 @@ def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
             f"counter {ct['number']}",
         )
 
-    usernames = set()
-    for st in data.get("staff", []):
-        usernames.add(st["username"])
-        existing = conn.execute(
-            sa.select(m.staff).where(m.staff.c.username == st["username"])
-        ).first()
-        photo = st.get("_photo")
-        values = {
-            "centre_id": centre_id,
-            "full_name": st["full_name"],
-            "role": st["role"],
-            "active": True,
-            "photo_digest": hashlib.sha256(photo).hexdigest()[:16] if photo else None,
-        }
-        if existing is None or existing.photo_digest != values["photo_digest"]:
-            values["photo"] = photo
-        if existing is None or not password_matches(existing.password_hash, st["password"]):
-            values["password_hash"] = hash_password(st["password"])
-        staff_id = _upsert(
-            conn, m.staff, {"username": st["username"]}, values, summary, f"staff {st['username']}"
-        )
-        _set_links(
-            conn,
-            m.staff_counters,
-            "staff_id",
-            staff_id,
-            "counter_id",
-            {counter_ids[n] for n in st.get("counters", [])},
-            summary,
-            f"staff {st['username']}",
-        )
-    _deactivate(conn, m.staff, centre_id, m.staff.c.username, usernames, summary, "staff")
+    _apply_staff(conn, data, centre_id, counter_ids, summary)
 
     names = set()
     device_ids = {}
@@ -512,6 +502,75 @@ def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
     return summary, centre_id
 
 
+def _apply_staff(conn, data: dict, centre_id: int, counter_ids: dict, summary: Summary):
+    """The centre's staff: accounts it owns (created, updated, deactivated when no longer
+    listed) and accounts lent by another centre (``home``), which get a role and counters
+    here and are otherwise left as their centre keeps them. A username that another
+    centre owns is refused unless the entry says it is lent, so two centres' files never
+    move an account between them."""
+    st_, sr = m.staff, m.staff_roles
+    own = data["centre"]["code"]
+    codes = dict(conn.execute(sa.select(m.centres.c.id, m.centres.c.code)).all())
+
+    def fail(entry, what):
+        raise ProvisioningError(data.get("_path", ""), entry.get("_line"), what)
+
+    usernames = set()
+    for st in data.get("staff", []):
+        usernames.add(st["username"])
+        existing = conn.execute(sa.select(st_).where(st_.c.username == st["username"])).first()
+        home = st.get("home", own)
+        label = f"staff {st['username']}"
+        if home != own:
+            if existing is None or codes.get(existing.centre_id) != home:
+                fail(st, f"trung tâm «{home}» không có cán bộ «{st['username']}» để cho mượn")
+            staff_id = existing.id
+        else:
+            if existing is not None and existing.centre_id != centre_id:
+                other = codes[existing.centre_id]
+                fail(
+                    st,
+                    f"tên đăng nhập «{st['username']}» đã thuộc trung tâm «{other}»: hãy đặt "
+                    f'tên khác, hoặc ghi home = "{other}" để mượn cán bộ này',
+                )
+            photo = st.get("_photo")
+            values = {
+                "centre_id": centre_id,
+                "full_name": st["full_name"],
+                "active": True,
+                "photo_digest": hashlib.sha256(photo).hexdigest()[:16] if photo else None,
+            }
+            if existing is None or existing.photo_digest != values["photo_digest"]:
+                values["photo"] = photo
+            if existing is None or not password_matches(existing.password_hash, st["password"]):
+                values["password_hash"] = hash_password(st["password"])
+            staff_id = _upsert(conn, st_, {"username": st["username"]}, values, summary, label)
+        _upsert(
+            conn,
+            sr,
+            {"staff_id": staff_id, "centre_id": centre_id},
+            {"role": st["role"]},
+            summary,
+            label,
+            key=("staff_id", "centre_id"),
+        )
+        _set_links(
+            conn,
+            m.staff_counters,
+            "staff_id",
+            staff_id,
+            "counter_id",
+            {counter_ids[n] for n in st.get("counters", [])},
+            summary,
+            label,
+            within=sa.select(m.counters.c.id).where(m.counters.c.centre_id == centre_id),
+        )
+    _deactivate(conn, st_, centre_id, st_.c.username, usernames, summary, "staff")
+    # Roles here of accounts the file no longer lists (lent ones included) end.
+    gone = sa.select(st_.c.id).where(st_.c.username.not_in(usernames))
+    conn.execute(sa.delete(sr).where(sr.c.centre_id == centre_id, sr.c.staff_id.in_(gone)))
+
+
 def _upsert(
     conn,
     table,
@@ -520,19 +579,26 @@ def _upsert(
     summary: Summary,
     label: str,
     insert_only: dict | None = None,
-) -> int:
+    key: tuple[str, ...] = ("id",),
+):
+    """Insert or update the row of ``keys``; its ``key`` columns' value (the id)."""
     where = [table.c[k] == v for k, v in keys.items()]
     row = conn.execute(sa.select(table).where(*where)).first()
     if row is None:
-        summary.created.append(label)
-        return conn.execute(
-            table.insert().values(**keys, **values, **(insert_only or {})).returning(table.c.id)
-        ).scalar_one()
+        if label not in summary.created:
+            summary.created.append(label)
+        inserted = conn.execute(
+            table.insert()
+            .values(**keys, **values, **(insert_only or {}))
+            .returning(*(table.c[k] for k in key))
+        ).one()
+        return inserted[0] if len(key) == 1 else tuple(inserted)
     changed = {k: v for k, v in values.items() if getattr(row, k) != v}
     if changed:
-        conn.execute(sa.update(table).where(table.c.id == row.id).values(**changed))
+        conn.execute(sa.update(table).where(*where).values(**changed))
         summary.updated.append(f"{label} ({', '.join(sorted(changed))})")
-    return row.id
+    found = tuple(getattr(row, k) for k in key)
+    return found[0] if len(key) == 1 else found
 
 
 def _set_links(
@@ -544,10 +610,14 @@ def _set_links(
     wanted: set[int],
     summary: Summary,
     label: str,
+    within=None,
 ) -> None:
-    have = set(
-        conn.execute(sa.select(table.c[other_col]).where(table.c[owner_col] == owner_id)).scalars()
-    )
+    """Make the owner's links exactly ``wanted`` (among ``within``, a select of the other
+    side's ids, when the owner has links elsewhere that are not this file's)."""
+    query = sa.select(table.c[other_col]).where(table.c[owner_col] == owner_id)
+    if within is not None:
+        query = query.where(table.c[other_col].in_(within))
+    have = set(conn.execute(query).scalars())
     if have == wanted:
         return
     for other in have - wanted:

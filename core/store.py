@@ -29,7 +29,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
 from . import models as m
-from .errors import QueueError, refusal_of
+from .errors import QueueError, Refused, refusal_of
 from .raw import DRIVER_ERRORS, JSONValue, Raw
 
 log = logging.getLogger("motcua.store")
@@ -326,6 +326,8 @@ class Store:
     @staticmethod
     def _refusal(job: _Job, e: Exception) -> QueueError:
         """What the caller of a job undone to its savepoint is told."""
+        if isinstance(e, Refused):
+            return e
         error = refusal_of(e)
         if error.code == "unavailable":
             # If the connection itself is gone, the commit fails and every job is told so.

@@ -13,11 +13,12 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from . import estimates, rating
+from . import auth, estimates, rating
 from . import models as m
 from .clock import business_date, day_start, iso
 from .lifecycle import AT_COUNTER, WAITING
 from .ordering import CounterQueue, counter_service_ids
+from .permissions import Principal
 from .roles import public_event
 
 PROTOCOL = 2
@@ -170,15 +171,12 @@ def device_alerts(conn: Connection, centre_id: int, tz: str) -> list[dict]:
     return [alert_view(r, r.alert, r.alert_since, tz) for r in rows]
 
 
-def staff_centre(conn: Connection, staff: Row) -> dict:
+def staff_centre(conn: Connection, principal: Principal, centre_id: int) -> dict:
     """What a clerk's page needs before and beside a counter: the centre, its active
-    services (transfers), its counters (which this clerk may take, who holds each)."""
-    ctr = centre(conn, staff.centre_id)
-    allowed = set(
-        conn.execute(
-            sa.select(m.staff_counters.c.counter_id).where(m.staff_counters.c.staff_id == staff.id)
-        ).scalars()
-    )
+    services (transfers), its counters (which this clerk may take, who holds each), and
+    the other centres the account works for."""
+    ctr = centre(conn, centre_id)
+    allowed = set(auth.staff_counter_ids(conn, principal.staff_id, centre_id))
     rows = list(conn.execute(sa.select(_c).where(_c.c.centre_id == ctr.id).order_by(_c.c.number)))
     codes: dict[int, list[str]] = {}
     cs = m.counter_services
@@ -191,7 +189,23 @@ def staff_centre(conn: Connection, staff: Row) -> dict:
         codes.setdefault(counter_id, []).append(code)
     return {
         "centre": {"code": ctr.code, "name": ctr.name, "timezone": ctr.timezone},
-        "staff": {"username": staff.username, "full_name": staff.full_name, "role": staff.role},
+        "staff": {
+            "username": principal.username,
+            "full_name": principal.full_name,
+            "role": principal.role_in(centre_id),
+        },
+        "centres": [
+            {"code": r.code, "name": r.name, "role": principal.role_in(r.id)}
+            for r in conn.execute(
+                sa.select(m.centres.c.id, m.centres.c.code, m.centres.c.name)
+                .where(
+                    sa.true()
+                    if principal.centre_ids() is None
+                    else m.centres.c.id.in_(principal.centre_ids())
+                )
+                .order_by(m.centres.c.code)
+            )
+        ],
         "services": [
             {"code": sv.code, "name": sv.name, "agency": sv.agency}
             for sv in services(conn, ctr.id, active_only=True)

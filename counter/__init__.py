@@ -9,7 +9,8 @@ from core.engine import OUTCOMES, PRIORITIES, Actor
 from core.errors import QueueError
 from core.roles import Audience
 from core.validation import INT_LIMIT, REQUEST_ID, TYPE_NAMES, Field
-from gateway.doors import Client, Door, EngineOp
+from gateway.api import access
+from gateway.doors import Client, EngineOp, StaffDoor
 from gateway.web import N_
 
 bp = Blueprint(
@@ -24,8 +25,9 @@ TICKET = Field(int, required=True, min=1)
 _R = {"request_id": REQUEST_ID}
 
 
-class CounterDoor(Door):
+class CounterDoor(StaffDoor):
     role_name = "counter"
+    permission = "counter.operate"
     events = {
         "call_next": ({**_R}, EngineOp("call_next")),
         "call": ({"ticket_id": TICKET, **_R}, EngineOp("call_ticket")),
@@ -53,15 +55,13 @@ class CounterDoor(Door):
         "pause": ({"reason": Field(str, required=True, max_len=200), **_R}, EngineOp("pause")),
         "resume": ({**_R}, EngineOp("resume")),
         "close": ({**_R}, EngineOp("close_counter")),
-        "my_day": ({}, EngineOp("clerk_day")),
+        "my_day": ({}, EngineOp("clerk_day"), "own.figures"),
         # A read: the clerk's own ratings by level (never which visit got which).
-        "my_ratings": ({}, EngineOp("staff_ratings")),
+        "my_ratings": ({}, EngineOp("staff_ratings"), "own.figures"),
     }
 
     def authenticate(self, auth: dict, lang: str) -> Client:
-        token = auth.get("token")
-        if not isinstance(token, str) or not token:
-            raise QueueError("unauthorized", "auth_missing")
+        token, centre = self.staff(auth)
         if "counter" not in auth:
             raise QueueError("bad_request", "auth_counter_missing")
         number = auth["counter"]
@@ -69,9 +69,10 @@ class CounterDoor(Door):
             raise QueueError("bad_request", "wrong_type", field="counter", expected=TYPE_NAMES[int])
         if not 1 <= number < INT_LIMIT:
             raise QueueError("not_found", "unknown_counter", number=number)
-        staff, counter, codes = self.ctx.lookup_staff_counter(token, number)
-        actor = Actor("staff", staff.id, staff.centre_id, staff.role, counter.id, staff.full_name)
-        return Client(actor, service_codes=codes)
+        principal, role, counter, codes = self.ctx.lookup_staff_counter(token, number, centre)
+        return Client(
+            Actor.staff(principal, role, counter), principal=principal, service_codes=codes
+        )
 
     def refresh(self, client: Client) -> None:
         client.service_codes = self.ctx.counter_service_codes(client.actor.counter_id)
@@ -170,6 +171,7 @@ PAUSE_REASONS = ["reason_break", "reason_meeting", "reason_helping", "reason_sys
 
 
 @bp.get("/counter/")
+@access("public")
 def counter_page():
     """The clerk's page: log in, take a counter, serve the queue (1366×768 and up)."""
     page_data = {

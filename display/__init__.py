@@ -10,6 +10,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
 
+from gateway.api import access
 from gateway.doors import BoardDoor, Client
 from gateway.web import N_
 
@@ -65,6 +66,7 @@ BOARD_STRINGS = {
 
 
 @bp.get("/display/")
+@access("public")
 def display_page():
     """The hallway board (a TV in kiosk mode). Opened once as /display/?token=...; the
     script keeps the token."""
@@ -83,6 +85,7 @@ def voice_pack() -> Path:
 
 
 @bp.get("/display/announce.wav")
+@access("key", "display")
 def announce():
     """ "Mời công dân có số thứ tự <n> đến quầy số <counter>" after a chime, as one WAV.
 

@@ -1,11 +1,17 @@
-"""HTTP API shared by all roles: health and staff login."""
+"""HTTP API shared by all roles: health and staff login; and how every HTTP endpoint
+says who may call it (:func:`access`, :func:`staff_endpoint`, :func:`device_endpoint`),
+with the one reading of a bearer token."""
 
 from __future__ import annotations
 
+import functools
+
 from flask import Blueprint, current_app, jsonify, request
 
-from core import auth
+from core import auth, views
+from core.engine import Actor
 from core.errors import QueueError, refusal_of
+from core.permissions import PERMISSIONS
 from core.validation import Field, parse
 
 bp = Blueprint("api", __name__)
@@ -13,6 +19,18 @@ LOGIN = {
     "username": Field(str, required=True, max_len=64),
     "password": Field(str, required=True, max_len=256, strip=False),
 }
+
+
+# Who may call an endpoint, declared on its view function (``view.access``) and read by
+# the permission tests and docs: "public" (anyone), ("key", what) (the key in its address
+# is the credential), "session" (any logged-in staff), ("staff", permission),
+# ("device", kind). Blueprints' static files are public.
+def access(kind: str, what: str | None = None):
+    def mark(fn):
+        fn.access = (kind, what) if what else kind
+        return fn
+
+    return mark
 
 
 def _ctx():
@@ -60,6 +78,7 @@ def security_headers(response):
 
 
 @bp.get("/healthz")
+@access("public")
 def healthz():
     ctx = _ctx()
     database = "ok" if ctx.store.ping() else "unreachable"
@@ -70,6 +89,8 @@ def healthz():
 
 
 def bearer_token() -> str:
+    """The token of an ``Authorization: Bearer`` header ("" without one): a staff session's
+    or a device's, the one way every endpoint reads it."""
     header = request.headers.get("Authorization", "")
     return header[7:].strip() if header[:7].lower() == "bearer " else ""
 
@@ -85,16 +106,87 @@ def answer_json(fn, lang: str):
         return error_response(error, lang)
 
 
-@bp.get("/api/v1/centre")
-def staff_centre():
-    """For a clerk's page: the centre, its services and counters (Bearer session token)."""
+def _required_token() -> str:
     token = bearer_token()
     if not token:
-        return error_response(QueueError("unauthorized", "auth_missing"), request_lang())
-    return answer_json(lambda: _ctx().engine.staff_centre(token), request_lang())
+        raise QueueError("unauthorized", "auth_missing")
+    return token
+
+
+def staff_endpoint(permission: str):
+    """An endpoint for staff holding ``permission`` in the centre it acts in (``?centre=``
+    code, default the account's own): the view gets ``(principal, centre_id)`` first and
+    answers JSON; refusals are JSON errors (401, 403, 404)."""
+    assert permission in PERMISSIONS, permission
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def view(*args, **kwargs):
+            def run():
+                token = _required_token()
+                code = request.args.get("centre")
+
+                def read(conn):
+                    principal = auth.principal_for_token(conn, token)
+                    centre_id, _role = auth.staff_centre_id(conn, principal, code, permission)
+                    return principal, centre_id
+
+                return fn(*_ctx().store.read(read), *args, **kwargs)
+
+            return answer_json(run, request_lang())
+
+        return access("staff", permission)(view)
+
+    return wrap
+
+
+def device_actor(device, counter_id=None) -> Actor:
+    return Actor(
+        kind="device",
+        id=device.id,
+        centre_id=device.centre_id,
+        role=device.kind,
+        counter_id=counter_id,
+        name=device.name,
+    )
+
+
+def device_endpoint(kind: str):
+    """An endpoint for a device of ``kind`` (its token as bearer): the view gets the device
+    row first. A token of another kind is refused as unknown (401), like a made-up one."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def view(*args, **kwargs):
+            def run():
+                device = _ctx().lookup_device(_required_token())
+                if device is None or device.kind != kind:
+                    raise QueueError("unauthorized", "auth_invalid")
+                return fn(device, *args, **kwargs)
+
+            try:
+                answer = run()
+            except Exception as e:  # noqa: BLE001 - refusals answer JSON
+                error = refusal_of(e)
+                if error.code == "internal":
+                    raise
+                return error_response(error, request_lang())
+            return answer if not isinstance(answer, dict) else jsonify(answer)
+
+        return access("device", kind)(view)
+
+    return wrap
+
+
+@bp.get("/api/v1/centre")
+@staff_endpoint("centre.read")
+def staff_centre(principal, centre_id):
+    """For a clerk's page: the centre, its services and counters (Bearer session token)."""
+    return _ctx().store.read(lambda conn: views.staff_centre(conn, principal, centre_id))
 
 
 @bp.post("/api/v1/auth/logout")
+@access("session")
 def logout():
     """End the session of the Bearer token."""
     token = bearer_token()
@@ -104,6 +196,7 @@ def logout():
 
 
 @bp.post("/api/v1/auth/login")
+@access("public")
 def login():
     ctx = _ctx()
     lang = request_lang()

@@ -45,13 +45,13 @@ class ServerContext:
     def counter_service_codes(self, counter_id: int) -> frozenset[str]:
         return self.store.read(lambda conn: views.service_codes(conn, [counter_id]))
 
-    def lookup_staff_counter(self, token: str, number: int):
-        """(staff row, counter row, the counter's service codes) for a clerk connecting to
-        counter ``number``."""
+    def lookup_staff_counter(self, token: str, number: int, centre: str | None = None):
+        """(principal, its role, counter row, the counter's service codes) for staff
+        connecting to counter ``number`` (of the centre whose code is ``centre``)."""
 
         def read(conn):
-            staff, counter = auth.staff_at_counter(conn, token, number)
-            return staff, counter, views.service_codes(conn, [counter.id])
+            principal, role, counter = auth.staff_at_counter(conn, token, number, centre)
+            return principal, role, counter, views.service_codes(conn, [counter.id])
 
         return self.store.read(read)
 

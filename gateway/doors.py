@@ -18,8 +18,11 @@ from gevent.event import AsyncResult
 
 from core.engine import Actor
 from core.errors import QueueError, refusal_of
+from core.permissions import Principal, require
 from core.roles import ROLES, Audience, Role
-from core.validation import parse
+from core.validation import TYPE_NAMES, parse
+
+from .api import device_actor
 
 log = logging.getLogger("motcua.doors")
 
@@ -32,6 +35,7 @@ class Client:
 
     actor: Actor
     lang: str = "vi"
+    principal: Principal | None = None  # a staff connection's account and its roles
     counter_ids: list[int] = field(default_factory=list)  # a display's or agent's counters
     service_codes: frozenset[str] | None = None  # the services its counts show (None: all)
     base_url: str = ""  # the server's address as this client reached it
@@ -58,10 +62,14 @@ class EngineOp:
 class Door(Namespace):
     """A role's namespace. Subclasses set ``role`` (a key of core.roles.ROLES), implement
     ``authenticate``, ``audience`` and ``snapshot``, and declare events in ``events``:
-    name -> (fields, EngineOp or the name of a door method)."""
+    name -> (fields, EngineOp or the name of a door method[, the staff permission it
+    needs, when it is not the door's own])."""
 
     role_name = ""
-    events: dict[str, tuple[dict, EngineOp | str]] = {}
+    events: dict[str, tuple] = {}
+    # What a staff door's connections and events need (core/permissions.py); device doors
+    # need none: a device's token opens its own role's door only.
+    permission: str | None = None
 
     def __init__(self, ctx):
         self.role: Role = ROLES[self.role_name]
@@ -211,7 +219,8 @@ class Door(Namespace):
                 if self.role.listens_only:
                     raise QueueError("forbidden", "read_only_role", event=str(event)[:40])
                 raise QueueError("bad_request", "unknown_event", event=str(event)[:40])
-            fields, target = self.events[event]
+            fields, target, *needs = self.events[event]
+            self.check(client, needs[0] if needs else self.permission)
             values = parse(payload, fields)
             if isinstance(target, EngineOp):
                 result = getattr(self.ctx.engine, target.name)(client.actor, **values)
@@ -227,6 +236,13 @@ class Door(Namespace):
             else:
                 log.exception("event %s on %s failed", event, self.namespace)
             return {"ok": False, "error": error.as_dict(lang)}
+
+    @staticmethod
+    def check(client: Client, permission: str | None) -> None:
+        """The one permission check of every event: a staff connection's principal must
+        hold ``permission`` in the centre it acts in."""
+        if permission is not None:
+            require(client.principal, permission, client.actor.centre_id)
 
     def _take_token(self, client: Client) -> bool:
         now = time.monotonic()
@@ -254,16 +270,27 @@ class Door(Namespace):
             raise QueueError("unauthorized", "auth_invalid")
         return found
 
+    device_actor = staticmethod(device_actor)
+
+
+class StaffDoor(Door):
+    """A door for logged-in staff (a clerk's counter page, a manager's monitor): the
+    connection's ``auth`` carries the session ``token`` and optionally the ``centre`` code
+    to act in (default: the account's own); the account must hold ``permission`` there."""
+
+    def staff(self, auth: dict) -> tuple[str, str | None]:
+        """The session token and the centre code the connection names, checked for type."""
+        token = auth.get("token")
+        if not isinstance(token, str) or not token:
+            raise QueueError("unauthorized", "auth_missing")
+        centre = auth.get("centre")
+        if centre is not None and (not isinstance(centre, str) or len(centre) > 32):
+            raise QueueError("bad_request", "wrong_type", field="centre", expected=TYPE_NAMES[str])
+        return token, centre
+
     @staticmethod
-    def device_actor(device, counter_id=None) -> Actor:
-        return Actor(
-            kind="device",
-            id=device.id,
-            centre_id=device.centre_id,
-            role=device.kind,
-            counter_id=counter_id,
-            name=device.name,
-        )
+    def staff_actor(principal: Principal, role: str, centre_id: int, counter_id=None) -> Actor:
+        return Actor("staff", principal.staff_id, centre_id, role, counter_id, principal.full_name)
 
 
 class BoardDoor(Door):

@@ -20,6 +20,8 @@ from flask import Blueprint, Flask, current_app, render_template, request, send_
 from flask_babel import Babel, force_locale, gettext
 from markupsafe import Markup
 
+from .api import access
+
 LANGUAGES = ("vi", "en")
 CATALOGS = Path(__file__).resolve().parent.parent / "translations"
 
@@ -97,6 +99,8 @@ def _font_dir() -> Path:
 
 
 @bp.get("/static/fonts/<name>")
+@access("public")
+@access("public")
 def font(name: str):
     """Be Vietnam Pro (OFL), served from its PyPI package: no CDN on a closed LAN."""
     if name == "LICENSE.txt":
@@ -132,6 +136,8 @@ def demo_devices(demo_file: Path) -> dict:
 
 
 @bp.get("/")
+@access("public")
+@access("public")
 def start():
     """The start page: centres, the staff login, and in the demo the device pages."""
     ctx = current_app.extensions["motcua"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from harness.process import ROOT, ServerProcess, login
 
 CENTRE = ROOT / "tests" / "centre.toml"
+COMMUNE = ROOT / "tests" / "commune.toml"  # a second centre: managers, a lent clerk
 
 KIOSK = "test-kiosk-token-0001"
 KIOSK_B = "test-kiosk-token-0002"
@@ -18,6 +19,11 @@ RATING_2 = "test-rating-token-0002"
 AGENT = "test-agent-token-00001"
 INTEGRATION = "test-integration-key-0001"
 PASSWORDS = {"clerk1": "clerk1-secret", "clerk2": "clerk2-secret", "clerk3": "clerk3-secret"}
+COMMUNE_PASSWORDS = {
+    "quanly2": "quanly2-secret",
+    "quantri2": "quantri2-secret",
+    "tinh": "tinh-secret-01",
+}
 
 
 class CentreServer(ServerProcess):
@@ -36,5 +42,5 @@ class CentreServer(ServerProcess):
         super().__init__(tmp, database_url, redis_url, {**fast, **(env or {})}, provision)
 
     def login(self, username: str) -> str:
-        """A staff token for one of centre.toml's clerks."""
-        return login(self.url, username, PASSWORDS[username])
+        """A staff token for one of centre.toml's or commune.toml's staff."""
+        return login(self.url, username, {**PASSWORDS, **COMMUNE_PASSWORDS}[username])

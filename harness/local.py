@@ -9,10 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from core import auth, views
-from core import models as m
 from core.engine import Actor, QueueEngine
 from core.provisioning import provision
 from core.roles import Audience, batch_for, public_event
@@ -58,11 +55,11 @@ class LocalCentre:
         """A clerk taking a counter, as the counter door admits one (opening it)."""
 
         def find(conn):
-            staff = conn.execute(sa.select(m.staff).where(m.staff.c.username == username)).one()
-            return staff, auth.counter_by_number(conn, staff.centre_id, counter_number)
+            principal = auth.principal_for_username(conn, username)
+            return principal, *auth.take_counter(conn, principal, counter_number)
 
-        staff, counter = self.read(find)
-        actor = Actor("staff", staff.id, staff.centre_id, staff.role, counter.id, staff.full_name)
+        principal, role, counter = self.read(find)
+        actor = Actor.staff(principal, role, counter)
         self.engine.open_counter(actor)
         return actor
 

@@ -11,6 +11,7 @@ from core.errors import QueueError
 from core.rating import DEFAULT_REASONS, RATING_FIELDS
 from core.roles import Audience
 from core.validation import REQUEST_ID, Field
+from gateway.api import access
 from gateway.doors import Client, Door
 from gateway.web import N_
 
@@ -197,6 +198,7 @@ KIOSK_STRINGS = {
 
 
 @bp.get("/kiosk/")
+@access("public")
 def kiosk_page():
     """The kiosk's touch screen. Opened once as /kiosk/?token=...; the script keeps it."""
     priorities = [{"code": code, "vi": vi, "en": en} for code, (vi, en) in PRIORITIES.items()]
@@ -204,6 +206,7 @@ def kiosk_page():
 
 
 @bp.get("/t/<key>/qr.svg")
+@access("key", "ticket")
 def ticket_qr(key: str):
     """The QR code of a ticket's status page, drawn on the server (no script library)."""
     import segno
@@ -220,6 +223,7 @@ def ticket_qr(key: str):
 
 
 @bp.get("/t/<key>")
+@access("key", "ticket")
 def ticket_status(key: str):
     """Public page (from the ticket's QR code): position, wait, the call; live."""
     if len(key) > 64:
@@ -250,6 +254,7 @@ LOOKUPS = LookupLimit(per_minute=20)
 
 @bp.get("/hs/")
 @bp.get("/hs/<path:code>")
+@access("public")
 def dossier_status(code: str | None = None):
     """A dossier's status from its code, for whoever holds the code. Look-ups are limited
     per address, so codes (agency, date, daily number) cannot be walked through."""

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import Blueprint, Response, current_app, render_template
 
-from core.errors import refusal_of
 from core.rating import DEFAULT_REASONS, RATING_FIELDS
 from core.roles import Audience
 from core.validation import Field
+from gateway.api import access, device_endpoint
 from gateway.doors import Client, Door, EngineOp
 from gateway.web import N_
 
@@ -87,29 +87,18 @@ RATING_STRINGS = {
 
 
 @bp.get("/rating/")
+@access("public")
 def rating_page():
     """The tablet at a counter. Opened once as /rating/?token=...; the script keeps it."""
     return render_template("rating/rating.html", strings=RATING_STRINGS)
 
 
 @bp.get("/rating/photo")
-def clerk_photo():
-    """The photo of the clerk on duty at the tablet's counter, for the tablet only: its
-    token in ``Authorization: Bearer``. 204 when the counter has no clerk or no photo."""
-    header = request.headers.get("Authorization", "")
-    token = header.removeprefix("Bearer ").strip()
-    if not header.startswith("Bearer ") or not token:
-        abort(401)
-    ctx = current_app.extensions["motcua"]
-    try:
-        device = ctx.lookup_device(token)
-        photo = ctx.engine.clerk_photo(device.counter_id) if device else None
-    except Exception as e:
-        if refusal_of(e).code == "unavailable":
-            abort(503)
-        raise
-    if device is None or device.kind != "rating":
-        abort(401)
+@device_endpoint("rating")
+def clerk_photo(device):
+    """The photo of the clerk on duty at a counter, for the tablet at that counter only (its
+    token as bearer). 204 when the counter has no clerk or no photo."""
+    photo = current_app.extensions["motcua"].engine.clerk_photo(device.counter_id)
     if photo is None:
         return Response(status=204, headers={"Cache-Control": "no-store"})
     return Response(photo, mimetype="image/jpeg", headers={"Cache-Control": "no-store"})

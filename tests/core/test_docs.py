@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from core import lifecycle, roles
+from core import lifecycle, permissions, roles
 from harness.process import ROOT
 
 PROTOCOL = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+SECURITY = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
 
 
 def test_protocol_doc_prints_the_lifecycle_table_of_the_code():
@@ -14,6 +15,11 @@ def test_protocol_doc_prints_the_lifecycle_table_of_the_code():
 
 def test_protocol_doc_prints_the_role_table_of_the_code():
     assert roles.table_markdown() in PROTOCOL
+
+
+def test_protocol_and_security_docs_print_the_permission_table_of_the_code():
+    assert permissions.table_markdown() in PROTOCOL
+    assert permissions.table_markdown() in SECURITY
 
 
 def test_the_status_page_names_every_ticket_state_and_nothing_else():
