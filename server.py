@@ -26,6 +26,8 @@ import secrets  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+# Every role folder: each brings its pages and doors as one bundle (gateway/bundle.py).
+ROLE_FOLDERS = ("kiosk", "counter", "display", "rating_terminal", "agent_door")
 DEMO_FILE = HERE / "provisioning" / "demo.toml"
 log = logging.getLogger("motcua")
 
@@ -87,14 +89,11 @@ def create_app(overrides: dict | None = None):
     TRUSTED_PROXIES (how many reverse proxies' X-Forwarded-* headers to believe),
     ASYNC_MODE, DIRECT_FRAMES, VOICE_PACK.
     """
+    import importlib
+
     from flask import Flask
     from flask_socketio import SocketIO
 
-    import agent
-    import counter
-    import display
-    import kiosk
-    import rating_terminal
     from core.engine import QueueEngine
     from core.roles import ROLES
     from core.store import Store
@@ -162,23 +161,20 @@ def create_app(overrides: dict | None = None):
     )
     app.extensions["motcua"] = ctx
 
-    # Every door of the system: HTTP blueprints, then one Socket.IO namespace per role.
+    # Every door of the system: the shared HTTP blueprints, then each role folder's pages
+    # and its Socket.IO namespaces.
     app.register_blueprint(api.bp)
     app.register_blueprint(dossier_api.bp)
     web.init_app(app)
-    app.register_blueprint(kiosk.bp)
-    app.register_blueprint(counter.bp)
-    app.register_blueprint(rating_terminal.bp)
-    app.register_blueprint(display.bp)
-    for door in (
-        kiosk.KioskDoor,
-        kiosk.TicketDoor,
-        counter.CounterDoor,
-        display.DisplayDoor,
-        rating_terminal.RatingDoor,
-        agent.AgentDoor,
-    ):
-        socketio.on_namespace(door(ctx))
+    pages = {}
+    for name in ROLE_FOLDERS:
+        bundle = importlib.import_module(name).bundle
+        if bundle.blueprint is not None:
+            app.register_blueprint(bundle.blueprint)
+        for door in bundle.doors:
+            socketio.on_namespace(door(ctx))
+        pages.update(bundle.pages)
+    app.extensions["motcua.pages"] = pages
     return app, socketio, ctx
 
 
@@ -304,7 +300,7 @@ def cmd_serve(args) -> int:
     ctx.hub.start()
     demo_agent = None
     if args.demo:
-        app.config["DEMO_DEVICES"] = web.demo_devices(DEMO_FILE)
+        app.config["DEMO_DEVICES"] = web.demo_devices(DEMO_FILE, app.extensions["motcua.pages"])
         open_demo_counters(ctx)
         demo_agent = start_demo_agent(args.host, args.port)
         print(demo_banner(args.host, args.port), flush=True)

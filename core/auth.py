@@ -20,8 +20,6 @@ from .permissions import Principal, principal_of, require
 from .store import Store, Tx
 
 SESSION_HOURS = 12
-# "integration": the province's one-stop system, whose token is the integration API's key.
-DEVICE_KINDS = ("kiosk", "display", "rating", "agent", "integration")
 
 
 def token_hash(token: str) -> str:

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import models as m
-from .auth import DEVICE_KINDS, hash_password, password_matches, token_hash
+from .auth import hash_password, password_matches, token_hash
 from .errors import Refused
 from .permissions import STAFF_ROLES
 from .rating import (
@@ -30,7 +30,7 @@ from .rating import (
     TIMEOUT_RANGE,
     clean_text,
 )
-from .roles import CONFIGURED, change_record
+from .roles import CONFIGURED, DEVICE_KINDS, change_record
 from .store import Store, Tx
 
 # Display boards: "auto" picks "office" (large tiles) for a board showing up to 6

@@ -132,6 +132,9 @@ class Role:
     # Event fields other roles are not sent: an issue's print job (with the ticket's face)
     # is for its agent only.
     private: tuple[str, ...] = ("print",)
+    # What opens its door: a device token of this role's kind ("device"), a staff session
+    # ("staff", core/permissions.py), or the key of the one thing it follows ("key").
+    credential: str = "device"
 
     def wants(self, audience: Audience, change: Mapping) -> bool:
         return change["kind"] == CONFIGURED or self.concerns(audience, change)
@@ -157,6 +160,7 @@ ROLES: dict[str, Role] = {
             False,
             "every change to its counter and its tickets, and to the tickets waiting for "
             "its services; the centre's device alerts; counts of its services",
+            credential="staff",
         ),
         Role(
             "display",
@@ -194,9 +198,15 @@ ROLES: dict[str, Role] = {
             True,
             "the public status page of one ticket (its key as credential): that ticket's "
             "changes; counts of its service",
+            credential="key",
         ),
     )
 }
+
+
+# Kinds of device token: one per device role, and "integration", the province's one-stop
+# system, whose token is the integration API's key (HTTP only, no namespace).
+DEVICE_KINDS = (*(r.name for r in ROLES.values() if r.credential == "device"), "integration")
 
 
 def public_event(change: Mapping, seq: int) -> dict:

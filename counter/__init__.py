@@ -10,6 +10,7 @@ from core.errors import QueueError
 from core.roles import Audience
 from core.validation import INT_LIMIT, REQUEST_ID, TYPE_NAMES, Field
 from gateway.api import access
+from gateway.bundle import RoleBundle
 from gateway.doors import Client, EngineOp, StaffDoor
 from gateway.web import N_
 
@@ -181,3 +182,6 @@ def counter_page():
         "pause_reasons": PAUSE_REASONS,
     }
     return render_template("counter/counter.html", strings=COUNTER_STRINGS, page_data=page_data)
+
+
+bundle = RoleBundle(bp, (CounterDoor,))

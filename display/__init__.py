@@ -11,6 +11,7 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
 
 from gateway.api import access
+from gateway.bundle import RoleBundle
 from gateway.doors import BoardDoor, Client
 from gateway.web import N_
 
@@ -133,3 +134,6 @@ def announce():
             "Server-Timing": f"assemble;dur={took_ms:.1f}",
         },
     )
+
+
+bundle = RoleBundle(bp, (DisplayDoor,), {"display": ("/display/", N_("Bảng hiển thị"))})

@@ -100,7 +100,6 @@ def _font_dir() -> Path:
 
 @bp.get("/static/fonts/<name>")
 @access("public")
-@access("public")
 def font(name: str):
     """Be Vietnam Pro (OFL), served from its PyPI package: no CDN on a closed LAN."""
     if name == "LICENSE.txt":
@@ -108,24 +107,16 @@ def font(name: str):
     return send_from_directory(_font_dir() / "files", name, max_age=86400)
 
 
-# Device pages built so far, by device kind: the start page links them in the demo.
-DEVICE_PAGES = {
-    "kiosk": ("/kiosk/", N_("Máy lấy số")),
-    "rating": ("/rating/", N_("Máy đánh giá")),
-    "display": ("/display/", N_("Bảng hiển thị")),
-}
-
-
-def demo_devices(demo_file: Path) -> dict:
-    """The demo's device pages, each opened with its (public) demo token, and its (public)
-    staff logins."""
+def demo_devices(demo_file: Path, pages: dict[str, tuple[str, str]]) -> dict:
+    """The demo's device pages (``pages``: the role bundles' ``kind -> (path, label)``),
+    each opened with its (public) demo token, and its (public) staff logins."""
     import tomllib
 
     data = tomllib.loads(demo_file.read_text(encoding="utf-8"))
     devices = []
     for d in data.get("devices", []):
-        if d["kind"] in DEVICE_PAGES:
-            path, label = DEVICE_PAGES[d["kind"]]
+        if d["kind"] in pages:
+            path, label = pages[d["kind"]]
             devices.append({"label": label, "name": d["name"], "url": f"{path}?token={d['token']}"})
     staff = [
         {"username": st["username"], "password": st["password"], "name": st["full_name"]}
@@ -136,7 +127,6 @@ def demo_devices(demo_file: Path) -> dict:
 
 
 @bp.get("/")
-@access("public")
 @access("public")
 def start():
     """The start page: centres, the staff login, and in the demo the device pages."""

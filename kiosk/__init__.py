@@ -12,6 +12,7 @@ from core.rating import DEFAULT_REASONS, RATING_FIELDS
 from core.roles import Audience
 from core.validation import REQUEST_ID, Field
 from gateway.api import access
+from gateway.bundle import RoleBundle
 from gateway.doors import Client, Door
 from gateway.web import N_
 
@@ -276,3 +277,6 @@ def dossier_status(code: str | None = None):
     )
     status = 429 if refused else 404 if code and not found else 200
     return response, status, {"Cache-Control": "no-store"}
+
+
+bundle = RoleBundle(bp, (KioskDoor, TicketDoor), {"kiosk": ("/kiosk/", N_("Máy lấy số"))})

@@ -9,6 +9,7 @@ from core.rating import DEFAULT_REASONS, RATING_FIELDS
 from core.roles import Audience
 from core.validation import Field
 from gateway.api import access, device_endpoint
+from gateway.bundle import RoleBundle
 from gateway.doors import Client, Door, EngineOp
 from gateway.web import N_
 
@@ -102,3 +103,6 @@ def clerk_photo(device):
     if photo is None:
         return Response(status=204, headers={"Cache-Control": "no-store"})
     return Response(photo, mimetype="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+bundle = RoleBundle(bp, (RatingDoor,), {"rating": ("/rating/", N_("Máy đánh giá"))})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from core.roles import Audience
 from core.validation import REQUEST_ID, Field
+from gateway.bundle import RoleBundle
 from gateway.doors import BoardDoor, Client, EngineOp
 
 
@@ -46,3 +47,6 @@ class AgentDoor(BoardDoor):
         return self.ctx.engine.agent_snapshot(
             client.actor.centre_id, client.counter_ids, client.actor.id
         )
+
+
+bundle = RoleBundle(None, (AgentDoor,))
