@@ -1,15 +1,17 @@
 """The hardware agent's door (/agent), on the server side: the agent process (hardware/)
 drives printers, keypads and LED boards and talks to the server only through this
 protocol. It follows its counters, gets the print jobs of the kiosks it prints for,
-reports each job's result, and passes on its call keypads' presses (``counter_action``:
-the engine's operation of the same name, for the counter's clerk on duty)."""
+reports each job's result (core/printing.py), and passes on its call keypads' presses
+(``counter_action``: the clerk's action of that name for the counter's clerk on duty,
+core/keypads.py)."""
 
 from __future__ import annotations
 
+from core import keypads, printing, views
 from core.roles import Audience
 from core.validation import REQUEST_ID, Field
 from gateway.bundle import RoleBundle
-from gateway.doors import BoardDoor, Client, EngineOp
+from gateway.doors import BoardDoor, Client
 
 
 class AgentDoor(BoardDoor):
@@ -23,7 +25,7 @@ class AgentDoor(BoardDoor):
                 "printer": Field(dict, nullable=True),
                 "request_id": REQUEST_ID,
             },
-            EngineOp("report_print"),
+            "print_result",
         ),
         "counter_action": (
             {
@@ -32,7 +34,7 @@ class AgentDoor(BoardDoor):
                 "reason": Field(str, max_len=200, nullable=True),
                 "request_id": REQUEST_ID,
             },
-            EngineOp("counter_action"),
+            "counter_action",
         ),
     }
 
@@ -44,9 +46,15 @@ class AgentDoor(BoardDoor):
         )
 
     def snapshot(self, client: Client) -> dict:
-        return self.ctx.engine.agent_snapshot(
-            client.actor.centre_id, client.counter_ids, client.actor.id
+        return self.read(
+            views.agent_snapshot, client.actor.centre_id, client.counter_ids, client.actor.id
         )
+
+    def print_result(self, client: Client, **result) -> dict:
+        return printing.report_print(self.ctx.store, client.actor, **result)
+
+    def counter_action(self, client: Client, **press) -> dict:
+        return keypads.counter_action(self.ctx.engine, client.actor, **press)
 
 
 bundle = RoleBundle(None, (AgentDoor,))

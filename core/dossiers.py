@@ -14,6 +14,7 @@ returned (or returned after it).
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time
 from typing import Any
 
@@ -21,7 +22,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import models as m
+from . import views
+from .acting import Actor
+from .clock import zone
 from .errors import QueueError
+from .roles import change_record
+from .store import Store, Tx
 
 STATUSES = (
     "received",
@@ -41,7 +47,26 @@ VISIT_STATUS = {
     "returned": "returned",  # the result handed over
 }
 
+DOSSIER_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-_/]{2,63}$")
+
 _d = m.dossiers
+
+
+def check_codes(codes) -> list[str]:
+    """Dossier codes as a clerk scans or types them: trimmed, once each, each well-formed."""
+    codes = list(dict.fromkeys(d.strip() for d in (codes or [])))
+    for code in codes:
+        if not DOSSIER_CODE.match(code):
+            raise QueueError(
+                "bad_request",
+                "bad_value",
+                field="dossiers",
+                why=(
+                    f"mã hồ sơ «{code[:64]}» sai dạng",
+                    f"dossier code '{code[:64]}' is malformed",
+                ),
+            )
+    return codes
 
 
 def record_visit(conn: Connection, centre_id: int, code: str, outcome, now, procedure) -> None:
@@ -262,3 +287,42 @@ def public_view(conn: Connection, code: str, now: datetime) -> list[dict]:
         }
         for r in rows
     ]
+
+
+# -- the province's one-stop system, through the integration API; the citizen's look-up ----
+def upsert_dossiers(store: Store, actor: Actor, payload) -> dict:
+    """Create or update dossiers by code, in one transaction; idempotent (the same
+    payload again changes nothing and records nothing)."""
+    tz = store.read(lambda conn: zone(views.centre(conn, actor.centre_id).timezone))
+    items = parse_items(payload, DOSSIER_CODE, tz)
+
+    def op(tx: Tx) -> dict:
+        tx.lock_centre(actor.centre_id)
+        result = upsert(tx.conn, actor.centre_id, items, tx.now)
+        codes = result.pop("codes")
+        if codes:
+            tx.change(
+                actor.centre_id,
+                "dossiers_updated",
+                actor.key,
+                change=change_record("dossiers_updated"),
+                details={"codes": codes, **result},
+            )
+        return result
+
+    return store.write(op, centre_id=actor.centre_id, actor=actor.key)
+
+
+def dossier(store: Store, centre_id: int, code: str) -> dict | None:
+    """One dossier of a centre with the visits that touched it (None: unknown)."""
+
+    def read(conn):
+        tz = views.centre(conn, centre_id).timezone
+        return view(conn, centre_id, code, m.utcnow(), tz)
+
+    return store.read(read)
+
+
+def dossier_status(store: Store, code: str) -> list[dict]:
+    """The citizen's look-up by dossier code (every centre's dossier of that code)."""
+    return store.read(lambda conn: public_view(conn, code, m.utcnow()))

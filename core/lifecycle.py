@@ -1,9 +1,12 @@
-"""The ticket's and the counter's lifecycles, declared as data.
+"""The ticket's and the counter's lifecycles, declared as data, with their effects.
 
-Each table says, for an operation, from which states it may start and the state it
-leads to. The engine checks every transition with :func:`ticket_guard` or
-:func:`counter_guard`; the refusal comes from the table, never from ``if`` chains spread
-over the operations. docs/protocol.md prints these same tables (a test compares them).
+Each table says, for an operation, from which states it may start, the state it leads
+to, and what else the transition does: the change it records, the ticket's time it
+stamps or clears, what it does to its service's waiting count, and, for a counter, which
+current ticket it accepts. The engine's operations read these (core/engine.py) instead
+of repeating them; one guard per table refuses with the table's words. The clerk's page
+gets :func:`counter_actions` in its snapshot, so it offers an action exactly when the
+server would accept it. docs/protocol.md prints these tables (a test compares them).
 """
 
 from __future__ import annotations
@@ -17,6 +20,14 @@ from .errors import QueueError
 class Transition:
     sources: tuple[str, ...]  # states the operation may start from
     target: str  # the state it leads to
+    records: str | None = None  # the change kind recorded (core/roles.py)
+    stamps: str | None = None  # the ticket's time set to now
+    clears: tuple[str, ...] = ()  # the ticket's fields emptied
+    waiting: int = 0  # what it does to the waiting count of the ticket's service
+    # Counters: the current ticket's states it accepts (None: no current ticket), and
+    # whether a current ticket being served is finished first.
+    with_current: tuple[str | None, ...] | None = None
+    finishes_current: bool = False
 
 
 # -- tickets ---------------------------------------------------------------------------
@@ -25,26 +36,33 @@ WAITING = ("waiting", "transferred")  # in a queue, callable
 AT_COUNTER = ("called", "serving")  # a counter's current ticket
 
 TICKET_TRANSITIONS: dict[str, Transition] = {
-    "issue": Transition((), "waiting"),
-    "call": Transition(WAITING, "called"),
-    "recall": Transition(("called",), "called"),
-    "start": Transition(("called",), "serving"),
-    "no_show": Transition(("called",), "no_show"),
-    "finish": Transition(AT_COUNTER, "done"),
-    "transfer": Transition(AT_COUNTER, "transferred"),
+    "issue": Transition((), "waiting", "issued", "issued_at", waiting=+1),
+    "call": Transition(WAITING, "called", "called", "called_at", waiting=-1),
+    "recall": Transition(("called",), "called", "recalled"),
+    "start": Transition(("called",), "serving", "started", "started_at"),
+    "no_show": Transition(("called",), "no_show", "no_show", "finished_at"),
+    "finish": Transition(AT_COUNTER, "done", "finished", "finished_at"),
+    # Back in a queue, keeping its place: served again from the start.
+    "transfer": Transition(
+        AT_COUNTER, "transferred", "transferred", clears=("started_at",), waiting=+1
+    ),
 }
 
 NEW_TICKET = TICKET_TRANSITIONS["issue"].target
 
 # -- counters --------------------------------------------------------------------------
 COUNTER_STATES = ("closed", "open", "paused")
+IDLE = (None,)  # no ticket called or being served
 
 COUNTER_TRANSITIONS: dict[str, Transition] = {
-    "open": Transition(("closed",), "open"),
-    "pause": Transition(("open",), "paused"),
-    "resume": Transition(("paused",), "open"),
-    "close": Transition(("open", "paused"), "closed"),
-    "call": Transition(("open",), "open"),  # calling needs an open counter
+    "open": Transition(("closed",), "open", "counter_opened"),
+    "pause": Transition(("open",), "paused", "counter_paused", with_current=IDLE),
+    "resume": Transition(("paused",), "open", "counter_resumed", with_current=IDLE),
+    "close": Transition(("open", "paused"), "closed", "counter_closed", with_current=IDLE),
+    # Calling needs an open counter, free or serving (that visit is finished first); a
+    # ticket still called refuses it, so pressing "next" twice never turns the citizen
+    # walking to the counter into a no-show.
+    "call": Transition(("open",), "open", with_current=(None, "serving"), finishes_current=True),
 }
 
 # What a counter in a state says when an operation cannot start there.
@@ -56,30 +74,94 @@ _COUNTER_REFUSALS = {
 }
 
 
-def ticket_guard(operation: str, status: str, number: str) -> str:
-    """The ticket's new state, or the table's refusal of ``operation`` in ``status``."""
+def ticket_guard(operation: str, status: str, number: str) -> Transition:
+    """The transition of ``operation`` from ``status``, or the table's refusal."""
     t = TICKET_TRANSITIONS[operation]
     if status not in t.sources:
         key = "ticket_not_waiting" if t.sources == WAITING else "ticket_wrong_status"
         raise QueueError("conflict", key, number=number, status=status)
-    return t.target
+    return t
 
 
-def counter_guard(operation: str, status: str) -> str:
-    """The counter's new state, or the table's refusal of ``operation`` in ``status``."""
+def counter_guard(operation: str, status: str, current=None) -> Transition:
+    """The transition of ``operation`` from ``status`` with ``current`` (the counter's
+    current ticket: anything with ``status`` and ``number``, or None), or the table's
+    refusal."""
     t = COUNTER_TRANSITIONS[operation]
     if status not in t.sources:
         raise QueueError("conflict", _COUNTER_REFUSALS.get((operation, status), "counter_closed"))
-    return t.target
+    held = current.status if current is not None else None
+    if t.with_current is not None and held not in t.with_current:
+        key = (
+            "counter_busy_called"
+            if held == "called" and t.finishes_current
+            else "counter_has_current"
+        )
+        raise QueueError("conflict", key, number=current.number)
+    return t
+
+
+# The clerk's actions at a counter (the /counter events, a keypad's keys) and the lifecycle
+# operation each is: counter operations check the counter's table, ticket operations the
+# current ticket's.
+CLERK_ACTIONS = {
+    "call_next": ("counter", "call"),
+    "call": ("counter", "call"),
+    "recall": ("ticket", "recall"),
+    "start": ("ticket", "start"),
+    "no_show": ("ticket", "no_show"),
+    "finish": ("ticket", "finish"),
+    "transfer": ("ticket", "transfer"),
+    "pause": ("counter", "pause"),
+    "resume": ("counter", "resume"),
+    "close": ("counter", "close"),
+}
+
+
+def counter_actions() -> dict[str, dict]:
+    """When each clerk's action may be taken, as data for the clerk's page: the counter's
+    states (``counter``) and the current ticket's (``ticket``, null: none) it accepts."""
+    out = {}
+    for action, (table, operation) in CLERK_ACTIONS.items():
+        if table == "ticket":
+            # A ticket at the counter: the counter is open (it can't pause or close then).
+            out[action] = {
+                "counter": ["open"],
+                "ticket": list(TICKET_TRANSITIONS[operation].sources),
+            }
+        else:
+            t = COUNTER_TRANSITIONS[operation]
+            held = [None, *AT_COUNTER] if t.with_current is None else list(t.with_current)
+            out[action] = {"counter": list(t.sources), "ticket": held}
+    return out
 
 
 def table_markdown() -> str:
     """Both tables as docs/protocol.md prints them."""
     lines = []
     for title, table in (("Ticket", TICKET_TRANSITIONS), ("Counter", COUNTER_TRANSITIONS)):
-        lines += [f"| {title.lower()} operation | from | to |", "|---|---|---|"]
+        lines += [
+            f"| {title.lower()} operation | from | to | records | also |",
+            "|---|---|---|---|---|",
+        ]
         for op, t in table.items():
             sources = ", ".join(f"`{s}`" for s in t.sources) or "(new)"
-            lines.append(f"| `{op}` | {sources} | `{t.target}` |")
+            records = f"`{t.records}`" if t.records else ""
+            lines.append(f"| `{op}` | {sources} | `{t.target}` | {records} | {_effects(t)} |")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _effects(t: Transition) -> str:
+    also = []
+    if t.stamps:
+        also.append(f"sets `{t.stamps}`")
+    also += [f"clears `{c}`" for c in t.clears]
+    if t.waiting:
+        also.append(f"waiting {t.waiting:+d}")
+    if t.with_current is not None:
+        held = ", ".join("none" if s is None else f"`{s}`" for s in t.with_current)
+        also.append(f"current ticket: {held}")
+    if t.finishes_current:
+        also.append("finishes a ticket being served")
+    return "; ".join(also)

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Row
 from . import auth, estimates, rating
 from . import models as m
 from .clock import business_date, day_start, iso
-from .lifecycle import AT_COUNTER, WAITING
+from .lifecycle import AT_COUNTER, WAITING, counter_actions
 from .ordering import CounterQueue, counter_service_ids
 from .permissions import Principal
 from .roles import public_event
@@ -25,6 +25,9 @@ PROTOCOL = 2
 RECENT_CALLS = 10
 OFFICE_MAX_COUNTERS = 6  # a board showing this many counters or fewer: the "office" layout
 QUEUE_LIST_LIMIT = 300  # waiting tickets listed in a counter's snapshot
+# When the clerk may take each action, from the lifecycle tables: the clerk's page offers
+# an action exactly when the server would accept it (docs/protocol.md 8.2).
+COUNTER_ACTIONS = counter_actions()
 
 _t, _s, _c = m.tickets, m.services, m.counters
 _served_by = _c.alias("served_by")
@@ -264,6 +267,7 @@ def counter_snapshot(conn: Connection, counter_id: int) -> dict:
         "waiting": {by_id[s].code: waiting.get(s, 0) for s in [*own, *waiting]},
         "queue": [ticket_view(t._mapping, ctr.timezone) for t in listed],
         "device_alerts": device_alerts(conn, ctr.id, ctr.timezone),
+        "actions": COUNTER_ACTIONS,
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
+from core import views
 from core.engine import OUTCOMES, PRIORITIES, Actor
 from core.errors import QueueError
 from core.roles import Audience
@@ -56,9 +57,9 @@ class CounterDoor(StaffDoor):
         "pause": ({"reason": Field(str, required=True, max_len=200), **_R}, EngineOp("pause")),
         "resume": ({**_R}, EngineOp("resume")),
         "close": ({**_R}, EngineOp("close_counter")),
-        "my_day": ({}, EngineOp("clerk_day"), "own.figures"),
-        # A read: the clerk's own ratings by level (never which visit got which).
-        "my_ratings": ({}, EngineOp("staff_ratings"), "own.figures"),
+        # Reads: the clerk's own figures, and ratings by level (never which visit got which).
+        "my_day": ({}, "my_day", "own.figures"),
+        "my_ratings": ({}, "my_ratings", "own.figures"),
     }
 
     def authenticate(self, auth: dict, lang: str) -> Client:
@@ -87,7 +88,13 @@ class CounterDoor(StaffDoor):
         )
 
     def snapshot(self, client: Client) -> dict:
-        return self.ctx.engine.counter_snapshot(client.actor.counter_id)
+        return self.read(views.counter_snapshot, client.actor.counter_id)
+
+    def my_day(self, client: Client) -> dict:
+        return self.read(views.clerk_day, client.actor.id, client.actor.centre_id)
+
+    def my_ratings(self, client: Client) -> dict:
+        return self.read(views.staff_ratings, client.actor.id)
 
     def admit(self, client: Client) -> None:
         self.ctx.engine.open_counter(client.actor)

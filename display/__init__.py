@@ -10,6 +10,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
 
+from core import views
 from gateway.api import access
 from gateway.bundle import RoleBundle
 from gateway.doors import BoardDoor, Client
@@ -37,7 +38,7 @@ class DisplayDoor(BoardDoor):
 
     def snapshot(self, client: Client) -> dict:
         centre_id = client.actor.centre_id
-        data = self.ctx.engine.display_snapshot(centre_id, client.counter_ids)
+        data = self.read(views.display_snapshot, centre_id, client.counter_ids)
         key = announce_key(self.ctx.secret_key, centre_id)
         data["board"]["announce"]["url"] = f"/display/announce.wav?c={centre_id}&k={key}"
         return data

@@ -23,6 +23,10 @@ class ServerContext:
     offload: object = None
     secret_key: str = ""  # the app's: signs keys such as the boards' announcement key
 
+    def read(self, view, *args):
+        """``view(conn, *args)`` (a core.views read) in one read transaction."""
+        return self.store.read(lambda conn: view(conn, *args))
+
     # One read per connection: a hall of devices reconnecting at once after a restart
     # costs one thread-pool round trip each, not three.
     def lookup_device(self, token: str, binding: bool = False):

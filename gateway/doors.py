@@ -256,6 +256,10 @@ class Door(Namespace):
         return True
 
     # -- helpers for subclasses ------------------------------------------------------------
+    def read(self, view, *args):
+        """``view(conn, *args)`` (a core.views read) in one read transaction."""
+        return self.ctx.store.read(lambda conn: view(conn, *args))
+
     def device(self, auth: dict, kind: str, binding: bool = False) -> Any:
         """Authenticate a device token of ``kind``; returns the device row (and with
         ``binding``, the lookup's counter ids and service codes too)."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
-from core.engine import DOSSIER_CODE
+from core import dossiers
+from core.dossiers import DOSSIER_CODE
 from core.errors import QueueError
 from gateway.api import device_actor, device_endpoint
 
@@ -21,20 +22,20 @@ MAX_BODY = 512 * 1024  # 500 dossiers of a few hundred bytes each
 @device_endpoint("integration")
 def upsert(device):
     """``{"dossiers": [{code, status, ...}, ...]}``: created or updated by code."""
-    engine = current_app.extensions["motcua"].engine
+    store = current_app.extensions["motcua"].store
     if (request.content_length or 0) > MAX_BODY:
         raise QueueError("bad_request", "bad_value", field="body", why=("quá lớn", "too large"))
     return {
         "ok": True,
-        **engine.upsert_dossiers(device_actor(device), request.get_json(silent=True)),
+        **dossiers.upsert_dossiers(store, device_actor(device), request.get_json(silent=True)),
     }
 
 
 @bp.get("/api/v1/dossiers/<code>")
 @device_endpoint("integration")
 def read(device, code: str):
-    engine = current_app.extensions["motcua"].engine
-    found = engine.dossier(device.centre_id, code) if DOSSIER_CODE.match(code) else None
+    store = current_app.extensions["motcua"].store
+    found = dossiers.dossier(store, device.centre_id, code) if DOSSIER_CODE.match(code) else None
     if found is None:
         raise QueueError("not_found", "unknown_dossier", dossier=code[:64])
     return {"ok": True, "dossier": found}

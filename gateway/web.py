@@ -20,6 +20,8 @@ from flask import Blueprint, Flask, current_app, render_template, request, send_
 from flask_babel import Babel, force_locale, gettext
 from markupsafe import Markup
 
+from core import views
+
 from .api import access
 
 LANGUAGES = ("vi", "en")
@@ -132,4 +134,4 @@ def start():
     """The start page: centres, the staff login, and in the demo the device pages."""
     ctx = current_app.extensions["motcua"]
     demo = current_app.config.get("DEMO_DEVICES")
-    return render_template("web/start.html", centres=ctx.engine.centres(), demo=demo)
+    return render_template("web/start.html", centres=ctx.read(views.centres), demo=demo)

@@ -43,6 +43,10 @@ class LocalCentre:
     def read(self, fn):
         return self.store.read(fn)
 
+    def view(self, view, *args):
+        """``view(conn, *args)``, a core.views read, as the doors read it."""
+        return self.store.read(lambda conn: view(conn, *args))
+
     def close(self) -> None:
         self.store.dispose()
 
@@ -82,13 +86,15 @@ class LocalCentre:
         return Audience(role, self.centre_id, ids, frozenset())
 
     def snapshot(self, role: str, counter_ids=None) -> dict:
-        e = self.engine
+        v = self.view
         return {
-            "kiosk": lambda: e.kiosk_snapshot(self.centre_id),
-            "display": lambda: e.display_snapshot(self.centre_id, counter_ids),
-            "agent": lambda: e.agent_snapshot(self.centre_id, counter_ids, self.agent_id),
-            "counter": lambda: e.counter_snapshot(next(iter(counter_ids))),
-            "rating": lambda: e.rating_snapshot(next(iter(counter_ids))),
+            "kiosk": lambda: v(views.kiosk_snapshot, self.centre_id),
+            "display": lambda: v(views.display_snapshot, self.centre_id, counter_ids),
+            "agent": lambda: v(views.agent_snapshot, self.centre_id, counter_ids, self.agent_id),
+            "counter": lambda: v(views.counter_snapshot, next(iter(counter_ids))),
+            "rating": lambda: v(
+                views.rating_snapshot, next(iter(counter_ids)), self.engine.rating_window
+            ),
         }[role]()
 
     def batches(self, audience: Audience, after: int, sizes) -> list[dict]:

@@ -6,6 +6,8 @@ import io
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
+from core import dossiers, views
+from core.dossiers import DOSSIER_CODE
 from core.engine import PRIORITIES, Actor
 from core.errors import QueueError
 from core.rating import DEFAULT_REASONS, RATING_FIELDS
@@ -45,7 +47,7 @@ class KioskDoor(Door):
         return Audience("kiosk", client.actor.centre_id)
 
     def snapshot(self, client: Client) -> dict:
-        return self.ctx.engine.kiosk_snapshot(client.actor.centre_id)
+        return self.read(views.kiosk_snapshot, client.actor.centre_id)
 
     def issue(self, client: Client, service: str, priority: str | None, request_id: str | None):
         base = public_base(self.ctx, client.base_url)
@@ -101,7 +103,7 @@ class TicketDoor(Door):
         key = auth.get("key")
         if not isinstance(key, str) or not key:
             raise QueueError("unauthorized", "auth_missing")
-        found = self.ctx.engine.ticket_follower(key[:64])
+        found = self.read(views.ticket_follower, key[:64])
         if found is None:
             raise QueueError("unauthorized", "auth_invalid")
         actor = Actor("ticket", found.id, found.centre_id, "ticket", name=key[:64])
@@ -109,7 +111,7 @@ class TicketDoor(Door):
 
     def refresh(self, client: Client) -> None:
         """A transfer moves the ticket to another service: follow that one's counts."""
-        found = self.ctx.engine.ticket_follower(client.actor.name)
+        found = self.read(views.ticket_follower, client.actor.name)
         if found is not None:
             client.service_codes = frozenset({found.service_code})
 
@@ -119,7 +121,7 @@ class TicketDoor(Door):
         )
 
     def snapshot(self, client: Client) -> dict:
-        return self.ctx.engine.ticket_status(client.actor.name)
+        return self.read(views.ticket_status, client.actor.name, self.ctx.engine.rating_window)
 
     def rate(self, client: Client, **rating):
         """The holder rates the visit here when the tablet did not: the same operation
@@ -213,7 +215,7 @@ def ticket_qr(key: str):
     import segno
 
     ctx = current_app.extensions["motcua"]
-    if len(key) > 64 or ctx.engine.ticket_follower(key) is None:
+    if len(key) > 64 or ctx.read(views.ticket_follower, key) is None:
         abort(404)
     base = public_base(ctx, request.host_url)
     out = io.BytesIO()
@@ -229,7 +231,8 @@ def ticket_status(key: str):
     """Public page (from the ticket's QR code): position, wait, the call; live."""
     if len(key) > 64:
         abort(404)
-    status = current_app.extensions["motcua"].engine.ticket_status(key)
+    ctx = current_app.extensions["motcua"]
+    status = ctx.read(views.ticket_status, key, ctx.engine.rating_window)
     if status is None:
         return render_template("kiosk/status_missing.html"), 404
     return render_template(
@@ -259,15 +262,13 @@ LOOKUPS = LookupLimit(per_minute=20)
 def dossier_status(code: str | None = None):
     """A dossier's status from its code, for whoever holds the code. Look-ups are limited
     per address, so codes (agency, date, daily number) cannot be walked through."""
-    from core.engine import DOSSIER_CODE
-
     code = (code or request.args.get("code") or "").strip()
     found, refused = None, False
     if code:
         if not LOOKUPS.allow(request.remote_addr or "?"):
             refused = True
         elif DOSSIER_CODE.match(code):
-            found = current_app.extensions["motcua"].engine.dossier_status(code)
+            found = dossiers.dossier_status(current_app.extensions["motcua"].store, code)
     response = render_template(
         "kiosk/dossier.html",
         code=code[:64],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, render_template
 
+from core import views
 from core.rating import DEFAULT_REASONS, RATING_FIELDS
 from core.roles import Audience
 from core.validation import Field
@@ -41,7 +42,9 @@ class RatingDoor(Door):
         )
 
     def snapshot(self, client: Client) -> dict:
-        return self.ctx.engine.rating_snapshot(client.actor.counter_id)
+        return self.read(
+            views.rating_snapshot, client.actor.counter_id, self.ctx.engine.rating_window
+        )
 
 
 # The tablet's words. The levels' words are also what the status page shows.
@@ -99,7 +102,7 @@ def rating_page():
 def clerk_photo(device):
     """The photo of the clerk on duty at a counter, for the tablet at that counter only (its
     token as bearer). 204 when the counter has no clerk or no photo."""
-    photo = current_app.extensions["motcua"].engine.clerk_photo(device.counter_id)
+    photo = current_app.extensions["motcua"].read(views.clerk_photo, device.counter_id)
     if photo is None:
         return Response(status=204, headers={"Cache-Control": "no-store"})
     return Response(photo, mimetype="image/jpeg", headers={"Cache-Control": "no-store"})

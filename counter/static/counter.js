@@ -159,18 +159,31 @@ function header() {
       el("button", { type: "button", class: "c-link", onclick: logout }, t("logout"))));
 }
 
-// The actions, their shortcut keys (shown on the buttons) and when each may be pressed
-// (core/lifecycle.py's tables: the server checks again and says why when it refuses).
+// The action buttons and their shortcut keys (shown on the buttons). When each may be
+// pressed comes from the server: the snapshot's `actions`, core/lifecycle.py's tables as
+// data (the server checks again and says why when it refuses). The pause button resumes
+// a paused counter.
 const ACTIONS = [
-  { id: "call_next", key: "G", when: (c, k) => c.status === "open" && (!k || k.status === "serving") },
-  { id: "recall", key: "L", when: (c, k) => k?.status === "called" },
-  { id: "start", key: "B", when: (c, k) => k?.status === "called" },
-  { id: "finish", key: "H", when: (c, k) => !!k },
-  { id: "no_show", key: "V", when: (c, k) => k?.status === "called" },
-  { id: "transfer", key: "C", when: (c, k) => !!k },
-  { id: "pause", key: "T", when: (c, k) => c.status !== "closed" && !k },
-  { id: "close", key: null, when: (c, k) => c.status !== "closed" && !k },
+  { id: "call_next", key: "G" },
+  { id: "recall", key: "L" },
+  { id: "start", key: "B" },
+  { id: "finish", key: "H" },
+  { id: "no_show", key: "V" },
+  { id: "transfer", key: "C" },
+  { id: "pause", key: "T" },
+  { id: "close", key: null },
 ];
+
+function eventOf(id, counter) {
+  return id === "pause" && counter.status === "paused" ? "resume" : id;
+}
+
+function allowed(event) {
+  const rule = state.snap?.actions?.[event];
+  const snap = state.snap;
+  return !!rule && rule.counter.includes(snap.counter.status) &&
+    rule.ticket.includes(snap.current ? snap.current.status : null);
+}
 
 function actionLabel(a, counter) {
   if (a.id === "pause" && counter.status === "paused") return t("resume");
@@ -187,7 +200,7 @@ function workView() {
       type: "button",
       class: `c-action c-${a.id}`,
       "data-action": a.id,
-      disabled: state.busy || !state.online || !a.when(counter, current),
+      disabled: state.busy || !state.online || !allowed(eventOf(a.id, counter)),
       onclick: () => act(a.id),
     },
     el("span", { class: "c-action-label" }, actionLabel(a, counter)),
@@ -264,7 +277,7 @@ function queueView(snap) {
       el("button", {
         type: "button",
         class: "c-q-call",
-        disabled: state.busy || !state.online || snap.counter.status !== "open" || (snap.current && snap.current.status !== "serving"),
+        disabled: state.busy || !state.online || !allowed("call"),
         onclick: () => send("call", { ticket_id: k.id }),
       }, t("call_this"))));
   return el("div", { class: "c-queue" },
@@ -384,8 +397,7 @@ function pauseDialog() {
 function act(id) {
   const snap = state.snap;
   if (!snap || state.busy || state.dialog) return;
-  const a = ACTIONS.find((x) => x.id === id);
-  if (!a.when(snap.counter, snap.current)) return;
+  if (!allowed(eventOf(id, snap.counter))) return;
   const k = snap.current;
   if (id === "finish" || id === "transfer") {
     state.dialog = id;

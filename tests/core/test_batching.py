@@ -9,6 +9,7 @@ import random
 
 import pytest
 
+from core import printing
 from core.errors import QueueError
 from core.roles import ROLES, Audience, batch_for, public_event
 from core.sequence import Sequencer
@@ -54,7 +55,8 @@ def random_day(local, rng: random.Random, steps: int) -> None:
                 jobs.append(issued["print"]["job"])
             if jobs and rng.random() < 0.5:
                 printed = rng.random() < 0.8
-                e.report_print(agent, jobs.pop(0), printed, None if printed else "out_of_paper")
+                error = None if printed else "out_of_paper"
+                printing.report_print(local.store, agent, jobs.pop(0), printed, error)
         elif ticket is None or roll < 0.45:
             done = attempt(e.call_next, clerk)
             if done:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from core import views
 from core.errors import QueueError
 from harness.centre import KIOSK, RATING_1, RATING_2
 from harness.local import LocalCentre
@@ -168,10 +169,12 @@ def test_estimated_wait_follows_open_counters_and_people_ahead(hall):
     hall.local.clerk("clerk2", 2)  # a second counter opens
     fifth = hall.issue()
     assert fifth["ahead"] == 4 and fifth["estimated_wait_s"] == 4 * 300 // 2
-    services = {s["code"]: s for s in hall.engine.kiosk_snapshot(hall.local.centre_id)["services"]}
+    kiosk = hall.local.view(views.kiosk_snapshot, hall.local.centre_id)
+    services = {s["code"]: s for s in kiosk["services"]}
     assert services["TP"]["waiting"] == 5 and services["TP"]["open"] is True
     assert services["DD"]["open"] is False
-    status = hall.engine.ticket_status(fifth["status_path"].rsplit("/", 1)[1])
+    key = fifth["status_path"].rsplit("/", 1)[1]
+    status = hall.local.view(views.ticket_status, key, hall.engine.rating_window)
     assert status["ahead"] == 4 and status["estimated_wait_s"] == 4 * 300 // 2
 
 
@@ -180,14 +183,14 @@ def test_a_tablet_that_was_offline_still_asks_for_the_rating(hall):
     hall.call_next()
     hall.engine.finish(hall.clerk, ticket["id"])
     counter_id = hall.local.counter_id(1)
-    state = hall.engine.rating_snapshot(counter_id)
+    state = hall.local.snapshot("rating", [counter_id])
     assert state["awaiting_rating"] == {
         "ticket": {"id": ticket["id"], "number": ticket["number"], "service": ticket["service"]},
         "staff": {"full_name": "Nguyễn Văn A"},
         "counter": {"number": 1},
     }
     hall.engine.rate(hall.local.device(RATING_1), ticket["id"], 3)
-    assert hall.engine.rating_snapshot(counter_id)["awaiting_rating"] is None
+    assert hall.local.snapshot("rating", [counter_id])["awaiting_rating"] is None
 
 
 def test_bad_dossier_codes_and_outcomes_are_refused_before_anything_changes(hall):
