@@ -108,7 +108,6 @@ COUNTER_STRINGS = {
     "login": N_("Đăng nhập"),
     "logout": N_("Đăng xuất"),
     "change_counter": N_("Đổi quầy"),
-    "server_trouble": N_("Máy chủ đang gặp sự cố. Hãy thử lại sau giây lát."),
     "server_unreachable": N_("Không kết nối được máy chủ. Hãy kiểm tra mạng rồi thử lại."),
     "no_answer": N_("Máy chủ chưa trả lời; thao tác có thể chưa được ghi nhận. Hãy thử lại."),
     "loading": N_("Đang tải…"),

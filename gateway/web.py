@@ -66,7 +66,10 @@ def N_(msgid: str) -> str:  # noqa: N802 - the gettext convention for "mark, tra
 
 
 # Words every page's script uses.
-COMMON_STRINGS = {"reconnecting": N_("Đang kết nối lại…")}
+COMMON_STRINGS = {
+    "reconnecting": N_("Đang kết nối lại…"),
+    "server_trouble": N_("Máy chủ đang gặp sự cố. Hãy thử lại sau giây lát."),
+}
 
 
 def page_strings(strings: dict) -> Markup:

@@ -217,3 +217,37 @@ def test_a_double_press_calls_once(clerk_page, sqlite_server, devices):
     expect(page.get_by_test_id("current-number")).to_have_text("A001")
     page.wait_for_timeout(500)
     expect(page.get_by_test_id("queue").locator("li")).to_have_count(2)
+
+
+def test_a_clerk_lent_to_another_centre_chooses_it_and_serves_there(clerk_page, sqlite_server):
+    import subprocess
+    import sys
+
+    from harness.centre import COMMUNE
+    from harness.process import ROOT
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "server.py"), "provision", str(COMMUNE)]
+        + ["--database-url", sqlite_server.database_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    page = clerk_page
+    log_in(page, sqlite_server)
+    centres = page.get_by_test_id("centres")
+    expect(centres.get_by_role("button")).to_have_count(2)
+    # Its own centre first: counter 1 there; then the commune office, where T2's file
+    # gives it counter 2 only.
+    expect(page.locator("[data-counter]")).to_have_count(1)
+    centres.get_by_role("button", name="Bộ phận Một cửa xã thử nghiệm").click()
+    expect(page.locator(".c-centre")).to_have_text("Bộ phận Một cửa xã thử nghiệm")
+    expect(page.locator("[data-counter]")).to_have_count(1)
+    page.locator("[data-counter='2']").click()
+    expect(page.get_by_test_id("counter-status")).to_have_text("Đang mở")
+    expect(page.get_by_test_id("counter-name")).to_have_text("Quầy 2")
+    expect(button(page, "call_next")).to_be_enabled()
+    expect(button(page, "recall")).to_be_disabled()
+    screenshot(page, "counter-lent-clerk")
+    assert page.errors.errors == []

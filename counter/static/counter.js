@@ -1,12 +1,13 @@
 // The clerk's page: log in, take a counter, then serve the queue all day.
 // State: the /counter snapshot (counter_state) and its batches, applied as
 // docs/protocol.md section 8.2 says (harness/replica.py CounterReplica is the reference).
-import { currentLang, el, follow, minutes, t } from "/static/motcua.js";
+import { api as callApi, currentLang, el, follow, minutes, t } from "/static/motcua.js";
 
 const app = document.getElementById("app");
 const data = JSON.parse(document.getElementById("counter-data").textContent);
 const TOKEN = "motcua.counter.session";
 const COUNTER = "motcua.counter.number";
+const CENTRE = "motcua.counter.centre"; // the centre chosen, for an account in several
 const WAITING = ["waiting", "transferred"];
 const DAY_REFRESH_MS = 60000;
 
@@ -26,27 +27,14 @@ let link = null;
 let ticking = null;
 
 // ---- HTTP ----------------------------------------------------------------------------
-async function api(method, path, body) {
-  const headers = { "Content-Type": "application/json" };
-  if (state.token) headers.Authorization = `Bearer ${state.token}`;
-  const lang = currentLang() === "en" ? "?lang=en" : "";
-  const response = await fetch(path + lang, {
-    method,
-    headers,
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  let answer = null;
-  try {
-    answer = await response.json();
-  } catch {
-    answer = { ok: false, error: { message: t("server_trouble") } };
-  }
-  return { status: response.status, answer };
+function api(method, path, body) {
+  return callApi(method, path, { token: state.token, body });
 }
 
 function forget() {
   sessionStorage.removeItem(TOKEN);
   sessionStorage.removeItem(COUNTER);
+  sessionStorage.removeItem(CENTRE);
   Object.assign(state, { token: null, number: null, snap: null, centre: null, day: null });
   if (link) link.close();
   link = null;
@@ -105,7 +93,9 @@ function loginView() {
 }
 
 async function loadCentre() {
-  const { status, answer } = await api("GET", "/api/v1/centre");
+  const code = sessionStorage.getItem(CENTRE);
+  const query = code ? `?centre=${encodeURIComponent(code)}` : "";
+  const { status, answer } = await api("GET", "/api/v1/centre" + query);
   if (status === 401) {
     forget();
   } else if (status === 200) {
@@ -120,9 +110,18 @@ async function loadCentre() {
 function chooseView() {
   if (!state.centre) return el("p", { class: "c-note" }, t("loading"));
   const mine = state.centre.counters.filter((c) => c.allowed);
+  // An account working for several centres (a clerk lent to a commune office) picks one.
+  const centres = state.centre.centres || [];
   return [
     header(),
     el("main", { class: "c-choose" },
+      centres.length > 1 ? el("div", { class: "c-centres", "data-testid": "centres" },
+        centres.map((c) => el("button", {
+          type: "button",
+          class: "c-link",
+          "aria-pressed": String(c.code === state.centre.centre.code),
+          onclick: () => chooseCentre(c.code),
+        }, c.name))) : null,
       el("h1", {}, t("choose_counter")),
       el("div", { class: "c-counters" },
         mine.map((c) =>
@@ -136,6 +135,13 @@ function chooseView() {
           el("span", {}, c.clerk ? t("held_by", { name: c.clerk }) : t("status_" + c.status))))),
       mine.length ? null : el("p", { class: "c-note" }, t("no_counter"))),
   ];
+}
+
+function chooseCentre(code) {
+  sessionStorage.setItem(CENTRE, code);
+  state.centre = null;
+  render();
+  loadCentre();
 }
 
 function take(number) {
@@ -500,7 +506,7 @@ function connect() {
   const number = state.number;
   link = follow({
     namespace: "/counter",
-    auth: () => ({ token: state.token, counter: number }),
+    auth: () => ({ token: state.token, counter: number, centre: state.centre?.centre.code }),
     snapshotEvent: "counter_state",
     handlers: {
       snapshot(s) {

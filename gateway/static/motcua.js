@@ -66,6 +66,28 @@ export function deviceToken(role) {
   return localStorage.getItem(key);
 }
 
+// A JSON request to the server's HTTP API: the bearer token (a staff session's or a
+// device's), the page's language (errors come back in it), and the answer whatever the
+// status; an answer that is not JSON (a proxy's error page) becomes a refusal in words.
+export async function api(method, path, { token = null, body = null } = {}) {
+  const headers = { "Content-Type": "application/json" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const sep = path.includes("?") ? "&" : "?";
+  const lang = currentLang() === "en" ? `${sep}lang=en` : "";
+  const response = await fetch(path + lang, {
+    method,
+    headers,
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  let answer = null;
+  try {
+    answer = await response.json();
+  } catch {
+    answer = { ok: false, error: { message: t("server_trouble") } };
+  }
+  return { status: response.status, answer };
+}
+
 // ---- following state ---------------------------------------------------------------
 // Calls handlers.snapshot(s) with each snapshot and handlers.batch(events, services) with
 // each batch's news; handlers.online(bool) when the link comes and goes; handlers.refused
