@@ -65,6 +65,8 @@ def default_config() -> dict:
         "PUBLIC_URL": env("MOTCUA_PUBLIC_URL"),
         "RATING_WINDOW_S": int(env("MOTCUA_RATING_WINDOW_S", 600)),
         "PRINT_DEADLINE_S": float(env("MOTCUA_PRINT_DEADLINE_S", 20)),
+        # How long after a call a clerk may mark the citizen absent (core/lifecycle.py).
+        "NO_SHOW_AFTER_S": float(env("MOTCUA_NO_SHOW_AFTER_S", 60)),
         "EVENT_RATE": float(env("MOTCUA_EVENT_RATE", 20)),
         "EVENT_BURST": float(env("MOTCUA_EVENT_BURST", 40)),
         "CORS_ORIGINS": [o for o in env("MOTCUA_CORS_ORIGINS", "").split(",") if o],
@@ -84,10 +86,10 @@ def create_app(overrides: dict | None = None):
 
     Settings are :func:`default_config`'s, with ``overrides`` on top (tests pass theirs):
     DATABASE_URL, REDIS_URL (or None), SECRET_KEY, PUBLIC_URL (or None),
-    RATING_WINDOW_S, PRINT_DEADLINE_S, EVENT_RATE, EVENT_BURST, OFFLOAD (run a blocking
-    call in a thread), CORS_ORIGINS (browser origins allowed besides the server's own),
-    TRUSTED_PROXIES (how many reverse proxies' X-Forwarded-* headers to believe),
-    ASYNC_MODE, DIRECT_FRAMES, VOICE_PACK.
+    RATING_WINDOW_S, PRINT_DEADLINE_S, NO_SHOW_AFTER_S, EVENT_RATE, EVENT_BURST,
+    OFFLOAD (run a blocking call in a thread), CORS_ORIGINS (browser origins allowed
+    besides the server's own), TRUSTED_PROXIES (how many reverse proxies' X-Forwarded-*
+    headers to believe), ASYNC_MODE, DIRECT_FRAMES, VOICE_PACK.
     """
     import importlib
 
@@ -151,6 +153,7 @@ def create_app(overrides: dict | None = None):
             store,
             rating_window_s=int(config["RATING_WINDOW_S"]),
             print_deadline_s=float(config["PRINT_DEADLINE_S"]),
+            no_show_after_s=float(config["NO_SHOW_AFTER_S"]),
         ),
         hub=hub,
         public_url=config["PUBLIC_URL"],

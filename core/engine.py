@@ -30,7 +30,9 @@ from .lifecycle import (
     AT_COUNTER,
     COUNTER_TRANSITIONS,
     NEW_TICKET,
+    NO_SHOW_AFTER_S,
     TICKET_TRANSITIONS,
+    WAITING,
     counter_guard,
     ticket_guard,
 )
@@ -122,6 +124,7 @@ class QueueEngine:
     policy: which ticket ``call_next`` picks (default: priority with 1-in-4 fairness).
     rating_window_s: how long after finishing a visit may still be rated.
     print_deadline_s: how long a kiosk's print job may wait for its agent.
+    no_show_after_s: how long after a call a no-show may be marked (core/lifecycle.py).
     """
 
     def __init__(
@@ -130,11 +133,13 @@ class QueueEngine:
         policy: OrderingPolicy | None = None,
         rating_window_s: int = 600,
         print_deadline_s: float = printing.PRINT_DEADLINE_S,
+        no_show_after_s: float = NO_SHOW_AFTER_S,
     ):
         self.store = store
         self.print_deadline_s = print_deadline_s
         self.policy = policy or PriorityWithFairness()
         self.rating_window = timedelta(seconds=rating_window_s)
+        self.no_show_after_s = no_show_after_s
 
     def _write(self, actor: Actor, request_id: str | None, fn, what: str):
         """One transaction; a request_id is remembered per actor *and* operation, so a
@@ -183,6 +188,16 @@ class QueueEngine:
         waiting count moved as the table says. Returns the transition and the summary of
         the service when its count moved (else None)."""
         t = ticket_guard(operation, ticket["status"], ticket["number"])
+        if t.waits_after:
+            elapsed = (tx.now - ticket[t.waits_after]).total_seconds()
+            if elapsed < self.no_show_after_s:
+                raise QueueError(
+                    "conflict",
+                    f"{operation}_too_soon",
+                    number=ticket["number"],
+                    elapsed=int(elapsed),
+                    seconds=round(self.no_show_after_s),
+                )
         values = {
             "status": t.target,
             **({t.stamps: tx.now} if t.stamps else {}),
@@ -378,7 +393,35 @@ class QueueEngine:
         counter = self._counter_change(
             tx, actor, request_id, t.records, counter, status=t.target, **values
         )
+        if t.releases_sent:
+            self._release_sent(tx, actor, counter)
         return {"counter": views.counter_view(counter)}
+
+    def _release_sent(self, tx: Tx, actor: Actor, counter: dict) -> None:
+        """Tickets sent to a closing counter and still waiting go back to their service's
+        queue, keeping their place: each is a ``transferred`` change that names no counter
+        (the counters serving it now list it)."""
+        sent = tx.conn.execute(
+            views.TICKET_DETAIL.where(
+                _t.c.target_counter_id == counter["id"], _t.c.status.in_(WAITING)
+            ).order_by(_t.c.id)
+        ).all()
+        for row in sent:
+            ticket = dict(row._mapping)
+            tx.conn.execute(
+                sa.update(_t).where(_t.c.id == ticket["id"]).values(target_counter_id=None)
+            )
+            ticket.update(target_counter_id=None, target_number=None)
+            self._ticket_change(
+                tx,
+                actor,
+                None,
+                ticket,
+                TICKET_TRANSITIONS["transfer"].records,
+                counters=[counter["id"]],
+                services=[ticket["service_code"]],
+                details={"released_from_counter": counter["number"]},
+            )
 
     def pause(self, actor: Actor, reason: str, request_id: str | None = None) -> dict:
         return self._write(
@@ -654,6 +697,8 @@ class QueueEngine:
             target = counter_by_number(conn, actor.centre_id, counter)
             if target.id == actor.counter_id:
                 raise QueueError("conflict", "transfer_same", number=ticket["number"])
+            if target.status == "closed":
+                raise QueueError("conflict", "transfer_counter_closed", number=target.number)
             target_id = target.id
             values.update(target_counter_id=target.id)
             ticket.update(target_number=target.number)

@@ -69,6 +69,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Số {number} đang được gọi: hãy bắt đầu phục vụ, gọi lại hoặc đánh dấu vắng mặt trước.",
         "Ticket {number} is being called: start, recall or mark it no-show first.",
     ),
+    "no_show_too_soon": (
+        "Mới gọi số {number} được {elapsed} giây: hãy chờ công dân đi tới quầy, sau {seconds} "
+        "giây mới đánh dấu vắng mặt được.",
+        "Ticket {number} was called only {elapsed} s ago: give the citizen time to walk to the "
+        "counter; a no-show can be marked after {seconds} s.",
+    ),
+    "transfer_counter_closed": (
+        "Quầy {number} đang đóng: hãy chuyển sang một quầy đang mở hoặc sang lĩnh vực.",
+        "Counter {number} is closed: transfer to an open counter or to a service.",
+    ),
     "counter_paused": (
         "Quầy đang tạm dừng. Hãy tiếp tục làm việc trước khi gọi số.",
         "The counter is paused. Resume before calling.",

@@ -13,7 +13,6 @@ from . import models as m
 from .lifecycle import WAITING
 from .raw import Raw
 
-DEFAULT_SERVICE_S = 300.0
 SERVICE_TIME_WEIGHT = 0.2  # weight of the newest service time in the moving average
 SERVICE_TIME_BOUNDS = (30.0, 7200.0)  # a visit shorter or longer counts as these
 

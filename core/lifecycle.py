@@ -28,6 +28,11 @@ class Transition:
     # whether a current ticket being served is finished first.
     with_current: tuple[str | None, ...] | None = None
     finishes_current: bool = False
+    # Only a while after this time of the ticket (the engine's setting says how long).
+    waits_after: str | None = None
+    # Counters: tickets sent to this counter and still waiting go back to their service's
+    # queue (a closed counter never strands anyone).
+    releases_sent: bool = False
 
 
 # -- tickets ---------------------------------------------------------------------------
@@ -40,7 +45,9 @@ TICKET_TRANSITIONS: dict[str, Transition] = {
     "call": Transition(WAITING, "called", "called", "called_at", waiting=-1),
     "recall": Transition(("called",), "called", "recalled"),
     "start": Transition(("called",), "serving", "started", "started_at"),
-    "no_show": Transition(("called",), "no_show", "no_show", "finished_at"),
+    "no_show": Transition(
+        ("called",), "no_show", "no_show", "finished_at", waits_after="called_at"
+    ),
     "finish": Transition(AT_COUNTER, "done", "finished", "finished_at"),
     # Back in a queue, keeping its place: served again from the start.
     "transfer": Transition(
@@ -58,12 +65,19 @@ COUNTER_TRANSITIONS: dict[str, Transition] = {
     "open": Transition(("closed",), "open", "counter_opened"),
     "pause": Transition(("open",), "paused", "counter_paused", with_current=IDLE),
     "resume": Transition(("paused",), "open", "counter_resumed", with_current=IDLE),
-    "close": Transition(("open", "paused"), "closed", "counter_closed", with_current=IDLE),
-    # Calling needs an open counter, free or serving (that visit is finished first); a
-    # ticket still called refuses it, so pressing "next" twice never turns the citizen
-    # walking to the counter into a no-show.
+    "close": Transition(
+        ("open", "paused"), "closed", "counter_closed", with_current=IDLE, releases_sent=True
+    ),
+    # Calling needs an open counter, free or serving (that visit is finished first, without
+    # an outcome: the clerk's page asks for it before calling); a ticket still called
+    # refuses it, so pressing "next" twice never turns the citizen walking to the counter
+    # into a no-show.
     "call": Transition(("open",), "open", with_current=(None, "serving"), finishes_current=True),
 }
+
+# A no-show may be marked only this long after the (first) call: a citizen needs time to
+# walk to the counter (the engine's default; MOTCUA_NO_SHOW_AFTER_S).
+NO_SHOW_AFTER_S = 60
 
 # What a counter in a state says when an operation cannot start there.
 _COUNTER_REFUSALS = {
@@ -71,6 +85,10 @@ _COUNTER_REFUSALS = {
     ("resume", "open"): "not_paused",
     ("resume", "closed"): "not_paused",
     ("call", "paused"): "counter_paused",
+}
+# ... and when it holds a ticket the operation does not accept (else counter_has_current).
+_CURRENT_REFUSALS = {
+    ("call", "called"): "counter_busy_called",
 }
 
 
@@ -92,11 +110,7 @@ def counter_guard(operation: str, status: str, current=None) -> Transition:
         raise QueueError("conflict", _COUNTER_REFUSALS.get((operation, status), "counter_closed"))
     held = current.status if current is not None else None
     if t.with_current is not None and held not in t.with_current:
-        key = (
-            "counter_busy_called"
-            if held == "called" and t.finishes_current
-            else "counter_has_current"
-        )
+        key = _CURRENT_REFUSALS.get((operation, held), "counter_has_current")
         raise QueueError("conflict", key, number=current.number)
     return t
 
@@ -118,17 +132,18 @@ CLERK_ACTIONS = {
 }
 
 
-def counter_actions() -> dict[str, dict]:
+def counter_actions(no_show_after_s: float = NO_SHOW_AFTER_S) -> dict[str, dict]:
     """When each clerk's action may be taken, as data for the clerk's page: the counter's
-    states (``counter``) and the current ticket's (``ticket``, null: none) it accepts."""
+    states (``counter``) and the current ticket's (``ticket``, null: none) it accepts, and
+    for an action that must wait, how long after which time of the ticket (``after``)."""
     out = {}
     for action, (table, operation) in CLERK_ACTIONS.items():
         if table == "ticket":
             # A ticket at the counter: the counter is open (it can't pause or close then).
-            out[action] = {
-                "counter": ["open"],
-                "ticket": list(TICKET_TRANSITIONS[operation].sources),
-            }
+            t = TICKET_TRANSITIONS[operation]
+            out[action] = {"counter": ["open"], "ticket": list(t.sources)}
+            if t.waits_after:
+                out[action]["after"] = {"time": t.waits_after, "seconds": no_show_after_s}
         else:
             t = COUNTER_TRANSITIONS[operation]
             held = [None, *AT_COUNTER] if t.with_current is None else list(t.with_current)
@@ -159,9 +174,13 @@ def _effects(t: Transition) -> str:
     also += [f"clears `{c}`" for c in t.clears]
     if t.waiting:
         also.append(f"waiting {t.waiting:+d}")
+    if t.waits_after:
+        also.append(f"only a while after `{t.waits_after}`")
+    if t.finishes_current:
+        also.append("finishes a ticket being served")
+    if t.releases_sent:
+        also.append("tickets sent to it go back to their service's queue")
     if t.with_current is not None:
         held = ", ".join("none" if s is None else f"`{s}`" for s in t.with_current)
         also.append(f"current ticket: {held}")
-    if t.finishes_current:
-        also.append("finishes a ticket being served")
     return "; ".join(also)

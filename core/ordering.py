@@ -144,10 +144,3 @@ class PriorityWithFairness:
             if normal is not None:
                 return normal
         return queue.oldest(priority=True) or queue.oldest(priority=False)
-
-
-class ArrivalOrder:
-    """Strictly first come, first served."""
-
-    def choose(self, queue: CounterQueue) -> Head | None:
-        return queue.oldest()

@@ -17,7 +17,6 @@ COUNTER_KINDS = ("counter_opened", "counter_paused", "counter_resumed", "counter
 CONFIGURED = "configured"  # provisioning changed the centre: every device takes a snapshot
 PRINTED = "printed"  # an agent reported a print job's result
 DEVICE_ALERT = "device_alert"  # a device needs staff (a printer out of paper), or no longer
-KINDS = (*TICKET_KINDS, *COUNTER_KINDS, "rated", PRINTED, DEVICE_ALERT, CONFIGURED)
 
 # A call or recall is kind "called" (recall: true); the audit action says which.
 ACTION_KIND = {"recalled": "called"}

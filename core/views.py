@@ -25,9 +25,6 @@ PROTOCOL = 2
 RECENT_CALLS = 10
 OFFICE_MAX_COUNTERS = 6  # a board showing this many counters or fewer: the "office" layout
 QUEUE_LIST_LIMIT = 300  # waiting tickets listed in a counter's snapshot
-# When the clerk may take each action, from the lifecycle tables: the clerk's page offers
-# an action exactly when the server would accept it (docs/protocol.md 8.2).
-COUNTER_ACTIONS = counter_actions()
 
 _t, _s, _c = m.tickets, m.services, m.counters
 _served_by = _c.alias("served_by")
@@ -226,8 +223,8 @@ def staff_centre(conn: Connection, principal: Principal, centre_id: int) -> dict
 
 
 def clerk_day(conn: Connection, staff_id: int, centre_id: int) -> dict:
-    """A clerk's own figures for today: visits served, their average length, and the
-    ratings received by level (counts only: never who rated what)."""
+    """A clerk's own figures for today: visits served, their average length; and the
+    ratings received as :func:`staff_ratings` shows them (never today's)."""
     ctr = centre(conn, centre_id)
     since = day_start(m.utcnow(), ctr.timezone)
     served = conn.execute(
@@ -239,13 +236,15 @@ def clerk_day(conn: Connection, staff_id: int, centre_id: int) -> dict:
     return {
         "served": len(served),
         "average_service_s": round(sum(lengths) / len(lengths)) if lengths else None,
-        "ratings": staff_ratings(conn, staff_id)["today"],
+        "ratings": staff_ratings(conn, staff_id),
     }
 
 
-def counter_snapshot(conn: Connection, counter_id: int) -> dict:
-    """One counter: its state, its current ticket, and the tickets it may call (its
-    services' and those transferred to it), oldest first."""
+def counter_snapshot(conn: Connection, counter_id: int, no_show_after_s: float) -> dict:
+    """One counter: its state, its current ticket, the tickets it may call (its services'
+    and those transferred to it), oldest first, and when the clerk may take each action
+    (the lifecycle tables as data: the page offers an action exactly when the server would
+    accept it; ``no_show_after_s``: the engine's setting)."""
     ctr_row = counter(conn, counter_id)
     ctr = centre(conn, ctr_row.centre_id)
     _, day = _now_day(ctr)
@@ -267,7 +266,7 @@ def counter_snapshot(conn: Connection, counter_id: int) -> dict:
         "waiting": {by_id[s].code: waiting.get(s, 0) for s in [*own, *waiting]},
         "queue": [ticket_view(t._mapping, ctr.timezone) for t in listed],
         "device_alerts": device_alerts(conn, ctr.id, ctr.timezone),
-        "actions": COUNTER_ACTIONS,
+        "actions": counter_actions(no_show_after_s),
     }
 
 
@@ -320,28 +319,41 @@ def clerk_photo(conn: Connection, counter_id: int | None) -> bytes | None:
     ).scalar()
 
 
+# A clerk sees their ratings only in a way no single visit can be told from: never today's
+# (a count that moves right after a visit would say how that citizen rated), and only
+# once the period holds at least this many.
+RATINGS_SHOWN_FROM = 5
+
+
 def staff_ratings(conn: Connection, staff_id: int) -> dict:
-    """One clerk's ratings by level, today and this month (the centre's business days)."""
+    """One clerk's ratings by level over this month up to yesterday (the centre's business
+    days): ``{"from", "to", "levels"}``, ``levels`` None while fewer than
+    RATINGS_SHOWN_FROM (``to`` None on the month's first day: nothing to show yet)."""
     staff = conn.execute(sa.select(m.staff.c.centre_id).where(m.staff.c.id == staff_id)).one()
     ctr = centre(conn, staff.centre_id)
     now = m.utcnow()
-    today = day_start(now, ctr.timezone)
-    month = day_start(now - timedelta(days=business_date(now, ctr.timezone).day - 1), ctr.timezone)
+    today = business_date(now, ctr.timezone)
+    first = today.replace(day=1)
+    out = {
+        "from": first.isoformat(),
+        "to": (today - timedelta(days=1)).isoformat() if today > first else None,
+        "levels": None,
+        "at_least": RATINGS_SHOWN_FROM,
+    }
     r = m.ratings
     rows = conn.execute(
-        sa.select(
-            r.c.score,
-            sa.func.count().label("month"),
-            sa.func.sum(sa.case((r.c.rated_at >= today, 1), else_=0)).label("today"),
+        sa.select(r.c.score, sa.func.count().label("n"))
+        .where(
+            r.c.staff_id == staff_id,
+            r.c.rated_at >= day_start(now - timedelta(days=today.day - 1), ctr.timezone),
+            r.c.rated_at < day_start(now, ctr.timezone),
         )
-        .where(r.c.staff_id == staff_id, r.c.rated_at >= month)
         .group_by(r.c.score)
     ).all()
-    out = {"today": dict.fromkeys(map(str, rating.LEVELS), 0), "month": {}}
-    out["month"] = dict(out["today"])
-    for row in rows:
-        out["today"][str(row.score)] = int(row.today or 0)
-        out["month"][str(row.score)] = int(row.month)
+    if sum(row.n for row in rows) >= RATINGS_SHOWN_FROM:
+        out["levels"] = dict.fromkeys(map(str, rating.LEVELS), 0)
+        for row in rows:
+            out["levels"][str(row.score)] = int(row.n)
     return out
 
 

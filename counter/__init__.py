@@ -88,7 +88,9 @@ class CounterDoor(StaffDoor):
         )
 
     def snapshot(self, client: Client) -> dict:
-        return self.read(views.counter_snapshot, client.actor.counter_id)
+        return self.read(
+            views.counter_snapshot, client.actor.counter_id, self.ctx.engine.no_show_after_s
+        )
 
     def my_day(self, client: Client) -> dict:
         return self.read(views.clerk_day, client.actor.id, client.actor.centre_id)
@@ -141,6 +143,11 @@ COUNTER_STRINGS = {
     "today": N_("Hôm nay của bạn"),
     "served": N_("Đã phục vụ"),
     "average": N_("Thời gian phục vụ trung bình"),
+    "ratings_title": N_("Đánh giá của công dân, tháng này đến hết hôm qua"),
+    "ratings_hidden": N_(
+        "Hiện khi có từ {n} đánh giá. Đánh giá trong ngày không hiện ngay, để không ai biết "
+        "một lượt phục vụ được đánh giá thế nào."
+    ),
     "rating_3": N_("Rất hài lòng"),
     "rating_2": N_("Hài lòng"),
     "rating_1": N_("Không hài lòng"),
@@ -167,6 +174,22 @@ COUNTER_STRINGS = {
     "close_confirm": N_("Đóng quầy? Công dân sẽ không được gọi đến quầy này nữa."),
     "done_called": N_("Đã mời số {number}."),
     "done_finished": N_("Đã hoàn thành số {number}."),
+    "done_no_show": N_("Đã ghi số {number} vắng mặt."),
+    "done_sent_counter": N_("Đã chuyển số {number} sang quầy {counter}."),
+    "done_sent_service": N_("Đã chuyển số {number} sang lĩnh vực {service}."),
+    "done_paused": N_("Quầy đã tạm dừng."),
+    "done_resumed": N_("Quầy đã tiếp tục phục vụ."),
+    "done_closed": N_("Quầy đã đóng."),
+    "finish_then_call_title": N_("Hoàn thành số {number} rồi gọi số tiếp theo"),
+    "transfer_unserved": N_(
+        "Chưa có quầy nào mở phục vụ lĩnh vực {service}: công dân sẽ phải chờ đến khi có "
+        "quầy mở. Vẫn chuyển?"
+    ),
+    "no_counter_open": N_("(chưa có quầy mở)"),
+    "counter_closed_now": N_("(đang đóng)"),
+    "still_serving": N_(
+        "Số {number} vẫn đang ở quầy: hãy hoàn thành hoặc chuyển số này trước khi rời quầy."
+    ),
     "alert_out_of_paper": N_("máy in hết giấy"),
     "alert_paper_near_end": N_("máy in sắp hết giấy"),
     "alert_printer_offline": N_("máy in đang tắt hoặc mở nắp"),

@@ -38,7 +38,13 @@ class CentreServer(ServerProcess):
         env: dict | None = None,
         provision: Path | None = CENTRE,
     ):
-        fast = {"MOTCUA_EVENT_RATE": "1000", "MOTCUA_EVENT_BURST": "2000"}
+        # Tests press quickly: no rate limit, and a no-show may follow its call at once
+        # (tests of the minimum set MOTCUA_NO_SHOW_AFTER_S themselves).
+        fast = {
+            "MOTCUA_EVENT_RATE": "1000",
+            "MOTCUA_EVENT_BURST": "2000",
+            "MOTCUA_NO_SHOW_AFTER_S": "0",
+        }
         super().__init__(tmp, database_url, redis_url, {**fast, **(env or {})}, provision)
 
     def login(self, username: str) -> str:

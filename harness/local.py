@@ -31,12 +31,16 @@ class LocalCentre:
     """A copy of ``template`` (see provisioned_store) at ``path``; ``changes`` holds every
     change committed since, in seq order."""
 
-    def __init__(self, template: Path, path: Path, rating_window_s: int = 600):
+    def __init__(
+        self, template: Path, path: Path, rating_window_s: int = 600, no_show_after_s: float = 0
+    ):
         shutil.copyfile(template, path)
         self.store = Store(f"sqlite:///{path}")
         self.changes: list[dict] = []
         self.store.on_commit = self.changes.extend
-        self.engine = QueueEngine(self.store, rating_window_s=rating_window_s)
+        self.engine = QueueEngine(
+            self.store, rating_window_s=rating_window_s, no_show_after_s=no_show_after_s
+        )
         self.centre_id = self.read(lambda conn: auth.device_for_token(conn, KIOSK).centre_id)
         self.agent_id = self.read(lambda conn: auth.device_for_token(conn, AGENT).id)
 
@@ -91,7 +95,9 @@ class LocalCentre:
             "kiosk": lambda: v(views.kiosk_snapshot, self.centre_id),
             "display": lambda: v(views.display_snapshot, self.centre_id, counter_ids),
             "agent": lambda: v(views.agent_snapshot, self.centre_id, counter_ids, self.agent_id),
-            "counter": lambda: v(views.counter_snapshot, next(iter(counter_ids))),
+            "counter": lambda: v(
+                views.counter_snapshot, next(iter(counter_ids)), self.engine.no_show_after_s
+            ),
             "rating": lambda: v(
                 views.rating_snapshot, next(iter(counter_ids)), self.engine.rating_window
             ),

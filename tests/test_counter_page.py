@@ -129,15 +129,22 @@ def test_a_visit_served_with_the_keyboard(clerk_page, sqlite_server, devices):
     expect(page.get_by_test_id("current-number")).to_have_text("A002")
     press(page, "v")  # Vắng mặt
     expect(page.get_by_test_id("current")).to_contain_text("Chưa có công dân")
+    expect(page.get_by_test_id("message")).to_have_text("Đã ghi số A002 vắng mặt.")
     assert board.wait_change("no_show")["ticket"]["number"] == "A002"
 
-    # Transfer to counter 2, which alone may call it now.
+    # Transfer to counter 2, which alone may call it now; counter 3 is closed, so the
+    # dialog offers it greyed out, with why.
+    counter2 = devices.counter(sqlite_server, "clerk2", 2)
     press(page, "g")
     expect(page.get_by_test_id("current-number")).to_have_text("B100")
     press(page, "c")
-    page.get_by_test_id("dialog-transfer").locator("[data-counter='2']").click()
+    dialog = page.get_by_test_id("dialog-transfer")
+    expect(dialog.locator("[data-counter='3']")).to_be_disabled()
+    expect(dialog.locator("[data-counter='3']")).to_contain_text("(đang đóng)")
+    screenshot(page, "counter-transfer")
+    dialog.locator("[data-counter='2']").click()
     expect(page.get_by_test_id("current")).to_contain_text("Chưa có công dân")
-    counter2 = devices.counter(sqlite_server, "clerk2", 2)
+    expect(page.get_by_test_id("message")).to_have_text("Đã chuyển số B100 sang quầy 2.")
     assert counter2.call("call_next", {})["ticket"]["number"] == "B100"
 
     # Pause with a reason, and back.
@@ -251,3 +258,69 @@ def test_a_clerk_lent_to_another_centre_chooses_it_and_serves_there(clerk_page, 
     expect(button(page, "recall")).to_be_disabled()
     screenshot(page, "counter-lent-clerk")
     assert page.errors.errors == []
+
+
+@pytest.fixture
+def walking_server(tmp_path):
+    """A server where a no-show may be marked 3 s after the call (60 s in production)."""
+    from harness.centre import CentreServer
+
+    srv = CentreServer(
+        tmp_path, f"sqlite:///{tmp_path / 'motcua.sqlite3'}", env={"MOTCUA_NO_SHOW_AFTER_S": "3"}
+    ).start()
+    yield srv
+    srv.stop()
+
+
+def test_the_clerk_is_asked_before_what_the_figures_need(browser, walking_server, devices):
+    server = walking_server
+    context = browser.new_context(viewport=CLERK_SCREEN, locale="vi-VN")
+    page = context.new_page()
+    page.errors = PageErrors(page)
+    kiosk = devices.kiosk(server)
+    for _ in range(3):
+        kiosk.call("issue", {"service": "TP"})
+    board = devices.display(server)
+    take_counter(page, server)
+
+    # A no-show only once the citizen had time to walk over.
+    press(page, "g")
+    expect(page.get_by_test_id("current-number")).to_have_text("A001")
+    assert board.wait_change("called")["ticket"]["number"] == "A001"
+    expect(button(page, "no_show")).to_be_disabled()
+    expect(button(page, "no_show")).to_be_enabled(timeout=8000)
+    press(page, "b")
+    expect(page.get_by_test_id("current-status")).to_have_text("Đang phục vụ")
+
+    # "Gọi tiếp" while serving asks for the visit's outcome first, then calls.
+    press(page, "g")
+    dialog = page.get_by_test_id("dialog-finish")
+    expect(dialog).to_contain_text("Hoàn thành số A001 rồi gọi số tiếp theo")
+    page.get_by_label("Tiếp nhận hồ sơ mới").check()
+    page.get_by_test_id("confirm").click()
+    expect(page.get_by_test_id("current-number")).to_have_text("A002")
+    finished = board.wait_change("finished")
+    assert finished["ticket"]["number"] == "A001"
+    assert board.wait_change("called")["ticket"]["number"] == "A002"
+    with sqlite3.connect(server.database_url.removeprefix("sqlite:///")) as db:
+        assert db.execute("SELECT outcome FROM tickets WHERE number = 'A001'").fetchone() == (
+            "received",
+        )
+
+    # Leaving with a citizen called is refused; once served, logging out closes the
+    # counter, so kiosks stop counting on it and its tablet stops showing the clerk.
+    page.get_by_role("button", name="Đăng xuất").click()
+    expect(page.get_by_test_id("message")).to_have_text(
+        "Số A002 vẫn đang ở quầy: hãy hoàn thành hoặc chuyển số này trước khi rời quầy."
+    )
+    expect(page.get_by_test_id("counter-status")).to_have_text("Đang mở")
+    press(page, "b")
+    expect(page.get_by_test_id("current-status")).to_have_text("Đang phục vụ")
+    press(page, "h")
+    page.get_by_test_id("confirm").click()
+    expect(page.get_by_test_id("current")).to_contain_text("Chưa có công dân")
+    page.get_by_role("button", name="Đăng xuất").click()
+    expect(page.locator("input[name=username]")).to_be_visible()
+    assert board.wait_change("counter_closed")["counter"]["number"] == 1
+    assert page.errors.errors == []
+    context.close()

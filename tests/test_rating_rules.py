@@ -163,23 +163,38 @@ def test_the_status_page_rates_its_own_visit_under_the_same_rules(sqlite_server,
     assert audit[0][1]["via"] == "status_page"
 
 
-def test_a_clerk_sees_only_their_own_counts(sqlite_server, devices):
+def test_a_clerk_sees_only_their_own_counts_and_never_todays(sqlite_server, devices):
+    from datetime import date
+
     kiosk = devices.kiosk(sqlite_server)
     clerk1 = devices.counter(sqlite_server, "clerk1", 1)
     clerk2 = devices.counter(sqlite_server, "clerk2", 2)
     tablet1, tablet2 = devices.rating(sqlite_server), devices.rating(sqlite_server, RATING_2)
-    for score in (3, 3, 1):
+    for score in (3, 3, 1, 2, 3):
         t = served(kiosk, clerk1)
         assert tablet1.call("rate", {"ticket_id": t["id"], "score": score})["ok"]
     t = served(kiosk, clerk2)
     assert tablet2.call("rate", {"ticket_id": t["id"], "score": 2})["ok"]
+    # Today's ratings are not shown: a count moving right after a visit would tell the
+    # clerk how that citizen rated.
     mine = clerk1.call("my_ratings")
-    assert mine == {
-        "ok": True,
-        "today": {"1": 1, "2": 0, "3": 2},
-        "month": {"1": 1, "2": 0, "3": 2},
-    }
-    assert clerk2.call("my_ratings")["today"] == {"1": 0, "2": 1, "3": 0}
+    assert mine["ok"] and mine["levels"] is None and mine["at_least"] == 5
+    assert clerk1.call("my_day")["ratings"]["levels"] is None
+    # The same ratings a day earlier (this month): now they count, each clerk their own.
+    first = mine["from"]  # the month's first business day
+    assert date.fromisoformat(first).day == 1
+    engine = sa.create_engine(sqlite_server.database_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE ratings SET rated_at = datetime(rated_at, '-1 day')"))
+    engine.dispose()
+    mine = clerk1.call("my_ratings")
+    if mine["to"] is None:  # the month's first day: yesterday was last month
+        assert mine["levels"] is None
+    else:
+        assert mine["from"] == first
+        assert mine["levels"] == {"1": 1, "2": 1, "3": 3}
+        # Fewer than five (clerk2 has one): not shown either.
+        assert clerk2.call("my_ratings")["levels"] is None
     # It takes nothing to name: no other clerk, no ticket.
     asked = clerk1.call("my_ratings", {"staff": "clerk2"})
     assert asked["error"]["code"] == "bad_request"

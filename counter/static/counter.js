@@ -22,6 +22,7 @@ const state = {
   day: null, // my_day
   dialog: null, // "finish" | "transfer" | "pause"
   codes: [], // dossier codes typed or scanned for the finish dialog
+  thenCall: false, // the finish dialog was opened by "call next": call once finished
 };
 let link = null;
 let ticking = null;
@@ -187,8 +188,15 @@ function eventOf(id, counter) {
 function allowed(event) {
   const rule = state.snap?.actions?.[event];
   const snap = state.snap;
-  return !!rule && rule.counter.includes(snap.counter.status) &&
-    rule.ticket.includes(snap.current ? snap.current.status : null);
+  if (!rule || !rule.counter.includes(snap.counter.status)) return false;
+  if (!rule.ticket.includes(snap.current ? snap.current.status : null)) return false;
+  // An action that must wait (a no-show, while the citizen walks over).
+  return !rule.after || waitLeft(rule.after) <= 0;
+}
+
+function waitLeft(after) {
+  const since = state.snap.current?.[after.time];
+  return since ? after.seconds - (Date.now() - Date.parse(since)) / 1000 : 0;
 }
 
 function actionLabel(a, counter) {
@@ -260,6 +268,9 @@ function currentView(k) {
 
 function tick() {
   const k = state.snap?.current;
+  // A button that was waiting (a no-show) becomes pressable.
+  const waiting = document.querySelector("[data-action=no_show]");
+  if (waiting && waiting.disabled !== (state.busy || !state.online || !allowed("no_show"))) render();
   const node = document.getElementById("elapsed");
   if (k && node) node.textContent = clock(since(k.started_at || k.called_at));
   for (const row of document.querySelectorAll("[data-issued]")) {
@@ -297,10 +308,20 @@ function dayView() {
     el("h2", {}, t("today")),
     d ? el("dl", {},
       el("dt", {}, t("served")), el("dd", { "data-testid": "served" }, d.served),
-      el("dt", {}, t("average")), el("dd", {}, d.average_service_s === null ? "–" : t("minutes_n", { m: minutes(d.average_service_s) })),
-      el("dt", {}, t("rating_3")), el("dd", {}, d.ratings["3"]),
-      el("dt", {}, t("rating_2")), el("dd", {}, d.ratings["2"]),
-      el("dt", {}, t("rating_1")), el("dd", {}, d.ratings["1"])) : el("p", { class: "c-note" }, "…"));
+      el("dt", {}, t("average")), el("dd", {}, d.average_service_s === null ? "–" : t("minutes_n", { m: minutes(d.average_service_s) }))) : el("p", { class: "c-note" }, "…"),
+    d ? ratingsView(d.ratings) : null);
+}
+
+// Ratings up to yesterday, once there are enough: never today's, so that no count moves
+// right after a visit and no citizen's rating can be told (docs/protocol.md 8.2).
+function ratingsView(r) {
+  return el("div", { class: "c-ratings", "data-testid": "ratings" },
+    el("h3", {}, t("ratings_title")),
+    r.levels ? el("dl", {},
+      el("dt", {}, t("rating_3")), el("dd", {}, r.levels["3"]),
+      el("dt", {}, t("rating_2")), el("dd", {}, r.levels["2"]),
+      el("dt", {}, t("rating_1")), el("dd", {}, r.levels["1"]))
+      : el("p", { class: "c-note" }, t("ratings_hidden", { n: r.at_least })));
 }
 
 // ---- dialogs -------------------------------------------------------------------------
@@ -314,6 +335,7 @@ function dialogView() {
 function closeDialog() {
   state.dialog = null;
   state.codes = [];
+  state.thenCall = false;
   render();
 }
 
@@ -344,11 +366,14 @@ function finishDialog() {
     if (pending && !state.codes.includes(pending)) state.codes.push(pending);
     const outcome = document.querySelector("input[name=outcome]:checked")?.value || null;
     const dossiers = [...state.codes];
+    const thenCall = state.thenCall;
     closeDialog();
-    send("finish", { ticket_id: k.id, dossiers, outcome });
+    send("finish", { ticket_id: k.id, dossiers, outcome }).then((ok) => {
+      if (ok && thenCall) send("call_next", {});
+    });
   };
   return [
-    el("h2", {}, t("finish_title", { number: k.number })),
+    el("h2", {}, t(state.thenCall ? "finish_then_call_title" : "finish_title", { number: k.number })),
     el("label", {}, t("dossiers"), input),
     chips,
     outcomes,
@@ -358,21 +383,37 @@ function finishDialog() {
   ];
 }
 
+// The transfer dialog shows the counters as they are now: the centre is read again.
+async function openTransfer() {
+  await loadCentre();
+  state.dialog = "transfer";
+  render();
+}
+
 function transferDialog() {
   const k = state.snap.current;
   const here = state.snap.counter.number;
+  // A service is served when a counter serving it is open or paused (a break ends).
+  const served = new Set(state.centre.counters.filter((c) => c.status !== "closed").flatMap((c) => c.services));
+  const toService = (s) => {
+    if (!served.has(s.code) && !confirm(t("transfer_unserved", { service: s.name }))) return;
+    closeDialog();
+    send("transfer", { ticket_id: k.id, service: s.code });
+  };
   return [
     el("h2", {}, t("transfer_title", { number: k.number })),
     el("h3", {}, t("to_service")),
     el("div", { class: "c-choices" },
-      state.centre.services.map((s) =>
-        el("button", { type: "button", "data-service": s.code,
-          onclick: () => { closeDialog(); send("transfer", { ticket_id: k.id, service: s.code }); } }, s.name))),
+      state.centre.services.filter((s) => s.code !== k.service.code).map((s) =>
+        el("button", { type: "button", "data-service": s.code, class: served.has(s.code) ? "" : "c-unserved",
+          onclick: () => toService(s) },
+        s.name, served.has(s.code) ? null : el("small", {}, " " + t("no_counter_open"))))),
     el("h3", {}, t("to_counter")),
     el("div", { class: "c-choices" },
       state.centre.counters.filter((c) => c.number !== here).map((c) =>
-        el("button", { type: "button", "data-counter": c.number,
-          onclick: () => { closeDialog(); send("transfer", { ticket_id: k.id, counter: c.number }); } }, c.name))),
+        el("button", { type: "button", "data-counter": c.number, disabled: c.status === "closed",
+          onclick: () => { closeDialog(); send("transfer", { ticket_id: k.id, counter: c.number }); } },
+        c.name, c.status === "closed" ? el("small", {}, " " + t("counter_closed_now")) : null))),
     el("div", { class: "c-dialog-buttons" }, el("button", { type: "button", onclick: closeDialog }, t("cancel"))),
   ];
 }
@@ -403,11 +444,21 @@ function pauseDialog() {
 function act(id) {
   const snap = state.snap;
   if (!snap || state.busy || state.dialog) return;
-  if (!allowed(eventOf(id, snap.counter))) return;
   const k = snap.current;
-  if (id === "finish" || id === "transfer") {
+  if (id === "call_next" && k?.status === "serving") {
+    // The visit being served is finished first, with its outcome and dossiers (the
+    // centre's figures depend on them), then the next number is called.
+    state.thenCall = true;
+    state.dialog = "finish";
+    render();
+    return;
+  }
+  if (!allowed(eventOf(id, snap.counter))) return;
+  if (id === "finish") {
     state.dialog = id;
     render();
+  } else if (id === "transfer") {
+    openTransfer();
   } else if (id === "pause") {
     if (snap.counter.status === "paused") send("resume", {});
     else {
@@ -424,9 +475,11 @@ async function send(event, payload) {
   state.busy = true;
   state.message = null;
   render();
+  let ok = false;
   try {
     const answer = await link.request(event, payload);
-    if (answer?.ok) {
+    ok = !!answer?.ok;
+    if (ok) {
       state.message = { text: doneText(event, answer), kind: "ok" };
       applyAnswer(answer);
       if (event === "finish" || event === "call_next") refreshDay();
@@ -439,6 +492,7 @@ async function send(event, payload) {
     state.busy = false;
     render();
   }
+  return ok;
 }
 
 // An acknowledgement carries the ticket or counter as it now is; the batch with the same
@@ -450,9 +504,20 @@ function applyAnswer(answer) {
   }
 }
 
+// What happened, said after each operation.
 function doneText(event, answer) {
-  if (event === "call_next" || event === "call") return t("done_called", { number: answer.ticket.number });
-  if (event === "finish") return t("done_finished", { number: answer.ticket.number });
+  const k = answer.ticket;
+  if (event === "call_next" || event === "call") return t("done_called", { number: k.number });
+  if (event === "finish") return t("done_finished", { number: k.number });
+  if (event === "no_show") return t("done_no_show", { number: k.number });
+  if (event === "transfer") {
+    return k.target_counter
+      ? t("done_sent_counter", { number: k.number, counter: k.target_counter })
+      : t("done_sent_service", { number: k.number, service: k.service.name });
+  }
+  if (event === "pause") return t("done_paused");
+  if (event === "resume") return t("done_resumed");
+  if (event === "close") return t("done_closed");
   return "";
 }
 
@@ -484,8 +549,6 @@ function applyEvent(e) {
     const alerts = (snap.device_alerts || []).filter((a) => a.device.id !== e.device.id);
     if (e.alert) alerts.push({ device: e.device, alert: e.alert, since: e.since });
     snap.device_alerts = alerts.sort((a, b) => a.device.id - b.device.id);
-  } else if (e.kind === "rated") {
-    refreshDay();
   } else if (e.ticket) {
     applyTicket(e.ticket);
   }
@@ -539,7 +602,18 @@ function connect() {
   });
 }
 
-function leaveCounter() {
+// A citizen called or being served must not be left at a counter nobody works at.
+function stillServing() {
+  const k = state.snap?.current;
+  if (!k) return false;
+  state.message = { text: t("still_serving", { number: k.number }), kind: "error" };
+  render();
+  return true;
+}
+
+async function leaveCounter() {
+  if (stillServing()) return;
+  if (link && state.snap && state.snap.counter.status !== "closed") await send("close", {});
   if (link) link.close();
   link = null;
   state.number = null;
@@ -549,6 +623,12 @@ function leaveCounter() {
 }
 
 async function logout() {
+  if (stillServing()) return;
+  // Logging out closes the counter: kiosks stop counting on it, the tablet stops showing
+  // the clerk. A counter already closed, or no connection, is logged out all the same.
+  if (link && state.snap && state.snap.counter.status !== "closed") {
+    await send("close", {});
+  }
   try {
     await api("POST", "/api/v1/auth/logout");
   } finally {
@@ -566,6 +646,11 @@ document.addEventListener("keydown", (e) => {
     e.preventDefault();
     act(a.id);
   }
+});
+
+// Closing the tab with a citizen at the counter: the browser asks first.
+window.addEventListener("beforeunload", (e) => {
+  if (state.snap?.current) e.preventDefault();
 });
 
 setInterval(refreshDay, DAY_REFRESH_MS);

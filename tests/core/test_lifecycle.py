@@ -174,8 +174,8 @@ def test_the_pages_actions_are_exactly_what_the_engine_accepts(
 ):
     local = fresh()
     clerk, current_id, waiting_id = _counter_in(local, counter_state, current)
-    offered = counter_actions()[action]
-    snapshot = local.view(views.counter_snapshot, clerk.counter_id)
+    offered = counter_actions(local.engine.no_show_after_s)[action]
+    snapshot = local.snapshot("counter", [clerk.counter_id])
     assert snapshot["counter"]["status"] == counter_state
     assert (snapshot["current"] or {}).get("status") == current
     assert snapshot["actions"][action] == offered

@@ -3,8 +3,11 @@ estimates. In-process: the same engine calls the doors make."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
+from core import models as m
 from core import views
 from core.errors import QueueError
 from harness.centre import KIOSK, RATING_1, RATING_2
@@ -67,6 +70,58 @@ def test_call_next_finishes_a_ticket_being_served_but_never_skips_a_called_one(h
     assert empty.code == "queue_empty" and "Không còn công dân" in empty.as_dict()["message"]
 
 
+def test_a_no_show_only_after_the_citizen_had_time_to_walk(centre_file, tmp_path):
+    local = LocalCentre(centre_file, tmp_path / "walk.sqlite3", no_show_after_s=60)
+    try:
+        hall = Hall(local)
+        ticket = hall.issue()["ticket"]
+        hall.call_next()
+        early = refused(hall.engine.no_show, hall.clerk, ticket["id"])
+        assert (early.code, early.key) == ("conflict", "no_show_too_soon")
+        assert "60 giây" in early.as_dict()["message"]
+        assert local.snapshot("counter", [hall.clerk.counter_id])["actions"]["no_show"][
+            "after"
+        ] == {"time": "called_at", "seconds": 60}
+        # A minute later (the call moved back in time), it may.
+        local.store.write(
+            lambda tx: tx.conn.execute(
+                m.tickets.update()
+                .where(m.tickets.c.id == ticket["id"])
+                .values(called_at=m.utcnow() - timedelta(seconds=61))
+            ),
+            centre_id=0,
+            actor="test",
+        )
+        assert hall.engine.no_show(hall.clerk, ticket["id"])["ticket"]["status"] == "no_show"
+    finally:
+        local.close()
+
+
+def test_closing_a_counter_sends_its_tickets_back_to_their_queue(hall):
+    clerk2 = hall.local.clerk("clerk2", 2)
+    sent = hall.issue("HT")["ticket"]
+    hall.call_next()
+    hall.engine.transfer(hall.clerk, sent["id"], counter=2)
+    assert refused(hall.engine.transfer, hall.clerk, sent["id"], counter=3).code == "conflict"
+    # Counter 3 is closed: nobody may be sent there.
+    hall.engine.close_counter(clerk2)
+    released = [c["change"] for c in hall.local.changes][-1]
+    assert released["kind"] == "transferred"
+    assert released["ticket"]["id"] == sent["id"] and released["ticket"]["target_counter"] is None
+    # Back in HT's queue, counter 1 (which serves HT) lists it and may call it.
+    queue = hall.local.snapshot("counter", [hall.clerk.counter_id])["queue"]
+    assert sent["id"] in [t["id"] for t in queue]
+    assert hall.call_next()["id"] == sent["id"]
+
+
+def test_a_transfer_to_a_closed_counter_is_refused(hall):
+    ticket = hall.issue()["ticket"]
+    hall.call_next()
+    closed = refused(hall.engine.transfer, hall.clerk, ticket["id"], counter=3)
+    assert (closed.code, closed.key) == ("conflict", "transfer_counter_closed")
+    assert "Quầy 3 đang đóng" in closed.as_dict()["message"]
+
+
 def test_transfer_to_a_service_keeps_the_original_place(hall):
     moved = hall.issue("TP")["ticket"]
     later = hall.issue("HT")["ticket"]
@@ -85,11 +140,11 @@ def test_transfer_to_a_service_keeps_the_original_place(hall):
 def test_transfer_to_a_counter_reaches_only_that_counter(hall):
     ticket = hall.issue("TP")["ticket"]
     hall.call_next()
+    clerk3 = hall.local.clerk("clerk3", 3)  # serves only DD
     sent = hall.engine.transfer(hall.clerk, ticket["id"], counter=3)["ticket"]
     assert sent["target_counter"] == 3
     clerk2 = hall.local.clerk("clerk2", 2)  # serves TP, but not this ticket
     assert refused(hall.call_next, clerk2).code == "queue_empty"
-    clerk3 = hall.local.clerk("clerk3", 3)  # serves only DD
     called = hall.call_next(clerk3)
     assert called["id"] == ticket["id"] and called["counter"] == 3
     again = refused(hall.engine.transfer, hall.clerk, ticket["id"], counter=99)
