@@ -152,6 +152,14 @@ class QueueEngine:
             urgent=actor.staff_id is not None,
         )
 
+    def _run(self, operation: str, actor: Actor, request_id: str | None, **fields) -> dict:
+        """The operation ``operation`` (its ``_<operation>_tx`` method) in a transaction of
+        its own."""
+        in_tx = getattr(self, f"_{operation}_tx")
+        return self._write(
+            actor, request_id, lambda tx: in_tx(tx, actor, request_id, **fields), operation
+        )
+
     def in_transaction(self, action: str, tx: Tx, actor: Actor, request_id, **fields) -> dict:
         """A clerk's action (core/lifecycle.py CLERK_ACTIONS) inside the caller's
         transaction: what a keypad press runs for the clerk on duty (core/keypads.py)."""
@@ -424,31 +432,19 @@ class QueueEngine:
             )
 
     def pause(self, actor: Actor, reason: str, request_id: str | None = None) -> dict:
-        return self._write(
-            actor,
-            request_id,
-            lambda tx: self._pause_tx(tx, actor, request_id, reason),
-            "counter_paused",
-        )
+        return self._run("pause", actor, request_id, reason=reason)
 
     def _pause_tx(self, tx: Tx, actor: Actor, request_id, reason: str) -> dict:
         return self._set_counter_tx(tx, actor, request_id, "pause", pause_reason=reason)
 
     def resume(self, actor: Actor, request_id: str | None = None) -> dict:
-        return self._write(
-            actor, request_id, lambda tx: self._resume_tx(tx, actor, request_id), "counter_resumed"
-        )
+        return self._run("resume", actor, request_id)
 
     def _resume_tx(self, tx: Tx, actor: Actor, request_id) -> dict:
         return self._set_counter_tx(tx, actor, request_id, "resume", pause_reason=None)
 
     def close_counter(self, actor: Actor, request_id: str | None = None) -> dict:
-        return self._write(
-            actor,
-            request_id,
-            lambda tx: self._close_counter_tx(tx, actor, request_id),
-            "counter_closed",
-        )
+        return self._run("close_counter", actor, request_id)
 
     def _close_counter_tx(self, tx: Tx, actor: Actor, request_id) -> dict:
         return self._set_counter_tx(
@@ -468,9 +464,7 @@ class QueueEngine:
 
     def call_next(self, actor: Actor, request_id: str | None = None) -> dict:
         """Call the next ticket the ordering policy picks for this counter."""
-        return self._write(
-            actor, request_id, lambda tx: self._call_next_tx(tx, actor, request_id), "call_next"
-        )
+        return self._run("call_next", actor, request_id)
 
     def _call_next_tx(self, tx: Tx, actor: Actor, request_id) -> dict:
         tx.lock_centre(actor.centre_id)
@@ -485,12 +479,7 @@ class QueueEngine:
 
     def call_ticket(self, actor: Actor, ticket_id: int, request_id: str | None = None) -> dict:
         """Call a given waiting ticket out of order (audited as such)."""
-        return self._write(
-            actor,
-            request_id,
-            lambda tx: self._call_ticket_tx(tx, actor, request_id, ticket_id),
-            "call_ticket",
-        )
+        return self._run("call_ticket", actor, request_id, ticket_id=ticket_id)
 
     def _call_ticket_tx(self, tx: Tx, actor: Actor, request_id, ticket_id: int) -> dict:
         conn = tx.conn
@@ -553,12 +542,7 @@ class QueueEngine:
 
     def recall(self, actor: Actor, ticket_id: int, request_id: str | None = None) -> dict:
         """Announce the current ticket again."""
-        return self._write(
-            actor,
-            request_id,
-            lambda tx: self._recall_tx(tx, actor, request_id, ticket_id),
-            "recall",
-        )
+        return self._run("recall", actor, request_id, ticket_id=ticket_id)
 
     def _recall_tx(self, tx: Tx, actor: Actor, request_id, ticket_id: int) -> dict:
         tx.lock_centre(actor.centre_id)
@@ -572,17 +556,11 @@ class QueueEngine:
     # -- serving -------------------------------------------------------------------------
     def start(self, actor: Actor, ticket_id: int, request_id: str | None = None) -> dict:
         """The citizen has arrived at the counter: serving starts."""
-        return self._settle(actor, request_id, "start", ticket_id)
+        return self._run("start", actor, request_id, ticket_id=ticket_id)
 
     def no_show(self, actor: Actor, ticket_id: int, request_id: str | None = None) -> dict:
         """Nobody came for a called ticket."""
-        return self._settle(actor, request_id, "no_show", ticket_id)
-
-    def _settle(self, actor: Actor, request_id, operation: str, ticket_id: int) -> dict:
-        def op(tx: Tx) -> dict:
-            return self._settle_tx(tx, actor, request_id, operation, ticket_id)
-
-        return self._write(actor, request_id, op, TICKET_TRANSITIONS[operation].records)
+        return self._run("no_show", actor, request_id, ticket_id=ticket_id)
 
     def _settle_tx(self, tx: Tx, actor: Actor, request_id, operation: str, ticket_id) -> dict:
         """A ticket called to this counter is answered (started, or nobody came)."""
@@ -618,10 +596,9 @@ class QueueEngine:
                 why=("chọn: " + ", ".join(OUTCOMES), "choose: " + ", ".join(OUTCOMES)),
             )
 
-        def op(tx: Tx) -> dict:
-            return self._finish_tx(tx, actor, request_id, ticket_id, dossiers, outcome)
-
-        return self._write(actor, request_id, op, "finish")
+        return self._run(
+            "finish", actor, request_id, ticket_id=ticket_id, dossiers=dossiers, outcome=outcome
+        )
 
     def _finish_tx(self, tx: Tx, actor: Actor, request_id, ticket_id, dossiers=(), outcome=None):
         tx.lock_centre(actor.centre_id)
@@ -673,10 +650,9 @@ class QueueEngine:
         if (service is None) == (counter is None):
             raise QueueError("bad_request", "transfer_target")
 
-        def op(tx: Tx) -> dict:
-            return self._transfer_tx(tx, actor, request_id, ticket_id, service, counter)
-
-        return self._write(actor, request_id, op, "transfer")
+        return self._run(
+            "transfer", actor, request_id, ticket_id=ticket_id, service=service, counter=counter
+        )
 
     def _transfer_tx(self, tx: Tx, actor: Actor, request_id, ticket_id, service, counter):
         conn = tx.conn
