@@ -47,6 +47,22 @@ class CentreServer(ServerProcess):
         }
         super().__init__(tmp, database_url, redis_url, {**fast, **(env or {})}, provision)
 
+    def provision_also(self, path: Path) -> None:
+        """Apply another centre's provisioning file to this server's store, as its IT staff
+        would (``server.py provision``)."""
+        import subprocess
+        import sys
+
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "server.py"), "provision", str(path)]
+            + ["--database-url", self.database_url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
+        assert done.returncode == 0, done.stderr
+
     def login(self, username: str) -> str:
         """A staff token for one of centre.toml's or commune.toml's staff."""
         return login(self.url, username, {**PASSWORDS, **COMMUNE_PASSWORDS}[username])

@@ -227,20 +227,9 @@ def test_a_double_press_calls_once(clerk_page, sqlite_server, devices):
 
 
 def test_a_clerk_lent_to_another_centre_chooses_it_and_serves_there(clerk_page, sqlite_server):
-    import subprocess
-    import sys
-
     from harness.centre import COMMUNE
-    from harness.process import ROOT
 
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "server.py"), "provision", str(COMMUNE)]
-        + ["--database-url", sqlite_server.database_url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
+    sqlite_server.provision_also(COMMUNE)
     page = clerk_page
     log_in(page, sqlite_server)
     centres = page.get_by_test_id("centres")

@@ -4,15 +4,11 @@ tests/commune.toml: T2's manager, admin, the province's admin, clerk1 lent to T2
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from counter import CounterDoor
 from harness.centre import AGENT, COMMUNE, DISPLAY, INTEGRATION, KIOSK, RATING_1, CentreServer
 from harness.devices import connect_refused
-from harness.process import ROOT
 
 DEVICE_TOKENS = {
     "kiosk": KIOSK,
@@ -28,15 +24,7 @@ STAFF = ("clerk1", "quanly2", "quantri2", "tinh")
 def province(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("province")
     server = CentreServer(tmp, f"sqlite:///{tmp / 'motcua.sqlite3'}").start()
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "server.py"), "provision", str(COMMUNE)]
-        + ["--database-url", server.database_url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr
+    server.provision_also(COMMUNE)
     yield server
     server.stop()
 
