@@ -357,6 +357,17 @@ def staff_ratings(conn: Connection, staff_id: int) -> dict:
     return out
 
 
+def calling(recent_calls: list[dict], counters: list[dict]) -> dict | None:
+    """What a board shows as being called now: the newest of its recent calls whose
+    ticket is still its counter's current one (a no-show, a finish or a transfer ends
+    it), or None. ``counters``: as the snapshot lists them."""
+    current = {c["number"]: (c["current"] or {}).get("number") for c in counters}
+    for call in recent_calls:
+        if current.get(call["counter"]["number"]) == call["ticket"]["number"]:
+            return call
+    return None
+
+
 def display_snapshot(conn: Connection, centre_id: int, counter_ids=None) -> dict:
     """A board: its counters (all, or those it is bound to) with their current tickets,
     today's latest calls there, and the waiting counts of the services they serve."""
@@ -394,6 +405,18 @@ def display_snapshot(conn: Connection, centre_id: int, counter_ids=None) -> dict
     service_ids = counter_service_ids(conn, shown_ids) if counter_ids else None
     rows = services(conn, centre_id, service_ids, active_only=True)
     waiting = estimates.waiting_counts(conn, day, [s.id for s in rows])
+    shown = [
+        {
+            "number": c.number,
+            "name": c.name,
+            "status": c.status,
+            "current": {"number": current[c.id].number, "service": current[c.id].service_code}
+            if c.id in current
+            else None,
+        }
+        for c in counters
+    ]
+    recent = [public_event(d, seq) for seq, d in calls]
     layout = ctr.board_layout
     if layout not in ("hall", "office"):
         layout = "office" if len(counters) <= OFFICE_MAX_COUNTERS else "hall"
@@ -411,21 +434,9 @@ def display_snapshot(conn: Connection, centre_id: int, counter_ids=None) -> dict
             "announce": {"form": ctr.announce_form, "repeats": ctr.announce_repeats},
         },
         "service_names": {s.code: s.name for s in services(conn, centre_id)},
-        "counters": [
-            {
-                "number": c.number,
-                "name": c.name,
-                "status": c.status,
-                "current": {
-                    "number": current[c.id].number,
-                    "service": current[c.id].service_code,
-                }
-                if c.id in current
-                else None,
-            }
-            for c in counters
-        ],
-        "recent_calls": [public_event(d, seq) for seq, d in calls],
+        "counters": shown,
+        "recent_calls": recent,
+        "calling": calling(recent, shown),
         "waiting": {s.code: waiting.get(s.id, 0) for s in rows},
     }
 
