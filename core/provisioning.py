@@ -101,6 +101,7 @@ _SPEC: dict[str, dict[str, tuple[type, bool]]] = {
     "centre": {
         "code": (str, True),
         "name": (str, True),
+        "name_en": (str, False),
         "timezone": (str, False),
         "ticket_footer": (str, False),
         "rating_reasons": (list, False),
@@ -113,7 +114,9 @@ _SPEC: dict[str, dict[str, tuple[type, bool]]] = {
     "services": {
         "code": (str, True),
         "name": (str, True),
+        "name_en": (str, False),
         "agency": (str, True),
+        "agency_en": (str, False),
         "prefix": (str, True),
         "start": (int, False),
         "service_minutes": (int, False),
@@ -396,6 +399,7 @@ def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
         {"code": c["code"]},
         {
             "name": c["name"],
+            "name_en": c.get("name_en"),
             "timezone": c.get("timezone", "Asia/Ho_Chi_Minh"),
             "ticket_footer": c.get("ticket_footer"),
             "rating_reasons": c.get("rating_reasons"),
@@ -413,7 +417,9 @@ def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
     for s in data.get("services", []):
         values = {
             "name": s["name"],
+            "name_en": s.get("name_en"),
             "agency": s["agency"],
+            "agency_en": s.get("agency_en"),
             "prefix": s["prefix"],
             "start": s.get("start", 1),
             "active": s.get("active", True),

@@ -37,6 +37,8 @@ TICKET_DETAIL = (
         _t,
         _s.c.code.label("service_code"),
         _s.c.name.label("service_name"),
+        _s.c.name_en.label("service_name_en"),
+        _s.c.agency_en,
         _s.c.avg_service_s,
         _served_by.c.number.label("counter_number"),
         _target.c.number.label("target_number"),
@@ -144,9 +146,20 @@ def kiosk_snapshot(conn: Connection, centre_id: int) -> dict:
     return {
         "protocol": PROTOCOL,
         "seq": ctr.seq,
-        "centre": {"code": ctr.code, "name": ctr.name, "timezone": ctr.timezone},
+        "centre": {
+            "code": ctr.code,
+            "name": ctr.name,
+            "name_en": ctr.name_en,
+            "timezone": ctr.timezone,
+        },
         "services": [
-            {"name": s.name, "agency": s.agency, **summary}
+            {
+                "name": s.name,
+                "name_en": s.name_en,
+                "agency": s.agency,
+                "agency_en": s.agency_en,
+                **summary,
+            }
             for s, summary in zip(rows, summaries, strict=True)
         ],
     }
@@ -520,20 +533,25 @@ def ticket_status(
         return None
     ctr = centre(conn, ticket.centre_id)
     ahead = wait = None
+    on_break = False
     if ticket.status in WAITING:
         ahead = estimates.people_ahead(conn, ticket)
-        n_open, n_all = estimates.counters_serving(conn, [ticket.service_id]).get(
-            ticket.service_id, (0, 0)
+        serving = estimates.counters_serving(conn, [ticket.service_id]).get(
+            ticket.service_id, estimates.Serving(0, 0)
         )
-        wait = estimates.estimate_wait_s(ahead, ticket.avg_service_s, n_open, n_all)
+        wait = estimates.estimate_wait_s(ahead, ticket.avg_service_s, *serving)
+        on_break = serving.open == 0 and serving.paused > 0
     return {
         "protocol": PROTOCOL,
         "seq": ctr.seq,
-        "centre": {"code": ctr.code, "name": ctr.name},
+        "centre": {"code": ctr.code, "name": ctr.name, "name_en": ctr.name_en},
         "ticket": ticket_view(ticket._mapping, ctr.timezone),
+        # The ticket's service in English (null: none configured), for the page in English.
+        "service_en": {"name": ticket.service_name_en, "agency": ticket.agency_en},
         "rating": _ticket_rating(conn, ticket, ctr, rating_window),
         "ahead": ahead,
         "estimated_wait_s": wait,
+        "on_break": on_break,
         "checked_at": iso(datetime.now(UTC), ctr.timezone),
     }
 

@@ -97,7 +97,7 @@ def test_priority_path_and_english_then_back_to_vietnamese(kiosk_page, sqlite_se
     assert [(t["number"], t["priority"]) for t in queue] == [("B100", "elderly")]
     # The next citizen starts in Vietnamese, without a priority.
     page.get_by_role("button", name="Done").tap()
-    expect(page.locator(".k-title")).to_have_text("Chạm vào lĩnh vực bạn cần giải quyết")
+    expect(page.locator(".k-title")).to_have_text("Chạm vào lĩnh vực Ông/Bà cần giải quyết")
     expect(page.get_by_test_id("priority-open")).to_be_visible()
     assert page.errors.errors == []
 
@@ -158,7 +158,7 @@ def test_a_printing_kiosk_says_to_take_the_ticket(
         open_kiosk(page, sqlite_server, KIOSK_B)  # the agent prints Kiosk B's tickets
         service(page, "TP").tap()
         expect(page.get_by_test_id("print-state")).to_have_text(
-            "Mời bạn nhận phiếu ở khe máy in.", timeout=15000
+            "Mời Ông/Bà nhận phiếu ở khe máy in.", timeout=15000
         )
         assert len(decode_tickets(printer.received)) == 1
         screenshot(page, "kiosk-ticket-printed")
@@ -173,7 +173,7 @@ def test_out_of_paper_shows_the_ticket_to_keep(kiosk_page, sqlite_server, device
         service(page, "TP").tap()
         state = page.get_by_test_id("print-state")
         expect(state).to_contain_text("Không in được phiếu", timeout=15000)
-        expect(state).to_contain_text("số của bạn vẫn có hiệu lực")
+        expect(state).to_contain_text("số của Ông/Bà vẫn có hiệu lực")
         # Longer on screen, to photograph or write down the number.
         expect(page.locator("#back-in")).to_contain_text(re.compile(r"sau (59|60) giây"))
         expect(page.get_by_test_id("number")).to_have_text("A001")
@@ -214,7 +214,7 @@ def test_the_demo_start_page_leads_to_a_working_kiosk(browser, tmp_path):
         errors = PageErrors(page)
         page.goto(demo.url + "/")
         expect(page.get_by_test_id("centre")).to_have_text(
-            "Trung tâm Phục vụ hành chính công tỉnh Kiên Giang"
+            "Trung tâm Phục vụ hành chính công tỉnh An Giang"
         )
         expect(page.get_by_test_id("staff-login")).to_have_attribute("href", "/counter/")
         expect(page.locator("code").first).to_have_text("canbo1")  # the demo's public logins
@@ -226,7 +226,7 @@ def test_the_demo_start_page_leads_to_a_working_kiosk(browser, tmp_path):
         expect(page.get_by_test_id("number")).to_have_text("A001")
         # The demo's agent prints to PNG files where the banner says.
         expect(page.get_by_test_id("print-state")).to_have_text(
-            "Mời bạn nhận phiếu ở khe máy in.", timeout=15000
+            "Mời Ông/Bà nhận phiếu ở khe máy in.", timeout=15000
         )
         printed = list((tmp_path / "instance" / "printed").glob("*.png"))
         assert len(printed) == 1

@@ -33,7 +33,7 @@ def test_the_status_page_follows_the_ticket_to_its_call(sqlite_server, devices, 
     serve(second)
     expect(page.get_by_test_id("ahead")).to_have_text("0", timeout=10000)
     assert clerk.call("call", {"ticket_id": mine["ticket"]["id"]})["ok"]
-    expect(page.get_by_test_id("status")).to_have_text("Mời bạn đến quầy số 1", timeout=10000)
+    expect(page.get_by_test_id("status")).to_have_text("Mời Ông/Bà đến quầy số 1", timeout=10000)
     expect(page.locator("#position")).to_be_hidden()
     screenshot(page, "status-called")
     assert errors.errors == []
