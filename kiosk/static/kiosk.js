@@ -220,7 +220,7 @@ function render() {
   else content = servicesView();
   screen.replaceChildren(...content.flat().filter(Boolean));
   screen.dataset.view = state.view;
-  idleCheck();
+  idleCheck(false);
   offlineNote.hidden = state.online || state.view === "setup";
 }
 
@@ -262,14 +262,23 @@ async function issue(service) {
 // or on the priority question goes back to the start after IDLE_RESET_S without a touch.
 // (The ticket and error screens count down by themselves.)
 let idleTimer = null;
-function idleCheck() {
-  clearTimeout(idleTimer);
+function idleCheck(touched) {
   const changed = document.documentElement.lang !== "vi" || state.priority !== null;
-  if ((state.view === "services" && changed) || state.view === "priority") {
-    idleTimer = setTimeout(reset, IDLE_RESET_S * 1000);
+  if (!((state.view === "services" && changed) || state.view === "priority")) {
+    clearTimeout(idleTimer);
+    idleTimer = null;
+  } else if (touched || idleTimer === null) {
+    // A touch starts the wait again; a redraw from the server's news does not.
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => {
+      idleTimer = null;
+      reset();
+    }, IDLE_RESET_S * 1000);
   }
 }
-for (const type of ["pointerdown", "keydown"]) document.addEventListener(type, idleCheck, true);
+for (const type of ["pointerdown", "keydown"]) {
+  document.addEventListener(type, () => idleCheck(true), true);
+}
 
 // ---- start ---------------------------------------------------------------------------
 for (const button of document.querySelectorAll(".k-lang")) {
