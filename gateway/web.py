@@ -69,6 +69,15 @@ def N_(msgid: str) -> str:  # noqa: N802 - the gettext convention for "mark, tra
 COMMON_STRINGS = {
     "reconnecting": N_("Đang kết nối lại…"),
     "server_trouble": N_("Máy chủ đang gặp sự cố. Hãy thử lại sau giây lát."),
+    # A device page refused its token (gateway/static/motcua.js tokenRefusal).
+    "token_wrong": N_("Mã thiết bị không đúng. Vui lòng báo cán bộ kỹ thuật."),
+    "token_wrong_hint": N_(
+        "Cán bộ kỹ thuật: kiểm tra lại mã trong địa chỉ …/?token=…, hoặc mã đã bị thu hồi."
+    ),
+    "token_kept": N_(
+        "Cán bộ kỹ thuật: mã trong địa chỉ không đúng; mã đã lưu trước đó vẫn được giữ. "
+        "Mở lại trang không kèm mã để dùng mã đã lưu."
+    ),
 }
 
 

@@ -477,3 +477,14 @@ def test_capitals_with_marks_show_whole_on_the_board(tv, tmp_path, name):
             screenshot(page, f"board-name-{len(name)}-{width}")
     finally:
         server.stop()
+
+
+def test_a_mistyped_token_on_the_board_says_so_and_keeps_the_good_one(tv, sqlite_server):
+    board = Board(tv).open(sqlite_server.url)
+    page = board.page
+    page.goto(f"{sqlite_server.url}/display/?token=typo-{DISPLAY}")
+    expect(page.get_by_test_id("message")).to_contain_text("Mã thiết bị không đúng.")
+    expect(page.get_by_test_id("message")).to_contain_text("mã đã lưu trước đó vẫn được giữ")
+    assert page.evaluate("localStorage.getItem('motcua.display.token')") == DISPLAY
+    page.reload()
+    expect(page.get_by_test_id("centre")).to_have_text(CENTRE_NAME)

@@ -146,9 +146,31 @@ def test_a_kiosk_without_a_valid_token_asks_for_setup(kiosk_page, sqlite_server)
     )
     page.goto(f"{sqlite_server.url}/kiosk/?token=not-a-real-kiosk-token")
     expect(page.get_by_test_id("message")).to_have_text(
-        "Máy lấy số chưa được cài đặt. Vui lòng báo cán bộ kỹ thuật."
+        "Mã thiết bị không đúng. Vui lòng báo cán bộ kỹ thuật."
     )
+    assert page.evaluate("localStorage.getItem('motcua.kiosk.token')") is None
     screenshot(page, "kiosk-setup")
+
+
+def test_a_mistyped_token_does_not_replace_the_saved_one(kiosk_page, sqlite_server):
+    """The technician opens the kiosk with a typo: the page says the token is wrong, the
+    good token saved before stays, and the page opened again without one works."""
+    page = kiosk_page
+    open_kiosk(page, sqlite_server)
+    page.goto(f"{sqlite_server.url}/kiosk/?token={KIOSK}x")
+    expect(page.get_by_test_id("message")).to_have_text(
+        "Mã thiết bị không đúng. Vui lòng báo cán bộ kỹ thuật."
+    )
+    expect(page.get_by_test_id("hint")).to_contain_text("mã đã lưu trước đó vẫn được giữ")
+    assert page.evaluate("localStorage.getItem('motcua.kiosk.token')") == KIOSK
+    assert page.url == f"{sqlite_server.url}/kiosk/"  # the typo is not left in the address
+    screenshot(page, "kiosk-token-wrong")
+    page.reload()
+    expect(service(page, "TP")).to_be_visible()
+    # Another good token replaces it once the server has accepted it.
+    page.goto(f"{sqlite_server.url}/kiosk/?token={KIOSK_B}")
+    expect(service(page, "TP")).to_be_visible()
+    assert page.evaluate("localStorage.getItem('motcua.kiosk.token')") == KIOSK_B
 
 
 def test_a_printing_kiosk_says_to_take_the_ticket(

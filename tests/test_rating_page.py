@@ -301,6 +301,10 @@ def test_a_tablet_without_a_valid_token_asks_for_setup(browser, sqlite_server):
     page = context.new_page()
     page.goto(f"{sqlite_server.url}/rating/?token=not-a-real-rating-token")
     expect(page.get_by_test_id("message")).to_have_text(
+        "Mã thiết bị không đúng. Vui lòng báo cán bộ kỹ thuật."
+    )
+    page.goto(f"{sqlite_server.url}/rating/")  # nothing kept: never set up
+    expect(page.get_by_test_id("message")).to_have_text(
         "Máy đánh giá chưa được cài đặt. Vui lòng báo cán bộ kỹ thuật."
     )
     context.close()

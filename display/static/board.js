@@ -2,7 +2,7 @@
 // and every call announced aloud. State comes from the /display snapshot and its change
 // batches (docs/protocol.md 8.3); announcements are WAV files the server assembles from
 // its voice pack (GET /display/announce.wav), played one after another, never cut off.
-import { deviceToken, el, follow, startClock, t } from "/static/motcua.js";
+import { deviceToken, el, follow, startClock, t, tokenRefusal } from "/static/motcua.js";
 
 const HIGHLIGHT_MS = 8000; // a new call stands out this long
 const GAP_MS = 600; // silence between two announcements (and between repeats)
@@ -309,10 +309,11 @@ function snapshot(s) {
 }
 
 // ---- start -------------------------------------------------------------------------------
-function setup() {
+function setup(refused = null) {
   state.board = null;
-  $("message").textContent = t("setup_needed");
-  $("message").append(el("span", { class: "b-hint" }, t("setup_hint")));
+  $("message").textContent = t(refused ? "token_wrong" : "setup_needed");
+  const hint = refused ? (refused.kept ? "token_kept" : "token_wrong_hint") : "setup_hint";
+  $("message").append(el("span", { class: "b-hint", "data-testid": "hint" }, t(hint)));
   $("message").hidden = false;
   $("board").hidden = true;
 }
@@ -374,7 +375,7 @@ if (!token) {
         if (state.board) offlineNote.hidden = up;
       },
       refused() {
-        setup();
+        setup(tokenRefusal());
       },
     },
   });

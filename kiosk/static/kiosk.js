@@ -1,6 +1,6 @@
 // The ticket kiosk: choose a service (and a priority group), take a number.
 // State comes from the /kiosk snapshot and its change batches (docs/protocol.md 8.1).
-import { currentLang, deviceToken, el, follow, minutes, setLang, startClock, t } from "/static/motcua.js";
+import { currentLang, deviceToken, el, follow, minutes, setLang, startClock, t, tokenRefusal } from "/static/motcua.js";
 
 const BACK_AFTER_TICKET_S = 20;
 const BACK_AFTER_UNPRINTED_S = 60; // time to photograph or write down the number
@@ -198,11 +198,11 @@ function ticketView() {
   return view;
 }
 
-function messageView(text, { setup = false } = {}) {
+function messageView(text, { setup = false, hint = "setup_hint" } = {}) {
   const back = el("p", { class: "k-note" });
   const view = [el("p", { class: "k-message", "data-testid": "message" }, text)];
   if (setup) {
-    view.push(el("p", { class: "k-note" }, t("setup_hint")));
+    view.push(el("p", { class: "k-note", "data-testid": "hint" }, t(hint)));
   } else {
     view.push(el("button", { type: "button", class: "k-done", onclick: reset }, t("back")), back);
     autoBack(BACK_AFTER_ERROR_S, back);
@@ -212,7 +212,10 @@ function messageView(text, { setup = false } = {}) {
 
 function render() {
   let content;
-  if (state.view === "setup") content = messageView(t("setup_needed"), { setup: true });
+  if (state.view === "setup" && state.refused) {
+    content = messageView(t("token_wrong"), {
+      setup: true, hint: state.refused.kept ? "token_kept" : "token_wrong_hint" });
+  } else if (state.view === "setup") content = messageView(t("setup_needed"), { setup: true });
   else if (state.view === "priority") content = priorityView();
   else if (state.view === "issuing") content = [el("p", { class: "k-message" }, t("issuing"))];
   else if (state.view === "ticket") content = ticketView();
@@ -326,7 +329,7 @@ if (!token) {
         else offlineNote.hidden = up;
       },
       refused() {
-        show("setup");
+        show("setup", { refused: tokenRefusal() });
       },
     },
   });
