@@ -68,7 +68,7 @@ for _reason in DEFAULT_REASONS:
 RATING_STRINGS = {
     **LEVEL_STRINGS,
     "title": N_("Đánh giá mức độ hài lòng"),
-    "counter_closed": N_("Quầy đang tạm nghỉ"),
+    "counter_closed": N_("Quầy đóng"),
     "counter_paused": N_("Quầy tạm dừng: {reason}"),
     "clerk": N_("Cán bộ tiếp nhận"),
     "serving": N_("Đang phục vụ số"),

@@ -105,7 +105,7 @@ def test_idle_follows_the_counter_and_each_choice_stores_its_level(browser, phot
     # Opened once with its token: kept, and gone from the address bar.
     assert page.url == f"{server.url}/rating/"
     assert page.evaluate("localStorage.getItem('motcua.rating.token')") == RATING_1
-    expect(page.get_by_test_id("status")).to_have_text("Quầy đang tạm nghỉ")
+    expect(page.get_by_test_id("status")).to_have_text("Quầy đóng")
 
     kiosk = devices.kiosk(server)
     clerk = devices.counter(server, "clerk1", 1)
