@@ -182,7 +182,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "This account may not {what}.",
     ),
     "unknown_centre": (
-        "Không có trung tâm mã «{centre}».",
+        "Không có trung tâm mã “{centre}”.",
         "There is no centre with code '{centre}'.",
     ),
     "login_failed": (

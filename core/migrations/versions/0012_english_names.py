@@ -2,14 +2,14 @@
 English, a ticket taken in English)
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0010"  # 0011 (the lead's) once it is merged
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
