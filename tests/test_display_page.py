@@ -367,6 +367,8 @@ def test_a_large_hall_gets_the_hall_layout(tv, tmp_path, devices):
             assert clerk.call("call_next", {})["ok"]
         expect(board.counter(7).get_by_test_id("number")).not_to_have_text("—")
         expect(page.locator("#calls li")).to_have_count(2)  # the newest is shown big
+        for li in page.locator("#calls li").all():  # whole, not cut at the panel's edge
+            assert li.evaluate("(li) => li.scrollWidth <= li.clientWidth"), li.inner_text()
         screenshot(page, "board-hall")
         assert board.errors.errors == []
     finally:
@@ -396,6 +398,8 @@ def test_the_board_shows_as_called_only_what_is_called_now(tv, sqlite_server, de
     for i in range(5):
         box, panel = calls.nth(i).bounding_box(), page.locator(".b-recent").bounding_box()
         assert box["y"] + box["height"] <= panel["y"] + panel["height"] + 1, (i, box, panel)
+        width = calls.nth(i).evaluate("(li) => [li.scrollWidth, li.clientWidth]")
+        assert width[0] <= width[1] and box["x"] + box["width"] <= panel["x"] + panel["width"]
     assert display.fresh_snapshot("snapshot")["calling"]["ticket"]["number"] == "B105"
     screenshot(page, "board-calls")
 
