@@ -405,3 +405,11 @@ def test_english_names_and_a_ticket_taken_in_english(kiosk_page, sqlite_server, 
         "Trung tâm Phục vụ hành chính công thử nghiệm"
     )
     assert page.errors.errors == []
+
+
+def test_the_start_page_names_the_centre_in_english(sqlite_server):
+    vi = requests.get(sqlite_server.url + "/", timeout=10).text
+    en = requests.get(sqlite_server.url + "/?lang=en", timeout=10).text
+    assert "Trung tâm Phục vụ hành chính công thử nghiệm" in vi
+    assert "Test Public Administrative Service Centre" in en
+    assert "Trung tâm Phục vụ hành chính công thử nghiệm" not in en
