@@ -181,6 +181,9 @@ KIOSK_STRINGS = {
     "wait_about": N_("Chờ khoảng {m} phút"),
     "closed": N_("Chưa có quầy mở, tạm chưa nhận số"),
     "on_break": N_("Quầy tạm dừng, vẫn nhận số"),
+    "on_break_ticket": N_(
+        "Quầy đang tạm dừng. Ông/Bà vẫn giữ lượt và được phục vụ khi quầy làm việc lại."
+    ),
     "priority_open": N_("Ưu tiên: người cao tuổi, người khuyết tật, phụ nữ mang thai…"),
     "priority_title": N_("Ông/Bà thuộc diện ưu tiên nào?"),
     "priority_hint": N_("Cán bộ có thể đề nghị Ông/Bà xuất trình giấy tờ."),

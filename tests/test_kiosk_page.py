@@ -300,6 +300,8 @@ def test_a_paused_counter_still_takes_tickets_and_the_kiosk_says_so(
     service(page, "DD").tap()
     expect(page.get_by_test_id("number")).to_have_text("C002")
     expect(page.get_by_test_id("ahead")).to_have_text("1")
+    expect(page.get_by_test_id("on-break")).to_contain_text("Ông/Bà vẫn giữ lượt")
+    screenshot(page, "kiosk-ticket-on-break")
     page.get_by_role("button", name="Xong").tap()
     assert clerk.call("resume", {})["ok"]
     expect(service(page, "DD").get_by_test_id("on-break")).to_have_count(0)

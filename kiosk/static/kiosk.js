@@ -184,6 +184,7 @@ function ticketView() {
       el("dl", { class: "k-facts" },
         el("dt", {}, t("ahead")), el("dd", { "data-testid": "ahead" }, a.ahead),
         el("dt", {}, t("estimated_wait")), el("dd", { "data-testid": "wait" }, wait)),
+      service?.on_break ? el("p", { class: "k-break-note", "data-testid": "on-break" }, t("on_break_ticket")) : null,
       el("div", { class: "k-qr" },
         el("img", { src: `/t/${encodeURIComponent(key)}/qr.svg${query ? `?${query}` : ""}`, alt: "",
           width: 240, height: 240,
