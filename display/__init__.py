@@ -14,7 +14,7 @@ from core import views
 from gateway.api import access
 from gateway.bundle import RoleBundle
 from gateway.doors import BoardDoor, Client
-from gateway.web import N_
+from gateway.web import DEVICE_PAGE_STRINGS, N_
 
 bp = Blueprint(
     "display",
@@ -46,6 +46,7 @@ class DisplayDoor(BoardDoor):
 
 # The board's words (rendered into the page in both languages).
 BOARD_STRINGS = {
+    **DEVICE_PAGE_STRINGS,
     "now_calling": N_("Mời công dân có số"),
     "to_counter": N_("đến quầy số {n}"),
     "recent_calls": N_("Số vừa gọi"),

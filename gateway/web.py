@@ -69,7 +69,10 @@ def N_(msgid: str) -> str:  # noqa: N802 - the gettext convention for "mark, tra
 COMMON_STRINGS = {
     "reconnecting": N_("Đang kết nối lại…"),
     "server_trouble": N_("Máy chủ đang gặp sự cố. Hãy thử lại sau giây lát."),
-    # A device page refused its token (gateway/static/motcua.js tokenRefusal).
+}
+# What a device page (kiosk, board, tablet) says when the server refused its token
+# (gateway/static/motcua.js tokenRefusal); each of those pages adds them to its words.
+DEVICE_PAGE_STRINGS = {
     "token_wrong": N_("Mã thiết bị không đúng. Vui lòng báo cán bộ kỹ thuật."),
     "token_wrong_hint": N_(
         "Cán bộ kỹ thuật: kiểm tra lại mã trong địa chỉ …/?token=…, hoặc mã đã bị thu hồi."

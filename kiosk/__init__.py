@@ -16,7 +16,7 @@ from core.validation import REQUEST_ID, Field
 from gateway.api import access
 from gateway.bundle import RoleBundle
 from gateway.doors import Client, Door
-from gateway.web import N_
+from gateway.web import DEVICE_PAGE_STRINGS, N_
 
 bp = Blueprint(
     "kiosk",
@@ -174,6 +174,7 @@ class LookupLimit:
 
 # The kiosk page's words (its script switches language on a tap, without a reload).
 KIOSK_STRINGS = {
+    **DEVICE_PAGE_STRINGS,
     "title": N_("Lấy số thứ tự"),
     "choose": N_("Chạm vào lĩnh vực Ông/Bà cần giải quyết"),
     "waiting": N_("{n} người đang chờ"),
