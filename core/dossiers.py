@@ -62,7 +62,7 @@ def check_codes(codes) -> list[str]:
                 "bad_value",
                 field="dossiers",
                 why=(
-                    f"mã hồ sơ «{code[:64]}» sai dạng",
+                    f"mã hồ sơ “{code[:64]}” sai dạng",
                     f"dossier code '{code[:64]}' is malformed",
                 ),
             )

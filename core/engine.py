@@ -63,7 +63,7 @@ _OPERATION_OF = {"call": "call_ticket", "close": "close_counter"}
 _t, _c, _ns = m.tickets, m.counters, m.number_sequences
 _SERVICE_BY_CODE = Raw(
     """SELECT s.id, s.code, s.name, s.prefix, s.start, s.avg_service_s, s.active, c.timezone,
-              s.agency, c.name, c.ticket_footer
+              s.agency, c.name, c.ticket_footer, s.name_en
        FROM services s JOIN centres c ON c.id = s.centre_id
        WHERE s.centre_id = :centre_id AND s.code = :code"""
 )
@@ -93,6 +93,7 @@ class _Service(NamedTuple):
     agency: str | None
     centre_name: str
     ticket_footer: str | None
+    name_en: str | None = None
 
 
 def _service(conn: Connection, centre_id: int, code: str) -> _Service:
@@ -251,12 +252,14 @@ class QueueEngine:
         priority: str | None = None,
         request_id: str | None = None,
         public_base: str = "",
+        lang: str = "vi",
     ) -> dict:
         """Give the next number of ``service`` (numbers restart each business day).
 
         At a kiosk with a printing agent the ticket gets a print job, addressed to that
         agent in the same change; ``public_base`` is the start of the status page's
-        address printed in the ticket's QR code."""
+        address printed in the ticket's QR code. A ticket taken in English (``lang``
+        "en") has its status page open in English and prints its service in both."""
         if priority is not None and priority not in PRIORITIES:
             raise QueueError(
                 "bad_request", "unknown_priority", value=priority, allowed=", ".join(PRIORITIES)
@@ -307,7 +310,7 @@ class QueueEngine:
                 "ticket": view,
                 "ahead": ahead,
                 "estimated_wait_s": estimates.estimate_wait_s(ahead, svc.avg_service_s, *serving),
-                "status_path": f"/t/{ticket['public_key']}",
+                "status_path": f"/t/{ticket['public_key']}" + ("?lang=en" if lang == "en" else ""),
                 "print": None,
             }
             body = {"ticket": view}
@@ -315,7 +318,7 @@ class QueueEngine:
                 job = printing.print_job(
                     tx,
                     actor,
-                    _ticket_face(svc, ticket, answer, public_base),
+                    _ticket_face(svc, ticket, answer, public_base, lang),
                     ticket["id"],
                     svc.timezone,
                     self.print_deadline_s,
@@ -774,9 +777,10 @@ class QueueEngine:
         return self._write(actor, request_id, op, "rate")
 
 
-def _ticket_face(svc: _Service, ticket: dict, answer: dict, base: str) -> dict:
-    """What a printed ticket shows (hardware/ticket.py's TicketFace)."""
-    return {
+def _ticket_face(svc: _Service, ticket: dict, answer: dict, base: str, lang: str = "vi") -> dict:
+    """What a printed ticket shows (hardware/ticket.py's TicketFace); taken in English
+    (``lang``), it gives the service's English name too."""
+    face = {
         "centre": svc.centre_name,
         "number": ticket["number"],
         "service": svc.name,
@@ -789,3 +793,6 @@ def _ticket_face(svc: _Service, ticket: dict, answer: dict, base: str) -> dict:
         "priority": PRIORITIES[ticket["priority"]][0] if ticket["priority"] else None,
         "footer": svc.ticket_footer or "",
     }
+    if lang == "en" and svc.name_en:
+        face["service_en"] = svc.name_en
+    return face

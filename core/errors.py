@@ -25,28 +25,28 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Dữ liệu gửi lên phải là một đối tượng JSON.",
         "The payload must be a JSON object.",
     ),
-    "missing_field": ("Thiếu trường bắt buộc «{field}».", "Required field '{field}' is missing."),
-    "unknown_field": ("Trường «{field}» không được hỗ trợ.", "Field '{field}' is not supported."),
+    "missing_field": ("Thiếu trường bắt buộc “{field}”.", "Required field '{field}' is missing."),
+    "unknown_field": ("Trường “{field}” không được hỗ trợ.", "Field '{field}' is not supported."),
     "wrong_type": (
-        "Trường «{field}» phải là {expected}.",
+        "Trường “{field}” phải là {expected}.",
         "Field '{field}' must be {expected}.",
     ),
-    "bad_value": ("Giá trị của «{field}» không hợp lệ: {why}", "Invalid '{field}': {why}"),
+    "bad_value": ("Giá trị của “{field}” không hợp lệ: {why}", "Invalid '{field}': {why}"),
     "unknown_service": (
-        "Không có lĩnh vực «{service}» tại trung tâm này.",
+        "Không có lĩnh vực “{service}” tại trung tâm này.",
         "There is no service '{service}' at this centre.",
     ),
     "service_inactive": (
-        "Lĩnh vực «{service}» đang tạm ngừng nhận hồ sơ.",
+        "Lĩnh vực “{service}” đang tạm dừng nhận hồ sơ.",
         "Service '{service}' is not taking tickets now.",
     ),
     "unknown_priority": (
-        "Đối tượng ưu tiên «{value}» không hợp lệ. Chọn: {allowed}.",
+        "Đối tượng ưu tiên “{value}” không hợp lệ. Chọn: {allowed}.",
         "Unknown priority '{value}'. Choose one of: {allowed}.",
     ),
     "unknown_ticket": ("Không tìm thấy phiếu số này.", "No such ticket."),
     "unknown_dossier": (
-        "Không có hồ sơ «{dossier}» tại trung tâm này.",
+        "Không có hồ sơ “{dossier}” tại trung tâm này.",
         "There is no dossier '{dossier}' at this centre.",
     ),
     "unknown_print_job": (
@@ -122,7 +122,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Ticket {number} is not at this counter.",
     ),
     "ticket_wrong_status": (
-        "Không thể thực hiện với số {number} ở trạng thái «{status}».",
+        "Không thể thực hiện với số {number} ở trạng thái “{status}”.",
         "Ticket {number} cannot do that in status '{status}'.",
     ),
     "service_not_at_counter": (
@@ -134,7 +134,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Ticket {number} is already there.",
     ),
     "transfer_target": (
-        "Chuyển phiếu cần đúng một trong hai: «service» hoặc «counter».",
+        "Chuyển phiếu cần đúng một trong hai: “service” hoặc “counter”.",
         "A transfer needs exactly one of 'service' or 'counter'.",
     ),
     "already_rated": (
@@ -158,7 +158,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The time to rate ticket {number} has passed.",
     ),
     "auth_missing": (
-        "Thiếu thông tin xác thực: hãy gửi «token».",
+        "Thiếu thông tin xác thực: hãy gửi “token”.",
         "Missing credentials: send 'token'.",
     ),
     "auth_invalid": (
@@ -170,7 +170,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The session has expired. Log in again.",
     ),
     "auth_counter_missing": (
-        "Hãy cho biết số quầy («counter»).",
+        "Hãy cho biết số quầy (“counter”).",
         "Say which counter to operate ('counter').",
     ),
     "auth_counter_forbidden": (
@@ -182,7 +182,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "This account may not {what}.",
     ),
     "unknown_centre": (
-        "Không có trung tâm mã «{centre}».",
+        "Không có trung tâm mã “{centre}”.",
         "There is no centre with code '{centre}'.",
     ),
     "login_failed": (
@@ -198,10 +198,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Too many requests. Try again in a moment.",
     ),
     "read_only_role": (
-        "Thiết bị này chỉ nhận thông tin, không gửi được lệnh «{event}».",
+        "Thiết bị này chỉ nhận thông tin, không gửi được lệnh “{event}”.",
         "This device only listens; it cannot send '{event}'.",
     ),
-    "unknown_event": ("Sự kiện «{event}» không được hỗ trợ.", "Unknown event '{event}'."),
+    "unknown_event": ("Sự kiện “{event}” không được hỗ trợ.", "Unknown event '{event}'."),
     "unavailable": (
         "Hệ thống tạm thời không lưu được dữ liệu. Hãy thử lại.",
         "The system could not save the change. Please try again.",

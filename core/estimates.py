@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
@@ -19,10 +20,22 @@ SERVICE_TIME_BOUNDS = (30.0, 7200.0)  # a visit shorter or longer counts as thes
 _q, _c, _cs = m.queue_counts, m.counters, m.counter_services
 
 
-def estimate_wait_s(ahead: int, avg_service_s: float, open_counters: int, all_counters: int) -> int:
+class Serving(NamedTuple):
+    """The counters assigned to a service: open, all, and paused (on a break: they serve
+    the queue again when it ends, so the service stays open to new tickets)."""
+
+    open: int
+    all: int
+    paused: int = 0
+
+
+def estimate_wait_s(
+    ahead: int, avg_service_s: float, open_counters: int, all_counters: int, paused: int = 0
+) -> int:
     """People ahead times the recent average service time, shared by the open counters
-    serving the service (or by all assigned counters while none is open yet)."""
-    servers = open_counters or all_counters or 1
+    serving the service (by those on a break while none is open, or by all assigned
+    counters while none is open yet)."""
+    servers = open_counters or paused or all_counters or 1
     return int(math.ceil(ahead * avg_service_s / servers))
 
 
@@ -50,7 +63,8 @@ _COUNT_WAITING = Raw(
        RETURNING waiting, waiting_priority"""
 )
 _SERVING_ONE = Raw(
-    """SELECT COALESCE(SUM(CASE WHEN c.status = 'open' THEN 1 ELSE 0 END), 0), COUNT(*)
+    """SELECT COALESCE(SUM(CASE WHEN c.status = 'open' THEN 1 ELSE 0 END), 0), COUNT(*),
+              COALESCE(SUM(CASE WHEN c.status = 'paused' THEN 1 ELSE 0 END), 0)
        FROM counter_services cs JOIN counters c ON c.id = cs.counter_id
        WHERE cs.service_id = :service_id"""
 )
@@ -70,10 +84,10 @@ def count_waiting(conn: Connection, service_id: int, day, delta: int, priority: 
     )
 
 
-def counters_serving_one(conn: Connection, service_id: int) -> tuple[int, int]:
-    """(open counters serving the service, counters assigned to it)."""
-    n_open, n_all = _SERVING_ONE.one(conn, {"service_id": service_id})
-    return int(n_open), int(n_all)
+def counters_serving_one(conn: Connection, service_id: int) -> Serving:
+    """The counters serving the service: open, assigned, paused."""
+    n_open, n_all, n_paused = _SERVING_ONE.one(conn, {"service_id": service_id})
+    return Serving(int(n_open), int(n_all), int(n_paused))
 
 
 _WAITING_COUNTS = sa.select(_q.c.service_id, _q.c.waiting).where(
@@ -87,19 +101,22 @@ def waiting_counts(conn: Connection, day, service_ids: Iterable[int]) -> dict:
     return dict(conn.execute(_WAITING_COUNTS, {"day": day, "ids": list(service_ids)}).all())
 
 
-def counters_serving(conn: Connection, service_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
-    """service_id -> (open counters serving it, counters assigned to it)."""
+def counters_serving(conn: Connection, service_ids: Iterable[int]) -> dict[int, Serving]:
+    """service_id -> the counters serving it (open, assigned, paused)."""
     return {sid: counters_serving_one(conn, sid) for sid in service_ids}
 
 
-def summary(code: str, waiting: int, avg_service_s: float, serving: tuple[int, int]) -> dict:
-    """A service's state as devices see it (the protocol's service summary)."""
-    n_open, n_all = serving
+def summary(code: str, waiting: int, avg_service_s: float, serving: tuple) -> dict:
+    """A service's state as devices see it (the protocol's service summary). A service
+    whose counters are all paused stays ``open`` (its queue is served after the break)
+    and says it is ``on_break``."""
+    s = Serving(*serving)
     return {
         "code": code,
         "waiting": waiting,
-        "estimated_wait_s": estimate_wait_s(waiting, avg_service_s, n_open, n_all),
-        "open": n_open > 0,
+        "estimated_wait_s": estimate_wait_s(waiting, avg_service_s, *s),
+        "open": s.open + s.paused > 0,
+        "on_break": s.open == 0 and s.paused > 0,
     }
 
 
@@ -110,7 +127,7 @@ def summaries(conn: Connection, services: Iterable[Row], day) -> list[dict]:
     waiting = waiting_counts(conn, day, ids)
     serving = counters_serving(conn, ids)
     return [
-        summary(s.code, waiting.get(s.id, 0), s.avg_service_s, serving.get(s.id, (0, 0)))
+        summary(s.code, waiting.get(s.id, 0), s.avg_service_s, serving.get(s.id, Serving(0, 0)))
         for s in services
     ]
 

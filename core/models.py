@@ -54,6 +54,7 @@ centres = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("code", sa.String(32), nullable=False, unique=True),
     sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("name_en", sa.String(255)),  # the name in English (null: pages use ``name``)
     sa.Column("timezone", sa.String(64), nullable=False),
     # The centre's change sequence: advanced in the transaction of every change.
     sa.Column("seq", sa.BigInteger, nullable=False, server_default="0"),
@@ -80,6 +81,9 @@ services = sa.Table(
     sa.Column("code", sa.String(32), nullable=False),
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("agency", sa.String(255), nullable=False),
+    # Both in English, for pages in English and tickets taken in English (null: Vietnamese).
+    sa.Column("name_en", sa.String(255)),
+    sa.Column("agency_en", sa.String(255)),
     sa.Column("prefix", sa.String(4), nullable=False),
     sa.Column("start", sa.Integer, nullable=False, server_default="1"),
     # Moving average of recent service times, a cache rebuilt by every finish.

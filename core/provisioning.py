@@ -101,6 +101,7 @@ _SPEC: dict[str, dict[str, tuple[type, bool]]] = {
     "centre": {
         "code": (str, True),
         "name": (str, True),
+        "name_en": (str, False),
         "timezone": (str, False),
         "ticket_footer": (str, False),
         "rating_reasons": (list, False),
@@ -113,7 +114,9 @@ _SPEC: dict[str, dict[str, tuple[type, bool]]] = {
     "services": {
         "code": (str, True),
         "name": (str, True),
+        "name_en": (str, False),
         "agency": (str, True),
+        "agency_en": (str, False),
         "prefix": (str, True),
         "start": (int, False),
         "service_minutes": (int, False),
@@ -170,7 +173,7 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
 
     for name in data:
         if name not in _SPEC:
-            raise ProvisioningError(path, loc.line(name) or loc.line(name, 0), f"mục lạ «{name}»")
+            raise ProvisioningError(path, loc.line(name) or loc.line(name, 0), f"mục lạ “{name}”")
     if "centre" not in data or not isinstance(data["centre"], dict):
         raise ProvisioningError(path, None, "thiếu mục [centre]")
 
@@ -178,16 +181,16 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
         spec = _SPEC[table]
         for key in entry:
             if key not in spec:
-                fail(table, index, key, f"[{table}] có khóa lạ «{key}»")
+                fail(table, index, key, f"[{table}] có khóa lạ “{key}”")
         for key, (typ, required) in spec.items():
             if key not in entry:
                 if required:
-                    fail(table, index, None, f"[{table}] thiếu khóa «{key}»")
+                    fail(table, index, None, f"[{table}] thiếu khóa “{key}”")
                 continue
             value = entry[key]
             ok = isinstance(value, typ) and not (typ is int and isinstance(value, bool))
             if not ok or (typ is str and not value.strip()):
-                fail(table, index, key, f"«{key}» phải là {typ.__name__} không rỗng")
+                fail(table, index, key, f"“{key}” phải là {typ.__name__} không rỗng")
 
     check_fields("centre", None, data["centre"])
     _check_rating(data["centre"], lambda key, what: fail("centre", None, key, what))
@@ -195,30 +198,30 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
-        fail("centre", None, "timezone", f"múi giờ không tồn tại: «{tz}»")
+        fail("centre", None, "timezone", f"múi giờ không tồn tại: “{tz}”")
     if data["centre"].get("board_layout", "auto") not in BOARD_LAYOUTS:
-        fail("centre", None, "board_layout", f"«board_layout» phải là {', '.join(BOARD_LAYOUTS)}")
+        fail("centre", None, "board_layout", f"“board_layout” phải là {', '.join(BOARD_LAYOUTS)}")
     if data["centre"].get("announce_form", "digits") not in ANNOUNCE_FORMS:
-        fail("centre", None, "announce_form", "«announce_form» phải là digits hoặc number")
+        fail("centre", None, "announce_form", "“announce_form” phải là digits hoặc number")
     if not 0 <= data["centre"].get("announce_repeats", 1) <= 3:
-        fail("centre", None, "announce_repeats", "«announce_repeats» phải từ 0 đến 3")
+        fail("centre", None, "announce_repeats", "“announce_repeats” phải từ 0 đến 3")
 
     for table in ("services", "counters", "staff", "devices"):
         entries = data.get(table, [])
         if not isinstance(entries, list):
-            raise ProvisioningError(path, loc.line(table), f"«{table}» phải là [[{table}]]")
+            raise ProvisioningError(path, loc.line(table), f"“{table}” phải là [[{table}]]")
         for i, entry in enumerate(entries):
             check_fields(table, i, entry)
 
     codes: set[str] = set()
     for i, s in enumerate(data.get("services", [])):
         if s["code"] in codes:
-            fail("services", i, "code", f"mã lĩnh vực «{s['code']}» bị trùng")
+            fail("services", i, "code", f"mã lĩnh vực “{s['code']}” bị trùng")
         codes.add(s["code"])
         if not re.fullmatch(r"[A-Z]{1,4}", s["prefix"]):
-            fail("services", i, "prefix", "«prefix» phải là 1-4 chữ cái in hoa không dấu")
+            fail("services", i, "prefix", "“prefix” phải là 1-4 chữ cái in hoa không dấu")
         if not 0 <= s.get("start", 1) <= 9999:
-            fail("services", i, "start", "«start» phải từ 0 đến 9999")
+            fail("services", i, "start", "“start” phải từ 0 đến 9999")
     numbers: set[int] = set()
     for i, c in enumerate(data.get("counters", [])):
         if c["number"] in numbers or c["number"] < 1:
@@ -226,16 +229,16 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
         numbers.add(c["number"])
         for code in c["services"]:
             if code not in codes:
-                fail("counters", i, "services", f"quầy {c['number']}: không có lĩnh vực «{code}»")
+                fail("counters", i, "services", f"quầy {c['number']}: không có lĩnh vực “{code}”")
     usernames: set[str] = set()
     own = data["centre"]["code"]
     for i, st in enumerate(data.get("staff", [])):
         if st["username"] in usernames:
-            fail("staff", i, "username", f"tên đăng nhập «{st['username']}» bị trùng")
+            fail("staff", i, "username", f"tên đăng nhập “{st['username']}” bị trùng")
         usernames.add(st["username"])
         st["_line"] = loc.line("staff", i, "username")
         if st["role"] not in STAFF_ROLES:
-            fail("staff", i, "role", f"«role» phải là một trong: {', '.join(STAFF_ROLES)}")
+            fail("staff", i, "role", f"“role” phải là một trong: {', '.join(STAFF_ROLES)}")
         if st.get("home", own) != own:
             for key in ("password", "full_name", "photo"):
                 if key in st:
@@ -243,12 +246,12 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
                         "staff",
                         i,
                         key,
-                        f"cán bộ mượn từ trung tâm «{st['home']}»: «{key}» do trung tâm đó quản lý",
+                        f"cán bộ mượn từ trung tâm “{st['home']}”: “{key}” do trung tâm đó quản lý",
                     )
             continue
         for key in ("password", "full_name"):
             if key not in st:
-                fail("staff", i, None, f"[staff] thiếu khóa «{key}»")
+                fail("staff", i, None, f"[staff] thiếu khóa “{key}”")
         if len(st["password"]) < 8:
             fail("staff", i, "password", "mật khẩu phải có ít nhất 8 ký tự")
         for n in st.get("counters", []):
@@ -258,12 +261,12 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
             try:
                 st["_photo"] = read_photo(Path(path).parent / st["photo"])
             except ValueError as e:
-                fail("staff", i, "photo", f"ảnh «{st['photo']}»: {e}")
+                fail("staff", i, "photo", f"ảnh “{st['photo']}”: {e}")
     names: set[str] = set()
     tokens: set[str] = set()
     for i, d in enumerate(data.get("devices", [])):
         if d["name"] in names:
-            fail("devices", i, "name", f"tên thiết bị «{d['name']}» bị trùng")
+            fail("devices", i, "name", f"tên thiết bị “{d['name']}” bị trùng")
         names.add(d["name"])
         if d["token"] in tokens or len(d["token"]) < 16:
             fail(
@@ -271,9 +274,9 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
             )
         tokens.add(d["token"])
         if d["kind"] not in DEVICE_KINDS:
-            fail("devices", i, "kind", f"«kind» phải là một trong: {', '.join(DEVICE_KINDS)}")
+            fail("devices", i, "kind", f"“kind” phải là một trong: {', '.join(DEVICE_KINDS)}")
         if d["kind"] == "rating" and d.get("counter") not in numbers:
-            fail("devices", i, "counter", "máy đánh giá cần «counter» là một quầy có thật")
+            fail("devices", i, "counter", "máy đánh giá cần “counter” là một quầy có thật")
         for n in d.get("counters", []):
             if n not in numbers:
                 fail("devices", i, "counters", f"không có quầy số {n}")
@@ -284,9 +287,9 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
             fail("devices", i, "kiosks", 'chỉ máy trạm phần cứng (kind = "agent") in cho kiosk')
         for name in d.get("kiosks", []):
             if kinds.get(name) != "kiosk":
-                fail("devices", i, "kiosks", f"không có kiosk «{name}» trong tệp")
+                fail("devices", i, "kiosks", f"không có kiosk “{name}” trong tệp")
             if name in printed:
-                fail("devices", i, "kiosks", f"kiosk «{name}» đã được một máy trạm khác in")
+                fail("devices", i, "kiosks", f"kiosk “{name}” đã được một máy trạm khác in")
             printed.add(name)
 
 
@@ -294,19 +297,19 @@ def _check_rating(c: dict, fail) -> None:
     reasons = c.get("rating_reasons")
     if reasons is not None:
         if not 1 <= len(reasons) <= MAX_REASONS:
-            fail("rating_reasons", f"«rating_reasons» cần từ 1 đến {MAX_REASONS} lý do")
+            fail("rating_reasons", f"“rating_reasons” cần từ 1 đến {MAX_REASONS} lý do")
         for r in reasons:
             if not isinstance(r, str) or not clean_text(r):
                 fail("rating_reasons", "mỗi lý do phải là một chuỗi không rỗng")
             if len(clean_text(r)) > REASON_MAX_LEN:
-                fail("rating_reasons", f"lý do dài quá {REASON_MAX_LEN} ký tự: «{r[:40]}…»")
+                fail("rating_reasons", f"lý do dài quá {REASON_MAX_LEN} ký tự: “{r[:40]}…”")
         cleaned = [clean_text(r) for r in reasons]
         if len(set(cleaned)) != len(cleaned):
-            fail("rating_reasons", "«rating_reasons» có lý do bị trùng")
+            fail("rating_reasons", "“rating_reasons” có lý do bị trùng")
         c["rating_reasons"] = cleaned
     low, high = TIMEOUT_RANGE
     if not low <= c.get("rating_timeout_s", DEFAULT_TIMEOUT_S) <= high:
-        fail("rating_timeout_s", f"«rating_timeout_s» phải từ {low} đến {high} giây")
+        fail("rating_timeout_s", f"“rating_timeout_s” phải từ {low} đến {high} giây")
 
 
 PHOTO_MAX_BYTES = 10 * 1024 * 1024
@@ -396,6 +399,7 @@ def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
         {"code": c["code"]},
         {
             "name": c["name"],
+            "name_en": c.get("name_en"),
             "timezone": c.get("timezone", "Asia/Ho_Chi_Minh"),
             "ticket_footer": c.get("ticket_footer"),
             "rating_reasons": c.get("rating_reasons"),
@@ -413,7 +417,9 @@ def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
     for s in data.get("services", []):
         values = {
             "name": s["name"],
+            "name_en": s.get("name_en"),
             "agency": s["agency"],
+            "agency_en": s.get("agency_en"),
             "prefix": s["prefix"],
             "start": s.get("start", 1),
             "active": s.get("active", True),
@@ -523,14 +529,14 @@ def _apply_staff(conn, data: dict, centre_id: int, counter_ids: dict, summary: S
         label = f"staff {st['username']}"
         if home != own:
             if existing is None or codes.get(existing.centre_id) != home:
-                fail(st, f"trung tâm «{home}» không có cán bộ «{st['username']}» để cho mượn")
+                fail(st, f"trung tâm “{home}” không có cán bộ “{st['username']}” để cho mượn")
             staff_id = existing.id
         else:
             if existing is not None and existing.centre_id != centre_id:
                 other = codes[existing.centre_id]
                 fail(
                     st,
-                    f"tên đăng nhập «{st['username']}» đã thuộc trung tâm «{other}»: hãy đặt "
+                    f"tên đăng nhập “{st['username']}” đã thuộc trung tâm “{other}”: hãy đặt "
                     f'tên khác, hoặc ghi home = "{other}" để mượn cán bộ này',
                 )
             photo = st.get("_photo")

@@ -84,14 +84,14 @@ def check_reasons(reasons: list[str] | None, score: int, offered: list[str]) -> 
     if score != LOW:
         raise _bad(
             "reasons",
-            "chỉ chọn lý do khi «Không hài lòng» (score = 1)",
+            "chỉ chọn lý do khi “Không hài lòng” (score = 1)",
             "reasons go only with 'not satisfied' (score = 1)",
         )
     unknown = sorted(picked - set(offered))
     if unknown:
         raise _bad(
             "reasons",
-            f"trung tâm không có lý do «{unknown[0][:REASON_MAX_LEN]}»",
+            f"trung tâm không có lý do “{unknown[0][:REASON_MAX_LEN]}”",
             f"the centre offers no reason '{unknown[0][:REASON_MAX_LEN]}'",
         )
     return [r for r in offered if r in picked]

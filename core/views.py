@@ -37,6 +37,8 @@ TICKET_DETAIL = (
         _t,
         _s.c.code.label("service_code"),
         _s.c.name.label("service_name"),
+        _s.c.name_en.label("service_name_en"),
+        _s.c.agency_en,
         _s.c.avg_service_s,
         _served_by.c.number.label("counter_number"),
         _target.c.number.label("target_number"),
@@ -86,7 +88,9 @@ def centre(conn: Connection, centre_id: int) -> Row:
 
 def centres(conn: Connection) -> list[dict]:
     """Every centre of the installation (the start page lists them)."""
-    q = sa.select(m.centres.c.code, m.centres.c.name).order_by(m.centres.c.name)
+    q = sa.select(m.centres.c.code, m.centres.c.name, m.centres.c.name_en).order_by(
+        m.centres.c.name
+    )
     return [dict(r._mapping) for r in conn.execute(q)]
 
 
@@ -144,9 +148,20 @@ def kiosk_snapshot(conn: Connection, centre_id: int) -> dict:
     return {
         "protocol": PROTOCOL,
         "seq": ctr.seq,
-        "centre": {"code": ctr.code, "name": ctr.name, "timezone": ctr.timezone},
+        "centre": {
+            "code": ctr.code,
+            "name": ctr.name,
+            "name_en": ctr.name_en,
+            "timezone": ctr.timezone,
+        },
         "services": [
-            {"name": s.name, "agency": s.agency, **summary}
+            {
+                "name": s.name,
+                "name_en": s.name_en,
+                "agency": s.agency,
+                "agency_en": s.agency_en,
+                **summary,
+            }
             for s, summary in zip(rows, summaries, strict=True)
         ],
     }
@@ -357,6 +372,17 @@ def staff_ratings(conn: Connection, staff_id: int) -> dict:
     return out
 
 
+def calling(recent_calls: list[dict], counters: list[dict]) -> dict | None:
+    """What a board shows as being called now: the newest of its recent calls whose
+    ticket is still its counter's current one (a no-show, a finish or a transfer ends
+    it), or None. ``counters``: as the snapshot lists them."""
+    current = {c["number"]: (c["current"] or {}).get("number") for c in counters}
+    for call in recent_calls:
+        if current.get(call["counter"]["number"]) == call["ticket"]["number"]:
+            return call
+    return None
+
+
 def display_snapshot(conn: Connection, centre_id: int, counter_ids=None) -> dict:
     """A board: its counters (all, or those it is bound to) with their current tickets,
     today's latest calls there, and the waiting counts of the services they serve."""
@@ -394,6 +420,18 @@ def display_snapshot(conn: Connection, centre_id: int, counter_ids=None) -> dict
     service_ids = counter_service_ids(conn, shown_ids) if counter_ids else None
     rows = services(conn, centre_id, service_ids, active_only=True)
     waiting = estimates.waiting_counts(conn, day, [s.id for s in rows])
+    shown = [
+        {
+            "number": c.number,
+            "name": c.name,
+            "status": c.status,
+            "current": {"number": current[c.id].number, "service": current[c.id].service_code}
+            if c.id in current
+            else None,
+        }
+        for c in counters
+    ]
+    recent = [public_event(d, seq) for seq, d in calls]
     layout = ctr.board_layout
     if layout not in ("hall", "office"):
         layout = "office" if len(counters) <= OFFICE_MAX_COUNTERS else "hall"
@@ -411,21 +449,9 @@ def display_snapshot(conn: Connection, centre_id: int, counter_ids=None) -> dict
             "announce": {"form": ctr.announce_form, "repeats": ctr.announce_repeats},
         },
         "service_names": {s.code: s.name for s in services(conn, centre_id)},
-        "counters": [
-            {
-                "number": c.number,
-                "name": c.name,
-                "status": c.status,
-                "current": {
-                    "number": current[c.id].number,
-                    "service": current[c.id].service_code,
-                }
-                if c.id in current
-                else None,
-            }
-            for c in counters
-        ],
-        "recent_calls": [public_event(d, seq) for seq, d in calls],
+        "counters": shown,
+        "recent_calls": recent,
+        "calling": calling(recent, shown),
         "waiting": {s.code: waiting.get(s.id, 0) for s in rows},
     }
 
@@ -509,20 +535,25 @@ def ticket_status(
         return None
     ctr = centre(conn, ticket.centre_id)
     ahead = wait = None
+    on_break = False
     if ticket.status in WAITING:
         ahead = estimates.people_ahead(conn, ticket)
-        n_open, n_all = estimates.counters_serving(conn, [ticket.service_id]).get(
-            ticket.service_id, (0, 0)
+        serving = estimates.counters_serving(conn, [ticket.service_id]).get(
+            ticket.service_id, estimates.Serving(0, 0)
         )
-        wait = estimates.estimate_wait_s(ahead, ticket.avg_service_s, n_open, n_all)
+        wait = estimates.estimate_wait_s(ahead, ticket.avg_service_s, *serving)
+        on_break = serving.open == 0 and serving.paused > 0
     return {
         "protocol": PROTOCOL,
         "seq": ctr.seq,
-        "centre": {"code": ctr.code, "name": ctr.name},
+        "centre": {"code": ctr.code, "name": ctr.name, "name_en": ctr.name_en},
         "ticket": ticket_view(ticket._mapping, ctr.timezone),
+        # The ticket's service in English (null: none configured), for the page in English.
+        "service_en": {"name": ticket.service_name_en, "agency": ticket.agency_en},
         "rating": _ticket_rating(conn, ticket, ctr, rating_window),
         "ahead": ahead,
         "estimated_wait_s": wait,
+        "on_break": on_break,
         "checked_at": iso(datetime.now(UTC), ctr.timezone),
     }
 

@@ -129,7 +129,7 @@ COUNTER_STRINGS = {
     "action_pause": N_("Tạm dừng"),
     "action_close": N_("Đóng quầy"),
     "resume": N_("Tiếp tục phục vụ"),
-    "no_current": N_("Chưa có công dân. Bấm «Gọi tiếp» để mời số tiếp theo."),
+    "no_current": N_("Chưa có công dân. Bấm “Gọi tiếp” để mời số tiếp theo."),
     "ticket_called": N_("Đang mời, chờ công dân đến quầy"),
     "ticket_serving": N_("Đang phục vụ"),
     "waited": N_("Đã chờ"),

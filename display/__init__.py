@@ -14,7 +14,7 @@ from core import views
 from gateway.api import access
 from gateway.bundle import RoleBundle
 from gateway.doors import BoardDoor, Client
-from gateway.web import N_
+from gateway.web import DEVICE_PAGE_STRINGS, N_
 
 bp = Blueprint(
     "display",
@@ -46,15 +46,18 @@ class DisplayDoor(BoardDoor):
 
 # The board's words (rendered into the page in both languages).
 BOARD_STRINGS = {
+    **DEVICE_PAGE_STRINGS,
     "now_calling": N_("Mời công dân có số"),
     "to_counter": N_("đến quầy số {n}"),
     "recent_calls": N_("Số vừa gọi"),
     "no_calls": N_("Chưa có số nào được gọi"),
+    "no_earlier_calls": N_("Chưa có số nào khác"),
+    "none_calling": N_("Hiện không có số nào đang được mời"),
     "counter": N_("Quầy"),
     "waiting": N_("Số người đang chờ"),
     "waiting_none": N_("Không có lĩnh vực nào"),
     "status_open": N_("Sẵn sàng"),
-    "status_paused": N_("Tạm ngừng"),
+    "status_paused": N_("Tạm dừng"),
     "status_closed": N_("Quầy đóng"),
     "recall": N_("Gọi lại"),
     "connecting": N_("Đang kết nối…"),

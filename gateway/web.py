@@ -70,6 +70,18 @@ COMMON_STRINGS = {
     "reconnecting": N_("Đang kết nối lại…"),
     "server_trouble": N_("Máy chủ đang gặp sự cố. Hãy thử lại sau giây lát."),
 }
+# What a device page (kiosk, board, tablet) says when the server refused its token
+# (gateway/static/motcua.js tokenRefusal); each of those pages adds them to its words.
+DEVICE_PAGE_STRINGS = {
+    "token_wrong": N_("Mã thiết bị không đúng. Vui lòng báo cán bộ kỹ thuật."),
+    "token_wrong_hint": N_(
+        "Cán bộ kỹ thuật: kiểm tra lại mã trong địa chỉ …/?token=…, hoặc mã đã bị thu hồi."
+    ),
+    "token_kept": N_(
+        "Cán bộ kỹ thuật: mã trong địa chỉ không đúng; mã đã lưu trước đó vẫn được giữ. "
+        "Mở lại trang không kèm mã để dùng mã đã lưu."
+    ),
+}
 
 
 def page_strings(strings: dict) -> Markup:

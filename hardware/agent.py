@@ -90,7 +90,7 @@ class BoardConfig:
     unit: int  # Modbus unit id, or the framed protocol's address
     register: int = 0
     baudrate: int = 9600
-    pause_text: str = "TAM NGUNG"
+    pause_text: str = "TAM DUNG"
     pause_value: int = 0
     blank_value: int = 0
 

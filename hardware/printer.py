@@ -456,7 +456,9 @@ class EscposPrinter(Printer):
 
 
 class PngPrinter(Printer):
-    """The demo's virtual printer: each ticket becomes ``ticket-<time>-<n>.png``."""
+    """The demo's virtual printer: each ticket becomes ``ticket-<date>-<time>-<number>-<n>.png``,
+    named by the centre's date and time of issue when the image carries them (``render``
+    puts them in ``image.info["ticket"]``), by this machine's clock otherwise."""
 
     _counter = itertools.count(1)
 
@@ -472,7 +474,7 @@ class PngPrinter(Printer):
         return VIRTUAL_OK
 
     def print_image(self, image: Image.Image) -> None:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        stamp = image.info.get("ticket") or datetime.now().strftime("%Y%m%d-%H%M%S")
         while True:
             path = self.directory / f"ticket-{stamp}-{next(self._counter):04d}.png"
             try:

@@ -30,6 +30,7 @@ __all__ = [
     "FontSet",
     "TicketFace",
     "draw_text_line",
+    "file_stem",
     "font_set",
     "preview_png",
     "render",
@@ -64,6 +65,9 @@ class TicketFace:
     status_url: str
     priority: str | None = None
     footer: str = ""
+    # The service's English name, printed under the Vietnamese one when the citizen took
+    # the ticket in English (None: Vietnamese only).
+    service_en: str | None = None
 
 
 @dataclass(frozen=True)
@@ -192,7 +196,7 @@ def wait_text(estimated_wait_s: int) -> str:
     The phrase after the colon is held together with no-break spaces (see ``_wrap``).
     """
     if estimated_wait_s <= 0:
-        phrase = "sắp đến lượt bạn"
+        phrase = "sắp đến lượt"
     else:
         minutes = math.ceil(estimated_wait_s / 60)
         hours, rest = divmod(minutes, 60)
@@ -203,11 +207,22 @@ def wait_text(estimated_wait_s: int) -> str:
     return "Thời gian chờ dự kiến: " + phrase.replace(" ", NBSP)
 
 
-def _issued_text(face: TicketFace) -> str:
+def _issued_local(face: TicketFace) -> datetime:
     if face.issued_at.tzinfo is None:
         raise ValueError("TicketFace.issued_at must be timezone-aware")
-    local = face.issued_at.astimezone(ZoneInfo(face.timezone))
-    return local.strftime("%d/%m/%Y %H:%M")
+    return face.issued_at.astimezone(ZoneInfo(face.timezone))
+
+
+def _issued_text(face: TicketFace) -> str:
+    return _issued_local(face).strftime("%d/%m/%Y %H:%M")
+
+
+def file_stem(face: TicketFace) -> str:
+    """A name for the ticket's file (the demo's PNG printer): the centre's date and time
+    of issue and the number, ``20261207-052301-A023``: the date the ticket says, not the
+    machine's (a centre at UTC+7 is a day ahead of UTC before 07:00)."""
+    number = "".join(ch for ch in _nfc(face.number) if ch.isalnum()) or "ticket"
+    return f"{_issued_local(face):%Y%m%d-%H%M%S}-{number}"
 
 
 class _Sheet:
@@ -304,7 +319,7 @@ def render(face: TicketFace, width: int = 576) -> Image.Image:
     s.space(10)
     s.rule()
     s.space(12)
-    s.text("SỐ THỨ TỰ CỦA BẠN", "regular", 24)
+    s.text("SỐ THỨ TỰ", "regular", 24)
     s.space(10)
     s.number(_nfc(face.number))
     s.space(16)
@@ -312,6 +327,9 @@ def render(face: TicketFace, width: int = 576) -> Image.Image:
         s.banner(f"Ưu tiên: {_nfc(face.priority)}", 26)
         s.space(12)
     s.text(_nfc(face.service), "bold", 32)
+    if face.service_en and _nfc(face.service_en) != _nfc(face.service):
+        s.space(2)
+        s.text(_nfc(face.service_en), "regular", 26)
     if face.agency:
         s.space(4)
         s.text(_nfc(face.agency), "regular", 26)
@@ -320,13 +338,13 @@ def render(face: TicketFace, width: int = 576) -> Image.Image:
     s.space(10)
     s.rule(1)
     s.space(10)
-    s.text(f"Số người đang chờ trước bạn: {max(0, face.ahead)}", "bold", 26)
+    s.text(f"Số người chờ trước Ông/Bà: {max(0, face.ahead)}", "bold", 26)
     s.space(4)
     s.text(wait_text(face.estimated_wait_s), "regular", 24)
     s.space(16)
     s.qr(_nfc(face.status_url))
     s.space(4)
-    s.text("Quét mã để theo dõi lượt của bạn", "regular", 22)
+    s.text("Quét mã để theo dõi lượt của Ông/Bà", "regular", 22)
     footer = _nfc(face.footer)
     if footer:
         s.space(10)
@@ -334,7 +352,9 @@ def render(face: TicketFace, width: int = 576) -> Image.Image:
         s.space(8)
         s.text(footer, "regular", 20)
     s.space(24)
-    return s.image()
+    image = s.image()
+    image.info["ticket"] = file_stem(face)  # not drawn: a name for a file printer
+    return image
 
 
 def sample_face(**changes) -> TicketFace:
@@ -343,7 +363,7 @@ def sample_face(**changes) -> TicketFace:
     from datetime import UTC
 
     face = TicketFace(
-        centre="Trung tâm Phục vụ hành chính công tỉnh Kiên Giang",
+        centre="Trung tâm Phục vụ hành chính công tỉnh An Giang",
         number="A023",
         service="Lý lịch tư pháp",
         agency="Sở Tư pháp",
@@ -353,7 +373,7 @@ def sample_face(**changes) -> TicketFace:
         estimated_wait_s=1260,
         status_url="http://192.168.1.10:8080/t/k3J9xQ2mPz",
         priority="Người cao tuổi",
-        footer="Vui lòng giữ phiếu đến khi được phục vụ.\nĐường dây nóng: 0297 3 862 135",
+        footer="Vui lòng giữ phiếu đến khi được phục vụ.\nĐịa chỉ: phường Rạch Giá, tỉnh An Giang",
     )
     return replace(face, **changes)
 

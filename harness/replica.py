@@ -60,6 +60,16 @@ class KioskReplica(Replica):
                 s.update(summary)
 
 
+def calling(recent_calls: list, counters: list) -> dict | None:
+    """The board's "now calling": the newest recent call whose ticket is still its
+    counter's current one, or None (docs/protocol.md 8.3, ``calling``)."""
+    current = {c["number"]: (c["current"] or {}).get("number") for c in counters}
+    for call in recent_calls:
+        if current.get(call["counter"]["number"]) == call["ticket"]["number"]:
+            return call
+    return None
+
+
 class BoardReplica(Replica):
     """A display board (or an agent's view of its counters' boards)."""
 
@@ -69,6 +79,11 @@ class BoardReplica(Replica):
         return next((c for c in self.state["counters"] if c["number"] == number), None)
 
     def event(self, event):
+        self._event(event)
+        if "recent_calls" in self.state:  # a board (an agent has no "now calling")
+            self.state["calling"] = calling(self.state["recent_calls"], self.state["counters"])
+
+    def _event(self, event):
         kind = event["kind"]
         if kind.startswith("counter_"):
             c = self._counter(event["counter"]["number"])

@@ -16,7 +16,7 @@ from core.validation import REQUEST_ID, Field
 from gateway.api import access
 from gateway.bundle import RoleBundle
 from gateway.doors import Client, Door
-from gateway.web import N_
+from gateway.web import DEVICE_PAGE_STRINGS, N_
 
 bp = Blueprint(
     "kiosk",
@@ -34,6 +34,7 @@ class KioskDoor(Door):
             {
                 "service": Field(str, required=True, max_len=32),
                 "priority": Field(str, max_len=32, nullable=True),
+                "lang": Field(str, max_len=8, nullable=True),
                 "request_id": REQUEST_ID,
             },
             "issue",
@@ -49,9 +50,22 @@ class KioskDoor(Door):
     def snapshot(self, client: Client) -> dict:
         return self.read(views.kiosk_snapshot, client.actor.centre_id)
 
-    def issue(self, client: Client, service: str, priority: str | None, request_id: str | None):
+    def issue(
+        self,
+        client: Client,
+        service: str,
+        priority: str | None,
+        request_id: str | None,
+        lang: str | None = None,
+    ):
+        if lang not in (None, "vi", "en"):
+            raise QueueError(
+                "bad_request", "bad_value", field="lang", why=("vi hoặc en", "vi or en")
+            )
         base = public_base(self.ctx, client.base_url)
-        result = self.ctx.engine.issue_ticket(client.actor, service, priority, request_id, base)
+        result = self.ctx.engine.issue_ticket(
+            client.actor, service, priority, request_id, base, lang or "vi"
+        )
         out = {k: v for k, v in result.items() if k != "status_path"}
         out["status_url"] = base + result["status_path"]
         return out
@@ -74,8 +88,12 @@ STATUS_TEXT = {
 }
 STATUS_STRINGS = {
     **{f"status_{k}": v for k, v in STATUS_TEXT.items()},
-    "called_to": N_("Mời bạn đến quầy số {n}"),
-    "minutes": N_("{m} phút"),
+    "called_to": N_("Mời Ông/Bà đến quầy số {n}"),
+    "minutes": N_("khoảng {m} phút"),
+    "soon": N_("sắp đến lượt"),
+    "on_break": N_(
+        "Quầy đang tạm dừng. Ông/Bà vẫn giữ lượt và được phục vụ khi quầy làm việc lại."
+    ),
     "updated": N_("Cập nhật lúc {time}."),
     # Rating the visit here, when the counter's tablet did not get it.
     "rate_question": N_("Ông/Bà đánh giá thế nào về việc giải quyết thủ tục hôm nay?"),
@@ -156,33 +174,38 @@ class LookupLimit:
 
 # The kiosk page's words (its script switches language on a tap, without a reload).
 KIOSK_STRINGS = {
+    **DEVICE_PAGE_STRINGS,
     "title": N_("Lấy số thứ tự"),
-    "choose": N_("Chạm vào lĩnh vực bạn cần giải quyết"),
+    "choose": N_("Chạm vào lĩnh vực Ông/Bà cần giải quyết"),
     "waiting": N_("{n} người đang chờ"),
     "nobody_waiting": N_("Không có người chờ"),
     "wait_about": N_("Chờ khoảng {m} phút"),
-    "closed": N_("Chưa có quầy mở, tạm chưa nhận"),
+    "closed": N_("Chưa có quầy mở, tạm chưa nhận số"),
+    "on_break": N_("Quầy tạm dừng, vẫn nhận số"),
+    "on_break_ticket": N_(
+        "Quầy đang tạm dừng. Ông/Bà vẫn giữ lượt và được phục vụ khi quầy làm việc lại."
+    ),
     "priority_open": N_("Ưu tiên: người cao tuổi, người khuyết tật, phụ nữ mang thai…"),
-    "priority_title": N_("Bạn thuộc diện ưu tiên nào?"),
-    "priority_hint": N_("Cán bộ có thể đề nghị bạn xuất trình giấy tờ."),
+    "priority_title": N_("Ông/Bà thuộc diện ưu tiên nào?"),
+    "priority_hint": N_("Cán bộ có thể đề nghị Ông/Bà xuất trình giấy tờ."),
     "priority_none": N_("Không thuộc diện ưu tiên"),
     "priority_chosen": N_("Ưu tiên: {group}"),
     "priority_cancel": N_("Bỏ ưu tiên"),
     "back": N_("Quay lại"),
     "issuing": N_("Đang lấy số, vui lòng chờ…"),
-    "your_number": N_("Số thứ tự của bạn"),
-    "ahead": N_("Số người trước bạn"),
+    "your_number": N_("Số thứ tự của Ông/Bà"),
+    "ahead": N_("Số người trước Ông/Bà"),
     "estimated_wait": N_("Thời gian chờ dự kiến"),
     "about_minutes": N_("khoảng {m} phút"),
     "soon": N_("sắp đến lượt"),
-    "scan": N_("Quét mã để theo dõi lượt của bạn trên điện thoại"),
+    "scan": N_("Quét mã để theo dõi lượt của Ông/Bà trên điện thoại"),
     "printing": N_("Đang in phiếu…"),
-    "take_ticket": N_("Mời bạn nhận phiếu ở khe máy in."),
+    "take_ticket": N_("Mời Ông/Bà nhận phiếu ở khe máy in."),
     "print_failed": N_(
-        "Không in được phiếu, nhưng số của bạn vẫn có hiệu lực. "
-        "Hãy chụp ảnh màn hình này hoặc ghi lại số của bạn."
+        "Không in được phiếu, nhưng số của Ông/Bà vẫn có hiệu lực. "
+        "Hãy chụp ảnh màn hình này hoặc ghi lại số."
     ),
-    "watch_board": N_("Hãy theo dõi số của bạn trên màn hình và loa gọi."),
+    "watch_board": N_("Mời Ông/Bà theo dõi số trên màn hình và nghe loa gọi."),
     "done": N_("Xong"),
     "back_in": N_("Tự quay lại sau {s} giây"),
     "offline": N_("Mất kết nối với máy chủ. Máy đang tự kết nối lại, vui lòng chờ giây lát."),
@@ -218,8 +241,10 @@ def ticket_qr(key: str):
     if len(key) > 64 or ctx.read(views.ticket_follower, key) is None:
         abort(404)
     base = public_base(ctx, request.host_url)
+    # A ticket taken in English: its phone page opens in English too.
+    lang = "?lang=en" if request.args.get("lang") == "en" else ""
     out = io.BytesIO()
-    segno.make(f"{base}/t/{key}", error="m").save(out, kind="svg", scale=8, border=2)
+    segno.make(f"{base}/t/{key}{lang}", error="m").save(out, kind="svg", scale=8, border=2)
     return Response(
         out.getvalue(), mimetype="image/svg+xml", headers={"Cache-Control": "max-age=86400"}
     )

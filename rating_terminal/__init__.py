@@ -12,7 +12,7 @@ from core.validation import Field
 from gateway.api import access, device_endpoint
 from gateway.bundle import RoleBundle
 from gateway.doors import Client, Door, EngineOp
-from gateway.web import N_
+from gateway.web import DEVICE_PAGE_STRINGS, N_
 
 bp = Blueprint(
     "rating",
@@ -66,9 +66,10 @@ LEVEL_STRINGS = {
 for _reason in DEFAULT_REASONS:
     LEVEL_STRINGS[f"reason:{_reason}"] = _reason
 RATING_STRINGS = {
+    **DEVICE_PAGE_STRINGS,
     **LEVEL_STRINGS,
     "title": N_("Đánh giá mức độ hài lòng"),
-    "counter_closed": N_("Quầy đang tạm nghỉ"),
+    "counter_closed": N_("Quầy đóng"),
     "counter_paused": N_("Quầy tạm dừng: {reason}"),
     "clerk": N_("Cán bộ tiếp nhận"),
     "serving": N_("Đang phục vụ số"),

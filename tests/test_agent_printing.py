@@ -170,3 +170,32 @@ def test_a_bad_agent_configuration_is_refused_with_its_reason(tmp_path):
     )
     assert out.returncode == 2
     assert "thiếu «token»" in out.stdout
+
+
+def test_a_ticket_taken_in_english_prints_its_service_in_both(
+    sqlite_server, devices, agent_factory, tmp_path
+):
+    """The citizen chose English: the face carries the English name under the Vietnamese
+    one, and its QR code opens the status page in English."""
+    devices.counter(sqlite_server, "clerk1", 1)
+    watcher = devices(sqlite_server, "/agent", {"token": AGENT})
+    agent_factory(sqlite_server, f"png://{tmp_path / 'png'}").start()
+    kiosk = devices.kiosk(sqlite_server, KIOSK_B)
+    english = kiosk.call("issue", {"service": "TP", "lang": "en"})
+    assert english["ok"] and english["status_url"].endswith("?lang=en")
+    job = watcher.wait_change("issued")["print"]
+    assert job["face"]["service"] == "Lý lịch tư pháp"
+    assert job["face"]["service_en"] == "Criminal record certificates"
+    assert job["face"]["status_url"] == english["status_url"]
+    assert wait_printed(kiosk, english["ticket"]["id"])["state"] == "printed"
+    vietnamese = kiosk.call("issue", {"service": "TP", "lang": "vi"})
+    job = watcher.wait_change("issued")["print"]
+    assert "service_en" not in job["face"] and "?" not in vietnamese["status_url"]
+    # Named by the centre's date and time of issue (Asia/Ho_Chi_Minh), not the machine's.
+    assert wait_printed(kiosk, vietnamese["ticket"]["id"])["state"] == "printed"
+    names = sorted(p.name for p in (tmp_path / "png").glob("*.png"))
+    local = datetime.fromisoformat(english["ticket"]["issued_at"])
+    assert names[0].startswith(f"ticket-{local:%Y%m%d-%H%M%S}-A001-"), names
+    assert len(names) == 2 and "-A002-" in names[1]
+    refused = kiosk.call("issue", {"service": "TP", "lang": "fr"})
+    assert refused["error"]["code"] == "bad_request" and "lang" in refused["error"]["message"]

@@ -48,23 +48,23 @@ TOO_BIG = E(("not_found", "bad_request"))
 
 
 def missing(name):
-    return E("bad_request", f"Thiếu trường bắt buộc «{name}»")
+    return E("bad_request", f"Thiếu trường bắt buộc “{name}”")
 
 
 def unknown_field(name):
-    return E("bad_request", f"Trường «{name}» không được hỗ trợ")
+    return E("bad_request", f"Trường “{name}” không được hỗ trợ")
 
 
 def wrong_type(name, expected):
-    return E("bad_request", f"Trường «{name}» phải là {expected}")
+    return E("bad_request", f"Trường “{name}” phải là {expected}")
 
 
 def bad_value(name, why=""):
-    return E("bad_request", f"Giá trị của «{name}» không hợp lệ", why)
+    return E("bad_request", f"Giá trị của “{name}” không hợp lệ", why)
 
 
 def unknown_event(name):
-    return E("bad_request", f"Sự kiện «{name}» không được hỗ trợ")
+    return E("bad_request", f"Sự kiện “{name}” không được hỗ trợ")
 
 
 def error_problem(err, code, words, vi=True) -> str | None:
@@ -429,10 +429,10 @@ def _field_cases():
             "issue",
             "service-unknown",
             {"service": "XX"},
-            E("not_found", "Không có lĩnh vực «XX» tại trung tâm này"),
+            E("not_found", "Không có lĩnh vực “XX” tại trung tâm này"),
         ),
-        (k, "issue", "service-lowercase", {"service": "tp"}, E("not_found", "«tp»")),
-        (k, "issue", "service-prefix", {"service": "A"}, E("not_found", "«A»")),
+        (k, "issue", "service-lowercase", {"service": "tp"}, E("not_found", "“tp”")),
+        (k, "issue", "service-prefix", {"service": "A"}, E("not_found", "“A”")),
         (k, "issue", "service-nul", {"service": "T\x00P"}, E(("bad_request", "not_found"))),
         (k, "issue", "service-surrogate", {"service": "\ud800"}, E(("bad_request", "not_found"))),
         (
@@ -440,7 +440,7 @@ def _field_cases():
             "issue",
             "priority-unknown",
             {"service": "TP", "priority": "vip"},
-            E("bad_request", "Đối tượng ưu tiên «vip» không hợp lệ", "elderly"),
+            E("bad_request", "Đối tượng ưu tiên “vip” không hợp lệ", "elderly"),
         ),
         (
             k,
@@ -512,7 +512,7 @@ def _field_cases():
             "finish",
             "dossier-bad-code",
             {"ticket_id": W, "dossiers": ["hồ sơ 1"]},
-            bad_value("dossiers", "mã hồ sơ «hồ sơ 1»"),
+            bad_value("dossiers", "mã hồ sơ “hồ sơ 1”"),
         ),
         (
             c,
@@ -747,7 +747,7 @@ LISTENERS = ("display",)  # it only listens (docs/protocol.md, sections 1 and 15
 
 def read_only(event):
     """A listen-only device sending anything but sync: forbidden, saying it cannot send."""
-    return E("forbidden", "không gửi được", f"«{event[:40]}»")
+    return E("forbidden", "không gửi được", f"“{event[:40]}”")
 
 
 def _role_cases():
@@ -873,10 +873,10 @@ def test_english_clients_get_english_errors(world):
 
 # -- connections ---------------------------------------------------------------------------
 
-NO_TOKEN = E("unauthorized", "Thiếu thông tin xác thực", "«token»")
+NO_TOKEN = E("unauthorized", "Thiếu thông tin xác thực", "“token”")
 WRONG_TOKEN = E("unauthorized", "Mã xác thực không đúng hoặc đã bị thu hồi")
-NO_COUNTER = E("bad_request", "Hãy cho biết số quầy", "«counter»")
-COUNTER_NOT_INT = E("bad_request", "Trường «counter» phải là một số nguyên")
+NO_COUNTER = E("bad_request", "Hãy cho biết số quầy", "“counter”")
+COUNTER_NOT_INT = E("bad_request", "Trường “counter” phải là một số nguyên")
 
 
 def wrong_role(kind, wanted):
@@ -1082,10 +1082,10 @@ def test_refused_actions_leave_the_current_ticket_untouched(sqlite_server, devic
     x.ok(counter, "start", {"ticket_id": A})  # A001 is being served
     served_seq = x.seq()
     for event in ("start", "recall", "no_show"):
-        x.refused(counter, event, {"ticket_id": A}, "conflict", "A001", "«serving»")
+        x.refused(counter, event, {"ticket_id": A}, "conflict", "A001", "“serving”")
     transfer = {"ticket_id": A}
     x.refused(
-        counter, "transfer", {**transfer, "service": "XX"}, "not_found", "Không có lĩnh vực «XX»"
+        counter, "transfer", {**transfer, "service": "XX"}, "not_found", "Không có lĩnh vực “XX”"
     )
     x.refused(
         counter, "transfer", {**transfer, "service": "TP"}, "conflict", "Số A001 đã ở đúng nơi"
@@ -1093,13 +1093,13 @@ def test_refused_actions_leave_the_current_ticket_untouched(sqlite_server, devic
     x.refused(counter, "transfer", {**transfer, "counter": 1}, "conflict", "Số A001 đã ở đúng nơi")
     x.refused(counter, "transfer", {**transfer, "counter": 99}, "not_found", "Không có quầy số 99")
     x.refused(counter, "transfer", {**transfer, "counter": 2**63}, ("not_found", "bad_request"))
-    x.refused(counter, "finish", {**transfer, "outcome": "won"}, "bad_request", "«outcome»")
+    x.refused(counter, "finish", {**transfer, "outcome": "won"}, "bad_request", "“outcome”")
     x.refused(
         counter,
         "finish",
         {**transfer, "dossiers": ["H15.50.05.13-261008-0975", "mã sai"]},
         "bad_request",
-        "«dossiers»",
+        "“dossiers”",
         "mã sai",
     )
     # call_next finishes a served ticket before calling: with nobody waiting for this
@@ -1170,7 +1170,7 @@ def test_socket_events_over_the_rate_limit_are_refused(tmp_path, devices):
         # so the bucket, 3 events refilled at 2 a second, does not refill in between).
         acks = [kiosk.call("hack") for _ in range(6)]
         for ack in acks[:3]:
-            assert_refused(ack, "bad_request", "Sự kiện «hack» không được hỗ trợ")
+            assert_refused(ack, "bad_request", "Sự kiện “hack” không được hỗ trợ")
         for ack in acks[3:]:
             assert_refused(ack, "rate_limited", "Thao tác quá nhanh")
         assert_refused(kiosk.call("issue", {"service": "TP"}), "rate_limited", "Thao tác quá nhanh")

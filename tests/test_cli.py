@@ -75,7 +75,7 @@ def test_invalid_file_names_the_line_and_exits_2(tmp_path):
     result = run("provision", str(path), "--database-url", f"sqlite:///{tmp_path / 'db'}")
     assert result.returncode == 2
     assert f"{path}:{line}:" in result.stderr
-    assert "«XX»" in result.stderr
+    assert "“XX”" in result.stderr
 
 
 def test_help_and_bad_arguments():

@@ -125,7 +125,8 @@ def test_a_call_shows_at_once_highlighted_and_is_announced(tv, sqlite_server, de
     expect(tile).to_have_class(re.compile(r"\bfresh\b"))
     expect(page.get_by_test_id("latest-number")).to_have_text("A001")
     expect(page.get_by_test_id("latest")).to_contain_text("đến quầy số 1")
-    expect(page.locator("#calls li").first).to_contain_text("A001")
+    # Shown big, not again in the list of earlier calls below it.
+    expect(page.get_by_test_id("calls")).to_have_text("Chưa có số nào khác")
     expect(waiting_tp).to_have_text("2")
     screenshot(page, "board-office-call")
 
@@ -365,8 +366,129 @@ def test_a_large_hall_gets_the_hall_layout(tv, tmp_path, devices):
         for clerk in clerks:
             assert clerk.call("call_next", {})["ok"]
         expect(board.counter(7).get_by_test_id("number")).not_to_have_text("—")
-        expect(page.locator("#calls li")).to_have_count(3)
+        expect(page.locator("#calls li")).to_have_count(2)  # the newest is shown big
+        for li in page.locator("#calls li").all():  # whole, not cut at the panel's edge
+            assert li.evaluate("(li) => li.scrollWidth <= li.clientWidth"), li.inner_text()
         screenshot(page, "board-hall")
         assert board.errors.errors == []
     finally:
         server.stop()
+
+
+def test_the_board_shows_as_called_only_what_is_called_now(tv, sqlite_server, devices):
+    """A no-show and a pause end the call on the big panel too, live and after a reload;
+    the earlier calls are listed under it, several of them, not the one shown big."""
+    kiosk = devices.kiosk(sqlite_server)
+    clerk = devices.counter(sqlite_server, "clerk1", 1)
+    display = devices.display(sqlite_server)
+    for _ in range(7):
+        assert kiosk.call("issue", {"service": "HT"})["ok"]
+    board = Board(tv).open(sqlite_server.url)
+    page = board.page
+    latest, calls = page.get_by_test_id("latest-number"), page.locator("#calls li")
+    for n in range(1, 7):
+        ticket = clerk.call("call_next", {})["ticket"]
+        expect(latest).to_have_text(ticket["number"])
+        if n < 6:
+            assert clerk.call("finish", {"ticket_id": ticket["id"]})["ok"]
+    assert ticket["number"] == "B105"  # HT starts at 100 here
+    # The five earlier calls, all visible (not clipped by the panel), newest first.
+    expect(calls).to_have_count(5)
+    expect(calls.first).to_contain_text("B104")
+    for i in range(5):
+        box, panel = calls.nth(i).bounding_box(), page.locator(".b-recent").bounding_box()
+        assert box["y"] + box["height"] <= panel["y"] + panel["height"] + 1, (i, box, panel)
+        width = calls.nth(i).evaluate("(li) => [li.scrollWidth, li.clientWidth]")
+        assert width[0] <= width[1] and box["x"] + box["width"] <= panel["x"] + panel["width"]
+    assert display.fresh_snapshot("snapshot")["calling"]["ticket"]["number"] == "B105"
+    screenshot(page, "board-calls")
+
+    assert clerk.call("no_show", {"ticket_id": ticket["id"]})["ok"]
+    assert clerk.call("pause", {"reason": "Nghỉ giữa giờ"})["ok"]
+    expect(page.get_by_test_id("latest")).to_have_text("Hiện không có số nào đang được mời")
+    expect(board.counter(1)).to_contain_text("Tạm dừng")
+    expect(calls).to_have_count(6)  # B105 is history now: listed, not shown as called
+    expect(calls.first).to_contain_text("B105")
+    assert display.fresh_snapshot("snapshot")["calling"] is None
+    page.reload()
+    expect(page.get_by_test_id("latest")).to_have_text("Hiện không có số nào đang được mời")
+    expect(calls).to_have_count(6)
+    expect(page.get_by_test_id("latest-number")).to_have_count(0)
+    screenshot(page, "board-after-no-show")
+    assert board.errors.errors == []
+
+
+# Where the marks above a capital's ink reach, against what may clip or hide it: the ink
+# top of each line must lie inside the header, tile or panel (which clip, or end the
+# screen), and inside the element's own box when that clips.
+INK = """(selector) => [...document.querySelectorAll(selector)].map((node) => {
+  const cs = getComputedStyle(node);
+  const ctx = document.createElement("canvas").getContext("2d");
+  ctx.font = `${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+  const m = ctx.measureText("ỈỄẪỖ");
+  const content = m.fontBoundingBoxAscent + m.fontBoundingBoxDescent;
+  const line = cs.lineHeight === "normal" ? content : parseFloat(cs.lineHeight);
+  const halfLeading = (line - content) / 2;
+  const box = node.getBoundingClientRect();
+  const outer = node.closest(".b-tile, .b-head, .b-panel").getBoundingClientRect();
+  const text = node.firstElementChild || node;
+  return {
+    text: node.textContent, size: parseFloat(cs.fontSize),
+    inkTop: box.top + parseFloat(cs.paddingTop) + halfLeading + m.fontBoundingBoxAscent
+      - m.actualBoundingBoxAscent,
+    boxTop: box.top, outerTop: outer.top, bottom: box.bottom, outerBottom: outer.bottom,
+    textWidth: text.getBoundingClientRect().width, width: node.clientWidth,
+    lines: Math.round(box.height / line), clips: cs.overflowY !== "visible",
+  };
+})"""
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Trung tâm Phục vụ hành chính công tỉnh Thừa Thiên Huế",
+        "Trung tâm Phục vụ hành chính công tỉnh An Giang, chi nhánh Rạch Giá và các xã Kiên Hải,"
+        " Tiên Hải, Hòn Đất",
+    ],
+)
+def test_capitals_with_marks_show_whole_on_the_board(tv, tmp_path, name):
+    """TỈNH must not read TÍNH: the centre's name and the tiles' labels, in capitals, keep
+    the marks above them at every size the board uses; a long name fits the header."""
+    text = CENTRE.read_text(encoding="utf-8").replace(CENTRE_NAME, name)
+    text = text.replace('name = "Quầy 1"', 'name = "Quầy 1 — Tư pháp, Hộ tịch"')
+    provision = tmp_path / "centre.toml"
+    provision.write_text(text, encoding="utf-8")
+    server = CentreServer(tmp_path, f"sqlite:///{tmp_path / 'c.sqlite3'}", provision=provision)
+    server.start()
+    try:
+        page = tv.new_page()
+        page.goto(f"{server.url}/display/?token={DISPLAY}")
+        expect(page.get_by_test_id("centre")).to_have_text(name)
+        page.evaluate("document.fonts.ready")
+        for width, height in ((1920, 1080), (1366, 768), (1280, 720), (3840, 2160)):
+            page.set_viewport_size({"width": width, "height": height})
+            page.wait_for_timeout(200)
+            shown = page.evaluate(INK, ".b-centre, .b-tile-counter, .b-panel h2")
+            assert len(shown) == 1 + 3 + 2, shown
+            for s in shown:
+                # An element that clips (overflow) must hold the ink in its own box.
+                assert not s["clips"] or s["inkTop"] >= s["boxTop"] - 0.5, (width, s)
+                assert s["inkTop"] >= s["outerTop"] + 1, (width, s)
+                assert s["bottom"] <= s["outerBottom"] + 0.5, (width, s)
+            centre = shown[0]
+            assert centre["textWidth"] <= centre["width"] + 1 or centre["lines"] == 2, centre
+            assert centre["lines"] <= 2, centre
+            screenshot(page, f"board-name-{len(name)}-{width}")
+    finally:
+        server.stop()
+
+
+def test_a_mistyped_token_on_the_board_says_so_and_keeps_the_good_one(tv, sqlite_server):
+    board = Board(tv).open(sqlite_server.url)
+    page = board.page
+    page.goto(f"{sqlite_server.url}/display/?token=typo-{DISPLAY}")
+    expect(page.get_by_test_id("message")).to_contain_text("Mã thiết bị không đúng.")
+    expect(page.get_by_test_id("message")).to_contain_text("mã đã lưu trước đó vẫn được giữ")
+    assert page.evaluate("localStorage.getItem('motcua.display.token')") == DISPLAY
+    page.reload()
+    expect(page.get_by_test_id("centre")).to_have_text(CENTRE_NAME)

@@ -3,11 +3,14 @@ against a real server process. Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
+import io
 import re
 import time
 from pathlib import Path
 
 import pytest
+import requests
+import segno
 from playwright.sync_api import expect
 
 from harness.browser import KIOSK_SCREEN, PageErrors, screenshot, wait_until
@@ -97,7 +100,7 @@ def test_priority_path_and_english_then_back_to_vietnamese(kiosk_page, sqlite_se
     assert [(t["number"], t["priority"]) for t in queue] == [("B100", "elderly")]
     # The next citizen starts in Vietnamese, without a priority.
     page.get_by_role("button", name="Done").tap()
-    expect(page.locator(".k-title")).to_have_text("Chạm vào lĩnh vực bạn cần giải quyết")
+    expect(page.locator(".k-title")).to_have_text("Chạm vào lĩnh vực Ông/Bà cần giải quyết")
     expect(page.get_by_test_id("priority-open")).to_be_visible()
     assert page.errors.errors == []
 
@@ -143,9 +146,31 @@ def test_a_kiosk_without_a_valid_token_asks_for_setup(kiosk_page, sqlite_server)
     )
     page.goto(f"{sqlite_server.url}/kiosk/?token=not-a-real-kiosk-token")
     expect(page.get_by_test_id("message")).to_have_text(
-        "Máy lấy số chưa được cài đặt. Vui lòng báo cán bộ kỹ thuật."
+        "Mã thiết bị không đúng. Vui lòng báo cán bộ kỹ thuật."
     )
+    assert page.evaluate("localStorage.getItem('motcua.kiosk.token')") is None
     screenshot(page, "kiosk-setup")
+
+
+def test_a_mistyped_token_does_not_replace_the_saved_one(kiosk_page, sqlite_server):
+    """The technician opens the kiosk with a typo: the page says the token is wrong, the
+    good token saved before stays, and the page opened again without one works."""
+    page = kiosk_page
+    open_kiosk(page, sqlite_server)
+    page.goto(f"{sqlite_server.url}/kiosk/?token={KIOSK}x")
+    expect(page.get_by_test_id("message")).to_have_text(
+        "Mã thiết bị không đúng. Vui lòng báo cán bộ kỹ thuật."
+    )
+    expect(page.get_by_test_id("hint")).to_contain_text("mã đã lưu trước đó vẫn được giữ")
+    assert page.evaluate("localStorage.getItem('motcua.kiosk.token')") == KIOSK
+    assert page.url == f"{sqlite_server.url}/kiosk/"  # the typo is not left in the address
+    screenshot(page, "kiosk-token-wrong")
+    page.reload()
+    expect(service(page, "TP")).to_be_visible()
+    # Another good token replaces it once the server has accepted it.
+    page.goto(f"{sqlite_server.url}/kiosk/?token={KIOSK_B}")
+    expect(service(page, "TP")).to_be_visible()
+    assert page.evaluate("localStorage.getItem('motcua.kiosk.token')") == KIOSK_B
 
 
 def test_a_printing_kiosk_says_to_take_the_ticket(
@@ -158,7 +183,7 @@ def test_a_printing_kiosk_says_to_take_the_ticket(
         open_kiosk(page, sqlite_server, KIOSK_B)  # the agent prints Kiosk B's tickets
         service(page, "TP").tap()
         expect(page.get_by_test_id("print-state")).to_have_text(
-            "Mời bạn nhận phiếu ở khe máy in.", timeout=15000
+            "Mời Ông/Bà nhận phiếu ở khe máy in.", timeout=15000
         )
         assert len(decode_tickets(printer.received)) == 1
         screenshot(page, "kiosk-ticket-printed")
@@ -173,7 +198,7 @@ def test_out_of_paper_shows_the_ticket_to_keep(kiosk_page, sqlite_server, device
         service(page, "TP").tap()
         state = page.get_by_test_id("print-state")
         expect(state).to_contain_text("Không in được phiếu", timeout=15000)
-        expect(state).to_contain_text("số của bạn vẫn có hiệu lực")
+        expect(state).to_contain_text("số của Ông/Bà vẫn có hiệu lực")
         # Longer on screen, to photograph or write down the number.
         expect(page.locator("#back-in")).to_contain_text(re.compile(r"sau (59|60) giây"))
         expect(page.get_by_test_id("number")).to_have_text("A001")
@@ -214,7 +239,7 @@ def test_the_demo_start_page_leads_to_a_working_kiosk(browser, tmp_path):
         errors = PageErrors(page)
         page.goto(demo.url + "/")
         expect(page.get_by_test_id("centre")).to_have_text(
-            "Trung tâm Phục vụ hành chính công tỉnh Kiên Giang"
+            "Trung tâm Phục vụ hành chính công tỉnh An Giang"
         )
         expect(page.get_by_test_id("staff-login")).to_have_attribute("href", "/counter/")
         expect(page.locator("code").first).to_have_text("canbo1")  # the demo's public logins
@@ -226,7 +251,7 @@ def test_the_demo_start_page_leads_to_a_working_kiosk(browser, tmp_path):
         expect(page.get_by_test_id("number")).to_have_text("A001")
         # The demo's agent prints to PNG files where the banner says.
         expect(page.get_by_test_id("print-state")).to_have_text(
-            "Mời bạn nhận phiếu ở khe máy in.", timeout=15000
+            "Mời Ông/Bà nhận phiếu ở khe máy in.", timeout=15000
         )
         printed = list((tmp_path / "instance" / "printed").glob("*.png"))
         assert len(printed) == 1
@@ -250,3 +275,143 @@ def test_the_start_page_shows_nothing_secret_outside_the_demo(sqlite_server):
     assert r.status_code == 200
     assert "Trung tâm Phục vụ hành chính công thử nghiệm" in r.text
     assert "token" not in r.text
+
+
+def test_a_paused_counter_still_takes_tickets_and_the_kiosk_says_so(
+    kiosk_page, sqlite_server, devices
+):
+    """Counter 3 alone serves Đất đai: on its break the service stays open at the kiosk,
+    with the break said; closed, it takes no tickets and says that instead."""
+    page = kiosk_page
+    clerk = devices.counter(sqlite_server, "clerk3", 3)
+    kiosk = devices.kiosk(sqlite_server)
+    assert kiosk.call("issue", {"service": "DD"})["ok"]
+    open_kiosk(page, sqlite_server)
+    expect(service(page, "DD")).to_be_enabled()
+    expect(page.get_by_test_id("on-break")).to_have_count(0)
+    assert clerk.call("pause", {"reason": "Nghỉ giữa giờ"})["ok"]
+    expect(service(page, "DD").get_by_test_id("on-break")).to_have_text(
+        "Quầy tạm dừng, vẫn nhận số"
+    )
+    expect(service(page, "DD")).to_be_enabled()
+    expect(service(page, "DD")).not_to_contain_text("Chưa có quầy mở")
+    expect(service(page, "DD")).to_contain_text("Chờ khoảng 5 phút")  # 1 ahead, one counter
+    screenshot(page, "kiosk-counter-on-break")
+    service(page, "DD").tap()
+    expect(page.get_by_test_id("number")).to_have_text("C002")
+    expect(page.get_by_test_id("ahead")).to_have_text("1")
+    expect(page.get_by_test_id("on-break")).to_contain_text("Ông/Bà vẫn giữ lượt")
+    screenshot(page, "kiosk-ticket-on-break")
+    page.get_by_role("button", name="Xong").tap()
+    assert clerk.call("resume", {})["ok"]
+    expect(service(page, "DD").get_by_test_id("on-break")).to_have_count(0)
+    # Nobody left at the counter: closed, no tickets, the reason said.
+    for _ in range(2):
+        called = clerk.call("call_next", {})["ticket"]
+        assert clerk.call("no_show", {"ticket_id": called["id"]})["ok"]
+    assert clerk.call("close", {})["ok"]
+    expect(service(page, "DD")).to_be_disabled()
+    expect(service(page, "DD")).to_contain_text("Chưa có quầy mở, tạm chưa nhận số")
+    assert page.errors.errors == []
+
+
+# WCAG's contrast ratio of an element's text colour on the nearest opaque background
+# behind it, with the element's and its ancestors' opacity applied.
+CONTRAST = """(node) => {
+  const rgb = (c) => c.match(/[\\d.]+/g).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  let opacity = 1, back = null;
+  for (let n = node; n; n = n.parentElement) {
+    const cs = getComputedStyle(n);
+    opacity *= Number(cs.opacity);
+    const bg = rgb(cs.backgroundColor);
+    if (back === null && (bg.length < 4 || bg[3] === 1)) back = bg.slice(0, 3);
+  }
+  const fg = rgb(getComputedStyle(node).color).slice(0, 3)
+    .map((v, i) => v * opacity + back[i] * (1 - opacity));
+  const [a, b] = [lum(fg), lum(back)].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+}"""
+
+
+def test_closed_services_are_readable(kiosk_page, sqlite_server):
+    """A closed service's card, and why it cannot be tapped, at 4.5:1 or more (WCAG AA)."""
+    page = kiosk_page
+    open_kiosk(page, sqlite_server)  # no counter open: every card closed
+    expect(service(page, "TP")).to_be_disabled()
+    texts = page.locator("[data-service] .k-service-name, [data-service] .k-service-meta span")
+    expect(texts).to_have_count(6)
+    for i in range(6):
+        ratio = texts.nth(i).evaluate(CONTRAST)
+        assert ratio >= 4.5, (texts.nth(i).inner_text(), ratio)
+    screenshot(page, "kiosk-closed-services")
+
+
+def test_an_idle_kiosk_goes_back_to_vietnamese_and_the_start(kiosk_page, sqlite_server, devices):
+    """English and a chosen priority are not left for the next citizen: after 45 s
+    without a touch the kiosk is back in Vietnamese, without a priority."""
+    page = kiosk_page
+    devices.counter(sqlite_server, "clerk1", 1)
+    page.clock.install()
+    open_kiosk(page, sqlite_server)
+    page.get_by_role("button", name="English").tap()
+    page.get_by_test_id("priority-open").tap()
+    page.locator("[data-priority=elderly]").tap()
+    expect(page.get_by_test_id("priority-chosen")).to_contain_text("Priority: Elderly")
+    page.clock.run_for(30_000)
+    expect(page.locator(".k-title")).to_have_text("Touch the service you need")
+    page.locator(".k-title").tap()  # a touch anywhere starts the wait again
+    page.clock.run_for(30_000)
+    expect(page.get_by_test_id("priority-chosen")).to_be_visible()
+    page.clock.run_for(16_000)
+    expect(page.locator(".k-title")).to_have_text("Chạm vào lĩnh vực Ông/Bà cần giải quyết")
+    expect(page.get_by_test_id("priority-chosen")).to_have_count(0)
+    assert page.evaluate("document.documentElement.lang") == "vi"
+    # Left on the priority question, likewise.
+    page.get_by_test_id("priority-open").tap()
+    page.clock.run_for(46_000)
+    expect(page.locator(".k-title")).to_have_text("Chạm vào lĩnh vực Ông/Bà cần giải quyết")
+
+
+def test_english_names_and_a_ticket_taken_in_english(kiosk_page, sqlite_server, devices):
+    """The configuration's English names (Vietnamese where none is given), and the QR code
+    of a ticket taken in English opens its status page in English."""
+    page = kiosk_page
+    devices.counter(sqlite_server, "clerk1", 1)
+    open_kiosk(page, sqlite_server)
+    page.get_by_role("button", name="English").tap()
+    expect(page.get_by_test_id("centre")).to_have_text("Test Public Administrative Service Centre")
+    expect(page.locator(".k-agency h2").first).to_have_text("Department of Justice")
+    expect(service(page, "TP").locator(".k-service-name")).to_have_text(
+        "Criminal record certificates"
+    )
+    expect(service(page, "HT").locator(".k-service-name")).to_have_text("Hộ tịch")  # none given
+    screenshot(page, "kiosk-services-en")
+    service(page, "TP").tap()
+    expect(page.get_by_test_id("ticket")).to_contain_text("Criminal record certificates")
+    src = page.get_by_test_id("qr").get_attribute("src")
+    assert src.endswith("/qr.svg?lang=en"), src
+    key = src.split("/t/")[1].split("/")[0]
+    svg = requests.get(sqlite_server.url + src, timeout=10).content
+    out = io.BytesIO()
+    segno.make(f"{sqlite_server.url}/t/{key}?lang=en", error="m").save(
+        out, kind="svg", scale=8, border=2
+    )
+    assert svg == out.getvalue()
+    screenshot(page, "kiosk-ticket-en")
+    page.get_by_role("button", name="Done").tap()
+    expect(page.get_by_test_id("centre")).to_have_text(
+        "Trung tâm Phục vụ hành chính công thử nghiệm"
+    )
+    assert page.errors.errors == []
+
+
+def test_the_start_page_names_the_centre_in_english(sqlite_server):
+    vi = requests.get(sqlite_server.url + "/", timeout=10).text
+    en = requests.get(sqlite_server.url + "/?lang=en", timeout=10).text
+    assert "Trung tâm Phục vụ hành chính công thử nghiệm" in vi
+    assert "Test Public Administrative Service Centre" in en
+    assert "Trung tâm Phục vụ hành chính công thử nghiệm" not in en

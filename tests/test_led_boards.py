@@ -52,7 +52,7 @@ def test_modbus_frames_are_exact():
     # A recall writes the same value again; pause and blank their configured values.
     board = ModbusBoard("b", unit=2, pause_value=0xFFFE, blank_value=0xFFFF)
     assert board.frame(Shown("recall", "B1023"))[4:6] == (1023).to_bytes(2, "big")
-    assert board.frame(Shown("pause", "TAM NGUNG"))[4:6] == b"\xff\xfe"
+    assert board.frame(Shown("pause", "TAM DUNG"))[4:6] == b"\xff\xfe"
     assert board.frame(BLANK)[4:6] == b"\xff\xff"
     for f in (board.frame(Shown("pause")), board.frame(BLANK)):
         assert crc_residue(f) == 0
@@ -67,8 +67,8 @@ def test_framed_frames_are_exact():
     assert board.frame(Shown("number", "A023")) == b"\x02\x03N\x04A023" + bytes([check]) + b"\x03"
     assert board.frame(Shown("recall", "A023"))[2:3] == b"R"
     # Vietnamese text loses its marks: these boards have ASCII segments.
-    assert board.frame(Shown("pause", "Tạm ngừng")) == framed(3, "T", "Tam ngung")
-    assert board.frame(Shown("pause", "Tạm ngừng"))[4:13] == b"Tam ngung"
+    assert board.frame(Shown("pause", "Tạm dừng")) == framed(3, "T", "Tam dung")
+    assert board.frame(Shown("pause", "Tạm dừng"))[4:12] == b"Tam dung"
     assert board.frame(BLANK) == b"\x02\x03C\x00" + bytes([3 ^ ord("C")]) + b"\x03"
 
 
@@ -182,7 +182,7 @@ def test_a_line_writes_each_change_survives_garbage_and_a_lost_port(lines):
         line.show("counter 5", Shown("recall", "A023"))  # a recall: the same value again
         count = len(wire.shown())
         wire.wait_for(want, after=count)
-        line.show("counter 5", Shown("pause", "Tạm ngừng"))
+        line.show("counter 5", Shown("pause", "Tạm dừng"))
         wire.wait_for(board.frame(Shown("pause")))
 
         # The adapter is pulled out and put back (a new pty at the same path): the
@@ -207,7 +207,7 @@ def board_agent(tmp_path, sqlite_server, agent_factory, lines):
         f'[[boards]]\ncounter = 1\nurl = "{modbus.path}"\ndriver = "modbus"\nunit = 1\n'
         f'[[boards]]\ncounter = 1\nurl = "{text.path}"\ndriver = "framed"\nunit = 7\n'
         f'[[boards]]\ncounter = 2\nurl = "{text.path}"\ndriver = "framed"\nunit = 2\n'
-        'pause_text = "Tạm ngừng"\n'
+        'pause_text = "Tạm dừng"\n'
     )
     agent = agent_factory(sqlite_server, "png:///dev/null", extra=extra).start()
     return agent, modbus, text
@@ -246,7 +246,7 @@ def test_calls_reach_the_right_boards_and_come_back_after_restarts(
     text.wait_for(framed(2, "C"), after=n)
     answer = clerk2.call("pause", {"reason": "Họp"})
     assert answer["ok"], answer
-    text.wait_for(framed(2, "T", "Tam ngung"))
+    text.wait_for(framed(2, "T", "Tam dung"))
 
     # The agent restarts: every board shows the right state again.
     agent.stop()
@@ -254,7 +254,7 @@ def test_calls_reach_the_right_boards_and_come_back_after_restarts(
     agent.start()
     modbus.wait_for(modbus_write_register(1, 0, 1), after=n_modbus, timeout=20)
     text.wait_for(framed(7, "N", "A001"), after=n_text, timeout=20)
-    text.wait_for(framed(2, "T", "Tam ngung"), after=n_text, timeout=20)
+    text.wait_for(framed(2, "T", "Tam dung"), after=n_text, timeout=20)
 
     # The server restarts while a call is made just before: the boards catch up.
     sqlite_server.stop()

@@ -144,7 +144,7 @@ def test_time_is_printed_in_the_centre_timezone():
 
 
 def test_wait_words():
-    assert wait_text(0).endswith("sắp\u00a0đến\u00a0lượt\u00a0bạn")
+    assert wait_text(0).endswith("sắp\u00a0đến\u00a0lượt")
     assert wait_text(61) == "Thời gian chờ dự kiến: khoảng\u00a02\u00a0phút"
     assert wait_text(3600).endswith("khoảng\u00a01\u00a0giờ")
     assert wait_text(4500).endswith("1\u00a0giờ\u00a015\u00a0phút")
@@ -257,6 +257,22 @@ def test_file_printer_appends_raw_jobs(tmp_path):
     tickets = decode_tickets(target.read_bytes())
     assert [t.width for t in tickets] == [576, 384]
     assert same(tickets[1], render(FACE, 384))
+
+
+def test_png_files_are_named_by_the_centre_date_and_the_english_name_is_printed(tmp_path):
+    # 20:05 UTC on 26/11 is 03:05 on 27/11 in the centre: the ticket says 27/11, so does
+    # its file (the machine's clock, here UTC, would say 20261126).
+    late = sample_face(issued_at=datetime(2026, 11, 26, 20, 5, tzinfo=UTC))
+    outcome = print_ticket(f"png://{tmp_path}", render(late, 384))
+    assert Path(outcome.path).name.startswith("ticket-20261127-030500-A023-")
+    both = render(sample_face(issued_at=late.issued_at, service_en="Criminal records"))
+    keep("ticket-english", both)
+    assert both.height > render(late).height  # one more line: the service in English
+    assert not same(both.crop((0, 0, 576, 700)), render(late).crop((0, 0, 576, 700)))
+    # The same name in both languages is not printed twice.
+    assert same(
+        render(sample_face(issued_at=late.issued_at, service_en=late.service)), render(late)
+    )
 
 
 def test_png_printer_writes_one_file_per_ticket(tmp_path):

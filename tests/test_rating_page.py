@@ -105,7 +105,7 @@ def test_idle_follows_the_counter_and_each_choice_stores_its_level(browser, phot
     # Opened once with its token: kept, and gone from the address bar.
     assert page.url == f"{server.url}/rating/"
     assert page.evaluate("localStorage.getItem('motcua.rating.token')") == RATING_1
-    expect(page.get_by_test_id("status")).to_have_text("Quầy đang tạm nghỉ")
+    expect(page.get_by_test_id("status")).to_have_text("Quầy đóng")
 
     kiosk = devices.kiosk(server)
     clerk = devices.counter(server, "clerk1", 1)
@@ -300,6 +300,10 @@ def test_a_tablet_without_a_valid_token_asks_for_setup(browser, sqlite_server):
     context = browser.new_context(viewport=TABLET_PORTRAIT, locale="vi-VN", has_touch=True)
     page = context.new_page()
     page.goto(f"{sqlite_server.url}/rating/?token=not-a-real-rating-token")
+    expect(page.get_by_test_id("message")).to_have_text(
+        "Mã thiết bị không đúng. Vui lòng báo cán bộ kỹ thuật."
+    )
+    page.goto(f"{sqlite_server.url}/rating/")  # nothing kept: never set up
     expect(page.get_by_test_id("message")).to_have_text(
         "Máy đánh giá chưa được cài đặt. Vui lòng báo cán bộ kỹ thuật."
     )

@@ -122,7 +122,7 @@ def test_comments_are_short_plain_text_and_reasons_the_centres(sqlite_server, de
     for markup in ("<script>alert(1)</script>", "xem <a href=x>đây</a>", "&lt;b&gt;", "<!-- -->"):
         refused({"score": 1, "comment": markup}, "bad_request", "không được chứa mã HTML")
     refused({"score": 1, "comment": "tab\u200bhidden"}, "bad_request", "ký tự điều khiển")
-    refused({"score": 1, "reasons": ["Chờ lâu"]}, "bad_request", "không có lý do «Chờ lâu»")
+    refused({"score": 1, "reasons": ["Chờ lâu"]}, "bad_request", "không có lý do “Chờ lâu”")
     refused({"score": 3, "reasons": ["Thời gian chờ quá lâu"]}, "bad_request", "score = 1")
     assert stored(sqlite_server)[0] == []  # nothing refused was kept
     # Comparisons that are not markup are plain text, kept as typed.

@@ -33,7 +33,7 @@ def test_the_status_page_follows_the_ticket_to_its_call(sqlite_server, devices, 
     serve(second)
     expect(page.get_by_test_id("ahead")).to_have_text("0", timeout=10000)
     assert clerk.call("call", {"ticket_id": mine["ticket"]["id"]})["ok"]
-    expect(page.get_by_test_id("status")).to_have_text("Mời bạn đến quầy số 1", timeout=10000)
+    expect(page.get_by_test_id("status")).to_have_text("Mời Ông/Bà đến quầy số 1", timeout=10000)
     expect(page.locator("#position")).to_be_hidden()
     screenshot(page, "status-called")
     assert errors.errors == []
@@ -103,5 +103,54 @@ def test_the_status_page_offers_the_rating_the_tablet_did_not_get(sqlite_server,
     assert again["error"]["code"] == "already_rated"
     page.reload()
     expect(page.get_by_test_id("rated")).to_be_visible()
+    assert errors.errors == []
+    page.close()
+
+
+def test_a_ticket_taken_in_english_opens_its_page_in_english(sqlite_server, devices, browser):
+    kiosk = devices.kiosk(sqlite_server)
+    mine = kiosk.call("issue", {"service": "TP", "lang": "en"})
+    assert mine["status_url"].endswith("?lang=en")
+    page = browser.new_page(viewport=PHONE_SCREEN, locale="vi-VN")
+    errors = PageErrors(page)
+    page.goto(mine["status_url"])
+    expect(page.get_by_test_id("centre")).to_have_text("Test Public Administrative Service Centre")
+    expect(page.get_by_test_id("service")).to_have_text("Criminal record certificates")
+    expect(page.get_by_test_id("status")).to_have_text("Waiting")
+    # Nobody ahead: "your turn is near", never "0 min".
+    expect(page.get_by_test_id("wait")).to_have_text("your turn is near")
+    screenshot(page, "status-english")
+    # Live updates keep the English name (the page takes new snapshots).
+    clerk = devices.counter(sqlite_server, "clerk1", 1)
+    assert clerk.call("call", {"ticket_id": mine["ticket"]["id"]})["ok"]
+    expect(page.get_by_test_id("status")).to_have_text("Please go to counter 1", timeout=10000)
+    expect(page.get_by_test_id("service")).to_have_text("Criminal record certificates")
+    page.get_by_role("link", name="Tiếng Việt").click()
+    expect(page.get_by_test_id("service")).to_have_text("Lý lịch tư pháp")
+    assert errors.errors == []
+    page.close()
+
+
+def test_a_counter_on_a_break_is_said_on_the_phone(sqlite_server, devices, browser):
+    clerk = devices.counter(sqlite_server, "clerk3", 3)  # the only counter for Đất đai
+    kiosk = devices.kiosk(sqlite_server)
+    kiosk.call("issue", {"service": "DD"})
+    mine = kiosk.call("issue", {"service": "DD"})
+    page = browser.new_page(viewport=PHONE_SCREEN, locale="vi-VN")
+    errors = PageErrors(page)
+    page.goto(mine["status_url"])
+    expect(page.get_by_test_id("ahead")).to_have_text("1")
+    expect(page.get_by_test_id("wait")).to_have_text("khoảng 5 phút")
+    expect(page.get_by_test_id("on-break")).to_be_hidden()
+    assert clerk.call("pause", {"reason": "Nghỉ giữa giờ"})["ok"]
+    expect(page.get_by_test_id("on-break")).to_have_text(
+        "Quầy đang tạm dừng. Ông/Bà vẫn giữ lượt và được phục vụ khi quầy làm việc lại.",
+        timeout=10000,
+    )
+    screenshot(page, "status-on-break")
+    page.reload()  # the same from the server-rendered page
+    expect(page.get_by_test_id("on-break")).to_be_visible()
+    assert clerk.call("resume", {})["ok"]
+    expect(page.get_by_test_id("on-break")).to_be_hidden(timeout=10000)
     assert errors.errors == []
     page.close()

@@ -2,7 +2,7 @@
 // and every call announced aloud. State comes from the /display snapshot and its change
 // batches (docs/protocol.md 8.3); announcements are WAV files the server assembles from
 // its voice pack (GET /display/announce.wav), played one after another, never cut off.
-import { deviceToken, el, follow, startClock, t } from "/static/motcua.js";
+import { deviceToken, el, follow, startClock, t, tokenRefusal } from "/static/motcua.js";
 
 const HIGHLIGHT_MS = 8000; // a new call stands out this long
 const GAP_MS = 600; // silence between two announcements (and between repeats)
@@ -142,6 +142,13 @@ function isCurrent(board, call) {
   return Boolean(c?.current && c.current.number === call.number);
 }
 
+// What is being called now (the snapshot's `calling`): the newest recent call whose
+// ticket is still its counter's current one. A no-show, a finish or a transfer ends it.
+function nowCalling(board) {
+  return board.recent_calls.find((call) =>
+    isCurrent(board, { number: call.ticket.number, counter: call.counter.number })) || null;
+}
+
 function highlighted(number) {
   const until = state.fresh.get(number);
   return until !== undefined && until > Date.now();
@@ -162,8 +169,10 @@ function tile(c) {
 }
 
 function latestView(board) {
-  const call = board.recent_calls[0];
-  if (!call) return [el("p", { class: "b-latest-none" }, t("no_calls"))];
+  const call = board.calling;
+  if (!call) {
+    return [el("p", { class: "b-latest-none" }, t(board.recent_calls.length ? "none_calling" : "no_calls"))];
+  }
   return [
     el("div", { class: "b-latest-label" }, t("now_calling")),
     el("div", { class: "b-latest-number", "data-testid": "latest-number" }, call.ticket.number),
@@ -171,10 +180,10 @@ function latestView(board) {
   ];
 }
 
-function callRow(call, i) {
+function callRow(call) {
   return el(
     "li",
-    { class: i === 0 && highlighted(call.counter.number) ? "fresh" : "" },
+    {},
     el("span", { class: "b-call-number" }, call.ticket.number),
     el("span", { class: "b-call-arrow", "aria-hidden": "true" }, "→"),
     el("span", { class: "b-call-counter" }, `${t("counter")} ${call.counter.number}`),
@@ -220,8 +229,12 @@ function render() {
   counters.replaceChildren(...board.counters.map(tile));
   const latest = $("latest");
   latest.replaceChildren(...latestView(board));
-  latest.classList.toggle("fresh", Boolean(board.recent_calls[0]) && highlighted(board.recent_calls[0].counter.number));
-  $("calls").replaceChildren(...board.recent_calls.map(callRow));
+  latest.classList.toggle("fresh", Boolean(board.calling) && highlighted(board.calling.counter.number));
+  // The calls before the one shown big (which is not repeated under it).
+  const earlier = board.recent_calls.filter((call) => call.seq !== board.calling?.seq);
+  $("calls").replaceChildren(
+    ...(earlier.length ? earlier.map(callRow) : [el("li", { class: "b-none" }, t("no_earlier_calls"))]),
+  );
   const waiting = Object.entries(board.waiting);
   $("waiting").replaceChildren(
     ...(waiting.length ? waiting.map(waitingRow) : [el("li", { class: "b-none" }, t("waiting_none"))]),
@@ -237,6 +250,7 @@ function called(event) {
   if (!c) return;
   c.current = { number: event.ticket.number, service: event.ticket.service.code };
   board.recent_calls = [event, ...board.recent_calls].slice(0, 10);
+  board.calling = nowCalling(board);
   state.fresh.set(number, Date.now() + HIGHLIGHT_MS);
   setTimeout(render, HIGHLIGHT_MS + 50);
   announcer.add({ number: event.ticket.number, counter: number, recall: event.recall, seq: event.seq });
@@ -254,6 +268,7 @@ function apply(event) {
   const c = board.counters.find((x) => x.number === event.ticket.counter);
   if (c && ["finished", "no_show", "transferred"].includes(event.kind)) {
     if (c.current && c.current.number === event.ticket.number) c.current = null;
+    board.calling = nowCalling(board);
   }
 }
 
@@ -261,7 +276,8 @@ function snapshot(s) {
   const first = state.board === null;
   state.board = s;
   announcer.configure(s.board.announce);
-  $("centre").textContent = s.centre.name;
+  $("centre").replaceChildren(el("span", {}, s.centre.name));
+  fitCentreName();
   const notice = s.centre.notice || "";
   $("notice").textContent = notice;
   $("notice-bar").hidden = !notice;
@@ -293,14 +309,40 @@ function snapshot(s) {
 }
 
 // ---- start -------------------------------------------------------------------------------
-function setup() {
+function setup(refused = null) {
   state.board = null;
-  $("message").textContent = t("setup_needed");
-  $("message").append(el("span", { class: "b-hint" }, t("setup_hint")));
+  $("message").textContent = t(refused ? "token_wrong" : "setup_needed");
+  const hint = refused ? (refused.kept ? "token_kept" : "token_wrong_hint") : "setup_hint";
+  $("message").append(el("span", { class: "b-hint", "data-testid": "hint" }, t(hint)));
   $("message").hidden = false;
   $("board").hidden = true;
 }
 
+// The centre's name on one line, in the largest type that fits (down to a floor); a name
+// too long for that goes onto two lines. Its line height leaves room for the marks above
+// Vietnamese capitals (Ỉ, Ễ, Ẫ), which a tighter box would cut off (board.css).
+const NAME_SIZES = [46, 42, 38, 34, 30];
+const TWO_LINE_SIZES = [32, 29, 26, 23, 20];
+function fitCentreName() {
+  const node = $("centre");
+  const text = node.firstElementChild;
+  if (!text) return;
+  node.classList.remove("two-lines");
+  for (const size of NAME_SIZES) {
+    node.style.fontSize = `${size}px`;
+    if (text.getBoundingClientRect().width <= node.clientWidth) return;
+  }
+  node.classList.add("two-lines");
+  for (const size of TWO_LINE_SIZES) {
+    node.style.fontSize = `${size}px`;
+    if (text.getClientRects().length <= 2) return;
+  }
+}
+
+// Again when the bundled font has loaded (a fallback font measures narrower) and when the
+// name's room changes (the clock beside it filled in, another screen).
+document.fonts?.ready.then(fitCentreName);
+new ResizeObserver(() => fitCentreName()).observe($("centre"));
 addEventListener("resize", () => state.board && render());
 
 const token = deviceToken("display");
@@ -333,7 +375,7 @@ if (!token) {
         if (state.board) offlineNote.hidden = up;
       },
       refused() {
-        setup();
+        setup(tokenRefusal());
       },
     },
   });

@@ -52,16 +52,20 @@ export function newRequestId() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-// A device page is opened once as /role/?token=...: keep the token, drop it from the URL
-// (and so from the history and from whatever is shown on screen).
+// A device page is opened once as /role/?token=...: drop the token from the URL (and so
+// from the history and from whatever is shown on screen), and keep it once the server
+// has accepted it (the first snapshot): a mistyped token never replaces a good one.
+let offered = null; // {key, value} of a token from the address, not yet accepted
+
 export function deviceToken(role) {
   const key = `motcua.${role}.token`;
   const url = new URL(location.href);
   const given = url.searchParams.get("token");
   if (given) {
-    localStorage.setItem(key, given);
     url.searchParams.delete("token");
     history.replaceState(null, "", url.pathname + url.search + url.hash);
+    offered = { key, value: given };
+    return given;
   }
   return localStorage.getItem(key);
 }
@@ -86,6 +90,13 @@ export async function api(method, path, { token = null, body = null } = {}) {
     answer = { ok: false, error: { message: t("server_trouble") } };
   }
   return { status: response.status, answer };
+}
+
+// Why a device page was refused, for its words: "wrong" (the token it used is not a
+// device's of this kind), with `kept` when a token saved before stays for the next start.
+export function tokenRefusal() {
+  const kept = offered !== null && localStorage.getItem(offered.key) !== null;
+  return { wrong: true, kept };
 }
 
 // ---- following state ---------------------------------------------------------------
@@ -129,6 +140,10 @@ export function follow({ namespace, auth, snapshotEvent, handlers }) {
       return;
     }
     last = snapshot.seq;
+    if (offered) {
+      localStorage.setItem(offered.key, offered.value); // accepted: keep it
+      offered = null;
+    }
     handlers.snapshot(snapshot);
     const pending = buffer;
     buffer = [];

@@ -1,10 +1,13 @@
 // The ticket kiosk: choose a service (and a priority group), take a number.
 // State comes from the /kiosk snapshot and its change batches (docs/protocol.md 8.1).
-import { deviceToken, el, follow, minutes, setLang, startClock, t } from "/static/motcua.js";
+import { currentLang, deviceToken, el, follow, minutes, setLang, startClock, t, tokenRefusal } from "/static/motcua.js";
 
 const BACK_AFTER_TICKET_S = 20;
 const BACK_AFTER_UNPRINTED_S = 60; // time to photograph or write down the number
 const BACK_AFTER_ERROR_S = 15;
+// Nobody has touched the screen for this long: English or a chosen priority is not kept
+// for the next citizen (back to Vietnamese and the start).
+const IDLE_RESET_S = 45;
 const PRINT_GRACE_MS = 3000; // after the job's deadline, before saying it did not print
 
 const data = JSON.parse(document.getElementById("kiosk-data").textContent);
@@ -31,6 +34,15 @@ function priorityLabel(code) {
   return p ? (document.documentElement.lang === "en" ? p.en : p.vi) : code;
 }
 
+// A name from the configuration in the page's language: its English when there is one.
+function named(thing, field = "name") {
+  return (currentLang() === "en" && thing?.[`${field}_en`]) || thing?.[field] || "";
+}
+
+function showCentre() {
+  document.getElementById("centre").textContent = named(state.centre);
+}
+
 function show(view, extra = {}) {
   clearInterval(countdown);
   clearTimeout(printTimer);
@@ -46,6 +58,7 @@ function reset() {
   state.printing = null;
   state.error = null;
   setLang("vi");
+  showCentre();
   show("services");
 }
 
@@ -62,10 +75,13 @@ function autoBack(seconds, node) {
 // ---- screens -------------------------------------------------------------------------
 function serviceButton(s) {
   const usable = s.open && state.online;
+  // A service whose counters are all on a break still takes tickets: they are served
+  // after the break, and the card says so.
   const meta = s.open
     ? [
         el("span", { "data-testid": "waiting" },
           s.waiting > 0 ? t("waiting", { n: s.waiting }) : t("nobody_waiting")),
+        s.on_break ? el("span", { class: "k-break", "data-testid": "on-break" }, t("on_break")) : null,
         s.waiting > 0 ? el("span", {}, t("wait_about", { m: minutes(s.estimated_wait_s) })) : null,
       ]
     : [el("span", {}, t("closed"))];
@@ -78,7 +94,7 @@ function serviceButton(s) {
       "data-service": s.code,
       onclick: () => issue(s),
     },
-    el("span", { class: "k-service-name" }, s.name),
+    el("span", { class: "k-service-name" }, named(s)),
     el("span", { class: "k-service-meta" }, meta),
   );
 }
@@ -86,7 +102,7 @@ function serviceButton(s) {
 function servicesView() {
   const groups = new Map();
   for (const s of state.services) {
-    const agency = s.agency || "";
+    const agency = named(s, "agency");
     if (!groups.has(agency)) groups.set(agency, []);
     groups.get(agency).push(s);
   }
@@ -154,21 +170,24 @@ function printed(result) {
 
 function ticketView() {
   const a = state.ticket;
-  const key = a.status_url.split("/t/").pop();
+  const [key, query] = a.status_url.split("/t/").pop().split("?");
+  const service = state.services.find((s) => s.code === a.ticket.service.code);
   const back = el("p", { class: "k-note", id: "back-in" });
   const wait = a.ahead > 0 ? t("about_minutes", { m: minutes(a.estimated_wait_s) }) : t("soon");
   const view = [
     el("div", { class: "k-ticket", "data-testid": "ticket" },
       el("div", { class: "k-ticket-label" }, t("your_number")),
       el("div", { class: "k-number", "data-testid": "number" }, a.ticket.number),
-      el("div", { class: "k-ticket-service" }, a.ticket.service.name),
+      el("div", { class: "k-ticket-service" }, service ? named(service) : a.ticket.service.name),
       a.ticket.priority ? el("div", { class: "k-ticket-priority" },
         t("priority_chosen", { group: priorityLabel(a.ticket.priority) })) : null,
       el("dl", { class: "k-facts" },
         el("dt", {}, t("ahead")), el("dd", { "data-testid": "ahead" }, a.ahead),
         el("dt", {}, t("estimated_wait")), el("dd", { "data-testid": "wait" }, wait)),
+      service?.on_break ? el("p", { class: "k-break-note", "data-testid": "on-break" }, t("on_break_ticket")) : null,
       el("div", { class: "k-qr" },
-        el("img", { src: `/t/${encodeURIComponent(key)}/qr.svg`, alt: "", width: 240, height: 240,
+        el("img", { src: `/t/${encodeURIComponent(key)}/qr.svg${query ? `?${query}` : ""}`, alt: "",
+          width: 240, height: 240,
           "data-testid": "qr" }),
         el("p", {}, t("scan"))),
       el("p", { class: "k-instruction " + (state.printing || ""), id: "print-state",
@@ -180,11 +199,11 @@ function ticketView() {
   return view;
 }
 
-function messageView(text, { setup = false } = {}) {
+function messageView(text, { setup = false, hint = "setup_hint" } = {}) {
   const back = el("p", { class: "k-note" });
   const view = [el("p", { class: "k-message", "data-testid": "message" }, text)];
   if (setup) {
-    view.push(el("p", { class: "k-note" }, t("setup_hint")));
+    view.push(el("p", { class: "k-note", "data-testid": "hint" }, t(hint)));
   } else {
     view.push(el("button", { type: "button", class: "k-done", onclick: reset }, t("back")), back);
     autoBack(BACK_AFTER_ERROR_S, back);
@@ -194,7 +213,10 @@ function messageView(text, { setup = false } = {}) {
 
 function render() {
   let content;
-  if (state.view === "setup") content = messageView(t("setup_needed"), { setup: true });
+  if (state.view === "setup" && state.refused) {
+    content = messageView(t("token_wrong"), {
+      setup: true, hint: state.refused.kept ? "token_kept" : "token_wrong_hint" });
+  } else if (state.view === "setup") content = messageView(t("setup_needed"), { setup: true });
   else if (state.view === "priority") content = priorityView();
   else if (state.view === "issuing") content = [el("p", { class: "k-message" }, t("issuing"))];
   else if (state.view === "ticket") content = ticketView();
@@ -202,6 +224,7 @@ function render() {
   else content = servicesView();
   screen.replaceChildren(...content.flat().filter(Boolean));
   screen.dataset.view = state.view;
+  idleCheck(false);
   offlineNote.hidden = state.online || state.view === "setup";
 }
 
@@ -218,7 +241,9 @@ async function issue(service) {
   if (state.view !== "services" || !service.open) return; // one touch, one ticket
   show("issuing");
   try {
-    const answer = await link.request("issue", { service: service.code, priority: state.priority });
+    const answer = await link.request("issue", {
+      service: service.code, priority: state.priority, lang: currentLang(),
+    });
     if (answer?.ok) {
       show("ticket", { ticket: answer, printing: answer.print ? "pending" : null });
       if (answer.print) {
@@ -236,10 +261,34 @@ async function issue(service) {
   }
 }
 
+// ---- idle ----------------------------------------------------------------------------
+// On the services and priority screens, a kiosk left in English, with a priority chosen
+// or on the priority question goes back to the start after IDLE_RESET_S without a touch.
+// (The ticket and error screens count down by themselves.)
+let idleTimer = null;
+function idleCheck(touched) {
+  const changed = document.documentElement.lang !== "vi" || state.priority !== null;
+  if (!((state.view === "services" && changed) || state.view === "priority")) {
+    clearTimeout(idleTimer);
+    idleTimer = null;
+  } else if (touched || idleTimer === null) {
+    // A touch starts the wait again; a redraw from the server's news does not.
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => {
+      idleTimer = null;
+      reset();
+    }, IDLE_RESET_S * 1000);
+  }
+}
+for (const type of ["pointerdown", "keydown"]) {
+  document.addEventListener(type, () => idleCheck(true), true);
+}
+
 // ---- start ---------------------------------------------------------------------------
 for (const button of document.querySelectorAll(".k-lang")) {
   button.addEventListener("click", () => {
     setLang(button.dataset.lang);
+    showCentre();
     render();
   });
 }
@@ -257,7 +306,7 @@ if (!token) {
         const first = state.centre === null;
         state.centre = s.centre;
         state.services = s.services;
-        document.getElementById("centre").textContent = s.centre.name;
+        showCentre();
         if (first) startClock(document.getElementById("clock"), s.centre.timezone);
         if (state.view === "setup") state.view = "services";
         if (state.view === "services") render();
@@ -281,7 +330,7 @@ if (!token) {
         else offlineNote.hidden = up;
       },
       refused() {
-        show("setup");
+        show("setup", { refused: tokenRefusal() });
       },
     },
   });

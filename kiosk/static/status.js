@@ -1,7 +1,7 @@
 // A ticket's status page, live: follows /ticket with the ticket's key (docs/protocol.md
 // 8.6). Each batch says something about this ticket or its queue moved; the page then
 // asks for its snapshot again (at most every 2 s), which has the exact position.
-import { el, follow, minutes, t } from "/static/motcua.js";
+import { currentLang, el, follow, minutes, t } from "/static/motcua.js";
 
 const key = decodeURIComponent(location.pathname.split("/t/")[1] || "");
 const $ = (id) => document.querySelector(`[data-testid=${id}]`);
@@ -14,12 +14,14 @@ function show(s) {
   status.textContent =
     tk.status === "called" ? t("called_to", { n: tk.counter }) : t(`status_${tk.status}`);
   status.classList.toggle("called", tk.status === "called");
-  $("service").textContent = tk.service.name;
+  $("service").textContent = (currentLang() === "en" && s.service_en?.name) || tk.service.name;
   document.getElementById("position").hidden = s.ahead === null;
   if (s.ahead !== null) {
     $("ahead").textContent = s.ahead;
-    $("wait").textContent = t("minutes", { m: minutes(s.estimated_wait_s) });
+    const m = minutes(s.estimated_wait_s);
+    $("wait").textContent = s.ahead > 0 && m > 0 ? t("minutes", { m }) : t("soon");
   }
+  $("on-break").hidden = !s.on_break;
   $("updated").textContent = t("updated", { time: s.checked_at.slice(11, 16) });
   showRating(s.rating);
 }

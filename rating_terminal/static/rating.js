@@ -2,7 +2,7 @@
 // a rating when a visit finishes (the `finished` event, or `awaiting_rating` in the
 // snapshot), and sends it; a rating given while the link is down waits on the tablet
 // (localStorage) and goes when it returns. docs/protocol.md 8.4 and 10.
-import { deviceToken, el, follow, newRequestId, setLang, t } from "/static/motcua.js";
+import { deviceToken, el, follow, newRequestId, setLang, t, tokenRefusal } from "/static/motcua.js";
 import { keyboard } from "/rating/static/keyboard.js";
 
 const THANKS_S = 6;
@@ -214,10 +214,13 @@ function thanksView() {
   return [el("div", { class: "r-thanks" }, parts)];
 }
 
+let refused = null; // why the server refused this tablet's token, once it has
+
 function setupView() {
+  const hint = refused ? (refused.kept ? "token_kept" : "token_wrong_hint") : "setup_hint";
   return [
-    el("p", { class: "r-big", "data-testid": "message" }, t("setup_needed")),
-    el("p", { class: "r-note" }, t("setup_hint")),
+    el("p", { class: "r-big", "data-testid": "message" }, t(refused ? "token_wrong" : "setup_needed")),
+    el("p", { class: "r-note", "data-testid": "hint" }, t(hint)),
   ];
 }
 
@@ -368,6 +371,7 @@ if (!token) {
         if (up) flush();
       },
       refused() {
+        refused = tokenRefusal();
         show("setup");
       },
     },

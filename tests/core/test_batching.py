@@ -177,7 +177,13 @@ def test_services_carry_only_the_latest_summary_in_a_batch(local):
     batch = local.batches(local.audience("kiosk"), start, itertools.repeat(1000))[0]
     assert batch["events"] == [] and batch["services"] == [
         # TP's two counters are closed: the wait is shared by both as if they were open
-        {"code": "TP", "waiting": 50, "estimated_wait_s": 50 * 300 // 2, "open": False}
+        {
+            "code": "TP",
+            "waiting": 50,
+            "estimated_wait_s": 50 * 300 // 2,
+            "open": False,
+            "on_break": False,
+        }
     ]
 
 

@@ -150,7 +150,7 @@ def test_two_centres_naming_one_username_is_refused_and_nothing_moves(store, tmp
         provision(store, tmp_path / "t3.toml")
     line = stolen.splitlines().index('username = "clerk1"') + 1
     assert (refused.value.path, refused.value.line) == (str(tmp_path / "t3.toml"), line)
-    assert "«clerk1» đã thuộc trung tâm «T1»" in refused.value.what
+    assert "“clerk1” đã thuộc trung tâm “T1”" in refused.value.what
     assert 'home = "T1"' in refused.value.what
     assert _snapshot(store) == before
     assert (
@@ -167,7 +167,7 @@ def test_two_centres_naming_one_username_is_refused_and_nothing_moves(store, tmp
     (tmp_path / "t4.toml").write_text(wrong_home, encoding="utf-8")
     with pytest.raises(ProvisioningError) as refused:
         provision(store, tmp_path / "t4.toml")
-    assert "không có cán bộ «clerk1» để cho mượn" in refused.value.what
+    assert "không có cán bộ “clerk1” để cho mượn" in refused.value.what
     assert _snapshot(store) == before
 
 
@@ -178,7 +178,7 @@ def test_a_lent_entry_may_not_set_what_its_home_centre_owns(tmp_path):
     (tmp_path / "t2.toml").write_text(text, encoding="utf-8")
     with pytest.raises(ProvisioningError) as refused:
         load(tmp_path / "t2.toml")
-    assert "«password» do trung tâm đó quản lý" in refused.value.what
+    assert "“password” do trung tâm đó quản lý" in refused.value.what
 
 
 def test_an_entry_that_owns_its_account_needs_a_password(tmp_path):
@@ -188,7 +188,7 @@ def test_an_entry_that_owns_its_account_needs_a_password(tmp_path):
     (tmp_path / "t2.toml").write_text(text, encoding="utf-8")
     with pytest.raises(ProvisioningError) as refused:
         load(tmp_path / "t2.toml")
-    assert "thiếu khóa «password»" in refused.value.what
+    assert "thiếu khóa “password”" in refused.value.what
 
 
 # -- every HTTP endpoint, with every role and with none ---------------------------------
