@@ -37,8 +37,11 @@ $(VOICE_PACK): $(STAMP) display/speech.py display/voicepack.py
 	@command -v espeak-ng >/dev/null 2>&1 || scripts/ensure-system-packages
 	$(PY) -m display.voicepack build instance/voice/vi --voice vi
 
+# `make run PORT=5057` when 5000 is taken; `HOST=0.0.0.0` to be reached from other machines.
+HOST ?= 127.0.0.1
+PORT ?= 5000
 run: $(STAMP) $(VOICE_PACK)
-	$(PY) server.py serve --demo
+	$(PY) server.py serve --demo --host $(HOST) --port $(PORT)
 
 # Debian's chromium and fonts-dejavu-core for the page tests, installed when missing.
 system-packages:

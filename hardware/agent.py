@@ -69,6 +69,7 @@ log = logging.getLogger("motcua.agent")
 
 BACKOFF_S = (1, 2, 5, 10, 30)  # between connection attempts; the last one repeats
 PRESS_WINDOW_S = 3.0  # a press not answered by then is given up (the keypad is told)
+STOP_S = 0.8  # told to stop (SIGTERM), the agent ends within this, whatever it is doing
 
 
 class ConfigError(Exception):
@@ -657,22 +658,37 @@ class Agent:
                 continue
             attempt = 0
             if self.stopping.is_set():
-                break  # told to stop while connecting: its disconnect came too early
+                self._disconnect()  # told to stop while connecting: its disconnect came early
+                break
             log.info("connected to %s", self.config.server)
-            self.sio.wait()  # returns when the connection is lost
+            # Until the connection is lost (the disconnect handler clears ``connected``)
+            # or the agent is told to stop; sio.wait() would add a second's sleep to both.
+            while self.connected.is_set() and not self.stopping.wait(0.1):
+                pass
+            if self.stopping.is_set():
+                break
+            self.sio.wait()  # the lost connection's threads end
             log.warning("connection lost; reconnecting")
-        self.sio.disconnect()
-        worker.join(timeout=5)
-        keys.join(timeout=5)
+        worker.join(timeout=0.5)
+        keys.join(timeout=0.5)
         for line in self.lines.values():
             line.stop()
         for line in self.keypad_lines:
             line.stop()
-        self.journal.close()
+        if not worker.is_alive():  # else a job is being printed: its thread still writes
+            self.journal.close()
 
     def stop(self) -> None:
+        """Stop soon, from any thread: the connection is closed in a thread of its own
+        (a websocket close waits up to seconds for an unresponsive server)."""
         self.stopping.set()
-        self.sio.disconnect()
+        threading.Thread(target=self._disconnect, name="disconnect", daemon=True).start()
+
+    def _disconnect(self) -> None:
+        try:
+            self.sio.disconnect()
+        except Exception as e:  # noqa: BLE001 - already closed, or closing twice
+            log.debug("disconnect: %s", e)
 
 
 def main(config_path: str) -> int:
@@ -688,7 +704,25 @@ def main(config_path: str) -> int:
         print(f"error: {e}", flush=True)
         return 2
     agent = Agent(config)
-    signal.signal(signal.SIGTERM, lambda *a: agent.stop())
-    signal.signal(signal.SIGINT, lambda *a: agent.stop())
-    agent.run()
+    # The handler only notes the signal: code run from a signal handler must take no lock
+    # (an Event's, a queue's, the socket client's), or it waits forever on one the
+    # interrupted code holds. The main thread only sleeps here, and acts on the note.
+    told: list[int] = []
+    signal.signal(signal.SIGTERM, lambda sig, frame: told.append(sig))
+    signal.signal(signal.SIGINT, lambda sig, frame: told.append(sig))
+    runner = threading.Thread(target=agent.run, name="agent", daemon=True)
+    runner.start()
+    while not told and runner.is_alive():
+        time.sleep(0.05)
+    if told:
+        log.info("%s: stopping", signal.Signals(told[0]).name)
+    agent.stop()
+    runner.join(timeout=STOP_S)
+    if runner.is_alive():
+        # Still connecting, printing or writing to a port: not waited for. A job being
+        # printed is in the journal as started, and is reported ``interrupted`` next time.
+        log.info("stopped; device I/O in progress abandoned")
+        logging.shutdown()
+        os._exit(0)
+    log.info("stopped")
     return 0
