@@ -429,6 +429,10 @@ class Agent:
             for number in self.boards_of:
                 self._show(number)
             self._displays()
+        # A snapshot comes after each (re)connection: every board and keypad display is
+        # written again, also those whose state the restarted server left unchanged.
+        for line in (*self.lines.values(), *self.keypad_lines):
+            line.rewrite()
 
     def on_changes(self, batch: dict) -> None:
         with self.lock:
