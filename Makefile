@@ -1,6 +1,10 @@
 # Two commands set up everything on a fresh machine: `make run` and `make test`.
-PYTHON ?= python3.11
-VENV := .venv
+# The Python: 3.11 (python3.11) or 3.13 (Debian 13's /usr/bin/python3), both tested by CI.
+# The default is python3.11 when there is one, else python3. A Python chosen on the command
+# line gets a virtualenv of its own: `make test PYTHON=python3.13` builds .venv-python3.13
+# and leaves .venv alone.
+PYTHON ?= $(shell command -v python3.11 >/dev/null 2>&1 && echo python3.11 || echo python3)
+VENV ?= $(if $(filter command line environment,$(origin PYTHON)),.venv-$(notdir $(PYTHON)),.venv)
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Locked dependencies, generated from pyproject.toml by `make lock`: exact versions with
@@ -20,6 +24,10 @@ UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --quiet --generate-hashes
 .PHONY: run test lint bench lock messages system-packages clean
 
 $(PY):
+	@v=$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null); \
+	case "$$v" in 3.11|3.12|3.13) ;; *) echo "error: motcua runs on Python 3.11 to 3.13;" \
+	  "$(PYTHON) is $${v:-not a Python that runs here}. Choose one: make PYTHON=/usr/bin/python3.13" \
+	  "(docs/deployment.md)."; exit 1;; esac
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 

@@ -136,16 +136,17 @@ def test_provisioning_while_serving_tells_devices_to_take_a_new_snapshot(
 
 def make_run(tmp_path, port: int) -> subprocess.Popen:
     """`make run PORT=port` as a newcomer types it, in its own process group (a terminal's
-    job), with this Python and an instance folder in ``tmp_path``; the venv and the voice
-    pack are taken as they are (-o: not rebuilt)."""
+    job), with this test's virtualenv and an instance folder in ``tmp_path``; the venv and
+    the voice pack are taken as they are (-o: not rebuilt)."""
     env = {
         **os.environ,
         "MOTCUA_INSTANCE_PATH": str(tmp_path / "instance"),
         "MOTCUA_SECRET_KEY": "cli-test-secret",
     }
+    venv = f"VENV={sys.prefix}"  # this test's own, whichever Python runs it
     return subprocess.Popen(
-        ["make", "--no-print-directory", "-o", ".venv/.installed", "-o"]
-        + ["instance/voice/vi/manifest.json", "run", f"PORT={port}", f"PY={sys.executable}"],
+        ["make", "--no-print-directory", "-o", f"{sys.prefix}/.installed", "-o"]
+        + ["instance/voice/vi/manifest.json", "run", f"PORT={port}", venv],
         cwd=ROOT,
         env=env,
         stdout=open(tmp_path / "make-run.log", "wb"),  # noqa: SIM115 - the child keeps it
