@@ -42,6 +42,12 @@ Configuration (TOML; docs/hardware.md has examples):
     protocol = "bus"
     addresses = { 1 = 1, 2 = 2 }                    # bus address -> counter number
 
+    [[keypads]]                                     # a USB numeric keypad (hidkeypad.py)
+    url = "/dev/input/by-path/pci-0000:00:14.0-usb-0:2:1.0-event-kbd"
+    protocol = "hid"
+    counter = 3                                     # the counter it drives
+    keys = { KEY_KPENTER = "NEXT", KEY_KPPLUS = "RECALL" }   # optional (else the defaults)
+
 Keypads: each press not repeated within ``debounce_s`` becomes one ``counter_action``
 with a fresh ``request_id`` (retried with the same id for at most PRESS_WINDOW_S if the
 answer is lost), done by the server for the counter's clerk on duty. A press while the
@@ -125,18 +131,37 @@ BOARD_KEYS = {
 @dataclass(frozen=True)
 class KeypadConfig:
     url: str
-    protocol: str  # "line" | "bus"
+    protocol: str  # "line" | "bus" | "hid"
     counters: tuple[int, ...] = ()  # line: the counters it may name (empty: any)
     addresses: tuple[tuple[int, int], ...] = ()  # bus: (address, counter)
     baudrate: int = 9600
     debounce_s: float = 1.0
+    counter: int = 0  # hid: the counter it drives
+    keys: tuple[tuple[int, str], ...] = ()  # hid: (key code, KEYS name)
 
     def decoder(self):
-        from hardware import keypad
+        from hardware import hidkeypad, keypad
 
         if self.protocol == "bus":
             return keypad.BusDecoder(dict(self.addresses))
+        if self.protocol == "hid":
+            return hidkeypad.HidDecoder(self.counter, dict(self.keys))
         return keypad.LineDecoder(self.counters)
+
+    def line(self, on_press, refresh_s: float):
+        """The thread that reads it (hardware/keypad.py, hardware/hidkeypad.py)."""
+        from hardware.hidkeypad import HidKeypad
+        from hardware.keypad import KeypadLine
+
+        kind = HidKeypad if self.protocol == "hid" else KeypadLine
+        return kind(
+            self.url,
+            self.decoder(),
+            on_press,
+            baudrate=self.baudrate,
+            debounce_s=self.debounce_s,
+            refresh_s=refresh_s,
+        )
 
 
 KEYPAD_KEYS = {
@@ -146,6 +171,8 @@ KEYPAD_KEYS = {
     "addresses": dict,
     "baudrate": int,
     "debounce_s": (int, float),
+    "counter": int,
+    "keys": dict,
 }
 
 
@@ -230,7 +257,12 @@ def _keypad(path: Path, i: int, k) -> KeypadConfig:
             raise ConfigError(f"{where}: «{key}» sai kiểu")
     counters: tuple[int, ...] = ()
     addresses: tuple[tuple[int, int], ...] = ()
-    if k["protocol"] == "line":
+    counter, keys = 0, ()
+    if k["protocol"] != "hid" and ("counter" in k or "keys" in k):
+        raise ConfigError(f'{where}: «counter» và «keys» chỉ dùng cho protocol = "hid"')
+    if k["protocol"] == "hid":
+        counter, keys = _hid_keys(where, k)
+    elif k["protocol"] == "line":
         if "addresses" in k:
             raise ConfigError(f'{where}: «addresses» chỉ dùng cho protocol = "bus"')
         counters = tuple(k.get("counters", ()))
@@ -250,13 +282,48 @@ def _keypad(path: Path, i: int, k) -> KeypadConfig:
             raise ConfigError(f"{where}: thiếu «addresses» (địa chỉ = số quầy)")
         addresses = tuple(sorted(pairs))
     else:
-        raise ConfigError(f"{where}: «protocol» phải là line hoặc bus")
+        raise ConfigError(f"{where}: «protocol» phải là line, bus hoặc hid")
     debounce = float(k.get("debounce_s", 1.0))
     if not 0 <= debounce <= 10:
         raise ConfigError(f"{where}: «debounce_s» phải từ 0 đến 10 giây")
     return KeypadConfig(
-        k["url"], k["protocol"], counters, addresses, k.get("baudrate", 9600), debounce
+        k["url"],
+        k["protocol"],
+        counters,
+        addresses,
+        k.get("baudrate", 9600),
+        debounce,
+        counter,
+        keys,
     )
+
+
+def _hid_keys(where: str, k: dict) -> tuple[int, tuple[tuple[int, str], ...]]:
+    """A USB numeric keypad's counter and key map (hardware/hidkeypad.py)."""
+    from hardware.hidkeypad import DEFAULT_KEYS, key_code
+    from hardware.keypad import KEYS
+
+    for key in ("counters", "addresses", "baudrate"):
+        if key in k:
+            raise ConfigError(f'{where}: «{key}» không dùng cho protocol = "hid" (dùng «counter»)')
+    counter = k.get("counter")
+    if not isinstance(counter, int) or isinstance(counter, bool) or counter < 1:
+        raise ConfigError(f"{where}: bàn phím USB cần «counter» (số quầy nó gọi)")
+    pairs = {}
+    for name, action in (k.get("keys") or DEFAULT_KEYS).items():
+        try:
+            code = key_code(name)
+        except ValueError:
+            raise ConfigError(
+                f"{where}: phím «{name}» không có: dùng tên KEY_... (KEY_KPENTER, KEY_KP1...) "
+                "hoặc mã số của phím"
+            ) from None
+        if action not in KEYS:
+            raise ConfigError(f"{where}: phím {name}: «{action}» phải là {', '.join(KEYS)}")
+        if code in pairs:
+            raise ConfigError(f"{where}: phím {name} được gán hai lần")
+        pairs[code] = action
+    return counter, tuple(sorted(pairs.items()))
 
 
 def _board(path: Path, i: int, b) -> BoardConfig:
@@ -391,17 +458,8 @@ class Agent:
                 self.boards_of.setdefault(b.counter, []).append((line, b))
 
     def _keypads(self, config: AgentConfig) -> None:
-        from hardware.keypad import KeypadLine
-
         for k in config.keypads:
-            line = KeypadLine(
-                k.url,
-                k.decoder(),
-                self.on_press,
-                baudrate=k.baudrate,
-                debounce_s=k.debounce_s,
-                refresh_s=config.board_refresh_s,
-            )
+            line = k.line(self.on_press, config.board_refresh_s)
             self.keypad_lines.append(line)
             for number in line.decoder.counters:
                 self.keypads_of.setdefault(number, []).append(line)
