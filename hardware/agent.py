@@ -48,6 +48,11 @@ Configuration (TOML; docs/hardware.md has examples):
     counter = 3                                     # the counter it drives
     keys = { KEY_KPENTER = "NEXT", KEY_KPPLUS = "RECALL" }   # optional (else the defaults)
 
+Stopping: SIGTERM or SIGINT ends the agent within STOP_S (0.8 s), whatever it is doing;
+device I/O still running then (a connection being made, a ticket being printed, a port
+being written) is abandoned, and a ticket being printed is reported ``interrupted`` by the
+next run (the journal has it started).
+
 Keypads: each press not repeated within ``debounce_s`` becomes one ``counter_action``
 with a fresh ``request_id`` (retried with the same id for at most PRESS_WINDOW_S if the
 answer is lost), done by the server for the counter's clerk on duty. A press while the

@@ -215,3 +215,17 @@ def test_a_real_virtual_keypad_is_read_and_grabbed(tmp_path):
         keypad.stop()
         fcntl.ioctl(fd, UI_DEV_DESTROY)
         os.close(fd)
+
+
+def test_the_hardware_doc_prints_the_default_keys_of_the_code():
+    import re
+
+    text = (Path(__file__).parent.parent / "docs" / "hardware.md").read_text(encoding="utf-8")
+    table = text[text.index("Without `keys` in the agent's file") :].split("```toml")[0]
+    printed = {}
+    for row in table.splitlines():
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        for keys, action in zip(cells[::2], cells[1::2], strict=False):
+            for name in re.findall(r"\(`(KEY_\w+)`\)", keys):
+                printed[name] = action.strip("`")
+    assert printed == DEFAULT_KEYS
