@@ -777,13 +777,24 @@ def main(config_path: str) -> int:
     told: list[int] = []
     signal.signal(signal.SIGTERM, lambda sig, frame: told.append(sig))
     signal.signal(signal.SIGINT, lambda sig, frame: told.append(sig))
-    runner = threading.Thread(target=agent.run, name="agent", daemon=True)
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            agent.run()
+        except BaseException as e:  # noqa: BLE001 - a bug: logged, and the exit status says so
+            log.exception("the agent stopped on an error")
+            failed.append(e)
+
+    runner = threading.Thread(target=run, name="agent", daemon=True)
     runner.start()
     while not told and runner.is_alive():
         time.sleep(0.05)
     if told:
         log.info("%s: stopping", signal.Signals(told[0]).name)
     agent.stop()
+    if failed:
+        return 1
     runner.join(timeout=STOP_S)
     if runner.is_alive():
         # Still connecting, printing or writing to a port: not waited for. A job being
