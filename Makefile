@@ -17,6 +17,8 @@ UV_VERSION := 0.13.9
 # `make lock LOCK_ARGS='--upgrade-package flask'` of one package; plain `make lock` keeps
 # the current pins where pyproject.toml still allows them.
 LOCK_ARGS ?=
+# --universal: one lock for every Python requires-python allows (3.11 to 3.13), with the
+# hashes of every wheel of each pinned version.
 UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --quiet --generate-hashes --universal \
 	--python-version 3.11 --custom-compile-command 'make lock  (from pyproject.toml: edit that, not this file)' \
 	$(LOCK_ARGS)
@@ -31,10 +33,12 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
+# Wheels only (--only-binary): the lock has them for every dependency on 3.11 and 3.13, so
+# nothing is ever compiled; a platform without them fails here, saying which package.
 # Re-run when the lock or pyproject.toml changes. Leftover packages that the lock no longer
 # names are not removed: `make clean` for a venv that is exactly the lock.
 $(STAMP): $(PY) $(LOCK_TEST) pyproject.toml
-	$(PY) -m pip install --quiet --require-hashes -r $(LOCK_TEST)
+	$(PY) -m pip install --quiet --require-hashes --only-binary :all: -r $(LOCK_TEST)
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
