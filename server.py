@@ -295,6 +295,7 @@ def cmd_serve(args) -> int:
         print(f"error: {problem}", file=sys.stderr, flush=True)
         return 1
     app, socketio, ctx = create_app(overrides)
+    warn_without_voice_pack(app.config["VOICE_PACK"])
     ctx.store.migrate()
     for path in ([DEMO_FILE] if args.demo else []) + ([args.provision] if args.provision else []):
         try:
@@ -327,6 +328,22 @@ def cmd_serve(args) -> int:
         if demo_agent is not None:
             stop_child(demo_agent)
     return 0
+
+
+def warn_without_voice_pack(configured: str | None) -> None:
+    """Say at start, not at the first call, that boards will announce nothing."""
+    from display import voicepack
+
+    pack = Path(configured or voicepack.DEFAULT_PACK)
+    if not pack.is_dir() or not any(pack.glob("*.wav")):
+        log.warning(
+            "voice pack %s is missing: display boards will announce nothing. Generate it: "
+            "python -m display.voicepack build %s --voice vi (and MOTCUA_VOICE_PACK=%s; "
+            "docs/deployment.md)",
+            pack,
+            pack,
+            pack,
+        )
 
 
 def port_problem(host: str, port: int, error: OSError | None = None) -> str | None:
