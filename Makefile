@@ -1,6 +1,10 @@
 # Two commands set up everything on a fresh machine: `make run` and `make test`.
-PYTHON ?= python3.11
-VENV := .venv
+# The Python: 3.11 (python3.11) or 3.13 (Debian 13's /usr/bin/python3), both tested by CI.
+# The default is python3.11 when there is one, else python3. A Python chosen on the command
+# line gets a virtualenv of its own: `make test PYTHON=python3.13` builds .venv-python3.13
+# and leaves .venv alone.
+PYTHON ?= $(shell command -v python3.11 >/dev/null 2>&1 && echo python3.11 || echo python3)
+VENV ?= $(if $(filter command line environment,$(origin PYTHON)),.venv-$(notdir $(PYTHON)),.venv)
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Locked dependencies, generated from pyproject.toml by `make lock`: exact versions with
@@ -13,6 +17,8 @@ UV_VERSION := 0.13.9
 # `make lock LOCK_ARGS='--upgrade-package flask'` of one package; plain `make lock` keeps
 # the current pins where pyproject.toml still allows them.
 LOCK_ARGS ?=
+# --universal: one lock for every Python requires-python allows (3.11 to 3.13), with the
+# hashes of every wheel of each pinned version.
 UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --quiet --generate-hashes --universal \
 	--python-version 3.11 --custom-compile-command 'make lock  (from pyproject.toml: edit that, not this file)' \
 	$(LOCK_ARGS)
@@ -20,13 +26,19 @@ UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --quiet --generate-hashes
 .PHONY: run test lint bench lock messages system-packages clean
 
 $(PY):
+	@v=$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null); \
+	case "$$v" in 3.11|3.12|3.13) ;; *) echo "error: motcua runs on Python 3.11 to 3.13;" \
+	  "$(PYTHON) is $${v:-not a Python that runs here}. Choose one: make PYTHON=/usr/bin/python3.13" \
+	  "(docs/deployment.md)."; exit 1;; esac
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
+# Wheels only (--only-binary): the lock has them for every dependency on 3.11 and 3.13, so
+# nothing is ever compiled; a platform without them fails here, saying which package.
 # Re-run when the lock or pyproject.toml changes. Leftover packages that the lock no longer
 # names are not removed: `make clean` for a venv that is exactly the lock.
 $(STAMP): $(PY) $(LOCK_TEST) pyproject.toml
-	$(PY) -m pip install --quiet --require-hashes -r $(LOCK_TEST)
+	$(PY) -m pip install --quiet --require-hashes --only-binary :all: -r $(LOCK_TEST)
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
@@ -37,8 +49,11 @@ $(VOICE_PACK): $(STAMP) display/speech.py display/voicepack.py
 	@command -v espeak-ng >/dev/null 2>&1 || scripts/ensure-system-packages
 	$(PY) -m display.voicepack build instance/voice/vi --voice vi
 
+# `make run PORT=5057` when 5000 is taken; `HOST=0.0.0.0` to be reached from other machines.
+HOST ?= 127.0.0.1
+PORT ?= 5000
 run: $(STAMP) $(VOICE_PACK)
-	$(PY) server.py serve --demo
+	$(PY) server.py serve --demo --host $(HOST) --port $(PORT)
 
 # Debian's chromium and fonts-dejavu-core for the page tests, installed when missing.
 system-packages:

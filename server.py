@@ -290,7 +290,12 @@ def cmd_serve(args) -> int:
         overrides["DATABASE_URL"] = args.database_url
     if args.redis_url:
         overrides["REDIS_URL"] = args.redis_url
+    problem = port_problem(args.host, args.port)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr, flush=True)
+        return 1
     app, socketio, ctx = create_app(overrides)
+    warn_without_voice_pack(app.config["VOICE_PACK"])
     ctx.store.migrate()
     for path in ([DEMO_FILE] if args.demo else []) + ([args.provision] if args.provision else []):
         try:
@@ -316,11 +321,77 @@ def cmd_serve(args) -> int:
     )
     try:
         serve_forever(app, args.host, args.port, access_log=args.access_log)
+    except OSError as e:  # the port was taken between the check and now
+        print(f"error: {port_problem(args.host, args.port, e)}", file=sys.stderr, flush=True)
+        return 1
     finally:
         if demo_agent is not None:
-            demo_agent.terminate()
-            demo_agent.wait(timeout=10)
+            stop_child(demo_agent)
     return 0
+
+
+def warn_without_voice_pack(configured: str | None) -> None:
+    """Say at start, not at the first call, that boards will announce nothing."""
+    from display import voicepack
+
+    pack = Path(configured or voicepack.DEFAULT_PACK)
+    if not pack.is_dir() or not any(pack.glob("*.wav")):
+        log.warning(
+            "voice pack %s is missing: display boards will announce nothing. Generate it: "
+            "python -m display.voicepack build %s --voice vi (and MOTCUA_VOICE_PACK=%s; "
+            "docs/deployment.md)",
+            pack,
+            pack,
+            pack,
+        )
+
+
+def port_problem(host: str, port: int, error: OSError | None = None) -> str | None:
+    """Why the server cannot listen on ``host:port``, saying what to do; None if it can.
+    Bound as gevent binds (SO_REUSEADDR), then released."""
+    import errno
+    import socket
+
+    if error is None:
+        try:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((host, port))
+                s.listen()
+            return None
+        except OSError as e:
+            error = e
+    where = f"{host}:{port}"
+    other = 5057 if port != 5057 else 5058
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} is already in use on {host} (another motcua, or another program, "
+            f"listens there: `ss -ltnp 'sport = :{port}'` names it). Stop it, or choose "
+            f"another port: make run PORT={other}, or server.py serve --port {other}."
+        )
+    if error.errno == errno.EACCES:
+        return (
+            f"not allowed to listen on {where}: ports below 1024 need privileges. Use a port "
+            f"above 1023 (make run PORT={other}) behind a reverse proxy (docs/deployment.md)."
+        )
+    if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
+        return f"{host} is not an address of this machine: use one of its own, or 0.0.0.0."
+    return f"cannot listen on {where}: {error.strerror or error}"
+
+
+def stop_child(proc, grace_s: float = 3.0) -> None:
+    """SIGTERM a child process (the demo's agent), SIGKILL if it is still there after
+    ``grace_s``; it stops within a second on SIGTERM, so this is for a broken one."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        log.warning("the demo's agent did not stop on SIGTERM within %ss; killed", grace_s)
+        proc.kill()
+        proc.wait()
 
 
 def serve_forever(app, host: str, port: int, access_log: bool = False) -> None:

@@ -166,7 +166,28 @@ class StrictPacket(sio_packet.Packet):
             raise ValueError("an event that is not a non-empty list")
         if self.packet_type == sio_packet.ACK and not isinstance(self.data, list):
             raise ValueError("an ack that is not a list")
+        if _nested_deeper(self.data, MAX_NESTING):
+            raise ValueError(f"data nested deeper than {MAX_NESTING}")
         return count
+
+
+# How deep a packet's data may nest: motcua's deepest is 4 (an event, its object, a list of
+# objects, their fields). Python 3.11's json refuses ~1,000 levels (RecursionError);
+# 3.13's reads 5,000 and more, which no handler should then walk.
+MAX_NESTING = 16
+
+
+def _nested_deeper(value, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, list | dict):
+            if depth > limit:
+                return True
+            stack.extend(
+                (v, depth + 1) for v in (value.values() if isinstance(value, dict) else value)
+            )
+    return False
 
 
 def socketio_options() -> dict:

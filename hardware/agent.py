@@ -42,6 +42,17 @@ Configuration (TOML; docs/hardware.md has examples):
     protocol = "bus"
     addresses = { 1 = 1, 2 = 2 }                    # bus address -> counter number
 
+    [[keypads]]                                     # a USB numeric keypad (hidkeypad.py)
+    url = "/dev/input/by-path/pci-0000:00:14.0-usb-0:2:1.0-event-kbd"
+    protocol = "hid"
+    counter = 3                                     # the counter it drives
+    keys = { KEY_KPENTER = "NEXT", KEY_KPPLUS = "RECALL" }   # optional (else the defaults)
+
+Stopping: SIGTERM or SIGINT ends the agent within STOP_S (0.8 s), whatever it is doing;
+device I/O still running then (a connection being made, a ticket being printed, a port
+being written) is abandoned, and a ticket being printed is reported ``interrupted`` by the
+next run (the journal has it started).
+
 Keypads: each press not repeated within ``debounce_s`` becomes one ``counter_action``
 with a fresh ``request_id`` (retried with the same id for at most PRESS_WINDOW_S if the
 answer is lost), done by the server for the counter's clerk on duty. A press while the
@@ -69,6 +80,7 @@ log = logging.getLogger("motcua.agent")
 
 BACKOFF_S = (1, 2, 5, 10, 30)  # between connection attempts; the last one repeats
 PRESS_WINDOW_S = 3.0  # a press not answered by then is given up (the keypad is told)
+STOP_S = 0.8  # told to stop (SIGTERM), the agent ends within this, whatever it is doing
 
 
 class ConfigError(Exception):
@@ -124,18 +136,37 @@ BOARD_KEYS = {
 @dataclass(frozen=True)
 class KeypadConfig:
     url: str
-    protocol: str  # "line" | "bus"
+    protocol: str  # "line" | "bus" | "hid"
     counters: tuple[int, ...] = ()  # line: the counters it may name (empty: any)
     addresses: tuple[tuple[int, int], ...] = ()  # bus: (address, counter)
     baudrate: int = 9600
     debounce_s: float = 1.0
+    counter: int = 0  # hid: the counter it drives
+    keys: tuple[tuple[int, str], ...] = ()  # hid: (key code, KEYS name)
 
     def decoder(self):
-        from hardware import keypad
+        from hardware import hidkeypad, keypad
 
         if self.protocol == "bus":
             return keypad.BusDecoder(dict(self.addresses))
+        if self.protocol == "hid":
+            return hidkeypad.HidDecoder(self.counter, dict(self.keys))
         return keypad.LineDecoder(self.counters)
+
+    def line(self, on_press, refresh_s: float):
+        """The thread that reads it (hardware/keypad.py, hardware/hidkeypad.py)."""
+        from hardware.hidkeypad import HidKeypad
+        from hardware.keypad import KeypadLine
+
+        kind = HidKeypad if self.protocol == "hid" else KeypadLine
+        return kind(
+            self.url,
+            self.decoder(),
+            on_press,
+            baudrate=self.baudrate,
+            debounce_s=self.debounce_s,
+            refresh_s=refresh_s,
+        )
 
 
 KEYPAD_KEYS = {
@@ -145,6 +176,8 @@ KEYPAD_KEYS = {
     "addresses": dict,
     "baudrate": int,
     "debounce_s": (int, float),
+    "counter": int,
+    "keys": dict,
 }
 
 
@@ -229,7 +262,12 @@ def _keypad(path: Path, i: int, k) -> KeypadConfig:
             raise ConfigError(f"{where}: «{key}» sai kiểu")
     counters: tuple[int, ...] = ()
     addresses: tuple[tuple[int, int], ...] = ()
-    if k["protocol"] == "line":
+    counter, keys = 0, ()
+    if k["protocol"] != "hid" and ("counter" in k or "keys" in k):
+        raise ConfigError(f'{where}: «counter» và «keys» chỉ dùng cho protocol = "hid"')
+    if k["protocol"] == "hid":
+        counter, keys = _hid_keys(where, k)
+    elif k["protocol"] == "line":
         if "addresses" in k:
             raise ConfigError(f'{where}: «addresses» chỉ dùng cho protocol = "bus"')
         counters = tuple(k.get("counters", ()))
@@ -249,13 +287,48 @@ def _keypad(path: Path, i: int, k) -> KeypadConfig:
             raise ConfigError(f"{where}: thiếu «addresses» (địa chỉ = số quầy)")
         addresses = tuple(sorted(pairs))
     else:
-        raise ConfigError(f"{where}: «protocol» phải là line hoặc bus")
+        raise ConfigError(f"{where}: «protocol» phải là line, bus hoặc hid")
     debounce = float(k.get("debounce_s", 1.0))
     if not 0 <= debounce <= 10:
         raise ConfigError(f"{where}: «debounce_s» phải từ 0 đến 10 giây")
     return KeypadConfig(
-        k["url"], k["protocol"], counters, addresses, k.get("baudrate", 9600), debounce
+        k["url"],
+        k["protocol"],
+        counters,
+        addresses,
+        k.get("baudrate", 9600),
+        debounce,
+        counter,
+        keys,
     )
+
+
+def _hid_keys(where: str, k: dict) -> tuple[int, tuple[tuple[int, str], ...]]:
+    """A USB numeric keypad's counter and key map (hardware/hidkeypad.py)."""
+    from hardware.hidkeypad import DEFAULT_KEYS, key_code
+    from hardware.keypad import KEYS
+
+    for key in ("counters", "addresses", "baudrate"):
+        if key in k:
+            raise ConfigError(f'{where}: «{key}» không dùng cho protocol = "hid" (dùng «counter»)')
+    counter = k.get("counter")
+    if not isinstance(counter, int) or isinstance(counter, bool) or counter < 1:
+        raise ConfigError(f"{where}: bàn phím USB cần «counter» (số quầy nó gọi)")
+    pairs = {}
+    for name, action in (k.get("keys") or DEFAULT_KEYS).items():
+        try:
+            code = key_code(name)
+        except ValueError:
+            raise ConfigError(
+                f"{where}: phím «{name}» không có: dùng tên KEY_... (KEY_KPENTER, KEY_KP1...) "
+                "hoặc mã số của phím"
+            ) from None
+        if action not in KEYS:
+            raise ConfigError(f"{where}: phím {name}: «{action}» phải là {', '.join(KEYS)}")
+        if code in pairs:
+            raise ConfigError(f"{where}: phím {name} được gán hai lần")
+        pairs[code] = action
+    return counter, tuple(sorted(pairs.items()))
 
 
 def _board(path: Path, i: int, b) -> BoardConfig:
@@ -390,17 +463,8 @@ class Agent:
                 self.boards_of.setdefault(b.counter, []).append((line, b))
 
     def _keypads(self, config: AgentConfig) -> None:
-        from hardware.keypad import KeypadLine
-
         for k in config.keypads:
-            line = KeypadLine(
-                k.url,
-                k.decoder(),
-                self.on_press,
-                baudrate=k.baudrate,
-                debounce_s=k.debounce_s,
-                refresh_s=config.board_refresh_s,
-            )
+            line = k.line(self.on_press, config.board_refresh_s)
             self.keypad_lines.append(line)
             for number in line.decoder.counters:
                 self.keypads_of.setdefault(number, []).append(line)
@@ -428,6 +492,10 @@ class Agent:
             for number in self.boards_of:
                 self._show(number)
             self._displays()
+        # A snapshot comes after each (re)connection: every board and keypad display is
+        # written again, also those whose state the restarted server left unchanged.
+        for line in (*self.lines.values(), *self.keypad_lines):
+            line.rewrite()
 
     def on_changes(self, batch: dict) -> None:
         with self.lock:
@@ -657,22 +725,37 @@ class Agent:
                 continue
             attempt = 0
             if self.stopping.is_set():
-                break  # told to stop while connecting: its disconnect came too early
+                self._disconnect()  # told to stop while connecting: its disconnect came early
+                break
             log.info("connected to %s", self.config.server)
-            self.sio.wait()  # returns when the connection is lost
+            # Until the connection is lost (the disconnect handler clears ``connected``)
+            # or the agent is told to stop; sio.wait() would add a second's sleep to both.
+            while self.connected.is_set() and not self.stopping.wait(0.1):
+                pass
+            if self.stopping.is_set():
+                break
+            self.sio.wait()  # the lost connection's threads end
             log.warning("connection lost; reconnecting")
-        self.sio.disconnect()
-        worker.join(timeout=5)
-        keys.join(timeout=5)
+        worker.join(timeout=0.5)
+        keys.join(timeout=0.5)
         for line in self.lines.values():
             line.stop()
         for line in self.keypad_lines:
             line.stop()
-        self.journal.close()
+        if not worker.is_alive():  # else a job is being printed: its thread still writes
+            self.journal.close()
 
     def stop(self) -> None:
+        """Stop soon, from any thread: the connection is closed in a thread of its own
+        (a websocket close waits up to seconds for an unresponsive server)."""
         self.stopping.set()
-        self.sio.disconnect()
+        threading.Thread(target=self._disconnect, name="disconnect", daemon=True).start()
+
+    def _disconnect(self) -> None:
+        try:
+            self.sio.disconnect()
+        except Exception as e:  # noqa: BLE001 - already closed, or closing twice
+            log.debug("disconnect: %s", e)
 
 
 def main(config_path: str) -> int:
@@ -688,7 +771,36 @@ def main(config_path: str) -> int:
         print(f"error: {e}", flush=True)
         return 2
     agent = Agent(config)
-    signal.signal(signal.SIGTERM, lambda *a: agent.stop())
-    signal.signal(signal.SIGINT, lambda *a: agent.stop())
-    agent.run()
+    # The handler only notes the signal: code run from a signal handler must take no lock
+    # (an Event's, a queue's, the socket client's), or it waits forever on one the
+    # interrupted code holds. The main thread only sleeps here, and acts on the note.
+    told: list[int] = []
+    signal.signal(signal.SIGTERM, lambda sig, frame: told.append(sig))
+    signal.signal(signal.SIGINT, lambda sig, frame: told.append(sig))
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            agent.run()
+        except BaseException as e:  # noqa: BLE001 - a bug: logged, and the exit status says so
+            log.exception("the agent stopped on an error")
+            failed.append(e)
+
+    runner = threading.Thread(target=run, name="agent", daemon=True)
+    runner.start()
+    while not told and runner.is_alive():
+        time.sleep(0.05)
+    if told:
+        log.info("%s: stopping", signal.Signals(told[0]).name)
+    agent.stop()
+    if failed:
+        return 1
+    runner.join(timeout=STOP_S)
+    if runner.is_alive():
+        # Still connecting, printing or writing to a port: not waited for. A job being
+        # printed is in the journal as started, and is reported ``interrupted`` next time.
+        log.info("stopped; device I/O in progress abandoned")
+        logging.shutdown()
+        os._exit(0)
+    log.info("stopped")
     return 0

@@ -300,6 +300,11 @@ class KeypadLine(SerialLine):
         with self.lock:
             self.wanted.update(self.decoder.display(counter, shown))
 
+    def rewrite(self) -> None:
+        """Every display written again, changed or not (after the server's snapshot)."""
+        with self.lock:
+            self.written.clear()
+
     def start(self) -> KeypadLine:
         self.thread = threading.Thread(target=self.run, name=f"keypads {self.url}", daemon=True)
         self.thread.start()

@@ -175,6 +175,13 @@ class BoardLine(SerialLine):
             self.wanted[name] = (generation + 1, shown)
             self.changed.notify()
 
+    def rewrite(self) -> None:
+        """Every board written again, changed or not (after the server's snapshot: a
+        board may have lost power, or been written by someone else, meanwhile)."""
+        with self.changed:
+            self.written.clear()
+            self.changed.notify()
+
     def start(self) -> BoardLine:
         self.thread = threading.Thread(target=self.run, name=f"boards {self.url}", daemon=True)
         self.thread.start()

@@ -28,7 +28,8 @@ def extracted() -> list[str]:
     ids: set[str] = set()
 
     def wanted(path: str) -> bool:
-        return Path(path).name not in SKIP
+        name = Path(path).name
+        return name not in SKIP and not name.startswith(".venv-")  # one venv per Python
 
     for _file, _line, message, _comments, _ctx in extract_from_dir(
         ROOT, METHODS, keywords=KEYWORDS, directory_filter=wanted

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 
+import pytest
 import sqlalchemy as sa
 
 from harness.centre import CENTRE, DISPLAY_C3, KIOSK_B
 from harness.devices import connect_refused
-from harness.process import ROOT
+from harness.process import ROOT, free_port
 
 
 def run(*args, env=None):
@@ -126,3 +132,78 @@ def test_provisioning_while_serving_tells_devices_to_take_a_new_snapshot(
     kiosk = devices.kiosk(sqlite_server)
     kiosk.call("issue", {"service": "TP"})
     assert board.wait_service("TP", waiting=1)  # counter 2 serves TP: now shown
+
+
+def make_run(tmp_path, port: int) -> subprocess.Popen:
+    """`make run PORT=port` as a newcomer types it, in its own process group (a terminal's
+    job), with this test's virtualenv and an instance folder in ``tmp_path``; the venv and
+    the voice pack are taken as they are (-o: not rebuilt)."""
+    env = {
+        **os.environ,
+        "MOTCUA_INSTANCE_PATH": str(tmp_path / "instance"),
+        "MOTCUA_SECRET_KEY": "cli-test-secret",
+    }
+    venv = f"VENV={sys.prefix}"  # this test's own, whichever Python runs it
+    return subprocess.Popen(
+        ["make", "--no-print-directory", "-o", f"{sys.prefix}/.installed", "-o"]
+        + ["instance/voice/vi/manifest.json", "run", f"PORT={port}", venv],
+        cwd=ROOT,
+        env=env,
+        stdout=open(tmp_path / "make-run.log", "wb"),  # noqa: SIM115 - the child keeps it
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_make_run_takes_a_port_and_stops_quietly_with_its_agent(tmp_path, sig):
+    """SIGINT is Ctrl-C in the terminal; SIGTERM to the process group is how a terminal
+    or a supervisor ends the job. Server and demo agent end within seconds, no traceback."""
+    port = free_port()
+    make = make_run(tmp_path, port)
+    log = tmp_path / "make-run.log"
+    try:
+        deadline = time.monotonic() + 60
+        while "motcua.agent: connected to" not in log.read_text(errors="replace"):
+            assert make.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+            assert r.status == 200
+        start = time.monotonic()
+        os.killpg(make.pid, sig)
+        make.wait(timeout=15)
+        took = time.monotonic() - start
+    finally:
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
+            make.wait()
+    text = log.read_text(errors="replace")
+    assert f"--port {port}" in text and f"http://127.0.0.1:{port}" in text
+    assert "Traceback" not in text and "TimeoutExpired" not in text, text[-3000:]
+    assert f"motcua.agent: {signal.Signals(sig).name}: stopping" in text
+    assert "motcua.agent: stopped" in text, text[-3000:]
+    # gevent's server gives current requests 2 s; the agent ends within one.
+    assert took < 6, f"{took:.1f} s"
+    deadline = time.monotonic() + 5
+    while True:  # nothing of the job is left: not the server, not its agent
+        try:
+            os.killpg(make.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "a process of `make run` outlived it"
+        time.sleep(0.1)
+
+
+def test_a_busy_port_says_what_to_do(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        make = make_run(tmp_path, port)
+        assert make.wait(timeout=60) != 0
+    text = (tmp_path / "make-run.log").read_text()
+    assert "Traceback" not in text, text
+    assert f"error: port {port} is already in use on 127.0.0.1" in text, text
+    assert "make run PORT=" in text and "--port" in text
+    # Said before anything was started: no demo agent, no database.
+    assert "motcua.agent" not in text
+    assert not (tmp_path / "instance" / "motcua.sqlite3").exists()

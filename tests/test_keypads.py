@@ -316,9 +316,12 @@ def test_presses_through_the_agent_call_once_for_the_clerk(
     line_pad.wait_for(b"1:ERR OFFLINE\r\n", after=n, timeout=5)
     bus.wait_for(agent_frame(2, ord("E"), b"\x01"), after=m, timeout=5)
     # It comes back: the agent reconnects, and the dropped presses are not replayed.
+    m = bus.mark()
     sqlite_server.start()
     clerk1 = devices.counter(sqlite_server, "clerk1", 1)
     _until(lambda: agent.log.read_text(encoding="utf-8").count("connected to") >= 2, 40)
+    # Its snapshot writes both displays again (no refresh is due: board_refresh_s = 60).
+    _until(lambda: all(bytes([0xAB, a, ord("D")]) in bus.received[m:] for a in (1, 2)), 5)
     time.sleep(1.5)
     state = clerk1.fresh_snapshot("counter_state")
     assert state["current"]["number"] == "A003" and state["current"]["status"] == "called"

@@ -264,3 +264,34 @@ def test_calls_reach_the_right_boards_and_come_back_after_restarts(
     assert clerk1.call("call_next", {})["ticket"]["number"] == "A003"
     modbus.wait_for(modbus_write_register(1, 0, 3), timeout=30)
     text.wait_for(framed(7, "N", "A003"), timeout=30)
+
+
+def test_a_server_restart_writes_every_board_again(
+    tmp_path, sqlite_server, agent_factory, lines, devices
+):
+    """Nothing changed while the server was away, and no periodic refresh is due (an
+    hour): the snapshot after the reconnection writes every board again all the same."""
+    modbus = lines("ttyMODBUS", "modbus")
+    text = lines("ttyTEXT", "framed")
+    extra = (
+        "board_refresh_s = 3600\n"
+        f'[[boards]]\ncounter = 1\nurl = "{modbus.path}"\ndriver = "modbus"\nunit = 1\n'
+        f'[[boards]]\ncounter = 2\nurl = "{text.path}"\ndriver = "framed"\nunit = 2\n'
+    )
+    agent = agent_factory(sqlite_server, "png:///dev/null", extra=extra).start()
+    kiosk = devices.kiosk(sqlite_server)
+    clerk1 = devices.counter(sqlite_server, "clerk1", 1)
+    assert kiosk.call("issue", {"service": "TP"})["ok"]
+    assert clerk1.call("call_next", {})["ticket"]["number"] == "A001"
+    modbus.wait_for(modbus_write_register(1, 0, 1))
+    text.wait_for(framed(2, "C"))  # counter 2: closed, blank
+    time.sleep(1)
+    n_modbus, n_text = len(modbus.shown()), len(text.shown())
+
+    sqlite_server.restart()
+    deadline = time.monotonic() + 30
+    while agent.log.read_text(encoding="utf-8").count("connected to") < 2:
+        assert time.monotonic() < deadline, agent.log.read_text(encoding="utf-8")
+        time.sleep(0.1)
+    modbus.wait_for(modbus_write_register(1, 0, 1), after=n_modbus, timeout=5)
+    text.wait_for(framed(2, "C"), after=n_text, timeout=5)
