@@ -205,17 +205,17 @@ def load_config(path: str | Path) -> AgentConfig:
         raise ConfigError(f"{path}: khóa không được hỗ trợ: {', '.join(sorted(unknown))}")
     for key in ("server", "token"):
         if not isinstance(data.get(key), str) or not data[key]:
-            raise ConfigError(f"{path}: thiếu «{key}» (chuỗi)")
+            raise ConfigError(f"{path}: thiếu “{key}” (chuỗi)")
     printers = {}
     for name, p in (data.get("printers") or {}).items():
         if not isinstance(p, dict) or not isinstance(p.get("url"), str):
-            raise ConfigError(f"{path}: máy in của «{name}» cần «url»")
+            raise ConfigError(f"{path}: máy in của “{name}” cần “url”")
         width = p.get("width", 576)
         if width not in (384, 576):
-            raise ConfigError(f"{path}: «width» của «{name}» phải là 576 (80 mm) hoặc 384 (58 mm)")
+            raise ConfigError(f"{path}: “width” của “{name}” phải là 576 (80 mm) hoặc 384 (58 mm)")
         extra = set(p) - {"url", "width", "timeout"}
         if extra:
-            raise ConfigError(f"{path}: máy in «{name}»: khóa lạ {', '.join(sorted(extra))}")
+            raise ConfigError(f"{path}: máy in “{name}”: khóa lạ {', '.join(sorted(extra))}")
         printers[name] = PrinterConfig(p["url"], width, float(p.get("timeout", 5.0)))
     journal = Path(data.get("journal") or path.with_name(path.stem + "-journal"))
     boards = [_board(path, i, b) for i, b in enumerate(data.get("boards") or [])]
@@ -226,7 +226,7 @@ def load_config(path: str | Path) -> AgentConfig:
         seen.add((b.url, b.unit))
     refresh = data.get("board_refresh_s", 30.0)
     if not isinstance(refresh, int | float) or refresh <= 0:
-        raise ConfigError(f"{path}: «board_refresh_s» phải là số giây dương")
+        raise ConfigError(f"{path}: “board_refresh_s” phải là số giây dương")
     keypads = [_keypad(path, i, k) for i, k in enumerate(data.get("keypads") or [])]
     urls = [k.url for k in keypads]
     for url in urls:
@@ -256,41 +256,41 @@ def _keypad(path: Path, i: int, k) -> KeypadConfig:
         raise ConfigError(f"{where}: khóa lạ {', '.join(sorted(extra))}")
     for key in ("url", "protocol"):
         if key not in k:
-            raise ConfigError(f"{where}: thiếu «{key}»")
+            raise ConfigError(f"{where}: thiếu “{key}”")
     for key, typ in KEYPAD_KEYS.items():
         if key in k and (not isinstance(k[key], typ) or isinstance(k[key], bool)):
-            raise ConfigError(f"{where}: «{key}» sai kiểu")
+            raise ConfigError(f"{where}: “{key}” sai kiểu")
     counters: tuple[int, ...] = ()
     addresses: tuple[tuple[int, int], ...] = ()
     counter, keys = 0, ()
     if k["protocol"] != "hid" and ("counter" in k or "keys" in k):
-        raise ConfigError(f'{where}: «counter» và «keys» chỉ dùng cho protocol = "hid"')
+        raise ConfigError(f'{where}: “counter” và “keys” chỉ dùng cho protocol = "hid"')
     if k["protocol"] == "hid":
         counter, keys = _hid_keys(where, k)
     elif k["protocol"] == "line":
         if "addresses" in k:
-            raise ConfigError(f'{where}: «addresses» chỉ dùng cho protocol = "bus"')
+            raise ConfigError(f'{where}: “addresses” chỉ dùng cho protocol = "bus"')
         counters = tuple(k.get("counters", ()))
         if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in counters):
-            raise ConfigError(f"{where}: «counters» là danh sách số quầy")
+            raise ConfigError(f"{where}: “counters” là danh sách số quầy")
     elif k["protocol"] == "bus":
         if "counters" in k:
-            raise ConfigError(f"{where}: bus dùng «addresses» (địa chỉ = số quầy)")
+            raise ConfigError(f"{where}: bus dùng “addresses” (địa chỉ = số quầy)")
         pairs = []
         for address, counter in (k.get("addresses") or {}).items():
             if not address.isdigit() or not 1 <= int(address) <= MAX_ADDRESS:
-                raise ConfigError(f"{where}: địa chỉ «{address}» phải từ 1 đến {MAX_ADDRESS}")
+                raise ConfigError(f"{where}: địa chỉ “{address}” phải từ 1 đến {MAX_ADDRESS}")
             if not isinstance(counter, int) or isinstance(counter, bool) or counter < 1:
                 raise ConfigError(f"{where}: địa chỉ {address}: số quầy phải là số nguyên dương")
             pairs.append((int(address), counter))
         if not pairs:
-            raise ConfigError(f"{where}: thiếu «addresses» (địa chỉ = số quầy)")
+            raise ConfigError(f"{where}: thiếu “addresses” (địa chỉ = số quầy)")
         addresses = tuple(sorted(pairs))
     else:
-        raise ConfigError(f"{where}: «protocol» phải là line, bus hoặc hid")
+        raise ConfigError(f"{where}: “protocol” phải là line, bus hoặc hid")
     debounce = float(k.get("debounce_s", 1.0))
     if not 0 <= debounce <= 10:
-        raise ConfigError(f"{where}: «debounce_s» phải từ 0 đến 10 giây")
+        raise ConfigError(f"{where}: “debounce_s” phải từ 0 đến 10 giây")
     return KeypadConfig(
         k["url"],
         k["protocol"],
@@ -310,21 +310,21 @@ def _hid_keys(where: str, k: dict) -> tuple[int, tuple[tuple[int, str], ...]]:
 
     for key in ("counters", "addresses", "baudrate"):
         if key in k:
-            raise ConfigError(f'{where}: «{key}» không dùng cho protocol = "hid" (dùng «counter»)')
+            raise ConfigError(f'{where}: “{key}” không dùng cho protocol = "hid" (dùng “counter”)')
     counter = k.get("counter")
     if not isinstance(counter, int) or isinstance(counter, bool) or counter < 1:
-        raise ConfigError(f"{where}: bàn phím USB cần «counter» (số quầy nó gọi)")
+        raise ConfigError(f"{where}: bàn phím USB cần “counter” (số quầy nó gọi)")
     pairs = {}
     for name, action in (k.get("keys") or DEFAULT_KEYS).items():
         try:
             code = key_code(name)
         except ValueError:
             raise ConfigError(
-                f"{where}: phím «{name}» không có: dùng tên KEY_... (KEY_KPENTER, KEY_KP1...) "
+                f"{where}: phím “{name}” không có: dùng tên KEY_... (KEY_KPENTER, KEY_KP1...) "
                 "hoặc mã số của phím"
             ) from None
         if action not in KEYS:
-            raise ConfigError(f"{where}: phím {name}: «{action}» phải là {', '.join(KEYS)}")
+            raise ConfigError(f"{where}: phím {name}: “{action}” phải là {', '.join(KEYS)}")
         if code in pairs:
             raise ConfigError(f"{where}: phím {name} được gán hai lần")
         pairs[code] = action
@@ -340,15 +340,15 @@ def _board(path: Path, i: int, b) -> BoardConfig:
         raise ConfigError(f"{where}: khóa lạ {', '.join(sorted(extra))}")
     for key in ("counter", "url", "driver", "unit"):
         if key not in b:
-            raise ConfigError(f"{where}: thiếu «{key}»")
+            raise ConfigError(f"{where}: thiếu “{key}”")
     for key, typ in BOARD_KEYS.items():
         if key in b and (not isinstance(b[key], typ) or isinstance(b[key], bool)):
-            raise ConfigError(f"{where}: «{key}» phải là {typ.__name__}")
+            raise ConfigError(f"{where}: “{key}” phải là {typ.__name__}")
     if b["driver"] not in ("modbus", "framed"):
-        raise ConfigError(f"{where}: «driver» phải là modbus hoặc framed")
+        raise ConfigError(f"{where}: “driver” phải là modbus hoặc framed")
     top = 247 if b["driver"] == "modbus" else 254
     if not 1 <= b["unit"] <= top:
-        raise ConfigError(f"{where}: «unit» phải từ 1 đến {top}")
+        raise ConfigError(f"{where}: “unit” phải từ 1 đến {top}")
     return BoardConfig(**b)
 
 

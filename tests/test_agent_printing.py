@@ -169,7 +169,7 @@ def test_a_bad_agent_configuration_is_refused_with_its_reason(tmp_path):
         timeout=30,
     )
     assert out.returncode == 2
-    assert "thiếu «token»" in out.stdout
+    assert "thiếu “token”" in out.stdout
 
 
 def test_a_ticket_taken_in_english_prints_its_service_in_both(

@@ -76,12 +76,12 @@ def test_the_configuration_names_the_counter_and_the_keys(tmp_path):
     )
     assert dict(config.keypads[0].keys) == {96: "NEXT", 164: "PAUSE"}
     bad = {
-        "": "cần «counter»",
-        "counter = 0": "cần «counter»",
-        'counter = 1\nkeys = { KEY_HOME = "NEXT" }': "phím «KEY_HOME» không có",
-        'counter = 1\nkeys = { KEY_KP1 = "CALL" }': "«CALL» phải là NEXT",
-        "counter = 1\ncounters = [1]": "«counters» không dùng",
-        "counter = 1\nbaudrate = 9600": "«baudrate» không dùng",
+        "": "cần “counter”",
+        "counter = 0": "cần “counter”",
+        'counter = 1\nkeys = { KEY_HOME = "NEXT" }': "phím “KEY_HOME” không có",
+        'counter = 1\nkeys = { KEY_KP1 = "CALL" }': "“CALL” phải là NEXT",
+        "counter = 1\ncounters = [1]": "“counters” không dùng",
+        "counter = 1\nbaudrate = 9600": "“baudrate” không dùng",
     }
     for extra, words in bad.items():
         with pytest.raises(ConfigError, match=words):
