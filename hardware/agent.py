@@ -76,6 +76,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hardware.following import BoardState, NeedsSync
+
 log = logging.getLogger("motcua.agent")
 
 BACKOFF_S = (1, 2, 5, 10, 30)  # between connection attempts; the last one repeats
@@ -435,9 +437,11 @@ class Agent:
         # LED boards: one line (port and thread) per URL; the counters' state as followed.
         self.lines: dict[str, object] = {}
         self.boards_of: dict[int, list[tuple[object, str]]] = {}  # counter -> (line, board)
-        self.seq: int | None = None  # of the counters' state below; None: wait for a snapshot
-        self.counters: dict[int, dict] = {}  # number -> {"status", "current", "recall", ...}
-        self.waiting: dict[str, int] = {}  # service code -> how many wait
+        # What the counters' boards show, followed from the server (hardware/following.py,
+        # the tests' reducer too); None: wait for a snapshot. Whether each counter's current
+        # number was last called as a recall (the LED board says so).
+        self.board: BoardState | None = None
+        self.recall: dict[int, bool] = {}
         self._lines(config)
         # Call keypads: one line (port and thread) each; presses done one at a time.
         self.presses: queue.Queue = queue.Queue()
@@ -478,17 +482,8 @@ class Agent:
             self.kiosks = {k["id"]: k["name"] for k in state.get("kiosks", [])}
             for job in state.get("print_jobs", []):
                 self._take(job)
-            self.seq = state.get("seq")
-            self.counters = {
-                c["number"]: {
-                    "status": c["status"],
-                    "current": c["current"]["number"] if c.get("current") else None,
-                    "recall": False,
-                    "services": c.get("services", []),
-                }
-                for c in state.get("counters", [])
-            }
-            self.waiting = dict(state.get("waiting") or {})
+            self.board = BoardState(state)
+            self.recall = {}
             for number in self.boards_of:
                 self._show(number)
             self._displays()
@@ -502,49 +497,23 @@ class Agent:
             for event in batch.get("events", []):
                 if event.get("kind") == "issued" and event.get("print"):
                     self._take(event["print"])
-                elif event.get("kind") == "configured":
-                    self.seq = None
-                    self.sio.emit("sync", namespace="/agent")
             self._follow(batch)
 
     # -- LED boards ------------------------------------------------------------------------
     def _follow(self, batch: dict) -> None:
-        """Apply a batch to the counters' state (as BoardReplica); a gap asks for a
+        """Apply a batch to the counters' state; a gap or a reconfiguration asks for a
         snapshot. The boards of each counter that changed are told what to show."""
-        if self.seq is None or batch["seq"] <= self.seq:
+        if self.board is None:
             return
-        if batch["after"] > self.seq:
-            self.seq = None
+        try:
+            self.board.apply(batch)
+        except NeedsSync:
+            self.board = None
             self.sio.emit("sync", namespace="/agent")
             return
-        touched = set()
-        for event in batch["events"]:
-            if event["seq"] <= self.seq:
-                continue
-            kind = event["kind"]
-            if kind.startswith("counter_"):
-                number = event["counter"]["number"]
-                if number in self.counters:
-                    self.counters[number]["status"] = event["counter"]["status"]
-                    touched.add(number)
-                continue
-            ticket = event.get("ticket")
-            number = ticket.get("counter") if ticket else None
-            c = self.counters.get(number)
-            if c is None:
-                continue
-            if kind == "called":
-                c["current"], c["recall"] = ticket["number"], bool(event.get("recall"))
-                self._show(number)  # now: a recall must be written even if unchanged
-                touched.discard(number)
-            elif kind in ("finished", "no_show", "transferred"):
-                if c["current"] == ticket["number"]:
-                    c["current"], c["recall"] = None, False
-                    touched.add(number)
-        for summary in batch.get("services", []):
-            self.waiting[summary["code"]] = summary["waiting"]
-        self.seq = batch["seq"]
-        for number in touched:
+        for number, recall in self.board.called.items():
+            self.recall[number] = recall
+        for number in self.board.touched | set(self.board.called):
             self._show(number)
         self._displays()
 
@@ -553,26 +522,29 @@ class Agent:
         from hardware.keypad import Display
 
         for number, lines in self.keypads_of.items():
-            c = self.counters.get(number)
+            c = self.board.counter(number) if self.board else None
             if c is None:
                 shown = Display()
             else:
-                waiting = sum(self.waiting.get(code, 0) for code in c["services"])
-                shown = Display(c["current"] or "", waiting, c["status"])
+                counts = self.board.state.get("waiting") or {}
+                waiting = sum(counts.get(code, 0) for code in c.get("services", []))
+                current = c["current"]["number"] if c["current"] else ""
+                shown = Display(current, waiting, c["status"])
             for line in lines:
                 line.show(number, shown)
 
     def _show(self, number: int) -> None:
         from hardware.ledboard import BLANK, Shown
 
-        c = self.counters.get(number)
+        c = self.board.counter(number) if self.board else None
         for line, b in self.boards_of.get(number, []):
             if c is None or c["status"] == "closed":
                 shown = BLANK
             elif c["status"] == "paused":
                 shown = Shown("pause", b.pause_text)
             elif c["current"]:
-                shown = Shown("recall" if c["recall"] else "number", c["current"])
+                recall = self.recall.get(number, False)
+                shown = Shown("recall" if recall else "number", c["current"]["number"])
             else:
                 shown = BLANK
             line.show(b.name, shown)

@@ -6,46 +6,14 @@ from __future__ import annotations
 
 import copy
 
+from hardware.following import BoardState, Following, NeedsSync
+
 WAITING = ("waiting", "transferred")
-RECENT_CALLS = 10
+__all__ = ["NeedsSync", "REPLICAS"]
 
 
-class NeedsSync(Exception):
-    """The batch does not follow what was applied (a gap) or the centre was reconfigured:
-    the device must ask for a snapshot."""
-
-
-class Replica:
+class Replica(Following):
     role = ""
-
-    def __init__(self, snapshot: dict):
-        assert snapshot["protocol"] == 2, snapshot
-        self.state = copy.deepcopy(snapshot)
-
-    @property
-    def seq(self) -> int:
-        return self.state["seq"]
-
-    def apply(self, batch: dict) -> None:
-        """Apply one ``changes`` batch; raise NeedsSync on a gap."""
-        if batch["seq"] <= self.seq:
-            return  # already in the snapshot
-        if batch["after"] > self.seq:
-            raise NeedsSync(f"gap: applied up to {self.seq}, batch starts after {batch['after']}")
-        for event in batch["events"]:
-            if event["seq"] > self.seq:
-                if event["kind"] == "configured":
-                    raise NeedsSync("the centre was reconfigured")
-                self.event(event)
-        for summary in batch["services"]:
-            self.service(summary)
-        self.state["seq"] = batch["seq"]
-
-    def event(self, event: dict) -> None:
-        pass
-
-    def service(self, summary: dict) -> None:
-        pass
 
     def comparable(self) -> dict:
         return self.state
@@ -60,52 +28,10 @@ class KioskReplica(Replica):
                 s.update(summary)
 
 
-def calling(recent_calls: list, counters: list) -> dict | None:
-    """The board's "now calling": the newest recent call whose ticket is still its
-    counter's current one, or None (docs/protocol.md 8.3, ``calling``)."""
-    current = {c["number"]: (c["current"] or {}).get("number") for c in counters}
-    for call in recent_calls:
-        if current.get(call["counter"]["number"]) == call["ticket"]["number"]:
-            return call
-    return None
-
-
-class BoardReplica(Replica):
-    """A display board (or an agent's view of its counters' boards)."""
+class BoardReplica(BoardState, Replica):
+    """A display board: the agent's reducer (hardware/following.py)."""
 
     role = "display"
-
-    def _counter(self, number):
-        return next((c for c in self.state["counters"] if c["number"] == number), None)
-
-    def event(self, event):
-        self._event(event)
-        if "recent_calls" in self.state:  # a board (an agent has no "now calling")
-            self.state["calling"] = calling(self.state["recent_calls"], self.state["counters"])
-
-    def _event(self, event):
-        kind = event["kind"]
-        if kind.startswith("counter_"):
-            c = self._counter(event["counter"]["number"])
-            if c is not None:
-                c["status"] = event["counter"]["status"]
-            return
-        ticket = event["ticket"]
-        c = self._counter(ticket.get("counter"))
-        if c is None:
-            return
-        if kind == "called":
-            c["current"] = {"number": ticket["number"], "service": ticket["service"]["code"]}
-            if "recent_calls" in self.state:
-                self.state["recent_calls"] = [event, *self.state["recent_calls"]][:RECENT_CALLS]
-        elif kind in ("finished", "no_show", "transferred"):
-            if c["current"] and c["current"]["number"] == ticket["number"]:
-                c["current"] = None
-
-    def service(self, summary):
-        waiting = self.state.get("waiting")
-        if waiting is not None and summary["code"] in waiting:
-            waiting[summary["code"]] = summary["waiting"]
 
 
 class AgentReplica(BoardReplica):
