@@ -310,7 +310,10 @@ def test_a_connection_ignoring_the_close_frame_is_closed_after_a_grace(guarded_s
     closed_frame = None
     sock.settimeout(6)
     while True:
-        frame = _read_frame(sock)
+        try:
+            frame = _read_frame(sock)
+        except TimeoutError:
+            raise AssertionError("the connection is still open 6 s later") from None
         if frame is None:
             break  # the TCP connection ended
         if frame[0] == 0x8:
@@ -478,3 +481,34 @@ def test_limits_hold_in_memory_while_redis_is_away(tmp_path, redis_url, devices)
     finally:
         srv.stop()
         proxy.cut()
+
+
+def test_the_clerks_page_goes_back_to_its_login_when_its_session_ends(browser, sqlite_server):
+    """Seen as the clerk sees it: the session ended elsewhere (here by the API, as a
+    password change would), the page's socket is closed, it reconnects, is refused, and
+    asks to log in again."""
+    from playwright.sync_api import expect
+
+    from harness.browser import CLERK_SCREEN, screenshot
+    from harness.centre import PASSWORDS
+
+    context = browser.new_context(viewport=CLERK_SCREEN, locale="vi-VN")
+    page = context.new_page()
+    try:
+        page.goto(sqlite_server.url + "/counter/")
+        page.fill("input[name=username]", "clerk1")
+        page.fill("input[name=password]", PASSWORDS["clerk1"])
+        page.get_by_role("button", name="Đăng nhập").click()
+        page.locator("[data-counter='1']").click()
+        expect(page.get_by_test_id("counter-status")).to_have_text("Đang mở")
+        token = page.evaluate("sessionStorage.getItem('motcua.counter.session')")
+        r = requests.post(
+            sqlite_server.url + "/api/v1/auth/logout",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
+        assert r.ok
+        expect(page.get_by_test_id("login")).to_be_visible(timeout=5000)
+        screenshot(page, "counter-session-ended")
+    finally:
+        context.close()
