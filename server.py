@@ -36,6 +36,15 @@ def instance_path() -> Path:
     return Path(os.environ.get("MOTCUA_INSTANCE_PATH") or HERE / "instance")
 
 
+def private_folder(path: Path) -> Path:
+    """``path`` created if missing and made 0700, however it came to exist (``make`` builds
+    the voice pack inside it first, with the default umask): it holds the secret key, the
+    database and the demo agent's token."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
 def default_database_url() -> str:
     return (
         os.environ.get("MOTCUA_DATABASE_URL") or f"sqlite:///{instance_path() / 'motcua.sqlite3'}"
@@ -63,6 +72,8 @@ def default_config() -> dict:
         "REDIS_URL": env("MOTCUA_REDIS_URL") or None,
         "SECRET_KEY": None,  # read or generated in the instance folder when needed
         "PUBLIC_URL": env("MOTCUA_PUBLIC_URL"),
+        # How often each process checks that its clerks' sockets' sessions still hold.
+        "SESSION_CHECK_S": float(env("MOTCUA_SESSION_CHECK_S", 5)),
         "RATING_WINDOW_S": int(env("MOTCUA_RATING_WINDOW_S", 600)),
         "PRINT_DEADLINE_S": float(env("MOTCUA_PRINT_DEADLINE_S", 20)),
         # How long after a call a clerk may mark the citizen absent (core/lifecycle.py).
@@ -70,6 +81,9 @@ def default_config() -> dict:
         "EVENT_RATE": float(env("MOTCUA_EVENT_RATE", 20)),
         "EVENT_BURST": float(env("MOTCUA_EVENT_BURST", 40)),
         "CORS_ORIGINS": [o for o in env("MOTCUA_CORS_ORIGINS", "").split(",") if o],
+        # Host names the server answers to besides IP addresses, localhost and PUBLIC_URL's
+        # (gateway/perimeter.py); "*" for any.
+        "ALLOWED_HOSTS": [h for h in env("MOTCUA_ALLOWED_HOSTS", "").split(",") if h.strip()],
         "TRUSTED_PROXIES": env("MOTCUA_TRUSTED_PROXIES"),
         "ASYNC_MODE": "gevent",
         # Frame each batch once and write it to idle websockets directly (gateway/frames.py).
@@ -89,7 +103,8 @@ def create_app(overrides: dict | None = None):
     RATING_WINDOW_S, PRINT_DEADLINE_S, NO_SHOW_AFTER_S, EVENT_RATE, EVENT_BURST,
     OFFLOAD (run a blocking call in a thread), CORS_ORIGINS (browser origins allowed
     besides the server's own), TRUSTED_PROXIES (how many reverse proxies' X-Forwarded-*
-    headers to believe), ASYNC_MODE, DIRECT_FRAMES, VOICE_PACK.
+    headers to believe), ALLOWED_HOSTS (host names answered besides IP addresses,
+    localhost and PUBLIC_URL's), SESSION_CHECK_S, ASYNC_MODE, DIRECT_FRAMES, VOICE_PACK.
     """
     import importlib
 
@@ -99,18 +114,18 @@ def create_app(overrides: dict | None = None):
     from core.engine import QueueEngine
     from core.roles import ROLES
     from core.store import Store
-    from gateway import api, dossier_api, guard, web
+    from gateway import api, dossier_api, guard, limits, perimeter, sessions, web
     from gateway.context import ServerContext
     from gateway.frames import FrameSender
     from gateway.hub import ChangeHub
     from gateway.transport import RedisTransport
 
     config = {**default_config(), **(overrides or {})}
+    private_folder(instance_path())
     # No app-wide static folder: shared files are the web blueprint's (gateway/static).
     app = Flask(__name__, instance_path=str(instance_path()), static_folder=None)
     app.config.update(config)
     app.config["SECRET_KEY"] = config["SECRET_KEY"] or secret_key()
-    app.json.ensure_ascii = False
     socketio = SocketIO(
         app,
         async_mode=config["ASYNC_MODE"],
@@ -122,8 +137,15 @@ def create_app(overrides: dict | None = None):
         # Text packets only, no attachments, small messages (gateway/guard.py).
         **guard.socketio_options(),
     )
-    # Bad packets, idle connections and logins bounded (gateway/guard.py, docs/security.md).
-    guard.install(app, socketio.server)
+    # Every request, Socket.IO's included: the Host check and the security headers; one
+    # limit on bodies (gateway/perimeter.py); bounded error lines.
+    max_body = guard.settings(config)["MAX_BODY_BYTES"]
+    app.wsgi_app = perimeter.Perimeter(
+        app.wsgi_app, perimeter.allowed_hosts(config), guard.BoundedLog(app.logger), max_body
+    )
+    app.config["MAX_CONTENT_LENGTH"] = max_body
+    app.json = perimeter.JSONProvider(app)
+    app.log_exception = guard.bounded_exception_log(app)
     if config["TRUSTED_PROXIES"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -139,6 +161,11 @@ def create_app(overrides: dict | None = None):
 
     offload = config["OFFLOAD"]
     store = Store(config["DATABASE_URL"], offload=offload)
+    # Bad packets, idle connections and logins bounded (gateway/guard.py, docs/security.md);
+    # the limits in Redis when there is one, shared by the processes (gateway/limits.py).
+    entries = guard.settings(config)["LOGIN_THROTTLE_ENTRIES"]
+    guard.install(app, socketio.server, limits.counts_for(config, store.installation_id, entries))
+    counts = limits.counts_for(config, store.installation_id, entries)
     redis_url = config["REDIS_URL"]
     # The channel is named after the installation, known once the store is migrated.
     hub = ChangeHub(
@@ -161,6 +188,8 @@ def create_app(overrides: dict | None = None):
         event_burst=float(config["EVENT_BURST"]),
         offload=offload,
         secret_key=app.config["SECRET_KEY"],
+        limits=counts,
+        budget=limits.Budget(counts, *guard.budget_settings(app.config)),
     )
     app.extensions["motcua"] = ctx
 
@@ -170,14 +199,21 @@ def create_app(overrides: dict | None = None):
     app.register_blueprint(dossier_api.bp)
     web.init_app(app)
     pages = {}
+    doors = []
     for name in ROLE_FOLDERS:
         bundle = importlib.import_module(name).bundle
         if bundle.blueprint is not None:
             app.register_blueprint(bundle.blueprint)
-        for door in bundle.doors:
-            socketio.on_namespace(door(ctx))
+        for door_class in bundle.doors:
+            door = door_class(ctx)
+            socketio.on_namespace(door)
+            doors.append(door)
         pages.update(bundle.pages)
     app.extensions["motcua.pages"] = pages
+    # Clerks' sockets closed when their session ends (gateway/sessions.py).
+    app.extensions["motcua.sessions"] = sessions.SessionWatch(
+        socketio, store, doors, float(config["SESSION_CHECK_S"])
+    )
     return app, socketio, ctx
 
 
@@ -237,6 +273,9 @@ def start_demo_agent(host: str, port: int):
     printed = instance_path() / DEMO_PRINTED
     config = instance_path() / "demo-agent.toml"
     server = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    # The file holds the agent's token: readable by its owner only.
+    os.close(os.open(config, os.O_WRONLY | os.O_CREAT, 0o600))
+    os.chmod(config, 0o600)
     config.write_text(
         f'server = "{server}"\n'
         'token = "demo-agent-sanh-00001"\n'
@@ -306,6 +345,7 @@ def cmd_serve(args) -> int:
             return 2
     ctx.store.start_writer(gevent.queue.Queue, gevent.spawn, gevent.event.Event)
     ctx.hub.start()
+    app.extensions["motcua.sessions"].start()
     demo_agent = None
     if args.demo:
         app.config["DEMO_DEVICES"] = web.demo_devices(DEMO_FILE, app.extensions["motcua.pages"])

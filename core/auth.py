@@ -8,7 +8,6 @@ import math
 import secrets
 import threading
 import time
-from collections import OrderedDict
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -16,6 +15,7 @@ from sqlalchemy.engine import Connection, Row
 
 from . import models as m
 from .errors import QueueError
+from .limits import Counts, MemoryCounts
 from .permissions import Principal, principal_of, require
 from .store import Store, Tx
 
@@ -118,6 +118,27 @@ def staff_grants(conn: Connection, staff_id: int) -> list[tuple[int, str]]:
     ]
 
 
+def end_sessions(conn: Connection, staff_id: int) -> None:
+    """End every session of a staff member (a password changed, deactivated): their tokens
+    stop working at once, and their open sockets are closed (gateway/sessions.py)."""
+    ss = m.staff_sessions
+    conn.execute(ss.delete().where(ss.c.staff_id == staff_id))
+
+
+def live_sessions(conn: Connection, digests: list[str]) -> set[str]:
+    """Which of these session token digests still open a session (not ended, not
+    expired, their staff member active)."""
+    ss, st = m.staff_sessions, m.staff
+    if not digests:
+        return set()
+    rows = conn.execute(
+        sa.select(ss.c.token_hash)
+        .join(st, st.c.id == ss.c.staff_id)
+        .where(ss.c.token_hash.in_(digests), ss.c.expires_at > m.utcnow(), st.c.active.is_(True))
+    )
+    return set(rows.scalars())
+
+
 def principal_for_token(conn: Connection, token: str) -> Principal:
     """The staff account owning session ``token`` with the roles it holds (unauthorized
     if none)."""
@@ -198,16 +219,16 @@ class LoginThrottle:
     ``free_account`` times, an address (many usernames) ``free_address`` times; after that
     each further attempt must wait ``base_s`` seconds, doubling with each failure up to
     ``max_delay_s``. An entry is forgotten ``forget_s`` after its last failure (or its delay,
-    if longer), and the table holds at most ``max_entries`` (the least recently failed go
-    first), so spraying usernames cannot grow it without bound.
+    if longer).
 
     An attempt counts as a failure from the moment it is let through (``attempt``), so a
     burst of simultaneous guesses is throttled as if they came one after another; the wait
     runs from when the failure is known (``failed``); a success clears the account's entry
     and takes that attempt back from the address's.
 
-    Held in memory of each server process: a restart forgets it, which is acceptable for
-    slowing down guessing.
+    The counts live in ``counts`` (core/limits.py): this process's memory, at most
+    ``max_entries`` entries (the least recently failed go first, so spraying usernames
+    cannot grow it), or Redis, shared by the server's processes (gateway/limits.py).
     """
 
     def __init__(
@@ -218,49 +239,49 @@ class LoginThrottle:
         max_delay_s: float = 300.0,
         forget_s: float = 900.0,
         max_entries: int = 10_000,
-        clock=time.monotonic,
+        clock=time.time,
+        counts: Counts | None = None,
     ):
         self.free = {"account": free_account, "address": free_address}
         self.base_s = base_s
         self.max_delay_s = max_delay_s
         self.forget_s = forget_s
-        self.max_entries = max(1, max_entries)
         self.clock = clock
-        self._entries: OrderedDict[tuple, list] = OrderedDict()  # key -> [failures, last]
+        self.counts = counts if counts is not None else MemoryCounts(max_entries)
+        self._ttl = forget_s + max_delay_s
         self._lock = threading.Lock()
 
     @staticmethod
-    def keys(username: str, address: str) -> tuple[tuple, tuple]:
-        return ("account", username.lower(), address), ("address", address)
+    def keys(username: str, address: str) -> tuple[str, str]:
+        return f"login:account:{address}:{username.lower()}", f"login:address:{address}"
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.counts)
 
-    def _delay(self, key: tuple, failures: int) -> float:
-        over = failures - self.free[key[0]]
+    def _delay(self, key: str, failures: int) -> float:
+        over = failures - self.free[key.split(":")[1]]
         if over < 0:
             return 0.0
         return min(self.max_delay_s, self.base_s * 2 ** min(over, 32))
 
-    def _wait(self, key: tuple, now: float) -> float:
-        entry = self._entries.get(key)
+    def _wait(self, key: str, now: float) -> float:
+        entry = self.counts.get(key)
         if entry is None:
             return 0.0
         failures, last = entry
         delay = self._delay(key, failures)
         if now - last > max(self.forget_s, delay):
-            del self._entries[key]
+            self.counts.drop(key)
             return 0.0
         return max(0.0, delay - (now - last))
 
-    def retry_after(self, *keys: tuple) -> int:
+    def retry_after(self, *keys: str) -> int:
         """Seconds before these keys may try again (0: now)."""
         now = self.clock()
-        with self._lock:
-            wait = max((self._wait(k, now) for k in keys), default=0.0)
+        wait = max((self._wait(k, now) for k in keys), default=0.0)
         return math.ceil(wait)
 
-    def attempt(self, *keys: tuple) -> int:
+    def attempt(self, *keys: str) -> int:
         """Let an attempt through (0), counted as a failure until ``succeeded`` or
         ``forgive``; or the seconds to wait, counting nothing."""
         now = self.clock()
@@ -269,36 +290,22 @@ class LoginThrottle:
             if wait > 0:
                 return math.ceil(wait)
             for key in keys:
-                entry = self._entries.pop(key, None) or [0, now]
-                entry[0] += 1
-                entry[1] = now
-                self._entries[key] = entry  # the most recent failure last
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+                self.counts.add(key, 1, now, self._ttl)
         return 0
 
-    def failed(self, *keys: tuple) -> None:
+    def failed(self, *keys: str) -> None:
         """The attempt let through failed: the wait runs from now."""
         now = self.clock()
-        with self._lock:
-            for key in keys:
-                entry = self._entries.get(key)
-                if entry is not None:
-                    entry[1] = now
+        for key in keys:
+            self.counts.add(key, 0, now, self._ttl)
 
-    def forgive(self, *keys: tuple) -> None:
+    def forgive(self, *keys: str) -> None:
         """Take one attempt back (it did not fail: the check could not be made)."""
-        with self._lock:
-            for key in keys:
-                entry = self._entries.get(key)
-                if entry is not None:
-                    entry[0] -= 1
-                    if entry[0] <= 0:
-                        del self._entries[key]
+        for key in keys:
+            self.counts.add(key, -1, None, self._ttl)
 
-    def succeeded(self, account_key: tuple, address_key: tuple) -> None:
-        with self._lock:
-            self._entries.pop(account_key, None)
+    def succeeded(self, account_key: str, address_key: str) -> None:
+        self.counts.drop(account_key)
         self.forgive(address_key)
 
 

@@ -103,6 +103,8 @@ FIELDS = {
     "procedure": str,
     "field": str,
     "applicant_name": str,
+    "applicant_phone": str,  # kept as its last four digits only (phone_tail)
+    "receipt_pin": str,
     "submitted_via": str,
     "received_at": datetime,
     "due_at": datetime,
@@ -173,6 +175,15 @@ def parse_items(payload: Any, code_pattern, tz) -> list[dict]:
         seen.add(clean["code"])
         if clean["status"] not in STATUSES:
             raise _bad(i, "status", "một trong: " + ", ".join(STATUSES), ", ".join(STATUSES))
+        if "applicant_phone" in clean:
+            phone = clean.pop("applicant_phone")
+            digits = "".join(ch for ch in phone or "" if ch.isdigit())
+            if phone is not None and len(digits) < 4:
+                raise _bad(i, "applicant_phone", "ít nhất 4 chữ số", "at least 4 digits")
+            clean["phone_tail"] = digits[-4:] if phone is not None else None
+        pin = clean.get("receipt_pin")
+        if pin is not None and not (4 <= len(pin) <= 16 and pin.isalnum()):
+            raise _bad(i, "receipt_pin", "4-16 chữ hoặc số", "4-16 letters or digits")
         if clean.get("submitted_via") not in (None, *SUBMITTED_VIA):
             raise _bad(i, "submitted_via", ", ".join(SUBMITTED_VIA), ", ".join(SUBMITTED_VIA))
         out.append(clean)
@@ -261,32 +272,52 @@ def _initials(name: str | None) -> str | None:
     return " ".join([first, *(w[0] + "." for w in rest)])
 
 
-def public_view(conn: Connection, code: str, now: datetime) -> list[dict]:
-    """What a dossier's holder may see from its code alone (the citizen's look-up page):
-    no personal data but the applicant's initials; every centre's dossier of that code."""
+def factor_matches(row, factor: str | None) -> bool:
+    """Whether ``factor`` is the dossier's second factor: the last four digits of the
+    applicant's phone or the code printed on the receipt (a dossier with neither never
+    shows personal data)."""
+    import hmac
+
+    factor = (factor or "").strip()
+    if not factor:
+        return False
+    return any(
+        known and hmac.compare_digest(factor.upper().encode(), known.upper().encode())
+        for known in (row.phone_tail, row.receipt_pin)
+    )
+
+
+def public_view(
+    conn: Connection, centre_code: str, code: str, now: datetime, factor: str | None = None
+) -> dict | None:
+    """What the citizen's look-up shows of one centre's dossier: from its code alone, the
+    status, the procedure and whether it is late; with its second factor
+    (:func:`factor_matches`) also the applicant's initials and the dates. ``checked`` says
+    whether a factor was given and matched (None: none given)."""
     from .clock import iso
 
-    rows = conn.execute(
+    r = conn.execute(
         sa.select(_d, m.centres.c.name.label("centre_name"), m.centres.c.timezone)
         .join(m.centres, m.centres.c.id == _d.c.centre_id)
-        .where(_d.c.code == code)
-        .order_by(_d.c.id)
-    ).all()
-    return [
-        {
-            "code": r.code,
-            "centre": r.centre_name,
-            "procedure": r.procedure,
-            "field": r.field,
-            "applicant": _initials(r.applicant_name),
-            "status": r.status,
-            "received_at": iso(r.received_at, r.timezone),
-            "due_at": iso(r.due_at, r.timezone),
-            "returned_at": iso(r.returned_at, r.timezone),
-            "overdue": overdue(r, now),
-        }
-        for r in rows
-    ]
+        .where(m.centres.c.code == centre_code, _d.c.code == code)
+    ).first()
+    if r is None:
+        return None
+    out = {
+        "code": r.code,
+        "centre": r.centre_name,
+        "procedure": r.procedure,
+        "field": r.field,
+        "status": r.status,
+        "overdue": overdue(r, now),
+        "checked": None if not factor else factor_matches(r, factor),
+    }
+    if out["checked"]:
+        out["applicant"] = _initials(r.applicant_name)
+        out.update(
+            {k: iso(getattr(r, k), r.timezone) for k in ("received_at", "due_at", "returned_at")}
+        )
+    return out
 
 
 # -- the province's one-stop system, through the integration API; the citizen's look-up ----
@@ -323,6 +354,7 @@ def dossier(store: Store, centre_id: int, code: str) -> dict | None:
     return store.read(read)
 
 
-def dossier_status(store: Store, code: str) -> list[dict]:
-    """The citizen's look-up by dossier code (every centre's dossier of that code)."""
-    return store.read(lambda conn: public_view(conn, code, m.utcnow()))
+def dossier_status(store: Store, centre: str, code: str, factor: str | None = None) -> dict | None:
+    """The citizen's look-up of one centre's dossier (personal data only with its second
+    factor: :func:`public_view`)."""
+    return store.read(lambda conn: public_view(conn, centre, code, m.utcnow(), factor))

@@ -285,6 +285,10 @@ dossiers = sa.Table(
     sa.Column("procedure", sa.String(255)),  # thủ tục
     sa.Column("field", sa.String(255)),  # lĩnh vực
     sa.Column("applicant_name", sa.String(255)),
+    # The look-up's second factor (core/dossiers.py public_view): the last four digits of
+    # the applicant's phone (the number itself is not kept), a code printed on the receipt.
+    sa.Column("phone_tail", sa.String(4)),
+    sa.Column("receipt_pin", sa.String(16)),
     sa.Column("submitted_via", sa.String(16)),  # in_person | online | post
     sa.Column("received_at", UTCDateTime),
     sa.Column("due_at", UTCDateTime),

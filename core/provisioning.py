@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import models as m
-from .auth import hash_password, password_matches, token_hash
+from .auth import end_sessions, hash_password, password_matches, token_hash
 from .errors import Refused
 from .permissions import STAFF_ROLES
 from .rating import (
@@ -551,6 +551,8 @@ def _apply_staff(conn, data: dict, centre_id: int, counter_ids: dict, summary: S
             if existing is None or not password_matches(existing.password_hash, st["password"]):
                 values["password_hash"] = hash_password(st["password"])
             staff_id = _upsert(conn, st_, {"username": st["username"]}, values, summary, label)
+            if existing is not None and "password_hash" in values:
+                end_sessions(conn, staff_id)  # a new password ends the old sessions
         _upsert(
             conn,
             sr,
@@ -644,4 +646,6 @@ def _deactivate(conn, table, centre_id: int, key_col, keep: set, summary: Summar
     ).all()
     for row in rows:
         conn.execute(sa.update(table).where(table.c.id == row.id).values(active=False))
+        if table is m.staff:
+            end_sessions(conn, row.id)
         summary.deactivated.append(f"{label} {row[1]}")

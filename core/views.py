@@ -565,3 +565,29 @@ def ticket_follower(conn: Connection, public_key: str) -> Row | None:
         .join(_s, _s.c.id == _t.c.service_id)
         .where(_t.c.public_key == public_key)
     ).first()
+
+
+def recently_called(conn: Connection, device_id: int, number: str, counter: int, since) -> bool:
+    """Whether the active display ``device_id`` may have ``number`` announced at counter
+    ``counter``: a ticket of that number was called there, in its centre, since ``since``
+    (the announcement route assembles nothing else: display/__init__.py)."""
+    d, t, c = m.devices, m.tickets, m.counters
+    device = conn.execute(
+        sa.select(d.c.centre_id).where(
+            d.c.id == device_id, d.c.kind == "display", d.c.active.is_(True)
+        )
+    ).first()
+    if device is None:
+        return False
+    found = conn.execute(
+        sa.select(t.c.id)
+        .join(c, c.c.id == t.c.counter_id)
+        .where(
+            t.c.centre_id == device.centre_id,
+            t.c.number == number,
+            c.c.number == counter,
+            t.c.called_at >= since,
+        )
+        .limit(1)
+    ).first()
+    return found is not None

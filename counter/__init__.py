@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 
 from core import views
+from core.auth import token_hash
 from core.engine import OUTCOMES, PRIORITIES, Actor
 from core.errors import QueueError
 from core.roles import Audience
@@ -72,8 +73,12 @@ class CounterDoor(StaffDoor):
         if not 1 <= number < INT_LIMIT:
             raise QueueError("not_found", "unknown_counter", number=number)
         principal, role, counter, codes = self.ctx.lookup_staff_counter(token, number, centre)
+        # The session is watched: ended, the socket is closed (gateway/sessions.py).
         return Client(
-            Actor.staff(principal, role, counter), principal=principal, service_codes=codes
+            Actor.staff(principal, role, counter),
+            principal=principal,
+            service_codes=codes,
+            session=token_hash(token),
         )
 
     def refresh(self, client: Client) -> None:

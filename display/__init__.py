@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
@@ -25,11 +26,12 @@ bp = Blueprint(
 )
 
 
-def announce_key(secret: str, centre_id: int) -> str:
-    """The key of a centre's announcement audio: boards get it in their snapshot and put it
-    in the audio URL (an <audio> element sends no headers), so only the centre's boards
-    make the server assemble announcements."""
-    mac = hmac.new(secret.encode(), f"announce:{centre_id}".encode(), hashlib.sha256)
+def announce_key(secret: str, device_id: int) -> str:
+    """The key of one display's announcement audio: the board gets it in its snapshot and
+    puts it in the audio URL (an <audio> element sends no headers). It names the display,
+    so it dies with it: a display removed from the provisioning file (inactive) has its
+    key refused."""
+    mac = hmac.new(secret.encode(), f"announce:display:{device_id}".encode(), hashlib.sha256)
     return mac.hexdigest()[:32]
 
 
@@ -39,8 +41,9 @@ class DisplayDoor(BoardDoor):
     def snapshot(self, client: Client) -> dict:
         centre_id = client.actor.centre_id
         data = self.read(views.display_snapshot, centre_id, client.counter_ids)
-        key = announce_key(self.ctx.secret_key, centre_id)
-        data["board"]["announce"]["url"] = f"/display/announce.wav?c={centre_id}&k={key}"
+        device_id = client.actor.id
+        key = announce_key(self.ctx.secret_key, device_id)
+        data["board"]["announce"]["url"] = f"/display/announce.wav?d={device_id}&k={key}"
         return data
 
 
@@ -78,6 +81,9 @@ def display_page():
     return render_template("display/board.html", strings=BOARD_STRINGS)
 
 
+# Announcements are assembled for numbers called this long ago at most (a board plays a
+# call within seconds; a recall calls again).
+RECENT_CALL_S = 15 * 60
 # What the announcement route accepts: a real ticket number and counter, nothing larger.
 MAX_NUMBER_LEN = 10
 MAX_COUNTER = 9999
@@ -101,13 +107,13 @@ def announce():
 
     args = request.args
     try:
-        centre_id = int(args.get("c", ""))
+        device_id = int(args.get("d", ""))
         counter = int(args.get("counter", ""))
     except ValueError:
         abort(400)
     key = args.get("k", "")
     ctx = current_app.extensions["motcua"]
-    expected = announce_key(ctx.secret_key, centre_id)
+    expected = announce_key(ctx.secret_key, device_id)
     if not hmac.compare_digest(key.encode(), expected.encode()):
         abort(403)
     number, form = args.get("number", ""), args.get("form", "digits")
@@ -119,6 +125,15 @@ def announce():
         speech.parse_ticket(number)
     except ValueError:
         abort(400)
+    # The display's budget of work (gateway/limits.py), then only a number called at that
+    # counter lately, by an active display: a key cannot fill the cache with every number.
+    if not ctx.budget.allows(f"device:{device_id}"):
+        return jsonify({"ok": False, "error": {"code": "rate_limited"}}), 429
+    since = datetime.now(UTC) - timedelta(seconds=RECENT_CALL_S)
+    if not ctx.store.read(
+        lambda conn: views.recently_called(conn, device_id, number, counter, since)
+    ):
+        abort(404)
     pack = voice_pack()
     started = time.perf_counter()
     try:

@@ -64,6 +64,8 @@ MANIFEST = "manifest.json"
 BUILDING = ".building.json"
 CACHE = ".cache"
 MAX_CACHE_FILES = 2000  # about a busy day of distinct announcements
+# ... and at most this many bytes (an announcement is 150-500 KB: ~200 of the longest).
+MAX_CACHE_BYTES = 64 * 1024 * 1024
 
 # Pauses, in seconds: after the chime, around the sentence's phrases, at a comma (between
 # the characters of a ticket read one by one), between other words, and at the end (so a
@@ -515,14 +517,25 @@ def _cached(cache_dir: Path, key: str, make) -> bytes:
 
 
 def _prune(cache_dir: Path) -> None:
-    """Keep the cache to MAX_CACHE_FILES: drop the oldest quarter when it is over."""
-    files = list(cache_dir.glob("*.wav"))
-    if len(files) <= MAX_CACHE_FILES:
+    """Keep the cache to MAX_CACHE_FILES and MAX_CACHE_BYTES: when either is passed, drop
+    the oldest files until it is back to three quarters of both."""
+    files = []
+    for path in cache_dir.glob("*.wav"):
+        with contextlib.suppress(OSError):
+            st = path.stat()
+            files.append((st.st_mtime_ns, st.st_size, path))
+    total = sum(size for _, size, _ in files)
+    if len(files) <= MAX_CACHE_FILES and total <= MAX_CACHE_BYTES:
         return
-    files.sort(key=lambda p: p.stat().st_mtime_ns)
-    for path in files[: len(files) - MAX_CACHE_FILES * 3 // 4]:
+    files.sort()
+    count = len(files)
+    for _, size, path in files:
+        if count <= MAX_CACHE_FILES * 3 // 4 and total <= MAX_CACHE_BYTES * 3 // 4:
+            break
         with contextlib.suppress(OSError):
             path.unlink()
+        count -= 1
+        total -= size
 
 
 def assemble(

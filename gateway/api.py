@@ -56,25 +56,13 @@ def error_response(e: QueueError, lang: str):
     return jsonify({"ok": False, "error": e.as_dict(lang)}), status
 
 
-# Pages are served from this server only and never framed; scripts from static files
-# (inline styles are allowed: the status page has its stylesheet inline).
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-        "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
-        "form-action 'self'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
-
-
-@bp.after_app_request
-def security_headers(response):
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
+@bp.app_errorhandler(413)
+def too_large(e):
+    """A body past the one limit (gateway/perimeter.py), chunked or not: a JSON refusal."""
+    error = QueueError("bad_request", "bad_value", field="body", why=("quá lớn", "too large"))
+    response, _ = error_response(error, request_lang())
+    response.headers["Connection"] = "close"
+    return response, 413
 
 
 @bp.get("/healthz")
@@ -190,9 +178,17 @@ def staff_centre(principal, centre_id):
 def logout():
     """End the session of the Bearer token."""
     token = bearer_token()
-    if token:
-        return answer_json(lambda: auth.logout(_ctx().store, token) or {"ok": True}, request_lang())
-    return jsonify({"ok": True})
+    if not token:
+        return jsonify({"ok": True})
+
+    def end():
+        auth.logout(_ctx().store, token)
+        watch = current_app.extensions.get("motcua.sessions")  # gateway/sessions.py
+        if watch is not None:
+            watch.ended(auth.token_hash(token))  # its open sockets close now
+        return {"ok": True}
+
+    return answer_json(end, request_lang())
 
 
 @bp.post("/api/v1/auth/login")
@@ -221,5 +217,7 @@ def login():
         response, status = error_response(error, lang)
         if status == 429:
             response.headers["Retry-After"] = str(error.params.get("seconds", 1))
+        response.headers["Cache-Control"] = "no-store"
         return response, status
-    return jsonify(result)
+    # The session token must not stay in a browser's or a proxy's cache.
+    return jsonify(result), 200, {"Cache-Control": "no-store"}

@@ -22,6 +22,8 @@ class ServerContext:
     event_burst: float = 40.0
     offload: object = None
     secret_key: str = ""  # the app's: signs keys such as the boards' announcement key
+    limits: object = None  # core.limits.Counts: shared by the processes when Redis is set
+    budget: object = None  # gateway.limits.Budget: each device's work (docs/security.md)
 
     def read(self, view, *args):
         """``view(conn, *args)`` (a core.views read) in one read transaction."""

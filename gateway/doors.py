@@ -42,6 +42,7 @@ class Client:
     audience: Audience | None = None
     tokens: float = 0.0
     refilled: float = field(default_factory=time.monotonic)
+    session: str | None = None  # a clerk's session token's digest (gateway/sessions.py)
 
 
 def refusal(error: QueueError, lang: str) -> ConnectionRefusedError:
@@ -204,6 +205,10 @@ class Door(Namespace):
                 raise QueueError("unauthorized", "auth_missing")
             if not self._take_token(client):
                 raise QueueError("rate_limited", "rate_limited")
+            # Each device's (clerk's, ticket's) budget of work, all its connections together
+            # and, with Redis, all the server's processes (gateway/limits.py).
+            if self.ctx.budget is not None:
+                self.ctx.budget.spend(client.actor.key)
             if not isinstance(event, str):
                 raise QueueError("bad_request", "unknown_event", event=str(event)[:40])
             if len(args) > 1:

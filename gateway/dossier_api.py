@@ -15,19 +15,19 @@ from core.errors import QueueError
 from gateway.api import device_actor, device_endpoint
 
 bp = Blueprint("dossier_api", __name__)
-MAX_BODY = 512 * 1024  # 500 dossiers of a few hundred bytes each
 
 
 @bp.post("/api/v1/dossiers")
 @device_endpoint("integration")
 def upsert(device):
     """``{"dossiers": [{code, status, ...}, ...]}``: created or updated by code."""
-    store = current_app.extensions["motcua"].store
-    if (request.content_length or 0) > MAX_BODY:
-        raise QueueError("bad_request", "bad_value", field="body", why=("quá lớn", "too large"))
+    ctx = current_app.extensions["motcua"]
+    actor = device_actor(device)
+    ctx.budget.spend(actor.key)  # each key's budget of work (gateway/limits.py)
+    # The body's size is bounded for every route (gateway/perimeter.py MAX_BODY_BYTES).
     return {
         "ok": True,
-        **dossiers.upsert_dossiers(store, device_actor(device), request.get_json(silent=True)),
+        **dossiers.upsert_dossiers(ctx.store, actor, request.get_json(silent=True)),
     }
 
 

@@ -28,6 +28,7 @@ import functools
 import ipaddress
 import logging
 import os
+import re
 import threading
 import time
 
@@ -36,6 +37,8 @@ from socketio import packet as sio_packet
 
 from core import auth
 from core.errors import QueueError
+
+from . import perimeter
 
 log = logging.getLogger("motcua.guard")
 
@@ -77,7 +80,20 @@ def settings(config) -> dict:
         "FRAME_RATE": 2 * event_rate + 10,
         "FRAME_BURST": 2 * event_burst + 20,
         "TRUSTED_PROXIES": int(config.get("TRUSTED_PROXIES") or 0),
+        # What each device (all its connections together) may make the server do
+        # (gateway/limits.py Budget): a burst, then so many a second.
+        "DEVICE_RATE": _env_number(config, "DEVICE_RATE", 3.0, float),
+        "DEVICE_BURST": _env_number(config, "DEVICE_BURST", 30.0, float),
+        # After the server's close frame, how long a client has to answer it before the
+        # TCP connection is closed anyway.
+        "CLOSE_GRACE_S": _env_number(config, "CLOSE_GRACE_S", 5.0, float),
+        "MAX_BODY_BYTES": _env_number(config, "MAX_BODY_BYTES", perimeter.MAX_BODY_BYTES),
     }
+
+
+def budget_settings(config) -> tuple[float, float]:
+    s = settings(config)
+    return s["DEVICE_RATE"], s["DEVICE_BURST"]
 
 
 class BoundedLog:
@@ -150,6 +166,20 @@ class BoundedLog:
 guard_log = BoundedLog(log)
 
 
+def bounded_exception_log(app):
+    """Flask's ``log_exception`` through a :class:`BoundedLog`: an error every request can
+    cause (issue 20: 300 requests, 10,200 lines of tracebacks) grows the log by a bounded
+    rate."""
+    from flask import request
+
+    bounded = BoundedLog(app.logger)
+
+    def log_exception(exc_info) -> None:
+        bounded.error("Exception on %s [%s]", request.path, request.method, exc_info=exc_info)
+
+    return log_exception
+
+
 # -- Socket.IO and engine.io ---------------------------------------------------------------
 class StrictPacket(sio_packet.Packet):
     """Socket.IO packets as this protocol has them: text only, no binary attachments (a
@@ -192,7 +222,13 @@ def _nested_deeper(value, limit: int) -> bool:
 
 def socketio_options() -> dict:
     """Keyword arguments for Flask-SocketIO's server."""
-    return {"serializer": StrictPacket, "max_http_buffer_size": MAX_MESSAGE_BYTES}
+    return {
+        "serializer": StrictPacket,
+        "max_http_buffer_size": MAX_MESSAGE_BYTES,
+        # Every client of this protocol connects by websocket: long-polling would let one
+        # TCP connection hold any number of engine.io sessions (issue 20: 1,500).
+        "transports": ["websocket"],
+    }
 
 
 def _why(e: BaseException) -> str:
@@ -204,8 +240,16 @@ class SocketGuard:
     """Closes connections that send what no client of this protocol sends, and those that
     join no namespace in time. Installed on a python-socketio server (``install``)."""
 
-    def __init__(self, sio, join_timeout_s: float, frame_rate: float, frame_burst: float) -> None:
+    def __init__(
+        self,
+        sio,
+        join_timeout_s: float,
+        frame_rate: float,
+        frame_burst: float,
+        close_grace_s: float = 5.0,
+    ) -> None:
         self.sio = sio
+        self.close_grace_s = close_grace_s
         self.eio = eio = sio.eio
         self.join_timeout_s = join_timeout_s
         self.frame_rate = frame_rate
@@ -371,6 +415,15 @@ def _guarded_websocket(base, guard: SocketGuard):
             self.tokens = guard.frame_burst
             self.refilled = time.monotonic()
 
+        def close(self):
+            super().close()
+            # The close frame is sent; a client that does not answer it (a hostile one
+            # keeps reading nothing) would hold the TCP connection and its reader forever.
+            if guard.close_grace_s > 0 and getattr(self, "ws", None) is not None:
+                import gevent
+
+                gevent.spawn_later(guard.close_grace_s, _hang_up, self.ws)
+
         def wait(self):
             sock = self.eio_socket
             if sock is not None and (sock.closed or sock.closing):
@@ -385,6 +438,21 @@ def _guarded_websocket(base, guard: SocketGuard):
             return data
 
     return GuardedWebSocket
+
+
+def _hang_up(ws) -> None:
+    """End a websocket's TCP connection, if its client has not closed it yet: shutting the
+    socket down ends it for every descriptor (simple-websocket reads a duplicate), so the
+    reader sees the end and the handler finishes."""
+    import socket
+
+    sock = getattr(ws, "sock", None)
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed: the client answered in time
 
 
 # -- HTTP ------------------------------------------------------------------------------------
@@ -433,11 +501,29 @@ class TooManyConnections(ValueError):
     """The client address holds as many connections as it may."""
 
 
+class TooLarge(ValueError):
+    """The request announces a body larger than the server takes."""
+
+
 _REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+_REQUEST_TIMEOUT = _REQUEST_TIMEOUT.replace(
+    b"\r\n\r\n", b"\r\n" + perimeter.RAW_SECURITY_HEADERS + b"\r\n"
+)
 _BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 10\r\nConnection: close\r\n"
-    b"Content-Length: 0\r\n\r\n"
+    + perimeter.RAW_SECURITY_HEADERS
+    + b"Content-Length: 0\r\n\r\n"
 )
+
+# Query parameters and path parts that carry a secret (device tokens, announcement keys, a
+# ticket's key, a dossier's second factor): the access log shows them as "…".
+SECRET_PARAMS = re.compile(r"(?<=[?&])(token|k|key|pin)=[^&\s]*", re.IGNORECASE)
+SECRET_PATHS = re.compile(r"^(/t/)[^/?\s]+")
+
+
+def redacted(path: str) -> str:
+    """A request's path and query string as the access log may show it."""
+    return SECRET_PATHS.sub(r"\1…", SECRET_PARAMS.sub(r"\1=…", path))
 
 
 def forwarded_for(environ_or_headers, trusted: int) -> str | None:
@@ -479,7 +565,28 @@ class GuardedHandler(pywsgi.WSGIHandler):
             if not self.server.limits.acquire(address):
                 raise TooManyConnections(address)
             self._counted = address
+        if result and (self.content_length or 0) > self.server.max_body:
+            raise TooLarge(self.content_length)
         return result
+
+    def run_application(self):
+        try:
+            super().run_application()
+        finally:
+            body = self.wsgi_input
+            if body is not None and (
+                body.chunked_input or body.position < (body.content_length or 0)
+            ):
+                # A body the application did not read to its end (refused, or past the
+                # limit while chunked) is not read now either: pywsgi would read it to its
+                # end, however long. The connection is closed instead.
+                self.close_connection = True
+                body._chunked_input_error = True  # pywsgi's "do not discard" state
+
+    def format_request(self):
+        line = super().format_request()
+        path = getattr(self, "path", None) or ""
+        return line.replace(path, redacted(path), 1) if path else line
 
     def handle_one_request(self):
         try:
@@ -500,6 +607,8 @@ class GuardedHandler(pywsgi.WSGIHandler):
             return ("408", _REQUEST_TIMEOUT)
         if isinstance(ex, TooManyConnections):
             return ("503", _BUSY)
+        if isinstance(ex, TooLarge):
+            return ("413", perimeter.too_large_response())
         return super()._handle_client_error(ex)
 
 
@@ -508,9 +617,16 @@ class GuardedWSGIServer(pywsgi.WSGIServer):
     trusted proxies, the handler counts requests per forwarded address instead)."""
 
     def __init__(
-        self, *args, header_timeout_s: float, limits: AddressLimits, trusted_proxies: int, **kwargs
+        self,
+        *args,
+        header_timeout_s: float,
+        limits: AddressLimits,
+        trusted_proxies: int,
+        max_body: int = perimeter.MAX_BODY_BYTES,
+        **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        self.max_body = max_body
         self.header_timeout_s = header_timeout_s
         self.limits = limits
         self.trusted_proxies = trusted_proxies
@@ -551,6 +667,7 @@ def wsgi_server(app, host: str, port: int, handler_class=GuardedHandler, **kwarg
         header_timeout_s=s["HEADER_TIMEOUT_S"],
         limits=AddressLimits(s["MAX_CONNECTIONS_PER_ADDRESS"]),
         trusted_proxies=s["TRUSTED_PROXIES"],
+        max_body=s["MAX_BODY_BYTES"],
         error_log=BoundedLog(logging.getLogger("motcua.http")),
         **kwargs,
     )
@@ -616,13 +733,14 @@ class LoginGuard:
         self.check = check
 
 
-def install(app, sio) -> LoginGuard:
+def install(app, sio, counts=None) -> LoginGuard:
     """Guard ``sio`` (python-socketio's server) and give ``app`` its login guard
-    (``app.extensions["motcua.login"]``), with the settings of ``app.config``."""
+    (``app.extensions["motcua.login"]``), with the settings of ``app.config``; the login
+    throttle keeps its counts in ``counts`` (core/limits.py; this process's memory if None)."""
     s = settings(app.config)
-    SocketGuard(sio, s["JOIN_TIMEOUT_S"], s["FRAME_RATE"], s["FRAME_BURST"])
+    SocketGuard(sio, s["JOIN_TIMEOUT_S"], s["FRAME_RATE"], s["FRAME_BURST"], s["CLOSE_GRACE_S"])
     login = LoginGuard(
-        auth.LoginThrottle(max_entries=s["LOGIN_THROTTLE_ENTRIES"]),
+        auth.LoginThrottle(max_entries=s["LOGIN_THROTTLE_ENTRIES"], counts=counts),
         PasswordChecks(s["PASSWORD_CHECKS"], use_gevent=app.config.get("OFFLOAD") is not None),
     )
     app.extensions["motcua.login"] = login

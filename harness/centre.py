@@ -28,7 +28,8 @@ COMMUNE_PASSWORDS = {
 
 class CentreServer(ServerProcess):
     """``server.py serve`` provisioned with centre.toml (unless ``provision`` says
-    otherwise), with the event rate limit raised so that tests may press quickly."""
+    otherwise), with the event rate limit and the devices' budget of work raised so that
+    tests may press quickly."""
 
     def __init__(
         self,
@@ -38,11 +39,13 @@ class CentreServer(ServerProcess):
         env: dict | None = None,
         provision: Path | None = CENTRE,
     ):
-        # Tests press quickly: no rate limit, and a no-show may follow its call at once
-        # (tests of the minimum set MOTCUA_NO_SHOW_AFTER_S themselves).
+        # Tests press quickly: no rate limit, no budget of work per device, and a no-show
+        # may follow its call at once (tests of those limits set them themselves).
         fast = {
             "MOTCUA_EVENT_RATE": "1000",
             "MOTCUA_EVENT_BURST": "2000",
+            "MOTCUA_DEVICE_RATE": "1000",
+            "MOTCUA_DEVICE_BURST": "2000",
             "MOTCUA_NO_SHOW_AFTER_S": "0",
         }
         super().__init__(tmp, database_url, redis_url, {**fast, **(env or {})}, provision)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
@@ -147,31 +148,6 @@ class TicketDoor(Door):
         return self.ctx.engine.rate(client.actor, client.actor.id, **rating)
 
 
-class LookupLimit:
-    """At most ``per_minute`` look-ups a minute per client address (a sliding count, kept
-    for at most ``max_addresses`` addresses, the oldest forgotten first)."""
-
-    def __init__(self, per_minute: int, max_addresses: int = 10_000):
-        from collections import OrderedDict
-
-        self.per_minute = per_minute
-        self.max_addresses = max_addresses
-        self.seen: OrderedDict[str, list[float]] = OrderedDict()
-
-    def allow(self, address: str) -> bool:
-        import time
-
-        now = time.monotonic()
-        recent = [t for t in self.seen.pop(address, []) if now - t < 60]
-        allowed = len(recent) < self.per_minute
-        if allowed:
-            recent.append(now)
-        self.seen[address] = recent
-        while len(self.seen) > self.max_addresses:
-            self.seen.popitem(last=False)
-        return allowed
-
-
 # The kiosk page's words (its script switches language on a tap, without a reload).
 KIOSK_STRINGS = {
     **DEVICE_PAGE_STRINGS,
@@ -278,30 +254,59 @@ DOSSIER_STATUS_TEXT = {
     "returned": N_("Đã trả kết quả"),
     "cancelled": N_("Đã hủy"),
 }
-LOOKUPS = LookupLimit(per_minute=20)
+# Look-ups per client address: LOOKUP_BURST at once, then LOOKUP_PER_HOUR an hour (a
+# citizen looks a few times a day; walking a day's codes is out of reach). Wrong second
+# factors per dossier, from anywhere: FACTOR_TRIES, then none for an hour after the last
+# (10,000 phone endings: years of guessing).
+LOOKUP_BURST = 10
+LOOKUP_PER_HOUR = 10
+FACTOR_TRIES = 5
+
+
+def _spend(ctx, key: str, per_hour: float, burst: float) -> bool:
+    return ctx.limits.bucket(key, per_hour / 3600, burst, time.time()) == 0
 
 
 @bp.get("/hs/")
-@bp.get("/hs/<path:code>")
+@bp.get("/hs/<code>")
+@bp.get("/hs/<centre>/<code>")
 @access("public")
-def dossier_status(code: str | None = None):
-    """A dossier's status from its code, for whoever holds the code. Look-ups are limited
-    per address, so codes (agency, date, daily number) cannot be walked through."""
-    code = (code or request.args.get("code") or "").strip()
-    found, refused = None, False
-    if code:
-        if not LOOKUPS.allow(request.remote_addr or "?"):
+def dossier_status(code: str | None = None, centre: str | None = None):
+    """One centre's dossier from its code, for whoever holds the code: its status; with
+    the second factor (``pin``: the phone's last four digits or the code on the receipt)
+    also the applicant's initials and the dates (docs/dossiers.md says why). Look-ups
+    are limited per address, wrong factors per dossier (core/limits.py, shared by the
+    server's processes through Redis)."""
+    ctx = current_app.extensions["motcua"]
+    args = request.args
+    code = (code or args.get("code") or "").strip()
+    factor = (args.get("pin") or "").strip()[:16] or None
+    centres = ctx.store.read(views.centres)
+    codes = [c["code"] for c in centres]
+    centre = centre or args.get("c") or (codes[0] if len(codes) == 1 else None)
+    found, refused, wrong = None, False, False
+    if code and centre in codes:
+        if not _spend(ctx, f"lookup:{request.remote_addr or '?'}", LOOKUP_PER_HOUR, LOOKUP_BURST):
             refused = True
         elif DOSSIER_CODE.match(code):
-            found = dossiers.dossier_status(current_app.extensions["motcua"].store, code)
+            tries = f"lookup:factor:{centre}:{code}"
+            if factor and (ctx.limits.get(tries) or (0, 0))[0] >= FACTOR_TRIES:
+                factor = None  # wrong too often this hour: the status alone
+            found = dossiers.dossier_status(ctx.store, centre, code, factor)
+            if found is not None and found["checked"] is False:
+                wrong = True
+                ctx.limits.add(tries, 1, time.time(), 3600)
     response = render_template(
         "kiosk/dossier.html",
         code=code[:64],
+        centre=centre if centre in codes else None,
+        centres=centres,
         found=found,
         refused=refused,
+        wrong=wrong,
         status_text=DOSSIER_STATUS_TEXT,
     )
-    status = 429 if refused else 404 if code and not found else 200
+    status = 429 if refused else 404 if code and centre in codes and not found else 200
     return response, status, {"Cache-Control": "no-store"}
 
 

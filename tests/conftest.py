@@ -120,3 +120,23 @@ def any_server(request, tmp_path):
     srv = CentreServer(tmp_path, url).start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def guarded_server(tmp_path):
+    """A server with short guard timeouts, so these tests run in seconds."""
+    started = []
+
+    def start(**env):
+        srv = CentreServer(
+            tmp_path / f"s{len(started)}",
+            f"sqlite:///{tmp_path / f'motcua{len(started)}.sqlite3'}",
+            env={k: str(v) for k, v in env.items()},
+        )
+        (tmp_path / f"s{len(started)}").mkdir()
+        started.append(srv)
+        return srv.start()
+
+    yield start
+    for srv in started:
+        srv.stop()

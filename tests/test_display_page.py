@@ -134,7 +134,7 @@ def test_a_call_shows_at_once_highlighted_and_is_announced(tv, sqlite_server, de
     assert spoken(log) == [("A001", 1, False)]
     assert board.audio == [
         {
-            "c": board.audio[0]["c"],
+            "d": board.audio[0]["d"],
             "k": board.audio[0]["k"],
             "number": "A001",
             "counter": "1",
@@ -176,12 +176,18 @@ def test_announcements_queue_in_order_and_a_recall_is_announced_again(tv, sqlite
     assert board.errors.errors == []
 
 
-def test_the_announcement_route_is_keyed_and_answers_a_wav(tv, sqlite_server):
+def test_the_announcement_route_is_keyed_and_answers_a_wav(tv, sqlite_server, devices):
     board = Board(tv).open(sqlite_server.url)
     url = board.page.evaluate("motcuaBoard.state.board.board.announce.url")
     base = sqlite_server.url + url
-    r = requests.get(f"{base}&number=A023&counter=15&form=number", timeout=10)
+    kiosk = devices.kiosk(sqlite_server)
+    assert kiosk.call("issue", {"service": "TP"})["ok"]
+    # Only a number called lately at that counter is assembled (issue 20).
+    assert requests.get(f"{base}&number=A001&counter=1", timeout=10).status_code == 404
+    assert devices.counter(sqlite_server, "clerk1", 1).call("call_next", {})["ok"]
+    r = requests.get(f"{base}&number=A001&counter=1&form=number", timeout=10)
     assert r.status_code == 200 and r.headers["Content-Type"] == "audio/wav"
+    assert requests.get(f"{base}&number=A023&counter=1", timeout=10).status_code == 404
     with wave.open(io.BytesIO(r.content)) as w:
         seconds = w.getnframes() / w.getframerate()
         assert w.getnchannels() == 1 and w.getsampwidth() == 2
@@ -189,7 +195,7 @@ def test_the_announcement_route_is_keyed_and_answers_a_wav(tv, sqlite_server):
     # The key is the credential: without it, or with another, nothing is assembled.
     wrong = base.replace("&k=", "&k=0")
     assert requests.get(f"{wrong}&number=A023&counter=1", timeout=10).status_code == 403
-    no_key = f"{sqlite_server.url}/display/announce.wav?c=1&number=A023&counter=1"
+    no_key = f"{sqlite_server.url}/display/announce.wav?d=1&number=A001&counter=1"
     assert requests.get(no_key, timeout=10).status_code == 403
     for bad in (
         "number=DROP%20TABLE&counter=1",

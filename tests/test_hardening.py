@@ -13,7 +13,6 @@ import statistics
 import threading
 import time
 
-import pytest
 import requests
 import sqlalchemy as sa
 
@@ -241,26 +240,6 @@ def _log_lines(server, text: str) -> int:
     return server.log_path.read_text(errors="replace").count(text)
 
 
-@pytest.fixture
-def guarded_server(tmp_path):
-    """A server with short guard timeouts, so these tests run in seconds."""
-    started = []
-
-    def start(**env):
-        srv = CentreServer(
-            tmp_path / f"s{len(started)}",
-            f"sqlite:///{tmp_path / f'motcua{len(started)}.sqlite3'}",
-            env={k: str(v) for k, v in env.items()},
-        )
-        (tmp_path / f"s{len(started)}").mkdir()
-        started.append(srv)
-        return srv.start()
-
-    yield start
-    for srv in started:
-        srv.stop()
-
-
 def test_a_frame_flood_is_cut_off_and_health_keeps_answering(sqlite_server):
     """The `4X` loop of the issue: the connection is closed at the first frame, with one
     log line; /healthz keeps answering and the log stays small."""
@@ -373,10 +352,10 @@ def test_connections_that_join_no_namespace_are_closed_on_time(guarded_server, d
 def test_half_sent_requests_and_idle_keep_alive_are_closed_on_time(guarded_server):
     srv = guarded_server(MOTCUA_HEADER_TIMEOUT_S=1)
     slow = _connect_raw(srv)
-    slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
     idle = _connect_raw(srv)  # says nothing at all
     kept = _connect_raw(srv)
-    kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert kept.recv(65536).startswith(b"HTTP/1.1 200")
     t = time.monotonic()
     for sock in (slow, idle, kept):
@@ -405,15 +384,15 @@ def test_connections_per_address_are_capped(guarded_server):
         sock.sendall(b"GET /healthz HTTP/1.1\r\n")  # half-sent, held open
     time.sleep(0.3)
     extra = _connect_raw(srv, "127.0.0.2")
-    extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert extra.recv(65536).startswith(b"HTTP/1.1 503"), "a sixth connection was served"
     other = _connect_raw(srv, "127.0.0.3")
-    other.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    other.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert other.recv(65536).startswith(b"HTTP/1.1 200")
     held.pop().close()
     time.sleep(0.3)
     again = _connect_raw(srv, "127.0.0.2")
-    again.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    again.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert again.recv(65536).startswith(b"HTTP/1.1 200")
     for sock in (*held, extra, other, again):
         sock.close()

@@ -158,7 +158,11 @@ export function follow({ namespace, auth, snapshotEvent, handlers }) {
     buffer = [];
     handlers.online?.(true);
   });
-  socket.on("disconnect", () => handlers.online?.(false));
+  socket.on("disconnect", (reason) => {
+    handlers.online?.(false);
+    // Closed by the server (a clerk's session ended): connect again to hear why.
+    if (reason === "io server disconnect") retry(1000);
+  });
   // A refusal by the server does not reconnect by itself (socket.io-client leaves it to
   // us); a lost network does, and says nothing here but the "disconnect" above.
   socket.on("connect_error", (err) => {
