@@ -119,3 +119,42 @@ def test_the_clerks_ack_leaves_before_the_call_reaches_the_displays(sqlite_serve
     assert order.index("ack") < DISPLAYS // 10, order.index("ack")
     for d in displays + [clerk]:
         d.s.close()
+
+
+def test_the_server_freezes_its_connections_and_times_every_collection(tmp_path):
+    """Start-up's objects and a burst of connections are frozen (no full collection
+    walks them), and every collection is written to MOTCUA_GC_STATS."""
+    from harness.centre import CentreServer
+
+    stats = tmp_path / "gc.txt"
+    srv = CentreServer(
+        tmp_path, f"sqlite:///{tmp_path / 'motcua.sqlite3'}", env={"MOTCUA_GC_STATS": str(stats)}
+    ).start()
+    try:
+
+        def states():
+            return [line.split() for line in stats.read_text().splitlines() if line[:5] == "state"]
+
+        def freezes():
+            return sum(line[:6] == "freeze" for line in stats.read_text().splitlines())
+
+        deadline = time.monotonic() + 10
+        while not (stats.exists() and states()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        frozen_at_start = int(states()[-1][5])
+        assert frozen_at_start > 10_000, "start-up's objects frozen"
+
+        displays = [RawSocket(srv.port, "/display", {"token": DISPLAY}) for _ in range(150)]
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            if freezes() >= 2:
+                break
+        assert freezes() >= 2, "a freeze after start-up, another after the burst"
+        lines = stats.read_text().splitlines()
+        assert int(states()[-1][5]) > frozen_at_start + 150 * 50, "their objects frozen"
+        assert any(line.startswith("pause ") for line in lines), "collections timed"
+        for d in displays:
+            d.s.close()
+    finally:
+        srv.stop()
