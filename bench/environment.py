@@ -124,7 +124,9 @@ def bench_environment(args, centre: Centre, gc_stats: bool = False):
                 script=args.server_script,
             )
             try:
-                yield server.start(timeout=120)
+                # Provisioning hashes every clerk's password (scrypt): 100 clerks take ~45 s
+                # on a busy 2-core machine.
+                yield server.start(timeout=300)
             finally:
                 server.stop()
     finally:
