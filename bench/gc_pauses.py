@@ -132,10 +132,25 @@ async def run(args, server, centre, tokens, stats_path: Path) -> dict:
     kw = {"client": args.client, "deflate": args.deflate}
     wall = DisplayWall()
 
+    retried = [0]
+
     def display(tok):
-        return lambda: connect(
-            server, "/display", {"token": tok}, handlers={"changes": wall.handler()}, **kw
-        )
+        async def one():
+            # On a busy machine a connection can wait past the server's join deadline
+            # (10 s) and be closed: try again, and report how many were retried.
+            for attempt in range(3):
+                try:
+                    return await connect(
+                        server, "/display", {"token": tok}, handlers={"changes": handler}, **kw
+                    )
+                except (ConnectionError, TimeoutError):
+                    if attempt == 2:
+                        raise
+                    retried[0] += 1
+                    await asyncio.sleep(1.0)
+
+        handler = wall.handler()
+        return one
 
     clerks = [
         Clerk(n, None, args.call_interval, random.Random(args.seed * 1000 + n))
@@ -234,6 +249,7 @@ async def run(args, server, centre, tokens, stats_path: Path) -> dict:
         "machine": machine(),
         "store": server.database_url.split(":", 1)[0],
         "gc_mode": "default" if args.gc_default else "frozen",
+        "connections_retried": retried[0],
         "phases": phases,
         "server_rss_kib": rss,
         # The verdict's noise check: the busiest phase's share of other processes.
@@ -247,7 +263,10 @@ def report(r: dict) -> None:
     print()
     print("motcua garbage-collection pauses")
     print_machine(r)
-    print(f"store        {r['store']}    collector: {r['gc_mode']}")
+    print(
+        f"store        {r['store']}    collector: {r['gc_mode']}; connections retried "
+        f"{r['connections_retried']}"
+    )
     for name, p in r["phases"].items():
         print(
             f"{name:<10} {p['connections']} connections, threshold {tuple(p['threshold'])}, "
