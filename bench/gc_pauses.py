@@ -107,6 +107,10 @@ def pauses_between(path: Path, t0: float, t1: float) -> dict:
             "total_ms": sum(ms),
             "max_cpu_ms": max((cpu for _, cpu in mine), default=0.0),
         }
+    # Collections during which greenlets switched (a finalizer ran a greenlet's code):
+    # the process was not paused throughout; counted apart (gateway/collector.py).
+    switched = [d for t, gen, d, _, _ in data["pauses"] if gen >= 10 and t0 <= t <= t1]
+    out["switched"] = {"n": len(switched), "max_ms": max(switched, default=0.0)}
     out["max_ms"] = max(every, default=0.0)
     out["over_target"] = sum(1 for d in every if d > TARGET_MS)
     out["freezes"] = [f for f in data["freezes"] if t0 <= f[0] <= t1]
@@ -270,7 +274,8 @@ def report(r: dict) -> None:
     for name, p in r["phases"].items():
         print(
             f"{name:<10} {p['connections']} connections, threshold {tuple(p['threshold'])}, "
-            f"{p['frozen']} objects frozen, RSS {r['server_rss_kib'].get(name, 0) / 1024:.0f} MiB"
+            f"{p['frozen']} objects frozen so far, "
+            f"RSS {r['server_rss_kib'].get(name, 0) / 1024:.0f} MiB"
             + (f", reconnected in {p['reconnect_s']:.1f} s" if "reconnect_s" in p else "")
         )
         for g in range(3):
@@ -280,6 +285,11 @@ def report(r: dict) -> None:
                 f"(most CPU {s['max_cpu_ms']:6.1f} ms), p99 {s['p99_ms']:6.2f} ms, "
                 f"{s['total_ms']:7.1f} ms in all"
             )
+        sw = p["switched"]
+        print(
+            f"  collections during which greenlets ran (not pauses): {sw['n']}, longest "
+            f"{sw['max_ms']:.1f} ms"
+        )
         print(
             f"  longest pause {p['max_ms']:.1f} ms; {p['over_target']} over {TARGET_MS:.0f} ms; "
             f"freezes {[(n, ms) for _, n, ms in p['freezes']]}"

@@ -16,13 +16,12 @@ collection took 150-300 ms, during which calls were neither acknowledged nor del
 
 Freezing is O(1) (a list splice), so it is done often: after each ``BURST_CONNECTIONS``
 new connections, even in the middle of a burst, so the young objects of a long burst
-never pile up into one long full collection. Frozen objects are never collected as
-cycles (reference counting still frees the rest), so garbage already in a cycle when a
-freeze happens stays: the youngest generation is collected just before each freeze (a
-fraction of a millisecond), and once the connections frozen have all been replaced
-``REFREEZE_TURNOVER`` times over, the frozen set is collected in full once, when no
-connection has arrived for ``SETTLE_S`` (one long pause, logged, after a day's worth of
-reconnections rather than during a burst).
+never pile up into long young collections or one long full collection. Frozen objects
+are never collected as cycles (reference counting still frees the rest), so garbage
+already in a cycle when a freeze happens stays: once the connections frozen have all
+been replaced ``REFREEZE_TURNOVER`` times over, the frozen set is collected in full
+once, when no connection has arrived for ``SETTLE_S`` (one long pause, logged, after a
+day's worth of reconnections rather than during a burst).
 """
 
 from __future__ import annotations
@@ -33,6 +32,8 @@ import os
 import time
 from collections import deque
 from time import perf_counter, thread_time
+
+import greenlet
 
 log = logging.getLogger("motcua.gc")
 
@@ -55,6 +56,12 @@ class PauseRecorder:
         self.max_s = [0.0, 0.0, 0.0]
         self.freezes: deque[tuple[float, int, float]] = deque(maxlen=1000)  # (t, frozen, ms)
         self._t0 = self._cpu0 = 0.0
+        self._switches = 0
+        self._old_trace = None
+        self.switched = 0  # collections during which greenlets switched
+        # Objects moved to the frozen set so far (some have been freed since). Never
+        # gc.get_freeze_count(): it walks the whole frozen list, ~100 ms at 500,000.
+        self.frozen = 0
 
     def install(self) -> PauseRecorder:
         if self._callback not in gc.callbacks:
@@ -65,13 +72,29 @@ class PauseRecorder:
         if self._callback in gc.callbacks:
             gc.callbacks.remove(self._callback)
 
+    def _switch(self, event, args) -> None:
+        self._switches += 1
+        if self._old_trace is not None:
+            self._old_trace(event, args)
+
     def _callback(self, phase: str, info: dict) -> None:
         if phase == "start":
+            # A collection can run finalizers, and one that kills a greenlet runs that
+            # greenlet's code, which may switch to the hub: the other greenlets then run
+            # "inside" the collection. Such a collection is counted apart, not as a pause.
+            self._switches = 0
+            self._old_trace = greenlet.settrace(self._switch)
             self._t0, self._cpu0 = perf_counter(), thread_time()
             return
         d = perf_counter() - self._t0
         cpu = thread_time() - self._cpu0
+        greenlet.settrace(self._old_trace)
+        self._old_trace = None
         g = info["generation"]
+        if self._switches:
+            self.switched += 1
+            self.pauses.append((time.time(), g + 10, d, cpu, info.get("collected", 0)))
+            return
         self.count[g] += 1
         self.total_s[g] += d
         if d > self.max_s[g]:
@@ -80,12 +103,11 @@ class PauseRecorder:
         if d > self.long_pause_s:
             log.warning(
                 "garbage collection of generation %d paused the process %.1f ms (%.1f ms "
-                "of CPU; %d objects collected, %d frozen)",
+                "of CPU; %d objects collected)",
                 g,
                 1000 * d,
                 1000 * cpu,
                 info.get("collected", 0),
-                gc.get_freeze_count(),
             )
 
     def write(self, path: str) -> None:
@@ -100,7 +122,7 @@ class PauseRecorder:
         lines += [f"freeze {t:.6f} {n} {ms:.3f}\n" for t, n, ms in self.freezes]
         self.freezes.clear()
         t0, t1, t2 = gc.get_threshold()
-        lines.append(f"state {time.time():.6f} {t0} {t1} {t2} {gc.get_freeze_count()}\n")
+        lines.append(f"state {time.time():.6f} {t0} {t1} {t2} {self.frozen}\n")
         with open(path, "a") as f:
             f.writelines(lines)
 
@@ -110,23 +132,26 @@ class PauseRecorder:
 
 
 def freeze(recorder: PauseRecorder | None = None, why: str = "") -> int:
-    """Collect the young generations, then freeze everything alive: returns how many
-    objects the collector now leaves alone."""
+    """Freeze everything alive: the collector's lists are spliced into the frozen one,
+    nothing frozen is walked. Returns how many objects were moved (counting them walks
+    only the unfrozen ones, few since the last freeze)."""
     t0 = perf_counter()
-    gc.collect(0)
+    n = sum(len(gc.get_objects(g)) for g in range(3))
     gc.freeze()
-    n = gc.get_freeze_count()
     d = perf_counter() - t0
     if recorder is not None:
+        recorder.frozen += n
         recorder.freezes.append((time.time(), n, round(1000 * d, 3)))
-    log.info("froze %d long-lived objects (%s) in %.1f ms", n, why or "start-up", 1000 * d)
+    log.info("froze %d long-lived objects (%s) in %.2f ms", n, why or "start-up", 1000 * d)
     return n
 
 
 # Freeze again once this many connections arrived since the last freeze (a burst: a
 # hall of boards reconnecting, the morning's devices), or fewer once none arrived in the
-# last SETTLE_S.
-BURST_CONNECTIONS = 100
+# last SETTLE_S. Measured (docs/performance.md): with 100, the young collections of a
+# burst of 1,000 reconnections still took up to 21 ms of CPU (what had arrived since
+# the last freeze); freezing is free, so it is done at every tick of a burst.
+BURST_CONNECTIONS = 20
 SETTLE_S = 1.0
 # Unfreeze and collect in full once the connections that left since the last full
 # collection are this many times those open at it (their cycles wait in the frozen set).

@@ -55,11 +55,12 @@ def _arrive(kept, open_now, freezer, n):
 
 def test_a_burst_of_connections_is_frozen_and_a_turned_over_set_collected_once(clean_gc):
     open_now = [0]
-    freezer = collector.Freezer(lambda: open_now[0])
+    freezer = collector.Freezer(lambda: open_now[0], collector.PauseRecorder())
     kept = []
     for _ in range(3):
         _arrive(kept, open_now, freezer, collector.BURST_CONNECTIONS // 2)
     assert gc.get_freeze_count() > 0, "a freeze in the middle of the burst"
+    assert freezer.recorder.frozen >= 3 * collector.BURST_CONNECTIONS, "their objects counted"
     assert not any(o is kept[0] for o in gc.get_objects()), "frozen: no collection walks it"
 
     # Every connection leaves and others come, until the frozen set has turned over
