@@ -5,7 +5,7 @@ loopback hop through the server.
 1. A durable SQLite commit (WAL, synchronous=FULL, as the server sets it) of one small
    row, in a temporary directory on the same file system as the benchmarks' stores.
 2. A Socket.IO round trip through a running ``server.py serve`` that touches no store: a
-   display's ``sync``-less event refused at once (``bad_request``), from the raw client
+   kiosk's unknown event refused at once (``bad_request``), from the raw client
    of the load generator, one at a time.
 
 A call cannot be acknowledged sooner than (1) + (2), nor reach a display sooner than
@@ -49,7 +49,7 @@ def sqlite_commits(n: int) -> list[float]:
 
 
 async def round_trips(server, token: str, n: int) -> list[float]:
-    conn = await connect(server, "/display", {"token": token}, deflate=False)
+    conn = await connect(server, "/kiosk", {"token": token}, deflate=False)
     await asyncio.sleep(0.5)  # its snapshot
     out = []
     for _ in range(n):
@@ -66,13 +66,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("-n", type=int, default=500, help="samples of each")
     common_arguments(p)
+    p.set_defaults(event_rate=1000.0)  # one event every 5 ms is over the default limit
     args = p.parse_args(argv)
     load = MachineLoad.measure()
     print(load.line())
     commits = stats_ms(sqlite_commits(args.n))
     centre = make_centre(counters=1, kiosks=1, displays=1, ratings=0)
     with bench_environment(args, centre) as server:
-        trips = stats_ms(asyncio.run(round_trips(server, centre.displays[0], args.n)))
+        trips = stats_ms(asyncio.run(round_trips(server, centre.kiosks[0], args.n)))
     print(f"durable SQLite commit      {fmt_ms(commits)}")
     print(f"round trip via the server  {fmt_ms(trips)}")
     print(
