@@ -314,7 +314,7 @@ def cmd_serve(args) -> int:
 
     from core import provisioning
     from core.provisioning import ProvisioningError
-    from gateway import web
+    from gateway import collector, web
 
     def offload(fn, *a):
         """Run a blocking call in gevent's thread pool; its exception is raised here, in
@@ -346,6 +346,9 @@ def cmd_serve(args) -> int:
     ctx.store.start_writer(gevent.queue.Queue, gevent.spawn, gevent.event.Event)
     ctx.hub.start()
     app.extensions["motcua.sessions"].start()
+    # Collections timed, start-up's objects and each burst's connections frozen, so no
+    # full collection stalls every connection (gateway/collector.py).
+    collector.install(lambda: len(socketio.server.eio.sockets), gevent.spawn, gevent.sleep)
     demo_agent = None
     if args.demo:
         app.config["DEMO_DEVICES"] = web.demo_devices(DEMO_FILE, app.extensions["motcua.pages"])

@@ -91,8 +91,11 @@ def scratch_store(args, tmp: Path):
 
 
 @contextlib.contextmanager
-def bench_environment(args, centre: Centre):
-    """Temp dir, store (fresh SQLite or PostgreSQL database), provisioning file, server."""
+def bench_environment(args, centre: Centre, gc_stats: bool = False):
+    """Temp dir, store (fresh SQLite or PostgreSQL database), provisioning file, server.
+    With ``gc_stats`` the server writes its collection pauses to ``MOTCUA_GC_STATS`` (a
+    file in the temp dir, ``server.env``); ``args.gc_default`` (if any) turns its
+    freezing off."""
     tmp = Path(tempfile.mkdtemp(prefix="motcua-bench-"))
     try:
         provision = tmp / "centre.toml"
@@ -104,6 +107,10 @@ def bench_environment(args, centre: Centre):
             "MOTCUA_DEVICE_RATE": "1000000",
             "MOTCUA_DEVICE_BURST": "1000000",
         }
+        if gc_stats:
+            env["MOTCUA_GC_STATS"] = str(tmp / "gc-stats.txt")
+        if getattr(args, "gc_default", False):
+            env["MOTCUA_GC_FREEZE"] = "0"
         if args.event_rate is not None:
             env["MOTCUA_EVENT_RATE"] = str(args.event_rate)
             env["MOTCUA_EVENT_BURST"] = str(args.event_rate * 2)
@@ -117,7 +124,9 @@ def bench_environment(args, centre: Centre):
                 script=args.server_script,
             )
             try:
-                yield server.start(timeout=120)
+                # Provisioning hashes every clerk's password (scrypt): 100 clerks take ~45 s
+                # on a busy 2-core machine.
+                yield server.start(timeout=300)
             finally:
                 server.stop()
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -18,13 +19,32 @@ from harness.process import ServerProcess, login
 
 class DisplayWall:
     """Every display records when each call in its ``changes`` batches reached it, by
-    (ticket id, recall), and whether each batch started where its previous one ended."""
+    (ticket id, recall), and whether each batch started where its previous one ended.
+
+    With the raw client a batch arrives as its JSON text and is parsed once per distinct
+    text (every display of a wave gets the same one), not once per display."""
 
     def __init__(self):
         self.arrivals: dict[tuple[int, bool], list[float]] = defaultdict(list)
         self.n = 0
         self.batches = 0
         self.broken = 0  # batches not following the previous one (a device would resync)
+        self._parsed: dict[str, tuple[int, int, list]] = {}  # text -> (after, seq, calls)
+
+    def _batch(self, text: str) -> tuple[int, int, list]:
+        got = self._parsed.get(text)
+        if got is None:
+            data = json.loads(text)[1]
+            calls = [
+                self.arrivals[(e["ticket"]["id"], bool(e.get("recall")))]
+                for e in data["events"]
+                if e["kind"] == "called"
+            ]
+            got = (data["after"], data["seq"], calls)
+            if len(self._parsed) > 10_000:
+                self._parsed.clear()
+            self._parsed[text] = got
+        return got
 
     def handler(self):
         self.n += 1
@@ -32,13 +52,22 @@ class DisplayWall:
 
         def on_changes(data, t):
             self.batches += 1
-            if last[0] is not None and data["after"] != last[0]:
+            if isinstance(data, str):
+                after, seq, calls = self._batch(data)
+            else:  # python-socketio's client parses every message itself
+                after, seq = data["after"], data["seq"]
+                calls = [
+                    self.arrivals[(e["ticket"]["id"], bool(e.get("recall")))]
+                    for e in data["events"]
+                    if e["kind"] == "called"
+                ]
+            if last[0] is not None and after != last[0]:
                 self.broken += 1
-            last[0] = data["seq"]
-            for e in data["events"]:
-                if e["kind"] == "called":
-                    self.arrivals[(e["ticket"]["id"], bool(e.get("recall")))].append(t)
+            last[0] = seq
+            for arrivals in calls:
+                arrivals.append(t)
 
+        on_changes.raw = True
         return on_changes
 
 

@@ -34,16 +34,9 @@ def fmt_ms(s: dict) -> str:
     )
 
 
-def print_call_target(r: dict, target_ms: float, label: str) -> None:
-    """The call -> every display verdict, then the profile if one was taken."""
-    every = r["call_to_every_display_ms"]
-    if every.get("n"):
-        ok = every["p99"] <= target_ms and not r["calls_incomplete"]
-        print(
-            f"target       {label} (p99 call -> every display <= {target_ms:.0f} ms): "
-            f"{'MET' if ok else 'NOT MET'} ({every['p99']:.1f} ms)"
-        )
-    if r["profile"]:
+def print_profile(r: dict) -> None:
+    """The profile's summary, if one was taken."""
+    if r.get("profile"):
         print()
         print(r["profile"])
 

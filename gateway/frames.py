@@ -1,54 +1,134 @@
-"""One websocket frame per batch, written straight to every socket of its room.
+"""Websocket frames written straight to the socket, in order, by whoever sends them.
 
 python-socketio encodes a room's message once, but engine.io then queues it for each
 socket, wakes that socket's writer greenlet and frames it again with wsproto (pure
 Python): about 100 µs per socket when batches come one at a time, the main cost of the
 fan-out (docs/performance.md). A server-to-client text frame without compression is the
-same bytes for every client, so this frames a batch once and writes those bytes to each
-idle socket directly. A socket with packets still queued (a snapshot, an ack, an earlier
-batch) or not on a websocket gets the batch through engine.io as usual, behind them, so
-each socket still receives its messages in order.
+same bytes for every client, so a batch is framed once and written to each socket of its
+room directly.
+
+The same holds for a clerk's acknowledgement, and there it matters more: engine.io
+queued the ack behind a wake-up of the socket's writer greenlet, which the hub ran only
+after the whole batch of the same commit had been written to 650 displays, so a clerk
+heard of their own call ~45 ms after the first display did (issue 19). Acks and events
+to one client now leave from the greenlet that produces them, at once.
+
+Every write to a websocket, engine.io's own writer's included, goes through one
+:class:`Out` per socket, which keeps them whole and in order: it writes with one
+non-blocking ``send`` (never yielding in the middle of a wave); a frame the kernel does
+not take whole, and everything after it, waits in the socket's own list, written by a
+greenlet of its own as the client reads. A message still in engine.io's queue (a ping,
+anything sent before the websocket was ready) is never overtaken: while that queue holds
+something, messages go behind it through engine.io as usual.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import deque
 
 import engineio.packet
 import engineio.socket
+import gevent
+import gevent.socket
 
 log = logging.getLogger("motcua.frames")
 
 
-def _remember_websocket() -> None:
-    """Let each engine.io socket keep its websocket (engine.io keeps it only in a local)."""
+class Out:
+    """The one way out of a websocket: whole frames, in the order they were written.
+
+    sock: the websocket's socket (gevent's, or a wrapper of it): the non-blocking
+      socket under gevent's is written directly, gevent's waits for a slow reader.
+    """
+
+    __slots__ = ("sid", "raw", "fd", "waiting", "broken")
+
+    def __init__(self, sid: str, sock):
+        self.sid = sid
+        while not isinstance(sock, gevent.socket.socket) and hasattr(sock, "_sock"):
+            sock = sock._sock  # gateway/guard.py's paced reader wraps it
+        self.raw = sock
+        self.fd = sock._sock if isinstance(sock, gevent.socket.socket) else sock
+        self.waiting: deque[bytes] | None = None  # frames behind a partial write
+        self.broken = False
+
+    def write(self, frame: bytes) -> None:
+        if self.waiting is not None:
+            self.waiting.append(frame)
+            return
+        if self.broken:
+            return
+        try:
+            sent = self.fd.send(frame)  # nearly always whole: one syscall, no yield
+        except BlockingIOError:
+            sent = 0
+        except OSError as e:
+            self.broken = True
+            log.info("writing to %s failed (%s); engine.io will close it", self.sid, e)
+            return
+        if sent < len(frame):
+            self.waiting = deque([frame[sent:]])
+            gevent.spawn(self._drain)
+
+    def _drain(self) -> None:
+        """Write what waits, as the client reads (``sendall`` yields until it can)."""
+        waiting = self.waiting
+        try:
+            while waiting:
+                self.raw.sendall(waiting.popleft())
+        except OSError as e:
+            self.broken = True
+            log.info("writing to %s failed (%s); engine.io will close it", self.sid, e)
+        finally:
+            self.waiting = None
+
+
+def _install_socket_hook() -> None:
+    """Give each engine.io websocket an :class:`Out`, and route engine.io's own writes
+    (its writer greenlet: pings, queued packets) through it too."""
     original = engineio.socket.Socket._websocket_handler
     if getattr(original, "_motcua", False):
         return
 
     def handler(self, ws, *args, **kwargs):
-        self._motcua_ws = ws
+        out = Out(self.sid, ws.ws.sock)
+        self._motcua_out = out
+
+        def send(message):
+            if not ws.ws.connected:
+                raise OSError("the websocket is closed")
+            out.write(text_frame(message) if isinstance(message, str) else binary_frame(message))
+
+        ws.send = send
         try:
             return original(self, ws, *args, **kwargs)
         finally:
-            self._motcua_ws = None
+            self._motcua_out = None
 
     handler._motcua = True
     engineio.socket.Socket._websocket_handler = handler
 
 
-def text_frame(text: str) -> bytes:
-    """A final, unmasked, uncompressed websocket text frame (RFC 6455 §5.2)."""
-    data = text.encode("utf-8")
+def _frame(opcode: int, data: bytes) -> bytes:
+    """A final, unmasked, uncompressed websocket frame (RFC 6455 §5.2)."""
     n = len(data)
     if n < 126:
-        header = bytes((0x81, n))
+        header = bytes((0x80 | opcode, n))
     elif n < 1 << 16:
-        header = bytes((0x81, 126)) + n.to_bytes(2, "big")
+        header = bytes((0x80 | opcode, 126)) + n.to_bytes(2, "big")
     else:
-        header = bytes((0x81, 127)) + n.to_bytes(8, "big")
+        header = bytes((0x80 | opcode, 127)) + n.to_bytes(8, "big")
     return header + data
+
+
+def text_frame(text: str) -> bytes:
+    return _frame(0x1, text.encode("utf-8"))
+
+
+def binary_frame(data: bytes) -> bytes:
+    return _frame(0x2, bytes(data))
 
 
 def event_text(namespace: str, event: str, data) -> str:
@@ -58,43 +138,81 @@ def event_text(namespace: str, event: str, data) -> str:
     return f"42{namespace}," + body if namespace != "/" else "42" + body
 
 
+def direct_out(sock) -> Out | None:
+    """The socket's :class:`Out` if a message may be written to it now without
+    overtaking anything engine.io still holds for it, else None."""
+    if sock is None:
+        return None
+    out = getattr(sock, "_motcua_out", None)
+    if (
+        out is None
+        or out.broken
+        or not sock.upgraded
+        or sock.upgrading
+        or sock.closed
+        or sock.queue.qsize()
+    ):
+        return None
+    return out
+
+
 class FrameSender:
     """``send(namespace, room, data)`` for the hub: emits the ``changes`` event to a room.
+
+    Also makes every other text message of ``sio`` to one websocket (acks above all,
+    then events to one client) leave at once from its sender's greenlet.
 
     sio: the python-socketio server (``SocketIO.server``).
     """
 
     def __init__(self, sio, event: str = "changes"):
-        _remember_websocket()
+        _install_socket_hook()
         self.sio = sio
         self.event = event
+        self._install_direct_packets(sio)
 
     def __call__(self, namespace: str, room: str, data) -> None:
         sio = self.sio
         text = event_text(namespace, self.event, data)
         eio_pkt = frame = None
         sockets = sio.eio.sockets
-        for _sid, eio_sid in list(sio.manager.get_participants(namespace, room)):
-            sock = sockets.get(eio_sid)
-            ws = getattr(sock, "_motcua_ws", None)
-            if (
-                ws is not None
-                and sock.upgraded
-                and not sock.upgrading
-                and not sock.closed
-                and sock.queue.empty()
-                and ws.ws.connected
-            ):
+        for _sid, eio_sid in sio.manager.get_participants(namespace, room):
+            out = direct_out(sockets.get(eio_sid))
+            if out is not None:
                 if frame is None:
                     frame = text_frame(text)
-                try:
-                    raw = ws.ws.sock
-                    sent = raw.send(frame)  # nearly always whole: one syscall, no yield
-                    if sent < len(frame):
-                        raw.sendall(frame[sent:])
-                except OSError as e:
-                    log.info("writing to %s failed (%s); engine.io will close it", eio_sid, e)
+                out.write(frame)
                 continue
             if eio_pkt is None:
                 eio_pkt = engineio.packet.Packet(engineio.packet.MESSAGE, text[1:])
             sio._send_eio_packet(eio_sid, eio_pkt)
+
+    @staticmethod
+    def _install_direct_packets(sio) -> None:
+        """Acks (``_send_packet``) and events to one client (``_send_eio_packet``) are
+        written by the greenlet that sends them when the socket is idle."""
+        send_packet, send_eio_packet = sio._send_packet, sio._send_eio_packet
+        sockets = sio.eio.sockets
+
+        def direct_packet(eio_sid, pkt):
+            out = direct_out(sockets.get(eio_sid))
+            if out is not None:
+                encoded = pkt.encode()
+                if isinstance(encoded, str):  # no binary attachments
+                    out.write(text_frame("4" + encoded))
+                    return
+            send_packet(eio_sid, pkt)
+
+        def direct_eio_packet(eio_sid, eio_pkt):
+            out = direct_out(sockets.get(eio_sid))
+            if (
+                out is not None
+                and eio_pkt.packet_type == engineio.packet.MESSAGE
+                and not eio_pkt.binary
+            ):
+                out.write(text_frame(eio_pkt.encode()))
+                return
+            send_eio_packet(eio_sid, eio_pkt)
+
+        sio._send_packet = direct_packet
+        sio._send_eio_packet = direct_eio_packet

@@ -33,3 +33,50 @@ def test_text_frames_carry_their_length_for_every_size():
         else:
             assert frame[1] == 127 and int.from_bytes(frame[2:10], "big") == n
     assert json.loads(text_frame('{"a":1}')[2:]) == {"a": 1}
+
+
+def _read_frames(data: bytes) -> list[bytes]:
+    frames, pos = [], 0
+    while pos < len(data):
+        n, hl = data[pos + 1] & 0x7F, 2
+        if n == 126:
+            n, hl = int.from_bytes(data[pos + 2 : pos + 4], "big"), 4
+        elif n == 127:
+            n, hl = int.from_bytes(data[pos + 2 : pos + 10], "big"), 10
+        assert data[pos] == 0x81
+        frames.append(data[pos + hl : pos + hl + n])
+        pos += hl + n
+    return frames
+
+
+def test_frames_a_slow_reader_cannot_take_at_once_arrive_whole_and_in_order():
+    """A socket whose buffer fills: the rest of a frame, and every frame written after it,
+    wait in the socket's own list and leave in order as the reader reads; writing never
+    blocks the writer."""
+    import socket as stdlib_socket
+
+    import gevent
+    import gevent.socket
+
+    from gateway.frames import Out, text_frame
+
+    a, b = gevent.socket.socketpair()
+    a.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_SNDBUF, 4096)
+    out = Out("sid", a)
+    sent = [f"{i:05d}:" + "x" * (i % 7 * 3000) for i in range(300)]
+    for text in sent:
+        out.write(text_frame(text))  # returns at once: nothing here yields
+    assert out.waiting, "the buffer should have filled (the test would not test anything)"
+
+    received = bytearray()
+
+    def reader():
+        while len(received) < sum(len(text_frame(t)) for t in sent):
+            gevent.sleep(0.001)  # a slow reader
+            received.extend(b.recv(65536))
+
+    gevent.spawn(reader).join(timeout=30)
+    assert [f.decode() for f in _read_frames(bytes(received))] == sent
+    assert out.waiting is None and not out.broken
+    a.close()
+    b.close()

@@ -1,0 +1,241 @@
+"""Garbage collection without stalls: pauses timed, long-lived objects frozen.
+
+Under gevent every connection of a process runs on one thread, so a collection stops
+them all for as long as it takes. CPython's full collection walks every object the
+collector tracks: with 1,500 websockets a process tracked ~375,000, and a full
+collection took 150-300 ms, during which calls were neither acknowledged nor delivered
+(issue 19). Most of those objects live as long as their connection, so
+
+- after start-up (the app, its modules and the store's caches) and after each burst of
+  connections has settled, the objects alive then are moved out of the collector's
+  sight (``gc.freeze()``): the collections that follow walk only what was made since;
+- every collection is timed through ``gc.callbacks``; one longer than
+  ``LONG_PAUSE_S`` is logged as a warning, and with ``MOTCUA_GC_STATS=FILE`` each pause
+  is appended to FILE (a line each, once a second) for bench/gc_pauses.py.
+  ``MOTCUA_GC_FREEZE=0`` times collections without freezing anything (to compare).
+
+Freezing is O(1) (a list splice), so it is done often: after each ``BURST_CONNECTIONS``
+new connections, even in the middle of a burst, so the young objects of a long burst
+never pile up into long young collections or one long full collection. Frozen objects
+are never collected as cycles (reference counting still frees the rest), so garbage
+already in a cycle when a freeze happens stays: once the connections frozen have all
+been replaced ``REFREEZE_TURNOVER`` times over, the frozen set is collected in full
+once, when no connection has arrived for ``SETTLE_S`` (one long pause, logged, after a
+day's worth of reconnections rather than during a burst).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import time
+from collections import deque
+from time import perf_counter, thread_time
+
+import greenlet
+
+log = logging.getLogger("motcua.gc")
+
+# A collection longer than this is logged (the target: no pause over 20 ms).
+LONG_PAUSE_S = 0.020
+# Pauses kept for the stats file between two writes.
+KEPT_PAUSES = 100_000
+
+
+class PauseRecorder:
+    """Times every collection of this process (gc.callbacks)."""
+
+    def __init__(self, long_pause_s: float = LONG_PAUSE_S):
+        self.long_pause_s = long_pause_s
+        # (wall time, generation, seconds paused, CPU seconds of this thread, collected):
+        # on a busy machine the pause can be longer than the collector's own work.
+        self.pauses: deque[tuple[float, int, float, float, int]] = deque(maxlen=KEPT_PAUSES)
+        self.count = [0, 0, 0]
+        self.total_s = [0.0, 0.0, 0.0]
+        self.max_s = [0.0, 0.0, 0.0]
+        self.freezes: deque[tuple[float, int, float]] = deque(maxlen=1000)  # (t, frozen, ms)
+        self._t0 = self._cpu0 = 0.0
+        self._switches = 0
+        self._old_trace = None
+        self.switched = 0  # collections during which greenlets switched
+        # Objects moved to the frozen set so far (some have been freed since). Never
+        # gc.get_freeze_count(): it walks the whole frozen list, ~100 ms at 500,000.
+        self.frozen = 0
+
+    def install(self) -> PauseRecorder:
+        if self._callback not in gc.callbacks:
+            gc.callbacks.append(self._callback)
+        return self
+
+    def uninstall(self) -> None:
+        if self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)
+
+    def _switch(self, event, args) -> None:
+        self._switches += 1
+        if self._old_trace is not None:
+            self._old_trace(event, args)
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            # A collection can run finalizers, and one that kills a greenlet runs that
+            # greenlet's code, which may switch to the hub: the other greenlets then run
+            # "inside" the collection. Such a collection is counted apart, not as a pause.
+            self._switches = 0
+            self._old_trace = greenlet.settrace(self._switch)
+            self._t0, self._cpu0 = perf_counter(), thread_time()
+            return
+        d = perf_counter() - self._t0
+        cpu = thread_time() - self._cpu0
+        greenlet.settrace(self._old_trace)
+        self._old_trace = None
+        g = info["generation"]
+        if self._switches:
+            self.switched += 1
+            self.pauses.append((time.time(), g + 10, d, cpu, info.get("collected", 0)))
+            return
+        self.count[g] += 1
+        self.total_s[g] += d
+        if d > self.max_s[g]:
+            self.max_s[g] = d
+        self.pauses.append((time.time(), g, d, cpu, info.get("collected", 0)))
+        if d > self.long_pause_s:
+            log.warning(
+                "garbage collection of generation %d paused the process %.1f ms (%.1f ms "
+                "of CPU; %d objects collected)",
+                g,
+                1000 * d,
+                1000 * cpu,
+                info.get("collected", 0),
+            )
+
+    def write(self, path: str) -> None:
+        """Append the pauses since the last write to ``path``, one line each
+        (``pause <wall time> <generation> <ms> <CPU ms> <collected>``), the freezes
+        (``freeze <wall time> <objects> <ms>``) and one ``state`` line: a second's worth
+        is a few hundred bytes, so writing it never becomes a pause of its own."""
+        lines = [
+            f"pause {t:.6f} {g} {1000 * d:.3f} {1000 * cpu:.3f} {c}\n"
+            for t, g, d, cpu, c in self._unwritten()
+        ]
+        lines += [f"freeze {t:.6f} {n} {ms:.3f}\n" for t, n, ms in self.freezes]
+        self.freezes.clear()
+        t0, t1, t2 = gc.get_threshold()
+        lines.append(f"state {time.time():.6f} {t0} {t1} {t2} {self.frozen}\n")
+        with open(path, "a") as f:
+            f.writelines(lines)
+
+    def _unwritten(self):
+        pauses, self.pauses = self.pauses, deque(maxlen=KEPT_PAUSES)
+        return pauses
+
+
+def freeze(recorder: PauseRecorder | None = None, why: str = "") -> int:
+    """Freeze everything alive: the collector's lists are spliced into the frozen one,
+    nothing frozen is walked. Returns how many objects were moved (counting them walks
+    only the unfrozen ones, few since the last freeze)."""
+    t0 = perf_counter()
+    n = sum(len(gc.get_objects(g)) for g in range(3))
+    gc.freeze()
+    d = perf_counter() - t0
+    if recorder is not None:
+        recorder.frozen += n
+        recorder.freezes.append((time.time(), n, round(1000 * d, 3)))
+    log.info("froze %d long-lived objects (%s) in %.2f ms", n, why or "start-up", 1000 * d)
+    return n
+
+
+# Freeze again once this many connections arrived since the last freeze (a burst: a
+# hall of boards reconnecting, the morning's devices), or fewer once none arrived in the
+# last SETTLE_S. Measured (docs/performance.md): with 100, the young collections of a
+# burst of 1,000 reconnections still took up to 21 ms of CPU (what had arrived since
+# the last freeze); freezing is free, so it is done at every tick of a burst.
+BURST_CONNECTIONS = 20
+SETTLE_S = 1.0
+# Unfreeze and collect in full once the connections that left since the last full
+# collection are this many times those open at it (their cycles wait in the frozen set).
+REFREEZE_TURNOVER = 4.0
+
+
+class Freezer:
+    """Watches a process's connection count and freezes after each burst.
+
+    connections: returns the number of connections open now (engine.io's sockets).
+    """
+
+    def __init__(self, connections, recorder: PauseRecorder | None = None):
+        self.connections = connections
+        self.recorder = recorder
+        self.at_freeze = connections()
+        self.arrived = 0  # connections seen arriving since the last freeze
+        self.departed = 0  # ... and leaving since the last full collection
+        self.base = BURST_CONNECTIONS  # connections open at the last full collection
+        self.last = self.at_freeze
+        self.last_change = time.monotonic()
+
+    def tick(self) -> None:
+        """Called about every SETTLE_S / 4."""
+        now = time.monotonic()
+        n = self.connections()
+        if n != self.last:
+            if n > self.last:
+                self.arrived += n - self.last
+            else:
+                self.departed += self.last - n
+            self.last, self.last_change = n, now
+            if self.arrived >= BURST_CONNECTIONS:
+                self._freeze(n, f"{self.arrived} connections arrived")
+            return
+        if now - self.last_change < SETTLE_S:
+            return
+        if self.departed >= REFREEZE_TURNOVER * self.base:
+            # The frozen set is mostly gone connections: one full collection, now that
+            # no connection is arriving, then freeze what is alive.
+            t0 = perf_counter()
+            gc.unfreeze()
+            collected = gc.collect()
+            log.warning(
+                "full collection after %d connections left (%d open): %d objects freed in %.1f ms",
+                self.departed,
+                n,
+                collected,
+                1000 * (perf_counter() - t0),
+            )
+            self.departed, self.base = 0, max(1, n)
+            self._freeze(n, "after connections were replaced")
+        elif self.arrived:
+            self._freeze(n, f"{self.arrived} connections arrived")
+
+    def _freeze(self, n: int, why: str) -> None:
+        freeze(self.recorder, why)
+        self.arrived, self.at_freeze = 0, n
+        self.base = max(self.base, n)
+
+
+def install(connections, spawn, sleep) -> PauseRecorder:
+    """In the server (cmd_serve), once start-up is done: time collections, freeze what
+    start-up made, and keep freezing after bursts of connections; with MOTCUA_GC_STATS
+    write the pauses to that file every second. ``spawn``/``sleep`` are gevent's."""
+    recorder = PauseRecorder().install()
+    freezing = os.environ.get("MOTCUA_GC_FREEZE", "1") != "0"
+    if freezing:
+        freeze(recorder, "start-up")
+    freezer = Freezer(connections, recorder)
+    stats_path = os.environ.get("MOTCUA_GC_STATS")
+
+    def watch():
+        written = 0.0
+        while True:
+            sleep(SETTLE_S / 4)
+            try:
+                if freezing:
+                    freezer.tick()
+                if stats_path and time.monotonic() - written >= 1.0:
+                    recorder.write(stats_path)
+                    written = time.monotonic()
+            except Exception:  # noqa: BLE001 - the watcher must outlive one bad tick
+                log.exception("garbage collection watcher failed")
+
+    spawn(watch)
+    return recorder

@@ -1,0 +1,81 @@
+"""Collections timed and long-lived objects frozen (gateway/collector.py), with the real
+collector of this interpreter."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+from gateway import collector
+
+
+@pytest.fixture
+def clean_gc():
+    yield
+    gc.unfreeze()
+
+
+def test_every_collection_is_timed_and_a_long_one_logged(clean_gc, caplog):
+    rec = collector.PauseRecorder(long_pause_s=0.0).install()
+    try:
+        gc.collect(0)
+        gc.collect()
+    finally:
+        rec.uninstall()
+    assert rec.count[0] >= 1 and rec.count[2] >= 1
+    assert all(0 <= cpu <= d + 0.01 < 5 for _, _, d, cpu, _ in rec.pauses)
+    assert "garbage collection of generation 2 paused the process" in caplog.text
+
+
+def test_the_stats_file_gets_each_pause_once(clean_gc, tmp_path):
+    rec = collector.PauseRecorder().install()
+    path = tmp_path / "gc.txt"
+    try:
+        gc.collect()
+        rec.write(str(path))
+        gc.collect()
+        rec.write(str(path))
+    finally:
+        rec.uninstall()
+    lines = path.read_text().splitlines()
+    assert sum(line.startswith("pause ") for line in lines) == 2
+    assert sum(line.startswith("state ") for line in lines) == 2
+
+
+def _arrive(kept, open_now, freezer, n):
+    """n connections arrive: objects they keep alive, with a cycle each."""
+    for _ in range(n):
+        c = {"connection": []}
+        c["connection"].append(c)
+        kept.append(c)
+    open_now[0] += n
+    freezer.tick()
+
+
+def test_a_burst_of_connections_is_frozen_and_a_turned_over_set_collected_once(clean_gc):
+    open_now = [0]
+    freezer = collector.Freezer(lambda: open_now[0], collector.PauseRecorder())
+    kept = []
+    for _ in range(3):
+        _arrive(kept, open_now, freezer, collector.BURST_CONNECTIONS // 2)
+    assert gc.get_freeze_count() > 0, "a freeze in the middle of the burst"
+    assert freezer.recorder.frozen >= 3 * collector.BURST_CONNECTIONS, "their objects counted"
+    assert not any(o is kept[0] for o in gc.get_objects()), "frozen: no collection walks it"
+
+    # Every connection leaves and others come, until the frozen set has turned over
+    # REFREEZE_TURNOVER times: the gone connections' cycles wait in the frozen set...
+    rounds = int(collector.REFREEZE_TURNOVER) + 1
+    for _ in range(rounds):
+        kept.clear()
+        open_now[0] = 0
+        freezer.tick()
+        _arrive(kept, open_now, freezer, 3 * collector.BURST_CONNECTIONS // 2)
+    assert freezer.departed >= collector.REFREEZE_TURNOVER * freezer.base
+    frozen = gc.get_freeze_count()
+    # ... until no connection has arrived for SETTLE_S: one full collection frees them.
+    freezer.last_change -= 2 * collector.SETTLE_S
+    freezer.tick()
+    freed = frozen - gc.get_freeze_count()
+    assert freed >= 2 * rounds * collector.BURST_CONNECTIONS, freed
+    assert freezer.departed == 0
