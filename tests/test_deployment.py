@@ -20,8 +20,12 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def announce(server, devices) -> requests.Response:
+    """A real call's announcement, as the board asks for it (only numbers recently called
+    are assembled: docs/security.md)."""
     url = devices.display(server).wait_event("snapshot")["board"]["announce"]["url"]
-    return requests.get(f"{server.url}{url}&number=A023&counter=5", timeout=20)
+    assert devices.kiosk(server).call("issue", {"service": "TP"})["ok"]
+    called = devices.counter(server, "clerk1", 1).call("call_next", {})["ticket"]["number"]
+    return requests.get(f"{server.url}{url}&number={called}&counter=1", timeout=20)
 
 
 def test_the_voice_pack_of_the_guide_is_the_one_the_server_plays(tmp_path, devices):
