@@ -33,7 +33,7 @@ from time import perf_counter
 from centre import make_centre
 from cpu import CpuWindow, machine, rss_kib
 from environment import bench_environment, check_store_args, common_arguments
-from loadgen import Clerk, DisplayWall, call_latencies, login_clerks
+from loadgen import DisplayWall, call_latencies, connect_clerks, login_clerks
 from stats import fmt_ms, print_machine, stats_ms
 from verdict import Target, run_repeated
 from wsclient import connect, connect_all
@@ -156,24 +156,9 @@ async def run(args, server, centre, tokens, stats_path: Path) -> dict:
         handler = wall.handler()
         return one
 
-    clerks = [
-        Clerk(n, None, args.call_interval, random.Random(args.seed * 1000 + n))
-        for _, _, n in centre.clerks[: len(tokens)]
-    ]
-    counters = await connect_all(
-        [
-            lambda cl=cl, tok=tok: connect(
-                server,
-                "/counter",
-                {"token": tok, "counter": cl.number},
-                handlers={"counter_state": cl.on_state},
-                **kw,
-            )
-            for cl, tok in zip(clerks, tokens, strict=True)
-        ]
+    clerks, counters = await connect_clerks(
+        server, centre, tokens, args.call_interval, args.seed, kw
     )
-    for cl, conn in zip(clerks, counters, strict=True):
-        cl.conn = conn
     kiosks = await connect_all(
         [lambda tok=tok: connect(server, "/kiosk", {"token": tok}, **kw) for tok in centre.kiosks]
     )

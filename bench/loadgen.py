@@ -223,6 +223,29 @@ class Devices:
                 await d.close()
 
 
+async def connect_clerks(server, centre: Centre, tokens, call_interval: float, seed: int, kw):
+    """A Clerk for each session token, connected to its counter: (clerks, connections)."""
+    clerks = [
+        Clerk(n, None, call_interval, random.Random(seed * 1000 + n))
+        for _, _, n in centre.clerks[: len(tokens)]
+    ]
+    counters = await connect_all(
+        [
+            lambda cl=cl, tok=tok: connect(
+                server,
+                "/counter",
+                {"token": tok, "counter": cl.number},
+                handlers={"counter_state": cl.on_state},
+                **kw,
+            )
+            for cl, tok in zip(clerks, tokens, strict=True)
+        ]
+    )
+    for cl, conn in zip(clerks, counters, strict=True):
+        cl.conn = conn
+    return clerks, counters
+
+
 async def connect_centre(
     server: ServerProcess, centre: Centre, tokens: list[str], args, call_interval: float
 ) -> Devices:
@@ -243,24 +266,7 @@ async def connect_centre(
     ratings = await connect_all(
         [lambda tok=tok: connect(server, "/rating", {"token": tok}, **kw) for tok in centre.ratings]
     )
-    clerks = [
-        Clerk(n, None, call_interval, random.Random(args.seed * 1000 + n))
-        for _, _, n in centre.clerks[: len(tokens)]
-    ]
-    counters = await connect_all(
-        [
-            lambda cl=cl, tok=tok: connect(
-                server,
-                "/counter",
-                {"token": tok, "counter": cl.number},
-                handlers={"counter_state": cl.on_state},
-                **kw,
-            )
-            for cl, tok in zip(clerks, tokens, strict=True)
-        ]
-    )
-    for cl, conn in zip(clerks, counters, strict=True):
-        cl.conn = conn
+    clerks, counters = await connect_clerks(server, centre, tokens, call_interval, args.seed, kw)
     await asyncio.wait_for(asyncio.gather(*(cl.opened for cl in clerks)), 60)
     return Devices(kiosks, displays, ratings, counters, clerks, wall)
 
