@@ -23,6 +23,11 @@ class Sequencer:
         """Changes of ``centre_id`` up to ``last_seq`` are already delivered."""
         self._next[centre_id] = last_seq + 1
 
+    def forget(self, centre_id: int) -> None:
+        """Stop ordering the centre (its next change starts it again, or ``start_at``)."""
+        self._next.pop(centre_id, None)
+        self._pending.pop(centre_id, None)
+
     def delivered(self, centre_id: int) -> int | None:
         """The last seq released for the centre (None: nothing known yet)."""
         nxt = self._next.get(centre_id)

@@ -393,10 +393,11 @@ class Store:
         )
         return [{"centre": centre_id, "seq": seq, "change": change} for seq, change in rows]
 
-    def centre_seqs(self) -> list[tuple[int, int]]:
-        """(centre id, last committed seq) of every centre."""
+    def centre_seqs(self, centre_ids: list[int]) -> list[tuple[int, int]]:
+        """(centre id, last committed seq) of each of these centres that exists."""
         c = m.centres
-        return self.read(lambda conn: conn.execute(sa.select(c.c.id, c.c.seq)).all())
+        query = sa.select(c.c.id, c.c.seq).where(c.c.id.in_(centre_ids))
+        return self.read(lambda conn: conn.execute(query).all())
 
     def installation_id(self) -> str:
         """The identity shared by every process on this store."""

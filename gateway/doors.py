@@ -109,6 +109,8 @@ class Door(Namespace):
             client.lang = lang
             client.tokens = self.ctx.event_burst
             self.admit(client)
+            sid = request.sid
+            self._bind(sid, client)
         except QueueError as e:
             raise refusal(e, lang) from None
         except Exception as e:
@@ -118,10 +120,8 @@ class Door(Namespace):
             else:
                 log.exception("connection to %s failed", self.namespace)
             raise refusal(error, lang) from None
-        sid = request.sid
         client.base_url = request.host_url.rstrip("/")
         self.clients[sid] = client
-        self._bind(sid, client)
         # Sent once the connection is acknowledged: an emit from inside the connect
         # handler would reach the client before its namespace is connected.
         self.socketio.start_background_task(self._first_snapshot, sid, client)
@@ -138,12 +138,12 @@ class Door(Namespace):
         audience = self.audience(client)
         if audience == client.audience:
             return
+        self.ctx.hub.join(sid, audience)  # first: it may read the store, and fail
         server = self.socketio.server
         if client.audience is not None:
             server.leave_room(sid, client.audience.room, namespace=self.namespace)
         server.enter_room(sid, audience.room, namespace=self.namespace)
         client.audience = audience
-        self.ctx.hub.join(sid, audience)
 
     def _send_snapshot(self, sid: str, client: Client) -> dict:
         data = self._shared_snapshot(client)

@@ -9,6 +9,12 @@ that concern the audience and the latest summaries of the services it shows, enc
 once for the whole room. A batch leaves as soon as the previous one has been handed to
 the sockets' writers; changes that arrive meanwhile go in the next one, so the cost
 grows with what devices need, not with everything that happens.
+
+A process follows only the centres it serves: the first socket of a centre to join starts
+it (the transport subscribes to the centre's channel, the sequencer starts at the centre's
+seq in the store, which the socket's snapshot then reaches or passes), and the last to leave
+stops it. Changes of other centres, committed here or heard from elsewhere, are only
+published; the sweep reads only followed centres.
 """
 
 from __future__ import annotations
@@ -19,9 +25,11 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
+from itertools import groupby
 
 import gevent
 import gevent.queue
+from gevent.event import AsyncResult
 
 from core.roles import ROLES, Audience, batch_for, public_event
 from core.sequence import Sequencer
@@ -57,6 +65,9 @@ class ChangeHub:
       go when the interval ends. Events (calls above all) are never held. Counts are
       state, not history: a kiosk flood then costs each display a few frames a second,
       not one per ticket (docs/performance.md). 0 sends counts at once.
+
+    A change committed just as a centre starts to be followed may pass before its channel
+    is subscribed: the gap fill (when a later change comes) or the sweep delivers it.
     """
 
     def __init__(
@@ -79,6 +90,8 @@ class ChangeHub:
         self.origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.sequencer = Sequencer()
         self.transport_ok = connect_transport is None
+        # Centres followed, each with its start: the seq it started at, once read.
+        self._following: dict[int, AsyncResult] = {}
         self._audiences: dict[int, dict[str, _AudienceState]] = {}
         self._members: dict[str, Audience] = {}  # sid -> its audience
         self._buffer: dict[int, list[dict]] = {}  # released, not yet batched
@@ -86,20 +99,27 @@ class ChangeHub:
         self._flushers: set[int] = set()
         self._gap_timers: dict[int, gevent.Greenlet] = {}
         self._outbox: gevent.queue.Queue | None = None
+        self._greenlets: list[gevent.Greenlet] = []
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
-        for centre_id, seq in self.store.centre_seqs():
-            self.sequencer.start_at(centre_id, seq)
-            self._flushed[centre_id] = seq
         # The sweep also catches changes made outside any server process (`server.py
         # provision` while the server runs) when there is no transport to hear them on.
-        gevent.spawn(self._sweep_forever)
+        self._greenlets = [gevent.spawn(self._sweep_forever)]
         if self.connect_transport is not None:
             self.transport = self.connect_transport()
             self._outbox = gevent.queue.Queue()
-            gevent.spawn(self._publish_forever)
-            gevent.spawn(self._listen_forever)
+            self._greenlets += [
+                gevent.spawn(self._publish_forever),
+                gevent.spawn(self._listen_forever),
+            ]
+
+    def stop(self) -> None:
+        gevent.killall(self._greenlets)
+
+    def following(self) -> list[int]:
+        """The centres this process follows (those of its sockets' audiences)."""
+        return sorted(self._following)
 
     def flushed(self, centre_id: int) -> int:
         """The last seq of the centre batched to this process's devices."""
@@ -113,8 +133,10 @@ class ChangeHub:
 
     # -- audiences -----------------------------------------------------------------------
     def join(self, sid: str, audience: Audience) -> None:
-        """A socket (already in ``audience.room``) receives the audience's batches."""
-        self.leave(sid)
+        """The socket receives the audience's batches (leaving the audience it had). Call
+        it before the socket enters ``audience.room``: when its centre is not followed yet
+        it reads the store, and a failure raises with nothing changed."""
+        self._follow(audience.centre_id)
         states = self._audiences.setdefault(audience.centre_id, {})
         state = states.get(audience.room)
         if state is None:
@@ -122,18 +144,68 @@ class ChangeHub:
                 audience, self._flushed.get(audience.centre_id)
             )
         state.members += 1
+        previous = self._members.get(sid)
         self._members[sid] = audience
+        if previous is not None:
+            self._drop(previous)
 
     def leave(self, sid: str) -> None:
         audience = self._members.pop(sid, None)
-        if audience is None:
-            return
+        if audience is not None:
+            self._drop(audience)
+
+    def _drop(self, audience: Audience) -> None:
         states = self._audiences.get(audience.centre_id, {})
         state = states.get(audience.room)
         if state is not None:
             state.members -= 1
             if state.members <= 0:
                 del states[audience.room]
+        if not states:
+            self._unfollow(audience.centre_id)
+
+    # -- centres followed ----------------------------------------------------------------
+    def _follow(self, centre_id: int) -> None:
+        started = self._following.get(centre_id)
+        if started is not None:
+            started.get()  # another socket may be starting it: wait, or raise as it did
+            return
+        started = self._following[centre_id] = AsyncResult()
+        try:
+            # Subscribed first, then the seq read: a change committed in between comes
+            # through the channel and is released after the start.
+            if self.transport is not None:
+                self.transport.follow(centre_id)
+            [(_, seq)] = self.store.centre_seqs([centre_id])
+        except BaseException as e:
+            del self._following[centre_id]
+            if self.transport is not None:
+                self.transport.unfollow(centre_id)
+            started.set_exception(e)
+            raise
+        self.sequencer.start_at(centre_id, seq)
+        self._flushed[centre_id] = seq
+        started.set(seq)
+        log.info("following centre %s from seq %s", centre_id, seq)
+
+    def _unfollow(self, centre_id: int) -> None:
+        self._audiences.pop(centre_id, None)
+        if self._following.pop(centre_id, None) is None:
+            return
+        self.sequencer.forget(centre_id)
+        self._flushed.pop(centre_id, None)
+        self._buffer.pop(centre_id, None)
+        for timers in (self._gap_timers, self._counts_timers):
+            timer = timers.pop(centre_id, None)
+            if timer is not None:
+                timer.kill(block=False)
+        if self.transport is not None:
+            self.transport.unfollow(centre_id)
+        log.info("no longer following centre %s (no device of it here)", centre_id)
+
+    def _started(self, centre_id: int) -> bool:
+        started = self._following.get(centre_id)
+        return started is not None and started.successful()
 
     # -- input ---------------------------------------------------------------------------
     def committed(self, changes: list[dict]) -> None:
@@ -144,8 +216,10 @@ class ChangeHub:
             self._outbox.put(changes)
 
     def _offer(self, change: dict) -> None:
-        released = self.sequencer.offer(change)
         centre_id = change["centre"]
+        if not self._started(centre_id):
+            return  # a centre none of this process's devices belongs to
+        released = self.sequencer.offer(change)
         if released:
             self._buffer.setdefault(centre_id, []).extend(released)
             if centre_id not in self._flushers:
@@ -247,23 +321,27 @@ class ChangeHub:
         up the store's writer. A message that cannot be published is not retried: the
         other processes read its changes back from the store (gap fill and sweep)."""
         while True:
-            changes = self._outbox.get()
-            try:
-                self.transport.publish(json.dumps({"origin": self.origin, "changes": changes}))
-            except Exception as e:  # noqa: BLE001 - say what failed and what happens next
-                log.error(
-                    "Cannot publish %d changes to %s (%s); other processes will read them "
-                    "from the store",
-                    len(changes),
-                    self.transport.url,
-                    e,
-                )
+            batch = self._outbox.get()
+            # A writer's batch may hold several centres' changes (in seq order per centre).
+            for centre_id, of_centre in groupby(batch, key=lambda c: c["centre"]):
+                changes = list(of_centre)
+                message = json.dumps({"origin": self.origin, "changes": changes})
+                try:
+                    self.transport.publish(centre_id, message)
+                except Exception as e:  # noqa: BLE001 - say what failed and what happens next
+                    log.error(
+                        "Cannot publish %d changes to %s (%s); other processes will read "
+                        "them from the store",
+                        len(changes),
+                        self.transport.url,
+                        e,
+                    )
 
     def _listen_forever(self) -> None:
         backoff = 0.5
         while True:
             try:
-                for message in self.transport.listen():
+                for message in self.transport.listen(lambda: list(self._following)):
                     if message is None:  # subscribed
                         self.transport_ok = True
                         backoff = 0.5
@@ -294,7 +372,10 @@ class ChangeHub:
                 log.warning("Cannot compare centre sequences with the store: %s", e)
 
     def _sweep(self) -> None:
-        for centre_id, seq in self.store.centre_seqs():
-            behind = self.sequencer.behind(centre_id, seq)
+        started = [c for c in self._following if self._started(c)]
+        if not started:
+            return
+        for centre_id, seq in self.store.centre_seqs(started):
+            behind = self.sequencer.behind(centre_id, seq) if self._started(centre_id) else None
             if behind:
                 self._fill(centre_id, *behind)

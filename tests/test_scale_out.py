@@ -148,3 +148,62 @@ def test_changes_reach_other_processes_even_when_redis_loses_them(
     finally:
         a.stop()
         b.stop()
+
+
+def test_a_process_hears_only_the_centres_of_its_devices(tmp_path, pg_url, redis_url, devices):
+    """Changes travel on one Redis channel per centre, and a process subscribes to a
+    centre's channel while one of its devices is connected there: a process serving no
+    device of a centre hears nothing of it."""
+    import redis
+    import sqlalchemy as sa
+
+    from harness.centre import COMMUNE
+
+    a, b = _pair(tmp_path, pg_url, redis_url)
+    a.provision_also(COMMUNE)
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as conn:
+        installation = conn.execute(sa.text("SELECT id FROM installation")).scalar_one()
+        ids = dict(conn.execute(sa.text("SELECT code, id FROM centres")).all())
+    engine.dispose()
+    prefix = f"motcua:changes:{installation}"
+    r = redis.Redis.from_url(redis_url)
+
+    def listeners():
+        channels = [prefix, f"{prefix}:{ids['T1']}", f"{prefix}:{ids['T2']}"]
+        return [n for _, n in r.pubsub_numsub(*channels)]
+
+    def until(expected):
+        deadline = time.monotonic() + 10
+        while listeners() != expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return listeners()
+
+    try:
+        # Both processes listen to the installation; nobody to a centre without devices.
+        assert until([2, 0, 0]) == [2, 0, 0]
+        display_a = devices.display(a)
+        display_a.wait_event("snapshot")
+        assert until([2, 1, 0]) == [2, 1, 0]
+        devices.kiosk(b, "t2-kiosk-token-00001").wait_event("services")
+        assert until([2, 1, 1]) == [2, 1, 1]
+        # A's one listener to T1 goes with its last T1 device: B (T2 only) never listened.
+        display_a.close()
+        assert until([2, 0, 1]) == [2, 0, 1]
+        # A T1 device on B: B follows T1 from now on, and hears the calls made on A.
+        display_b = devices.display(b)
+        display_b.wait_event("snapshot")
+        assert until([2, 1, 1]) == [2, 1, 1]
+        kiosk = devices.kiosk(a)
+        kiosk.wait_event("services")
+        assert until([2, 2, 1]) == [2, 2, 1]
+        assert kiosk.call("issue", {"service": "TP"})["ok"]
+        assert kiosk.call("issue", {"service": "TP"})["ok"]
+        display_b.wait_service("TP", waiting=2)
+        assert devices.counter(a, "clerk1", 1).call("call_next", {})["ok"]
+        assert display_b.wait_change("called")["ticket"]["number"] == "A001"
+        assert display_b.chain_problem() is None
+    finally:
+        r.close()
+        a.stop()
+        b.stop()
