@@ -27,7 +27,7 @@ from pathlib import Path  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 # Every role folder: each brings its pages and doors as one bundle (gateway/bundle.py).
-ROLE_FOLDERS = ("kiosk", "counter", "display", "rating_terminal", "agent_door")
+ROLE_FOLDERS = ("kiosk", "counter", "display", "rating_terminal", "agent_door", "manage")
 DEMO_FILE = HERE / "provisioning" / "demo.toml"
 log = logging.getLogger("motcua")
 
