@@ -15,7 +15,7 @@ to one client now leave from the greenlet that produces them, at once.
 
 Every write to a websocket, engine.io's own writer's included, goes through one
 :class:`Out` per socket, which keeps them whole and in order: it writes with one
-non-blocking ``send`` (never yielding in the middle of a wave); a frame the kernel does
+non-blocking ``send`` (never yielding inside a write); a frame the kernel does
 not take whole, and everything after it, waits in the socket's own list, written by a
 greenlet of its own as the client reads. A message still in engine.io's queue (a ping,
 anything sent before the websocket was ready) is never overtaken: while that queue holds
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import deque
 
 import engineio.packet
@@ -34,6 +35,9 @@ import gevent
 import gevent.socket
 
 log = logging.getLogger("motcua.frames")
+
+# Sockets written between two yields of a wave (see FrameSender); a send is 13-23 µs here.
+WAVE_CHUNK = int(os.environ.get("MOTCUA_WAVE_CHUNK", "100"))
 
 
 class Out:
@@ -176,7 +180,13 @@ class FrameSender:
         text = event_text(namespace, self.event, data)
         eio_pkt = frame = None
         sockets = sio.eio.sockets
-        for _sid, eio_sid in sio.manager.get_participants(namespace, room):
+        # The room's members as they are now (python-socketio copies them), written
+        # WAVE_CHUNK at a time: between chunks other greenlets run, so a clerk's event
+        # that arrives during a wave to hundreds of boards is read, handed to its
+        # transaction and acknowledged then, not after the last board (issue 19).
+        for i, (_sid, eio_sid) in enumerate(sio.manager.get_participants(namespace, room)):
+            if i and not i % WAVE_CHUNK:
+                gevent.sleep(0)
             out = direct_out(sockets.get(eio_sid))
             if out is not None:
                 if frame is None:

@@ -80,3 +80,51 @@ def test_frames_a_slow_reader_cannot_take_at_once_arrive_whole_and_in_order():
     assert out.waiting is None and not out.broken
     a.close()
     b.close()
+
+
+def test_a_wave_to_many_sockets_lets_other_greenlets_run_between_chunks():
+    """A clerk's event that arrives while a batch is written to hundreds of boards is
+    handled (and acknowledged) during the wave, within WAVE_CHUNK sockets, not after the
+    last board."""
+    from types import SimpleNamespace
+
+    import gevent
+
+    from gateway import frames
+
+    written: list[str] = []
+
+    class Recorder:
+        broken = False
+
+        def __init__(self, sid):
+            self.sid = sid
+
+        def write(self, frame):
+            written.append(self.sid)
+
+    n = 5 * frames.WAVE_CHUNK + 7
+    sockets = {
+        f"e{i}": SimpleNamespace(
+            _motcua_out=Recorder(f"e{i}"),
+            upgraded=True,
+            upgrading=False,
+            closed=False,
+            queue=SimpleNamespace(qsize=lambda: 0),
+        )
+        for i in range(n)
+    }
+    sio = SimpleNamespace(
+        eio=SimpleNamespace(sockets=sockets),
+        manager=SimpleNamespace(
+            get_participants=lambda ns, room: iter([(f"s{i}", f"e{i}") for i in range(n)])
+        ),
+        _send_packet=None,
+        _send_eio_packet=None,
+    )
+    send = frames.FrameSender(sio)
+    ran_after: list[int] = []
+    gevent.spawn(lambda: ran_after.append(len(written)))  # ready before the wave starts
+    send("/display", "room", {"after": 1, "seq": 2})
+    assert len(written) == n
+    assert ran_after and 0 < ran_after[0] <= frames.WAVE_CHUNK
