@@ -27,7 +27,15 @@ from pathlib import Path  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 # Every role folder: each brings its pages and doors as one bundle (gateway/bundle.py).
-ROLE_FOLDERS = ("kiosk", "counter", "display", "rating_terminal", "agent_door", "manage")
+ROLE_FOLDERS = (
+    "kiosk",
+    "counter",
+    "display",
+    "rating_terminal",
+    "agent_door",
+    "manage",
+    "booking",
+)
 DEMO_FILE = HERE / "provisioning" / "demo.toml"
 log = logging.getLogger("motcua")
 
@@ -307,6 +315,21 @@ def _captured(fn, *args):
         return False, e
 
 
+def erase_phone_numbers(store, sleep, every_s: float = 600) -> None:
+    """Bookings' phone numbers are kept until their day ends (core/appointments.py): every
+    ten minutes, erase those whose day has ended (any process may; it is idempotent)."""
+    from core import appointments, models
+
+    while True:
+        try:
+            erased = appointments.purge_phones(store, models.utcnow())
+            if erased:
+                log.info("erased the phone numbers of %d past appointments", erased)
+        except Exception as e:  # noqa: BLE001 - try again next time
+            log.warning("cannot erase past appointments' phone numbers: %s", e)
+        sleep(every_s)
+
+
 def cmd_serve(args) -> int:
     import gevent
     import gevent.event
@@ -349,6 +372,7 @@ def cmd_serve(args) -> int:
     # Collections timed, start-up's objects and each burst's connections frozen, so no
     # full collection stalls every connection (gateway/collector.py).
     collector.install(lambda: len(socketio.server.eio.sockets), gevent.spawn, gevent.sleep)
+    gevent.spawn(erase_phone_numbers, ctx.store, gevent.sleep)
     demo_agent = None
     if args.demo:
         app.config["DEMO_DEVICES"] = web.demo_devices(DEMO_FILE, app.extensions["motcua.pages"])

@@ -49,6 +49,43 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Không có hồ sơ “{dossier}” tại trung tâm này.",
         "There is no dossier '{dossier}' at this centre.",
     ),
+    "booking_day_out_of_range": (
+        "Chỉ đặt lịch được từ ngày {first} đến ngày {last}.",
+        "Appointments can be booked from {first} to {last} only.",
+    ),
+    "no_such_slot": (
+        "Không có khung giờ “{slot}” (có thể đã qua, hoặc trung tâm nghỉ): hãy chọn lại.",
+        "There is no slot '{slot}' (it may have passed, or the centre is closed): choose again.",
+    ),
+    "slot_full": (
+        "Khung giờ {slot} vừa hết chỗ: hãy chọn khung giờ khác.",
+        "The {slot} slot has just filled up: please choose another.",
+    ),
+    "too_many_bookings": (
+        "Số điện thoại này đã có {limit} lịch hẹn chưa đến: hãy hủy bớt một lịch trước khi "
+        "đặt thêm.",
+        "This phone number already holds {limit} upcoming appointments: cancel one first.",
+    ),
+    "bad_booking_code": (
+        "Mã lịch hẹn gồm 8 chữ số: hãy kiểm tra lại từng số.",
+        "An appointment code is 8 digits: please check each digit.",
+    ),
+    "unknown_booking": (
+        "Không tìm thấy lịch hẹn mã {booking}.",
+        "There is no appointment with code {booking}.",
+    ),
+    "booking_cancelled": (
+        "Lịch hẹn {booking} đã được hủy trước đó.",
+        "Appointment {booking} was already cancelled.",
+    ),
+    "booking_checked_in": (
+        "Lịch hẹn {booking} đã được lấy số rồi.",
+        "Appointment {booking} has already been checked in.",
+    ),
+    "booking_missed": (
+        "Lịch hẹn {booking} đã qua giờ hẹn.",
+        "The time of appointment {booking} has passed.",
+    ),
     "unknown_print_job": (
         "Không có lệnh in số {job} dành cho máy này.",
         "There is no print job {job} for this device.",

@@ -71,6 +71,14 @@ centres = sa.Table(
     sa.Column("board_layout", sa.String(16), nullable=False, server_default="auto"),
     sa.Column("announce_form", sa.String(16), nullable=False, server_default="digits"),
     sa.Column("announce_repeats", sa.Integer, nullable=False, server_default="1"),
+    # Opening hours by weekday and closed days (core/hours.py; NULL hours: the usual ones),
+    # and appointments: slot length, how many days ahead, the share of the counters' time
+    # that bookings may take (core/appointments.py).
+    sa.Column("opening_hours", sa.JSON),
+    sa.Column("closed_days", sa.JSON),
+    sa.Column("slot_minutes", sa.Integer, nullable=False, server_default="30"),
+    sa.Column("booking_days", sa.Integer, nullable=False, server_default="14"),
+    sa.Column("appointment_share", sa.Float, nullable=False, server_default="0.5"),
 )
 
 services = sa.Table(
@@ -89,6 +97,8 @@ services = sa.Table(
     # Moving average of recent service times, a cache rebuilt by every finish.
     sa.Column("avg_service_s", sa.Float, nullable=False, server_default="300"),
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    # Bookings a slot takes (NULL: from the centre's share of the counters' time; 0: none).
+    sa.Column("slot_capacity", sa.Integer),
     sa.UniqueConstraint("centre_id", "code"),
 )
 
@@ -325,6 +335,28 @@ ratings = sa.Table(
 
 # Append-only: one row per change of a centre, numbered by the centre's seq. It is the
 # audit (who, when, what, request_id) and the event log clients are resynchronised from.
+# A citizen's booked time (core/appointments.py): ``booked`` until checked in at a kiosk
+# (``checked_in``, with its ticket) or cancelled; past its slot unchecked, it is missed.
+appointments = sa.Table(
+    "appointments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("centre_id", sa.ForeignKey("centres.id"), nullable=False),
+    sa.Column("service_id", sa.ForeignKey("services.id"), nullable=False),
+    sa.Column("code", sa.String(8), nullable=False, unique=True),
+    sa.Column("slot_start", UTCDateTime, nullable=False),
+    sa.Column("slot_end", UTCDateTime, nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("phone", sa.String(16)),  # kept until the slot's day ends, then purged
+    sa.Column("lang", sa.String(2), nullable=False, server_default="vi"),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("changed_at", UTCDateTime, nullable=False),
+    sa.Column("ticket_id", sa.ForeignKey("tickets.id")),
+    sa.Index("ix_appointments_slot", "service_id", "slot_start"),
+    sa.Index("ix_appointments_phone", "centre_id", "phone"),
+)
+
 audit_log = sa.Table(
     "audit_log",
     metadata,

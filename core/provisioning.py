@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from . import models as m
 from .auth import end_sessions, hash_password, password_matches, token_hash
 from .errors import Refused
+from .hours import HoursError, OpeningHours
 from .permissions import STAFF_ROLES
 from .rating import (
     DEFAULT_TIMEOUT_S,
@@ -110,6 +111,12 @@ _SPEC: dict[str, dict[str, tuple[type, bool]]] = {
         "board_layout": (str, False),
         "announce_form": (str, False),
         "announce_repeats": (int, False),
+        # Opening hours, closed days and appointments (core/hours.py, core/appointments.py).
+        "hours": (dict, False),
+        "closed_days": (list, False),
+        "slot_minutes": (int, False),
+        "booking_days": (int, False),
+        "appointment_share": (float, False),
     },
     "services": {
         "code": (str, True),
@@ -121,6 +128,7 @@ _SPEC: dict[str, dict[str, tuple[type, bool]]] = {
         "start": (int, False),
         "service_minutes": (int, False),
         "active": (bool, False),
+        "appointments": (int, False),  # bookings a slot takes (0: none; absent: the share)
     },
     "counters": {"number": (int, True), "name": (str, False), "services": (list, True)},
     "staff": {
@@ -188,6 +196,8 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
                     fail(table, index, None, f"[{table}] thiếu khóa “{key}”")
                 continue
             value = entry[key]
+            if typ is float and isinstance(value, int) and not isinstance(value, bool):
+                value = entry[key] = float(value)  # 1 is as good as 1.0
             ok = isinstance(value, typ) and not (typ is int and isinstance(value, bool))
             if not ok or (typ is str and not value.strip()):
                 fail(table, index, key, f"“{key}” phải là {typ.__name__} không rỗng")
@@ -205,6 +215,7 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
         fail("centre", None, "announce_form", "“announce_form” phải là digits hoặc number")
     if not 0 <= data["centre"].get("announce_repeats", 1) <= 3:
         fail("centre", None, "announce_repeats", "“announce_repeats” phải từ 0 đến 3")
+    _check_appointments(data["centre"], lambda key, what: fail("centre", None, key, what))
 
     for table in ("services", "counters", "staff", "devices"):
         entries = data.get(table, [])
@@ -222,6 +233,10 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
             fail("services", i, "prefix", "“prefix” phải là 1-4 chữ cái in hoa không dấu")
         if not 0 <= s.get("start", 1) <= 9999:
             fail("services", i, "start", "“start” phải từ 0 đến 9999")
+        if not 0 <= s.get("appointments", 0) <= 100:
+            fail(
+                "services", i, "appointments", "“appointments” phải từ 0 đến 100 lượt một khung giờ"
+            )
     numbers: set[int] = set()
     for i, c in enumerate(data.get("counters", [])):
         if c["number"] in numbers or c["number"] < 1:
@@ -291,6 +306,22 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
             if name in printed:
                 fail("devices", i, "kiosks", f"kiosk “{name}” đã được một máy trạm khác in")
             printed.add(name)
+
+
+def _check_appointments(c: dict, fail) -> None:
+    try:
+        OpeningHours.parse(c.get("hours"), c.get("closed_days"))
+    except HoursError as e:
+        fail("hours" if "hours" in c else "closed_days", str(e))
+    if c.get("slot_minutes", 30) not in (10, 15, 20, 30, 60):
+        fail("slot_minutes", "“slot_minutes” phải là 10, 15, 20, 30 hoặc 60")
+    if not 1 <= c.get("booking_days", 14) <= 90:
+        fail("booking_days", "“booking_days” phải từ 1 đến 90 ngày")
+    if not 0 <= c.get("appointment_share", 0.5) <= 0.8:
+        fail(
+            "appointment_share",
+            "“appointment_share” phải từ 0 đến 0.8 (phần còn lại cho người đến trực tiếp)",
+        )
 
 
 def _check_rating(c: dict, fail) -> None:
@@ -408,6 +439,11 @@ def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
             "board_layout": c.get("board_layout", "auto"),
             "announce_form": c.get("announce_form", "digits"),
             "announce_repeats": c.get("announce_repeats", 1),
+            "opening_hours": c.get("hours"),
+            "closed_days": c.get("closed_days"),
+            "slot_minutes": c.get("slot_minutes", 30),
+            "booking_days": c.get("booking_days", 14),
+            "appointment_share": c.get("appointment_share", 0.5),
         },
         summary,
         f"centre {c['code']}",
@@ -423,6 +459,7 @@ def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
             "prefix": s["prefix"],
             "start": s.get("start", 1),
             "active": s.get("active", True),
+            "slot_capacity": s.get("appointments"),
         }
         insert_only = {"avg_service_s": float(s.get("service_minutes", 5) * 60)}
         service_ids[s["code"]] = _upsert(

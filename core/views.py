@@ -88,7 +88,7 @@ def centre(conn: Connection, centre_id: int) -> Row:
 
 def centres(conn: Connection) -> list[dict]:
     """Every centre of the installation (the start page lists them)."""
-    q = sa.select(m.centres.c.code, m.centres.c.name, m.centres.c.name_en).order_by(
+    q = sa.select(m.centres.c.id, m.centres.c.code, m.centres.c.name, m.centres.c.name_en).order_by(
         m.centres.c.name
     )
     return [dict(r._mapping) for r in conn.execute(q)]

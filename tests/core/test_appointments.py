@@ -1,0 +1,219 @@
+"""Appointments (core/appointments.py, core/hours.py): opening hours, slots and their
+capacity, booking limits, cancelling, missed bookings and the phone numbers' erasure."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from core import appointments
+from core import models as m
+from core.errors import QueueError
+from core.hours import HoursError, OpeningHours
+
+ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+EVERY_DAY = {
+    d: ["07:30-11:30", "13:30-17:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+}
+
+
+def test_the_usual_hours_are_weekdays_and_a_schedule_is_checked():
+    usual = OpeningHours.parse(None)
+    assert usual.ranges(date(2026, 12, 7))  # a Monday
+    assert not usual.ranges(date(2026, 12, 6))  # a Sunday
+    closed = OpeningHours.parse(None, ["2026-12-07"])
+    assert not closed.ranges(date(2026, 12, 7))
+    for hours, words in (
+        ({"mon": ["7:30-11:30"]}, "07:30-11:30"),
+        ({"mon": ["11:30-07:30"]}, "kết thúc trước"),
+        ({"mon": ["13:00-17:00", "07:30-11:30"]}, "tăng dần"),
+        ({"monday": ["07:30-11:30"]}, "ngày lạ"),
+    ):
+        with pytest.raises(HoursError, match=words):
+            OpeningHours.parse(hours)
+    with pytest.raises(HoursError, match="2026-09-02"):
+        OpeningHours.parse(None, ["2/9"])
+    periods = list(
+        OpeningHours.parse({"mon": ["07:30-09:00"]}).periods(date(2026, 12, 7), 60, ZONE)
+    )
+    assert [(a.strftime("%H:%M"), b.strftime("%H:%M")) for a, b in periods] == [
+        ("07:30", "08:30"),
+        ("08:30", "09:00"),  # the last one cut short at closing time
+    ]
+
+
+@pytest.fixture
+def centre(local):
+    """The test centre open every day, 30-minute slots."""
+
+    def op(tx):
+        tx.conn.execute(sa.update(m.centres).values(opening_hours=EVERY_DAY, closed_days=[]))
+
+    local.store.write(op, centre_id=local.centre_id, actor="test")
+    return local
+
+
+def tomorrow() -> date:
+    return datetime.now(ZONE).date() + timedelta(days=1)
+
+
+def slots(local, service="TP", day=None):
+    now = m.utcnow()
+    return local.read(
+        lambda conn: appointments.slots(conn, local.centre_id, service, day or tomorrow(), now)
+    )
+
+
+def counters_serving(local, code: str) -> int:
+    cs, s = m.counter_services, m.services
+    return local.read(
+        lambda conn: conn.execute(
+            sa.select(sa.func.count())
+            .select_from(cs.join(s, s.c.id == cs.c.service_id))
+            .where(s.c.code == code)
+        ).scalar_one()
+    )
+
+
+def book(local, slot, phone="0912345678", service="TP", name="Nguyễn Văn An"):
+    payload = {"service": service, "slot": slot.start.isoformat(), "name": name, "phone": phone}
+    return appointments.book(local.store, local.centre_id, payload, "citizen:test")
+
+
+def test_slots_cover_the_opening_hours_with_half_the_counters_time(centre):
+    found = slots(centre)
+    assert len(found) == 8 + 7  # 07:30-11:30 and 13:30-17:00 in half hours
+    assert found[0].start == datetime.combine(tomorrow(), datetime.min.time(), ZONE).replace(
+        hour=7, minute=30
+    )
+    # 5-minute services (centre.toml), half of each serving counter's 30 minutes.
+    assert found[0].capacity == 3 * counters_serving(centre, "TP") and found[0].free > 0
+
+
+def test_a_service_capacity_set_per_slot_and_a_closed_day(centre):
+    def op(tx):
+        tx.conn.execute(
+            sa.update(m.services).where(m.services.c.code == "TP").values(slot_capacity=2)
+        )
+        tx.conn.execute(sa.update(m.centres).values(closed_days=[tomorrow().isoformat()]))
+
+    centre.store.write(op, centre_id=centre.centre_id, actor="test")
+    assert slots(centre) == []
+    assert {s.capacity for s in slots(centre, day=tomorrow() + timedelta(days=1))} == {2}
+
+
+def test_days_outside_the_booking_window_and_unknown_services_are_refused(centre):
+    today = datetime.now(ZONE).date()
+    with pytest.raises(QueueError) as e:
+        slots(centre, day=today - timedelta(days=1))
+    assert e.value.key == "booking_day_out_of_range"
+    with pytest.raises(QueueError) as e:
+        slots(centre, day=today + timedelta(days=15))
+    assert e.value.key == "booking_day_out_of_range"
+    with pytest.raises(QueueError) as e:
+        slots(centre, service="XX")
+    assert e.value.code == "not_found"
+
+
+def test_a_booking_takes_a_place_until_the_slot_is_full(centre):
+    def op(tx):
+        tx.conn.execute(
+            sa.update(m.services).where(m.services.c.code == "TP").values(slot_capacity=2)
+        )
+
+    centre.store.write(op, centre_id=centre.centre_id, actor="test")
+    slot = slots(centre)[0]
+    first = book(centre, slot, phone="+84 912 345 678")
+    assert appointments.valid_code(first["code"]) and first["status"] == "booked"
+    assert first["phone"] == "*******678" and first["slot"]["start"].startswith(
+        tomorrow().isoformat()
+    )
+    assert slots(centre)[0].free == 1
+    book(centre, slot, phone="0987654321")
+    with pytest.raises(QueueError) as e:
+        book(centre, slot, phone="0977777777")
+    assert (e.value.code, e.value.key) == ("conflict", "slot_full")
+
+
+def test_a_phone_holds_two_bookings_and_garbage_is_refused(centre):
+    found = slots(centre)
+    book(centre, found[0])
+    book(centre, found[1], phone="0912.345.678")
+    with pytest.raises(QueueError) as e:
+        book(centre, found[2])
+    assert e.value.key == "too_many_bookings"
+    for phone in ("12345", "0212345678", "09123456789"):
+        with pytest.raises(QueueError) as e:
+            book(centre, found[3], phone=phone)
+        assert e.value.code == "bad_request"
+
+    def attempt(slot: str):
+        payload = {"service": "TP", "slot": slot, "name": "An", "phone": "0922222222"}
+        with pytest.raises(QueueError) as e:
+            appointments.book(centre.store, centre.centre_id, payload, "citizen:test")
+        return e.value
+
+    assert attempt("08:00").key == "bad_value"  # not a date and time
+    assert attempt(found[0].start.replace(tzinfo=None).isoformat()).key == "bad_value"  # no zone
+    e = attempt(found[0].start.replace(minute=7).isoformat())  # not a slot's start
+    assert e.key == "no_such_slot"
+
+
+def test_cancelling_frees_the_place_once_and_a_past_booking_is_missed(centre):
+    slot = slots(centre)[0]
+    booked = book(centre, slot)
+    code = booked["code"]
+    assert slots(centre)[0].booked == 1
+    assert appointments.cancel(centre.store, code, "citizen:test")["status"] == "cancelled"
+    assert slots(centre)[0].booked == 0
+    with pytest.raises(QueueError) as e:
+        appointments.cancel(centre.store, code, "citizen:test")
+    assert e.value.key == "booking_cancelled"
+    for wrong in ("1234567", "12345678", "abcdefgh"):
+        with pytest.raises(QueueError) as e:
+            appointments.cancel(centre.store, wrong, "citizen:test")
+        assert e.value.key in ("bad_booking_code", "unknown_booking")
+
+    other = book(centre, slot, phone="0987654321")["code"]
+
+    def past(tx):
+        a = m.appointments
+        tx.conn.execute(
+            sa.update(a)
+            .where(a.c.code == other)
+            .values(
+                slot_start=m.utcnow() - timedelta(days=1, hours=1),
+                slot_end=m.utcnow() - timedelta(days=1),
+            )
+        )
+
+    centre.store.write(past, centre_id=centre.centre_id, actor="test")
+    assert (
+        centre.read(lambda conn: appointments.lookup(conn, other, m.utcnow()))["status"] == "missed"
+    )
+    with pytest.raises(QueueError) as e:
+        appointments.cancel(centre.store, other, "citizen:test")
+    assert e.value.key == "booking_missed"
+
+
+def test_phone_numbers_are_erased_once_the_slots_day_has_ended(centre):
+    today_code = book(centre, slots(centre)[0])["code"]
+    yesterday_code = book(centre, slots(centre)[1], phone="0987654321")["code"]
+    a = m.appointments
+
+    def move(tx):
+        start = datetime.now(UTC) - timedelta(days=1)
+        tx.conn.execute(
+            sa.update(a)
+            .where(a.c.code == yesterday_code)
+            .values(slot_start=start, slot_end=start + timedelta(minutes=30))
+        )
+
+    centre.store.write(move, centre_id=centre.centre_id, actor="test")
+    assert appointments.purge_phones(centre.store, m.utcnow()) == 1
+    phones = dict(centre.read(lambda conn: conn.execute(sa.select(a.c.code, a.c.phone)).all()))
+    assert phones == {today_code: "0912345678", yesterday_code: None}
+    assert appointments.purge_phones(centre.store, m.utcnow()) == 0
