@@ -211,6 +211,37 @@ def slots(conn, centre_id: int, service_code: str, day: date, now: datetime) -> 
     return _day_slots(conn, setting, service, day, now)
 
 
+def bookable(conn, centre_id: int) -> list[dict]:
+    """The centre's services that take bookings (a full slot has room for at least one)."""
+    setting = _setting(conn, centre_id)
+    s = m.services
+    rows = conn.execute(
+        sa.select(s).where(s.c.centre_id == centre_id, s.c.active).order_by(s.c.agency, s.c.name)
+    ).all()
+    full = setting.slot_minutes * 60
+    return [
+        {
+            "code": r.code,
+            "name": r.name,
+            "name_en": r.name_en,
+            "agency": r.agency,
+            "agency_en": r.agency_en,
+        }
+        for r in rows
+        if _capacity(setting, r, _counters_serving(conn, r.id), full) > 0
+    ]
+
+
+def days(conn, centre_id: int, now: datetime) -> list[tuple[date, bool]]:
+    """Each day that may be booked, and whether the centre is open then."""
+    setting = _setting(conn, centre_id)
+    today = now.astimezone(setting.zone).date()
+    return [
+        (d, bool(setting.hours.ranges(d)))
+        for d in (today + timedelta(days=k) for k in range(setting.booking_days + 1))
+    ]
+
+
 # -- booking ----------------------------------------------------------------------------------
 def book(store: Store, centre_id: int, payload, actor: str) -> dict:
     """Book the slot ``payload`` names; returns the booking (its code once, here)."""
