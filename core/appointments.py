@@ -354,6 +354,58 @@ def cancel(store: Store, code: str, actor: str) -> dict:
     return store.write(op, centre_id=found.centre_id, actor=actor)
 
 
+# -- check-in (the engine issues the ticket: QueueEngine.check_in) ----------------------------
+@dataclass(frozen=True)
+class CheckIn:
+    id: int
+    service: str  # its code
+    slot_start: datetime
+    lang: str
+    late: bool  # past the slot's end, the same day: a walk-in's ticket
+
+
+def checkable(conn, centre_id: int, code: str, now: datetime) -> CheckIn:
+    """The booking a kiosk of ``centre_id`` may check in now, or the refusal: a code of
+    another centre is unknown here; too early says when to come back (``CHECK_IN_EARLY_MIN``
+    before the slot); a booking of an earlier day is missed."""
+    row = _find(conn, code)
+    if row.centre_id != centre_id:
+        raise QueueError("not_found", "unknown_booking", booking=code)
+    if row.status != "booked":
+        raise QueueError("conflict", f"booking_{row.status}", booking=code)
+    zone = ZoneInfo(
+        conn.execute(
+            sa.select(m.centres.c.timezone).where(m.centres.c.id == centre_id)
+        ).scalar_one()
+    )
+    start = row.slot_start.astimezone(zone)
+    opens = start - timedelta(minutes=CHECK_IN_EARLY_MIN)
+    if now < opens:
+        raise QueueError(
+            "conflict",
+            "check_in_too_early",
+            slot=start.strftime("%H:%M %d/%m/%Y"),
+            time=opens.strftime("%H:%M")
+            + ("" if opens.date() == now.astimezone(zone).date() else opens.strftime(" %d/%m")),
+        )
+    late = now >= row.slot_end
+    if late and now.astimezone(zone).date() != start.date():
+        raise QueueError("conflict", "booking_missed", booking=code)
+    service = conn.execute(
+        sa.select(m.services.c.code).where(m.services.c.id == row.service_id)
+    ).scalar_one()
+    return CheckIn(row.id, service, row.slot_start, row.lang, late)
+
+
+def mark_checked_in(conn, appointment_id: int, ticket_id: int, now: datetime) -> None:
+    a = m.appointments
+    conn.execute(
+        sa.update(a)
+        .where(a.c.id == appointment_id)
+        .values(status="checked_in", ticket_id=ticket_id, changed_at=now)
+    )
+
+
 def lookup(conn, code: str, now: datetime) -> dict:
     return _public(conn, code, now)
 

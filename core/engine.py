@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from . import appointments, estimates, printing, rating, views
 from . import dossiers as dossier_records
-from . import estimates, printing, rating, views
 from . import models as m
 from .acting import Actor, record
 from .auth import counter_by_number
@@ -74,9 +75,11 @@ _NEXT_NUMBER = Raw(
 )
 _INSERT_TICKET = Raw(
     """INSERT INTO tickets (centre_id, service_id, business_date, prefix, seq_no, number,
-                           status, priority, public_key, issued_at, issued_by_device_id)
+                           status, priority, public_key, issued_at, issued_by_device_id,
+                           booked_for)
        VALUES (:centre_id, :service_id, :business_date, :prefix, :seq_no, :number,
-               :status, :priority, :public_key, :issued_at, :issued_by_device_id)
+               :status, :priority, :public_key, :issued_at, :issued_by_device_id,
+               :booked_for)
        RETURNING id"""
 )
 
@@ -265,80 +268,136 @@ class QueueEngine:
                 "bad_request", "unknown_priority", value=priority, allowed=", ".join(PRIORITIES)
             )
 
-        # The hot path of the whole system (a kiosk per ~second per centre, bursts at
-        # opening): a few prepared statements, no re-reading of what was just written.
         def op(tx: Tx) -> dict:
-            conn = tx.conn
-            tx.lock_centre(actor.centre_id)
-            svc = _service(conn, actor.centre_id, service)
-            day = business_date(tx.now, svc.timezone)
-            seq_no = self._next_number(conn, actor.centre_id, svc.prefix, day, svc.start)
-            ticket = {
-                "centre_id": actor.centre_id,
-                "service_id": svc.id,
-                "business_date": day,
-                "prefix": svc.prefix,
-                "seq_no": seq_no,
-                "number": format_number(svc.prefix, seq_no),
-                "status": NEW_TICKET,
-                "priority": priority,
-                "public_key": secrets.token_urlsafe(16),
-                "issued_at": tx.now,
-                "issued_by_device_id": actor.id if actor.kind == "device" else None,
-            }
-            (ticket["id"],) = _INSERT_TICKET.one(conn, ticket)
-            waiting, waiting_priority = estimates.count_waiting(
-                conn, svc.id, day, TICKET_TRANSITIONS["issue"].waiting, priority is not None
-            )
-            # Everyone waiting is ahead of a new normal ticket; only priority ones of a
-            # priority ticket (people_ahead's rule, without a query).
-            ahead = (waiting_priority if priority else waiting) - 1
-            serving = estimates.counters_serving_one(conn, svc.id)
-            view = views.ticket_view(
-                {
-                    **ticket,
-                    "service_code": svc.code,
-                    "service_name": svc.name,
-                    "called_at": None,
-                    "started_at": None,
-                    "counter_number": None,
-                    "target_number": None,
-                },
-                svc.timezone,
-            )
-            answer = {
-                "ticket": view,
-                "ahead": ahead,
-                "estimated_wait_s": estimates.estimate_wait_s(ahead, svc.avg_service_s, *serving),
-                "status_path": f"/t/{ticket['public_key']}" + ("?lang=en" if lang == "en" else ""),
-                "print": None,
-            }
-            body = {"ticket": view}
-            if actor.kind == "device":
-                job = printing.print_job(
-                    tx,
-                    actor,
-                    _ticket_face(svc, ticket, answer, public_base, lang),
-                    ticket["id"],
-                    svc.timezone,
-                    self.print_deadline_s,
-                )
-                if job is not None:
-                    body["print"] = job
-                    answer["print"] = {"job": job["job"], "deadline": job["deadline"]}
-            record(
-                tx,
-                actor,
-                TICKET_TRANSITIONS["issue"].records,
-                body,
-                services=[svc.code],
-                summaries=[estimates.summary(svc.code, waiting, svc.avg_service_s, serving)],
-                request_id=request_id,
-                ticket_id=ticket["id"],
-            )
-            return answer
+            return self._issue(tx, actor, service, priority, request_id, public_base, lang)
 
         return self._write(actor, request_id, op, "issue_ticket")
+
+    # The hot path of the whole system (a kiosk per ~second per centre, bursts at opening):
+    # a few prepared statements, no re-reading of what was just written.
+    def _issue(
+        self,
+        tx: Tx,
+        actor: Actor,
+        service: str,
+        priority: str | None,
+        request_id: str | None,
+        public_base: str,
+        lang: str,
+        booked_for=None,
+        details: dict | None = None,
+    ) -> dict:
+        conn = tx.conn
+        tx.lock_centre(actor.centre_id)
+        svc = _service(conn, actor.centre_id, service)
+        day = business_date(tx.now, svc.timezone)
+        seq_no = self._next_number(conn, actor.centre_id, svc.prefix, day, svc.start)
+        ticket = {
+            "centre_id": actor.centre_id,
+            "service_id": svc.id,
+            "business_date": day,
+            "prefix": svc.prefix,
+            "seq_no": seq_no,
+            "number": format_number(svc.prefix, seq_no),
+            "status": NEW_TICKET,
+            "priority": priority,
+            "public_key": secrets.token_urlsafe(16),
+            "issued_at": tx.now,
+            "issued_by_device_id": actor.id if actor.kind == "device" else None,
+            "booked_for": booked_for,
+        }
+        (ticket["id"],) = _INSERT_TICKET.one(conn, ticket)
+        waiting, waiting_priority = estimates.count_waiting(
+            conn, svc.id, day, TICKET_TRANSITIONS["issue"].waiting, priority is not None
+        )
+        # Everyone waiting is ahead of a new normal ticket; only priority ones of a
+        # priority ticket (people_ahead's rule, without a query); an appointment's
+        # by that rule's query.
+        if booked_for is None:
+            ahead = (waiting_priority if priority else waiting) - 1
+        else:
+            ahead = estimates.people_ahead(conn, SimpleNamespace(**ticket))
+        serving = estimates.counters_serving_one(conn, svc.id)
+        view = views.ticket_view(
+            {
+                **ticket,
+                "service_code": svc.code,
+                "service_name": svc.name,
+                "called_at": None,
+                "started_at": None,
+                "counter_number": None,
+                "target_number": None,
+            },
+            svc.timezone,
+        )
+        answer = {
+            "ticket": view,
+            "ahead": ahead,
+            "estimated_wait_s": estimates.estimate_wait_s(ahead, svc.avg_service_s, *serving),
+            "status_path": f"/t/{ticket['public_key']}" + ("?lang=en" if lang == "en" else ""),
+            "print": None,
+        }
+        body = {"ticket": view}
+        if actor.kind == "device":
+            job = printing.print_job(
+                tx,
+                actor,
+                _ticket_face(svc, ticket, answer, public_base, lang),
+                ticket["id"],
+                svc.timezone,
+                self.print_deadline_s,
+            )
+            if job is not None:
+                body["print"] = job
+                answer["print"] = {"job": job["job"], "deadline": job["deadline"]}
+        record(
+            tx,
+            actor,
+            TICKET_TRANSITIONS["issue"].records,
+            body,
+            services=[svc.code],
+            summaries=[estimates.summary(svc.code, waiting, svc.avg_service_s, serving)],
+            request_id=request_id,
+            ticket_id=ticket["id"],
+            details=details,
+        )
+        return answer
+
+    def check_in(
+        self,
+        actor: Actor,
+        code: str,
+        request_id: str | None = None,
+        public_base: str = "",
+        lang: str = "vi",
+    ) -> dict:
+        """A booked citizen at a kiosk (core/appointments.py's window): a ticket called
+        ahead of walk-ins from the slot's start; too early, a refusal saying when to come
+        back; too late, a walk-in's ticket (``late``), said kindly by the kiosk."""
+
+        def op(tx: Tx) -> dict:
+            found = appointments.checkable(tx.conn, actor.centre_id, code, tx.now)
+            booked_for = None if found.late else found.slot_start
+            answer = self._issue(
+                tx,
+                actor,
+                found.service,
+                None,
+                request_id,
+                public_base,
+                found.lang if lang == "vi" else lang,
+                booked_for=booked_for,
+                details={"appointment": code, "late": found.late},
+            )
+            appointments.mark_checked_in(tx.conn, found.id, answer["ticket"]["id"], tx.now)
+            answer["appointment"] = {
+                "code": code,
+                "slot_start": found.slot_start.isoformat(),
+                "late": found.late,
+            }
+            return answer
+
+        return self._write(actor, request_id, op, "check_in")
 
     @staticmethod
     def _next_number(conn: Connection, centre_id: int, prefix: str, day, start: int) -> int:
@@ -473,7 +532,7 @@ class QueueEngine:
         tx.lock_centre(actor.centre_id)
         counter = self._ready_to_call(tx, actor, request_id)
         tz = views.centre(tx.conn, actor.centre_id).timezone
-        queue = CounterQueue(tx.conn, counter, business_date(tx.now, tz))
+        queue = CounterQueue(tx.conn, counter, business_date(tx.now, tz), tx.now)
         chosen = self.policy.choose(queue)
         if chosen is None:
             raise QueueError("queue_empty", "queue_empty")
@@ -503,7 +562,15 @@ class QueueEngine:
     def _call(self, tx: Tx, actor: Actor, request_id, counter: dict, ticket: dict, how: str):
         conn = tx.conn
         streak = counter["priority_streak"] + 1 if ticket["priority"] else 0
-        conn.execute(sa.update(_c).where(_c.c.id == counter["id"]).values(priority_streak=streak))
+        appointments_run = counter["appointment_streak"]
+        if not ticket["priority"]:  # an appointment in its slot extends the run, others end it
+            due = ticket["booked_for"] is not None and ticket["booked_for"] <= tx.now
+            appointments_run = appointments_run + 1 if due else 0
+        conn.execute(
+            sa.update(_c)
+            .where(_c.c.id == counter["id"])
+            .values(priority_streak=streak, appointment_streak=appointments_run)
+        )
         sent_to = ticket["target_counter_id"]
         t, summary = self._move(
             tx,
@@ -795,4 +862,6 @@ def _ticket_face(svc: _Service, ticket: dict, answer: dict, base: str, lang: str
     }
     if lang == "en" and svc.name_en:
         face["service_en"] = svc.name_en
+    if answer["ticket"]["appointment"]:  # only when set: an older agent knows no such key
+        face["appointment"] = answer["ticket"]["appointment"][11:16]
     return face

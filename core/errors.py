@@ -86,6 +86,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Lịch hẹn {booking} đã qua giờ hẹn.",
         "The time of appointment {booking} has passed.",
     ),
+    "check_in_too_early": (
+        "Lịch hẹn của Ông/Bà lúc {slot}. Mời Ông/Bà quay lại lấy số từ {time}.",
+        "Your appointment is at {slot}. Please come back for your number from {time}.",
+    ),
     "unknown_print_job": (
         "Không có lệnh in số {job} dành cho máy này.",
         "There is no print job {job} for this device.",

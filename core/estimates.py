@@ -134,8 +134,10 @@ def summaries(conn: Connection, services: Iterable[Row], day) -> list[dict]:
 
 def people_ahead(conn: Connection, ticket: Row) -> int:
     """Waiting tickets of the same service called before this one by the default order:
-    earlier priority tickets for a priority ticket; all priority tickets and earlier normal
-    ones for a normal ticket. (Counters serving several services make it an estimate.)"""
+    earlier priority tickets for a priority ticket; all priority tickets, appointments and
+    earlier walk-ins for a walk-in; all priority tickets and appointments of earlier slots
+    for an appointment. (Counters serving several services, the fairness rules and slots
+    not yet begun make it an estimate.)"""
     t = m.tickets
     earlier = sa.or_(
         t.c.issued_at < ticket.issued_at,
@@ -148,8 +150,17 @@ def people_ahead(conn: Connection, ticket: Row) -> int:
         t.c.status.in_(WAITING),
         t.c.id != ticket.id,
     )
+    booked_for = getattr(ticket, "booked_for", None)
     if ticket.priority is not None:
         q = q.where(t.c.priority.is_not(None), earlier)
+    elif booked_for is not None:
+        q = q.where(
+            sa.or_(
+                t.c.priority.is_not(None),
+                t.c.booked_for < booked_for,
+                sa.and_(t.c.booked_for == booked_for, earlier),
+            )
+        )
     else:
-        q = q.where(sa.or_(t.c.priority.is_not(None), earlier))
+        q = q.where(sa.or_(t.c.priority.is_not(None), t.c.booked_for.is_not(None), earlier))
     return conn.execute(q).scalar_one()

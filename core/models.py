@@ -113,6 +113,8 @@ counters = sa.Table(
     sa.Column("pause_reason", sa.String(200)),
     sa.Column("staff_id", sa.ForeignKey("staff.id")),
     sa.Column("priority_streak", sa.Integer, nullable=False, server_default="0"),
+    # Appointments called in a row while walk-ins wait (core/ordering.py's rule).
+    sa.Column("appointment_streak", sa.Integer, nullable=False, server_default="0"),
     sa.UniqueConstraint("centre_id", "number"),
 )
 
@@ -226,6 +228,9 @@ tickets = sa.Table(
     sa.Column("staff_id", sa.ForeignKey("staff.id")),
     sa.Column("issued_by_device_id", sa.ForeignKey("devices.id")),
     sa.Column("outcome", sa.String(32)),
+    # The start of the booked slot, for a ticket an appointment checked in as (in its
+    # window): called ahead of walk-ins from then (core/ordering.py); NULL: a walk-in.
+    sa.Column("booked_for", UTCDateTime),
     sa.UniqueConstraint("centre_id", "prefix", "business_date", "seq_no"),
     sa.Index("ix_tickets_queue", "centre_id", "business_date", "status", "service_id", "issued_at"),
     sa.Index("ix_tickets_counter_status", "counter_id", "status"),

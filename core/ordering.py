@@ -21,10 +21,11 @@ class CounterQueue:
     """The tickets a counter may call: today's waiting tickets of its services that are
     not sent to another counter, and those transferred to this counter."""
 
-    def __init__(self, conn: Connection, counter: Mapping, business_date):
+    def __init__(self, conn: Connection, counter: Mapping, business_date, now=None):
         self.conn = conn
         self.counter = counter
         self.business_date = business_date
+        self.now = now  # for appointments whose slot has begun
         self._services: list[int] | None = None
 
     def _base(self):
@@ -79,6 +80,21 @@ class CounterQueue:
         found = [Head(*h) for h in heads if h is not None]
         return min(found, key=lambda h: (h.issued_at, h.id)) if found else None
 
+    def due_appointment(self) -> Head | None:
+        """The waiting ticket of an appointment whose slot began the earliest (None before
+        any slot has begun, or without ``now``)."""
+        if self.now is None:
+            return None
+        t = m.tickets
+        row = self.conn.execute(
+            self._base()
+            .with_only_columns(t.c.id, t.c.issued_at)
+            .where(t.c.priority.is_(None), t.c.booked_for <= self.now)
+            .order_by(t.c.booked_for, t.c.id)
+            .limit(1)
+        ).first()
+        return Head(*row) if row is not None else None
+
     def _service_ids(self) -> list[int]:
         if self._services is None:
             self._services = counter_service_ids(self.conn, [self.counter["id"]])
@@ -131,16 +147,35 @@ class OrderingPolicy(Protocol):
 
 
 class PriorityWithFairness:
-    """Priority tickets first, but after ``max_streak`` consecutive priority calls at a
-    counter the oldest normal ticket goes next if one waits (users asked for 1-in-N
-    fairness: priority must not starve everyone else)."""
+    """The default order (docs/protocol.md §9, docs/appointments.md):
 
-    def __init__(self, max_streak: int = 3):
+    1. Priority tickets (the elderly, people with disabilities, ...) first, but after
+       ``max_streak`` consecutive priority calls at a counter the next other ticket goes
+       next if one waits (users asked for 1-in-N fairness: priority must not starve
+       everyone else).
+    2. Then appointments whose slot has begun (checked in at a kiosk in their window),
+       the earliest slot first, but at most ``max_appointments`` in a row at a counter
+       while a walk-in waits: bookings take at most a share of the counters' time, and
+       walk-ins are never held back for long.
+    3. Then everyone else by the time they took their number (an appointment checked in
+       before its slot is among them until the slot begins).
+    """
+
+    def __init__(self, max_streak: int = 3, max_appointments: int = 2):
         self.max_streak = max_streak
+        self.max_appointments = max_appointments
 
     def choose(self, queue: CounterQueue) -> Head | None:
         if queue.counter["priority_streak"] >= self.max_streak:
-            normal = queue.oldest(priority=False)
-            if normal is not None:
-                return normal
-        return queue.oldest(priority=True) or queue.oldest(priority=False)
+            other = self._other(queue)
+            if other is not None:
+                return other
+        return queue.oldest(priority=True) or self._other(queue)
+
+    def _other(self, queue: CounterQueue) -> Head | None:
+        due = queue.due_appointment()
+        if due is None:
+            return queue.oldest(priority=False)
+        if queue.counter["appointment_streak"] >= self.max_appointments:
+            return queue.oldest(priority=False) or due
+        return due

@@ -70,6 +70,8 @@ def ticket_view(t: Mapping, tz: str) -> dict:
         "started_at": iso(t["started_at"], tz),
         "counter": t["counter_number"],
         "target_counter": t["target_number"],
+        # The booked slot's start, for an appointment checked in in its window.
+        "appointment": iso(t.get("booked_for"), tz),
     }
 
 

@@ -63,6 +63,7 @@ BOARD_STRINGS = {
     "status_paused": N_("Tạm dừng"),
     "status_closed": N_("Quầy đóng"),
     "recall": N_("Gọi lại"),
+    "appointment": N_("Lịch hẹn"),  # a ticket from a booked appointment
     "connecting": N_("Đang kết nối…"),
     "audio_blocked": N_(
         "Trình duyệt đang chặn âm thanh nên lời mời không được đọc. "

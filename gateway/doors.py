@@ -227,6 +227,8 @@ class Door(Namespace):
             fields, target, *needs = self.events[event]
             self.check(client, needs[0] if needs else self.permission)
             values = parse(payload, fields)
+            if values.get("lang") in ("vi", "en"):  # a request in a language is refused in it
+                lang = values["lang"]
             if isinstance(target, EngineOp):
                 result = getattr(self.ctx.engine, target.name)(client.actor, **values)
             else:

@@ -68,6 +68,9 @@ class TicketFace:
     # The service's English name, printed under the Vietnamese one when the citizen took
     # the ticket in English (None: Vietnamese only).
     service_en: str | None = None
+    # "09:00": the ticket of an appointment booked for that time, checked in in its window
+    # (called ahead of walk-ins from then); None for everyone else.
+    appointment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -325,6 +328,9 @@ def render(face: TicketFace, width: int = 576) -> Image.Image:
     s.space(16)
     if face.priority:
         s.banner(f"Ưu tiên: {_nfc(face.priority)}", 26)
+        s.space(12)
+    if face.appointment:
+        s.banner(f"Lịch hẹn {face.appointment}", 26)
         s.space(12)
     s.text(_nfc(face.service), "bold", 32)
     if face.service_en and _nfc(face.service_en) != _nfc(face.service):

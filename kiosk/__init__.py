@@ -39,7 +39,17 @@ class KioskDoor(Door):
                 "request_id": REQUEST_ID,
             },
             "issue",
-        )
+        ),
+        # A booked citizen's code (typed on the keypad or read by the scanner):
+        # docs/appointments.md.
+        "check_in": (
+            {
+                "code": Field(str, required=True, max_len=16),
+                "lang": Field(str, max_len=8, nullable=True),
+                "request_id": REQUEST_ID,
+            },
+            "check_in",
+        ),
     }
 
     def authenticate(self, auth: dict, lang: str) -> Client:
@@ -67,9 +77,23 @@ class KioskDoor(Door):
         result = self.ctx.engine.issue_ticket(
             client.actor, service, priority, request_id, base, lang or "vi"
         )
-        out = {k: v for k, v in result.items() if k != "status_path"}
-        out["status_url"] = base + result["status_path"]
-        return out
+        return _with_status_url(result, base)
+
+    def check_in(self, client: Client, code: str, lang: str | None, request_id: str | None):
+        if lang not in (None, "vi", "en"):
+            raise QueueError(
+                "bad_request", "bad_value", field="lang", why=("vi hoặc en", "vi or en")
+            )
+        base = public_base(self.ctx, client.base_url)
+        code = "".join(code.split())  # "9997 7290" as printed on the booking's page
+        result = self.ctx.engine.check_in(client.actor, code, request_id, base, lang or "vi")
+        return _with_status_url(result, base)
+
+
+def _with_status_url(result: dict, base: str) -> dict:
+    out = {k: v for k, v in result.items() if k != "status_path"}
+    out["status_url"] = base + result["status_path"]
+    return out
 
 
 def public_base(ctx, seen_at: str) -> str:
@@ -196,6 +220,17 @@ KIOSK_STRINGS = {
     "setup_needed": N_("Máy lấy số chưa được cài đặt. Vui lòng báo cán bộ kỹ thuật."),
     "setup_hint": N_("Cán bộ kỹ thuật: mở trang này một lần với mã thiết bị, /kiosk/?token=…"),
     "no_services": N_("Hiện chưa có lĩnh vực nào nhận hồ sơ."),
+    # Checking in a booking (docs/appointments.md).
+    "booked_open": N_("Tôi đã đặt lịch hẹn"),
+    "booked_title": N_("Quét mã QR của lịch hẹn, hoặc nhập 8 chữ số của mã"),
+    "booked_hint": N_("Mã có trên trang đặt lịch và trong tin nhắn xác nhận."),
+    "booked_take": N_("Lấy số"),
+    "booked_delete": N_("Xóa"),
+    "booked_ticket": N_("Lịch hẹn {time}: Ông/Bà được mời trước người đến không hẹn."),
+    "booked_late": N_(
+        "Đã qua giờ hẹn, nhưng Ông/Bà vẫn được phục vụ hôm nay theo thứ tự như người đến trực "
+        "tiếp. Xin cảm ơn Ông/Bà đã đến."
+    ),
 }
 
 

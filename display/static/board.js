@@ -177,6 +177,9 @@ function latestView(board) {
     el("div", { class: "b-latest-label" }, t("now_calling")),
     el("div", { class: "b-latest-number", "data-testid": "latest-number" }, call.ticket.number),
     el("div", { class: "b-latest-counter" }, t("to_counter", { n: call.counter.number })),
+    call.ticket.appointment
+      ? el("div", { class: "b-appointment", "data-testid": "latest-appointment" }, t("appointment"))
+      : null,
   ];
 }
 
@@ -188,6 +191,7 @@ function callRow(call) {
     el("span", { class: "b-call-arrow", "aria-hidden": "true" }, "→"),
     el("span", { class: "b-call-counter" }, `${t("counter")} ${call.counter.number}`),
     call.recall ? el("span", { class: "b-call-recall" }, t("recall")) : null,
+    call.ticket.appointment ? el("span", { class: "b-appointment" }, t("appointment")) : null,
   );
 }
 

@@ -1,4 +1,6 @@
-// The ticket kiosk: choose a service (and a priority group), take a number.
+// The ticket kiosk: choose a service (and a priority group), take a number; or check in
+// a booked appointment by its code (typed on the on-screen keypad, or read by a barcode
+// scanner, which types it and presses Enter).
 // State comes from the /kiosk snapshot and its change batches (docs/protocol.md 8.1).
 import { currentLang, deviceToken, el, follow, minutes, setLang, startClock, t, tokenRefusal } from "/static/motcua.js";
 
@@ -18,12 +20,14 @@ const state = {
   centre: null,
   services: [], // snapshot order; each {code, name, agency, waiting, estimated_wait_s, open}
   online: false,
-  view: "services", // services | priority | issuing | ticket | error | setup
+  view: "services", // services | priority | booked | issuing | ticket | error | setup
   priority: null,
   ticket: null, // the acknowledgement of the last issue
   printing: null, // null (no printer) | "pending" | "printed" | "failed"
   error: null,
+  code: "", // the booking code being typed
 };
+const CODE_DIGITS = 8;
 let countdown = null;
 let printTimer = null;
 // Print results heard for recent tickets, in case one arrives before its acknowledgement.
@@ -54,6 +58,7 @@ function show(view, extra = {}) {
 // Back to the start for the next citizen, in Vietnamese.
 function reset() {
   state.priority = null;
+  state.code = "";
   state.ticket = null;
   state.printing = null;
   state.error = null;
@@ -126,11 +131,50 @@ function servicesView() {
   }
   if (!state.priority) {
     parts.push(
-      el("button", { type: "button", class: "k-priority-open", "data-testid": "priority-open",
-        onclick: () => show("priority") }, t("priority_open")),
+      el("div", { class: "k-more" },
+        el("button", { type: "button", class: "k-priority-open", "data-testid": "priority-open",
+          onclick: () => show("priority") }, t("priority_open")),
+        el("button", { type: "button", class: "k-priority-open k-booked-open", "data-testid": "booked-open",
+          onclick: () => show("booked", { code: "" }) }, t("booked_open"))),
     );
   }
   return parts;
+}
+
+// The booking code: an on-screen keypad (no keyboard), big digits in two groups of four.
+function typeDigit(digit) {
+  if (state.code.length < CODE_DIGITS) state.code += digit;
+  showCode();
+}
+
+function showCode() {
+  const shown = state.code.padEnd(CODE_DIGITS, "·");
+  const box = document.getElementById("code");
+  if (!box) return;
+  box.textContent = `${shown.slice(0, 4)} ${shown.slice(4)}`;
+  document.getElementById("take").disabled = state.code.length !== CODE_DIGITS || !state.online;
+}
+
+function bookedView() {
+  const key = (label, action, extra = {}) =>
+    el("button", { type: "button", class: "k-key", onclick: action, ...extra }, label);
+  const keys = ["1", "2", "3", "4", "5", "6", "7", "8", "9"].map((d) =>
+    key(d, () => typeDigit(d), { "data-key": d }));
+  keys.push(
+    key(t("booked_delete"), () => { state.code = state.code.slice(0, -1); showCode(); },
+      { class: "k-key k-key-small", "data-key": "delete" }),
+    key("0", () => typeDigit("0"), { "data-key": "0" }),
+    key(t("booked_take"), () => checkIn(), { class: "k-key k-key-take", id: "take", "data-testid": "take" }),
+  );
+  const view = [
+    el("h1", { class: "k-title" }, t("booked_title")),
+    el("div", { class: "k-code", id: "code", "data-testid": "code" }),
+    el("div", { class: "k-keypad" }, keys),
+    el("p", { class: "k-note" }, t("booked_hint")),
+    el("button", { type: "button", class: "k-done", onclick: reset }, t("back")),
+  ];
+  queueMicrotask(showCode);
+  return view;
 }
 
 function priorityView() {
@@ -174,11 +218,14 @@ function ticketView() {
   const service = state.services.find((s) => s.code === a.ticket.service.code);
   const back = el("p", { class: "k-note", id: "back-in" });
   const wait = a.ahead > 0 ? t("about_minutes", { m: minutes(a.estimated_wait_s) }) : t("soon");
+  const booked = a.appointment;
   const view = [
     el("div", { class: "k-ticket", "data-testid": "ticket" },
       el("div", { class: "k-ticket-label" }, t("your_number")),
       el("div", { class: "k-number", "data-testid": "number" }, a.ticket.number),
       el("div", { class: "k-ticket-service" }, service ? named(service) : a.ticket.service.name),
+      booked ? el("div", { class: "k-ticket-priority", "data-testid": "booked" },
+        booked.late ? t("booked_late") : t("booked_ticket", { time: a.ticket.appointment.slice(11, 16) })) : null,
       a.ticket.priority ? el("div", { class: "k-ticket-priority" },
         t("priority_chosen", { group: priorityLabel(a.ticket.priority) })) : null,
       el("dl", { class: "k-facts" },
@@ -218,6 +265,7 @@ function render() {
       setup: true, hint: state.refused.kept ? "token_kept" : "token_wrong_hint" });
   } else if (state.view === "setup") content = messageView(t("setup_needed"), { setup: true });
   else if (state.view === "priority") content = priorityView();
+  else if (state.view === "booked") content = bookedView();
   else if (state.view === "issuing") content = [el("p", { class: "k-message" }, t("issuing"))];
   else if (state.view === "ticket") content = ticketView();
   else if (state.view === "error") content = messageView(state.error);
@@ -239,11 +287,36 @@ let link = null;
 
 async function issue(service) {
   if (state.view !== "services" || !service.open) return; // one touch, one ticket
+  await take("issue", { service: service.code, priority: state.priority, lang: currentLang() });
+}
+
+async function checkIn() {
+  if (state.view !== "booked" || state.code.length !== CODE_DIGITS) return;
+  // The server says why a code is refused (too early: when to come back), in this language.
+  await take("check_in", { code: state.code, lang: currentLang() }, (error) => error?.message);
+}
+
+// Type a booking code with a scanner (or a keyboard): digits then Enter, from the start
+// screen or the keypad's.
+document.addEventListener("keydown", (event) => {
+  if (!["services", "booked"].includes(state.view) || event.ctrlKey || event.altKey) return;
+  if (/^[0-9]$/.test(event.key)) {
+    if (state.view === "services") show("booked", { code: "" });
+    typeDigit(event.key);
+    event.preventDefault();
+  } else if (event.key === "Enter" && state.view === "booked") {
+    checkIn();
+    event.preventDefault();
+  } else if (event.key === "Backspace" && state.view === "booked") {
+    state.code = state.code.slice(0, -1);
+    showCode();
+  }
+});
+
+async function take(event, payload, explain = refusalText) {
   show("issuing");
   try {
-    const answer = await link.request("issue", {
-      service: service.code, priority: state.priority, lang: currentLang(),
-    });
+    const answer = await link.request(event, payload);
     if (answer?.ok) {
       show("ticket", { ticket: answer, printing: answer.print ? "pending" : null });
       if (answer.print) {
@@ -255,7 +328,7 @@ async function issue(service) {
         }
       }
     }
-    else show("error", { error: refusalText(answer?.error) });
+    else show("error", { error: explain(answer?.error) || refusalText(answer?.error) });
   } catch {
     show("error", { error: t("error_no_answer") });
   }
@@ -268,7 +341,7 @@ async function issue(service) {
 let idleTimer = null;
 function idleCheck(touched) {
   const changed = document.documentElement.lang !== "vi" || state.priority !== null;
-  if (!((state.view === "services" && changed) || state.view === "priority")) {
+  if (!((state.view === "services" && changed) || ["priority", "booked"].includes(state.view))) {
     clearTimeout(idleTimer);
     idleTimer = null;
   } else if (touched || idleTimer === null) {

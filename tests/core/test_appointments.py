@@ -13,6 +13,7 @@ from core import appointments
 from core import models as m
 from core.errors import QueueError
 from core.hours import HoursError, OpeningHours
+from harness.centre import KIOSK, KIOSK_B
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 EVERY_DAY = {
@@ -217,3 +218,96 @@ def test_phone_numbers_are_erased_once_the_slots_day_has_ended(centre):
     phones = dict(centre.read(lambda conn: conn.execute(sa.select(a.c.code, a.c.phone)).all()))
     assert phones == {today_code: "0912345678", yesterday_code: None}
     assert appointments.purge_phones(centre.store, m.utcnow()) == 0
+
+
+# -- check-in and the calling order ---------------------------------------------------------
+def _move_slot(local, code: str, start: datetime, minutes: int = 30) -> None:
+    a = m.appointments
+
+    def op(tx):
+        tx.conn.execute(
+            sa.update(a)
+            .where(a.c.code == code)
+            .values(slot_start=start, slot_end=start + timedelta(minutes=minutes))
+        )
+
+    local.store.write(op, centre_id=local.centre_id, actor="test")
+
+
+def _booked_now(local, phone: str, begun_min: float = 5) -> str:
+    """A TP booking whose slot began ``begun_min`` minutes ago (negative: not yet)."""
+    code = book(local, slots(local)[0], phone=phone)["code"]
+    _move_slot(local, code, datetime.now(UTC) - timedelta(minutes=begun_min))
+    return code
+
+
+def test_a_booking_checks_in_once_in_its_window_as_an_appointment_ticket(centre):
+    kiosk = centre.device(KIOSK)
+    code = _booked_now(centre, "0912345678")
+    checked = centre.engine.check_in(kiosk, code)
+    ticket = checked["ticket"]
+    assert ticket["appointment"] is not None and checked["appointment"]["late"] is False
+    assert ticket["service"]["code"] == "TP" and ticket["number"].startswith("A")
+    found = centre.read(lambda conn: appointments.lookup(conn, code, m.utcnow()))
+    assert found["status"] == "checked_in"
+    with pytest.raises(QueueError) as e:
+        centre.engine.check_in(kiosk, code)
+    assert (e.value.code, e.value.key) == ("conflict", "booking_checked_in")
+    for garbage in ("", "1234", "12345678", "abcdefgh"):
+        with pytest.raises(QueueError) as e:
+            centre.engine.check_in(kiosk, garbage)
+        assert e.value.key in ("bad_booking_code", "unknown_booking")
+
+
+def test_the_printed_ticket_of_a_check_in_says_its_time(centre):
+    code = _booked_now(centre, "0912345678")
+    checked = centre.engine.check_in(centre.device(KIOSK_B), code)  # a kiosk with a printer
+    assert checked["print"] is not None
+    job = next(c["change"]["print"] for c in reversed(centre.changes) if c["change"].get("print"))
+    assert job["face"]["appointment"] == checked["ticket"]["appointment"][11:16]
+    walk_in = centre.engine.issue_ticket(centre.device(KIOSK_B), "TP")
+    job = next(c["change"]["print"] for c in reversed(centre.changes) if c["change"].get("print"))
+    assert walk_in["print"] and "appointment" not in job["face"]  # older agents know no such key
+
+
+def test_too_early_says_when_to_come_back_and_too_late_gives_a_walk_in_ticket(centre):
+    kiosk = centre.device(KIOSK)
+    early = _booked_now(centre, "0912345678", begun_min=-90)  # the slot is 90 min away
+    with pytest.raises(QueueError) as e:
+        centre.engine.check_in(kiosk, early)
+    assert e.value.key == "check_in_too_early"
+    back = [
+        (datetime.now(UTC) + timedelta(minutes=k)).astimezone(ZONE).strftime("%H:%M")
+        for k in (59, 60, 61)
+    ]
+    assert e.value.params["time"][:5] in back  # half an hour before the slot: in an hour
+    late = _booked_now(centre, "0987654321", begun_min=40)  # the 30-min slot ended
+    if datetime.now(ZONE).hour == 0 and datetime.now(ZONE).minute < 40:
+        pytest.skip("the slot would lie yesterday")
+    checked = centre.engine.check_in(kiosk, late)
+    assert checked["appointment"]["late"] is True and checked["ticket"]["appointment"] is None
+
+
+def test_appointments_in_their_slot_go_ahead_of_walk_ins_two_at_a_time(centre):
+    kiosk = centre.device(KIOSK)
+    walk_ins = [centre.engine.issue_ticket(kiosk, "TP")["ticket"]["number"] for _ in range(3)]
+    booked = []
+    for phone in ("0912345678", "0987654321", "0977777777"):
+        booked.append(centre.engine.check_in(kiosk, _booked_now(centre, phone))["ticket"]["number"])
+    not_yet = centre.engine.check_in(kiosk, _booked_now(centre, "0966666666", begun_min=-20))
+    assert not_yet["ticket"]["appointment"] is not None  # checked in early: waits as a walk-in
+    clerk = centre.clerk("clerk1", 1)
+    called = []
+    for _ in range(7):
+        ticket = centre.engine.call_next(clerk)["ticket"]
+        called.append(ticket["number"])
+        centre.engine.no_show(clerk, ticket["id"])
+    assert called == [
+        booked[0],
+        booked[1],
+        walk_ins[0],  # two appointments in a row, then a walk-in who waits
+        booked[2],
+        walk_ins[1],
+        walk_ins[2],
+        not_yet["ticket"]["number"],  # its slot has not begun: by the time it came
+    ]

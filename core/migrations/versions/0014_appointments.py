@@ -1,4 +1,5 @@
-"""appointments: opening hours and closed days, appointment slots, bookings
+"""appointments: opening hours and closed days, appointment slots, bookings, the tickets
+they check in as, and each counter's run of appointments called
 
 Revision ID: 0014
 Revises: 0013
@@ -42,9 +43,19 @@ def upgrade() -> None:
     )
     op.create_index("ix_appointments_slot", "appointments", ["service_id", "slot_start"])
     op.create_index("ix_appointments_phone", "appointments", ["centre_id", "phone"])
+    with op.batch_alter_table("tickets") as batch:
+        batch.add_column(sa.Column("booked_for", sa.DateTime(timezone=True)))
+    with op.batch_alter_table("counters") as batch:
+        batch.add_column(
+            sa.Column("appointment_streak", sa.Integer, nullable=False, server_default="0")
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("counters") as batch:
+        batch.drop_column("appointment_streak")
+    with op.batch_alter_table("tickets") as batch:
+        batch.drop_column("booked_for")
     op.drop_index("ix_appointments_phone", "appointments")
     op.drop_index("ix_appointments_slot", "appointments")
     op.drop_table("appointments")
