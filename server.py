@@ -337,7 +337,7 @@ def cmd_serve(args) -> int:
 
     from core import provisioning
     from core.provisioning import ProvisioningError
-    from gateway import collector, web
+    from gateway import collector, notify, web
 
     def offload(fn, *a):
         """Run a blocking call in gevent's thread pool; its exception is raised here, in
@@ -373,6 +373,15 @@ def cmd_serve(args) -> int:
     # full collection stalls every connection (gateway/collector.py).
     collector.install(lambda: len(socketio.server.eio.sockets), gevent.spawn, gevent.sleep)
     gevent.spawn(erase_phone_numbers, ctx.store, gevent.sleep)
+    # Messages to citizens (SMS, Zalo): the outbox's sender (gateway/notify.py).
+    gevent.spawn(
+        notify.run,
+        ctx.store,
+        notify.notifiers_from_env(demo=args.demo),
+        ctx.public_url or "",
+        gevent.sleep,
+        float(os.environ.get("MOTCUA_NOTIFY_EVERY_S", 2)),
+    )
     demo_agent = None
     if args.demo:
         app.config["DEMO_DEVICES"] = web.demo_devices(DEMO_FILE, app.extensions["motcua.pages"])

@@ -109,7 +109,8 @@ def book():
         centre_id = _centre_id(request.args.get("centre"))
         payload = request.get_json(silent=True)
         actor = f"citizen:{request.remote_addr or '?'}"
-        return {"ok": True, **appointments.book(_ctx().store, centre_id, payload, actor)}
+        base = _ctx().public_url or request.host_url
+        return {"ok": True, **appointments.book(_ctx().store, centre_id, payload, actor, base)}
 
     return answer_json(run, request_lang())
 
@@ -189,7 +190,11 @@ def page():
             _spend("book", BOOK_PER_HOUR, BOOK_BURST)
             actor = f"citizen:{request.remote_addr or '?'}"
             booked = appointments.book(
-                ctx.store, centre["id"], {**values, "lang": page_lang()}, actor
+                ctx.store,
+                centre["id"],
+                {**values, "lang": page_lang()},
+                actor,
+                ctx.public_url or request.host_url,
             )
             return redirect(
                 f"/hen/{booked['code']}" + ("?lang=en" if page_lang() == "en" else ""), 303

@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from . import models as m
+from . import notices
 from .errors import QueueError
 from .hours import OpeningHours
 from .roles import change_record
@@ -243,8 +244,10 @@ def days(conn, centre_id: int, now: datetime) -> list[tuple[date, bool]]:
 
 
 # -- booking ----------------------------------------------------------------------------------
-def book(store: Store, centre_id: int, payload, actor: str) -> dict:
-    """Book the slot ``payload`` names; returns the booking (its code once, here)."""
+def book(store: Store, centre_id: int, payload, actor: str, public_base: str = "") -> dict:
+    """Book the slot ``payload`` names; returns the booking (its code once, here). Its
+    confirmation is written to the outbox with it (core/notices.py), with the address of
+    its page under ``public_base``."""
     values = parse(payload, BOOKING)
     phone = normalise_phone(values["phone"])
     lang = "en" if values["lang"] == "en" else "vi"
@@ -308,6 +311,19 @@ def book(store: Store, centre_id: int, payload, actor: str) -> dict:
                 changed_at=tx.now,
             )
         )
+        centre = conn.execute(sa.select(m.centres).where(m.centres.c.id == centre_id)).one()
+        notices.enqueue(
+            conn,
+            centre_id,
+            "booked",
+            phone,
+            notices.booking_params(
+                centre, service, code, slot.start, lang, f"{public_base.rstrip('/')}/hen/{code}"
+            ),
+            f"booked:{code}",
+            tx.now,
+            slot.end,
+        )
         tx.change(
             centre_id,
             "appointment_booked",
@@ -362,6 +378,7 @@ class CheckIn:
     slot_start: datetime
     lang: str
     late: bool  # past the slot's end, the same day: a walk-in's ticket
+    phone: str | None  # to tell the ticket's holder their turn is near
 
 
 def checkable(conn, centre_id: int, code: str, now: datetime) -> CheckIn:
@@ -394,16 +411,19 @@ def checkable(conn, centre_id: int, code: str, now: datetime) -> CheckIn:
     service = conn.execute(
         sa.select(m.services.c.code).where(m.services.c.id == row.service_id)
     ).scalar_one()
-    return CheckIn(row.id, service, row.slot_start, row.lang, late)
+    return CheckIn(row.id, service, row.slot_start, row.lang, late, row.phone)
 
 
-def mark_checked_in(conn, appointment_id: int, ticket_id: int, now: datetime) -> None:
-    a = m.appointments
+def mark_checked_in(conn, found: CheckIn, ticket_id: int, now: datetime) -> None:
+    """The booking is checked in as the ticket, which keeps its phone number."""
+    a, t = m.appointments, m.tickets
     conn.execute(
         sa.update(a)
-        .where(a.c.id == appointment_id)
+        .where(a.c.id == found.id)
         .values(status="checked_in", ticket_id=ticket_id, changed_at=now)
     )
+    if found.phone:
+        conn.execute(sa.update(t).where(t.c.id == ticket_id).values(phone=found.phone))
 
 
 def lookup(conn, code: str, now: datetime) -> dict:
@@ -468,6 +488,23 @@ def purge_phones(store: Store, now: datetime) -> int:
         ]
         if ended:
             tx.conn.execute(sa.update(a).where(a.c.id.in_(ended)).values(phone=None))
-        return len(ended)
+        t = m.tickets
+        days = tx.conn.execute(
+            sa.select(t.c.id, t.c.business_date, c.c.timezone)
+            .join(c, c.c.id == t.c.centre_id)
+            .where(t.c.phone.is_not(None), t.c.business_date <= now.date())
+        ).all()
+        done = [
+            row.id
+            for row in days
+            if row.business_date < now.astimezone(ZoneInfo(row.timezone)).date()
+        ]
+        if done:
+            tx.conn.execute(sa.update(t).where(t.c.id.in_(done)).values(phone=None))
+        n = m.notifications
+        tx.conn.execute(
+            sa.update(n).where(n.c.phone.is_not(None), n.c.status != "pending").values(phone=None)
+        )
+        return len(ended) + len(done)
 
     return store.write(op, centre_id=0, actor="system:purge")

@@ -115,6 +115,11 @@ _TICKET = views.TICKET_DETAIL.where(
 _COUNTER = sa.select(_c).where(_c.c.id == sa.bindparam("counter_id"))
 
 
+# A number may be left for a ticket this long after it was taken, at the kiosk that
+# issued it (the citizen is still in front of it).
+LEAVE_PHONE_WITHIN = timedelta(minutes=5)
+
+
 def format_number(prefix: str, n: int) -> str:
     return f"{prefix}{n:03d}"
 
@@ -363,6 +368,27 @@ class QueueEngine:
         )
         return answer
 
+    def leave_phone(self, actor: Actor, ticket_id: int, phone: str, request_id=None) -> dict:
+        """The holder of a ticket just taken at this kiosk leaves a mobile number, to be
+        told by SMS or Zalo when their turn is near (core/notices.py); erased when the
+        ticket's day ends."""
+        number = appointments.normalise_phone(phone)
+
+        def op(tx: Tx) -> dict:
+            tx.lock_centre(actor.centre_id)
+            ticket = self._ticket(tx.conn, actor, ticket_id)
+            if (
+                ticket["issued_by_device_id"] != actor.id
+                or ticket["status"] not in WAITING
+                or tx.now - ticket["issued_at"] > LEAVE_PHONE_WITHIN
+            ):
+                raise QueueError("conflict", "phone_too_late", number=ticket["number"])
+            tx.conn.execute(sa.update(_t).where(_t.c.id == ticket_id).values(phone=number))
+            record(tx, actor, "phone_left", ticket_id=ticket_id, request_id=request_id)
+            return {"ticket": {"id": ticket_id, "number": ticket["number"]}, "phone": number[-3:]}
+
+        return self._write(actor, request_id, op, "leave_phone")
+
     def check_in(
         self,
         actor: Actor,
@@ -389,7 +415,7 @@ class QueueEngine:
                 booked_for=booked_for,
                 details={"appointment": code, "late": found.late},
             )
-            appointments.mark_checked_in(tx.conn, found.id, answer["ticket"]["id"], tx.now)
+            appointments.mark_checked_in(tx.conn, found, answer["ticket"]["id"], tx.now)
             answer["appointment"] = {
                 "code": code,
                 "slot_start": found.slot_start.isoformat(),

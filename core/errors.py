@@ -86,6 +86,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Lịch hẹn {booking} đã qua giờ hẹn.",
         "The time of appointment {booking} has passed.",
     ),
+    "phone_too_late": (
+        "Chỉ để lại được số điện thoại ngay sau khi lấy số {number}, tại máy đã cấp số.",
+        "A phone number can be left only just after taking ticket {number}, at the same kiosk.",
+    ),
     "check_in_too_early": (
         "Lịch hẹn của Ông/Bà lúc {slot}. Mời Ông/Bà quay lại lấy số từ {time}.",
         "Your appointment is at {slot}. Please come back for your number from {time}.",

@@ -79,6 +79,8 @@ centres = sa.Table(
     sa.Column("slot_minutes", sa.Integer, nullable=False, server_default="30"),
     sa.Column("booking_days", sa.Integer, nullable=False, server_default="14"),
     sa.Column("appointment_share", sa.Float, nullable=False, server_default="0.5"),
+    # Text a ticket's holder when this many people are ahead (core/notices.py).
+    sa.Column("notify_ahead", sa.Integer, nullable=False, server_default="3"),
 )
 
 services = sa.Table(
@@ -231,6 +233,9 @@ tickets = sa.Table(
     # The start of the booked slot, for a ticket an appointment checked in as (in its
     # window): called ahead of walk-ins from then (core/ordering.py); NULL: a walk-in.
     sa.Column("booked_for", UTCDateTime),
+    # A number to tell its holder their turn is near (kiosk or booking), erased when the
+    # ticket's day ends (core/appointments.py purge_phones).
+    sa.Column("phone", sa.String(16)),
     sa.UniqueConstraint("centre_id", "prefix", "business_date", "seq_no"),
     sa.Index("ix_tickets_queue", "centre_id", "business_date", "status", "service_id", "issued_at"),
     sa.Index("ix_tickets_counter_status", "counter_id", "status"),
@@ -360,6 +365,30 @@ appointments = sa.Table(
     sa.Column("ticket_id", sa.ForeignKey("tickets.id")),
     sa.Index("ix_appointments_slot", "service_id", "slot_start"),
     sa.Index("ix_appointments_phone", "centre_id", "phone"),
+)
+
+# Messages to citizens, written in the transaction that makes them due and sent after it
+# by each server process's sender (gateway/notify.py): nothing is lost, nothing waits on
+# a gateway. ``dedupe`` makes each message (a booking's confirmation, a ticket's "your
+# turn is near") one row however many processes notice it.
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("centre_id", sa.ForeignKey("centres.id"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # booked, reminder, near, called
+    sa.Column("phone", sa.String(16)),  # erased once sent, failed or expired
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("dedupe", sa.String(64), nullable=False, unique=True),
+    sa.Column("status", sa.String(16), nullable=False),  # pending, sent, failed, expired
+    sa.Column("channel", sa.String(8)),  # the channel that took it (sms, zns)
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("error", sa.String(200)),
+    sa.Index("ix_notifications_due", "status", "next_at"),
 )
 
 audit_log = sa.Table(

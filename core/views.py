@@ -556,6 +556,8 @@ def ticket_status(
         "ahead": ahead,
         "estimated_wait_s": wait,
         "on_break": on_break,
+        # The page alerts its holder (vibration, a notification) when this few are ahead.
+        "notify_ahead": ctr.notify_ahead,
         "checked_at": iso(datetime.now(UTC), ctr.timezone),
     }
 

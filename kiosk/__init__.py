@@ -50,6 +50,17 @@ class KioskDoor(Door):
             },
             "check_in",
         ),
+        # The holder of a ticket just taken leaves a mobile number, to be told when their
+        # turn is near (docs/appointments.md).
+        "notify_me": (
+            {
+                "ticket_id": Field(int, required=True, min=1),
+                "phone": Field(str, required=True, max_len=20),
+                "lang": Field(str, max_len=8, nullable=True),
+                "request_id": REQUEST_ID,
+            },
+            "notify_me",
+        ),
     }
 
     def authenticate(self, auth: dict, lang: str) -> Client:
@@ -89,6 +100,9 @@ class KioskDoor(Door):
         result = self.ctx.engine.check_in(client.actor, code, request_id, base, lang or "vi")
         return _with_status_url(result, base)
 
+    def notify_me(self, client: Client, ticket_id: int, phone: str, lang, request_id):
+        return self.ctx.engine.leave_phone(client.actor, ticket_id, phone, request_id)
+
 
 def _with_status_url(result: dict, base: str) -> dict:
     out = {k: v for k, v in result.items() if k != "status_path"}
@@ -120,6 +134,7 @@ STATUS_STRINGS = {
         "Quầy đang tạm dừng. Ông/Bà vẫn giữ lượt và được phục vụ khi quầy làm việc lại."
     ),
     "updated": N_("Cập nhật lúc {time}."),
+    "near": N_("Sắp đến lượt Ông/Bà: còn {n} người phía trước."),
     # Rating the visit here, when the counter's tablet did not get it.
     "rate_question": N_("Ông/Bà đánh giá thế nào về việc giải quyết thủ tục hôm nay?"),
     "level_3": N_("Rất hài lòng"),
@@ -221,6 +236,14 @@ KIOSK_STRINGS = {
     "setup_hint": N_("Cán bộ kỹ thuật: mở trang này một lần với mã thiết bị, /kiosk/?token=…"),
     "no_services": N_("Hiện chưa có lĩnh vực nào nhận hồ sơ."),
     # Checking in a booking (docs/appointments.md).
+    "phone_open": N_("Nhắn tin cho tôi khi sắp đến lượt"),
+    "phone_title": N_("Số điện thoại di động của Ông/Bà"),
+    "phone_hint": N_(
+        "Trung tâm nhắn tin khi còn ít người trước Ông/Bà và khi gọi số. Số điện thoại được "
+        "xóa khi hết ngày."
+    ),
+    "phone_send": N_("Gửi"),
+    "phone_done": N_("Trung tâm sẽ nhắn tin tới số …{tail} khi sắp đến lượt Ông/Bà."),
     "booked_open": N_("Tôi đã đặt lịch hẹn"),
     "booked_title": N_("Quét mã QR của lịch hẹn, hoặc nhập 8 chữ số của mã"),
     "booked_hint": N_("Mã có trên trang đặt lịch và trong tin nhắn xác nhận."),

@@ -103,3 +103,26 @@ def test_a_booked_citizen_checks_in_at_the_kiosk_and_is_called_first(
     heard = [display.wait_change("called")["ticket"] for _ in range(3)]
     assert [t["number"] for t in heard] == called
     assert heard[0]["appointment"] and heard[1]["appointment"] and heard[2]["appointment"] is None
+
+
+def test_a_walk_in_leaves_a_phone_number_on_the_kiosk_keypad(browser, sqlite_server, devices):
+    devices.counter(sqlite_server, "clerk1", 1)  # TP open
+    context = browser.new_context(viewport=KIOSK_SCREEN, locale="vi-VN", has_touch=True)
+    page = context.new_page()
+    errors = PageErrors(page)
+    page.goto(f"{sqlite_server.url}/kiosk/?token={KIOSK}")
+    page.locator("[data-service=TP]").tap()
+    expect(page.get_by_test_id("number")).to_have_text("A001")
+    page.get_by_test_id("phone-open").tap()
+    for digit in "0987654321":
+        page.locator(f"[data-key='{digit}']").tap()
+    expect(page.get_by_test_id("code")).to_have_text("0987 654 321")
+    screenshot(page, "kiosk-phone")
+    page.get_by_test_id("take").tap()
+    expect(page.get_by_test_id("phone-left")).to_have_text(
+        "Trung tâm sẽ nhắn tin tới số …321 khi sắp đến lượt Ông/Bà."
+    )
+    expect(page.get_by_test_id("number")).to_have_text("A001")
+    expect(page.get_by_test_id("phone-open")).to_have_count(0)
+    assert errors.errors == []
+    context.close()

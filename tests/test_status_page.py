@@ -154,3 +154,46 @@ def test_a_counter_on_a_break_is_said_on_the_phone(sqlite_server, devices, brows
     expect(page.get_by_test_id("on-break")).to_be_hidden(timeout=10000)
     assert errors.errors == []
     page.close()
+
+
+def test_the_page_vibrates_and_notifies_when_the_turn_is_near_and_at_the_call(
+    sqlite_server, devices, browser
+):
+    kiosk = devices.kiosk(sqlite_server)
+    for _ in range(4):
+        kiosk.call("issue", {"service": "TP"})
+    mine = kiosk.call("issue", {"service": "TP"})
+    context = browser.new_context(viewport=PHONE_SCREEN, locale="vi-VN")
+    # What the page asks of the phone, recorded: its notifications and vibrations.
+    context.add_init_script(
+        """
+        window.__notes = []; window.__vibes = 0;
+        window.Notification = class { constructor(title) { window.__notes.push(title); }
+          static permission = "default";
+          static async requestPermission() {
+            Notification.permission = "granted"; return "granted"; } };
+        navigator.vibrate = () => { window.__vibes += 1; return true; };
+        """
+    )
+    page = context.new_page()
+    page.goto(mine["status_url"])
+    expect(page.get_by_test_id("ahead")).to_have_text("4")
+    page.get_by_test_id("notify-ask").click()  # asked only when the holder taps
+    expect(page.get_by_test_id("notify-ask")).to_be_hidden()
+    clerk = devices.counter(sqlite_server, "clerk1", 1)
+    first = clerk.call("call_next", {})["ticket"]
+    expect(page.get_by_test_id("alerted")).to_have_text(
+        "Sắp đến lượt Ông/Bà: còn 3 người phía trước."
+    )
+    assert page.evaluate("window.__notes") == [
+        f"{mine['ticket']['number']}: Sắp đến lượt Ông/Bà: còn 3 người phía trước."
+    ]
+    screenshot(page, "status-near")
+    assert clerk.call("no_show", {"ticket_id": first["id"]})["ok"]
+    for _ in range(3):
+        t = clerk.call("call_next", {})["ticket"]
+        assert clerk.call("no_show", {"ticket_id": t["id"]})["ok"]
+    clerk.call("call_next", {})
+    expect(page.get_by_test_id("alerted")).to_have_text("Mời Ông/Bà đến quầy số 1")
+    assert len(page.evaluate("window.__notes")) == 2 and page.evaluate("window.__vibes") == 2
+    context.close()

@@ -20,14 +20,16 @@ const state = {
   centre: null,
   services: [], // snapshot order; each {code, name, agency, waiting, estimated_wait_s, open}
   online: false,
-  view: "services", // services | priority | booked | issuing | ticket | error | setup
+  view: "services", // services | priority | booked | phone | issuing | ticket | error | setup
   priority: null,
   ticket: null, // the acknowledgement of the last issue
   printing: null, // null (no printer) | "pending" | "printed" | "failed"
   error: null,
-  code: "", // the booking code being typed
+  code: "", // the digits being typed on the keypad (a booking's code, a phone number)
+  phoneLeft: null, // the last digits of the number left for the ticket on screen
 };
 const CODE_DIGITS = 8;
+const PHONE_DIGITS = 10;
 let countdown = null;
 let printTimer = null;
 // Print results heard for recent tickets, in case one arrives before its acknowledgement.
@@ -59,6 +61,7 @@ function show(view, extra = {}) {
 function reset() {
   state.priority = null;
   state.code = "";
+  state.phoneLeft = null;
   state.ticket = null;
   state.printing = null;
   state.error = null;
@@ -141,21 +144,32 @@ function servicesView() {
   return parts;
 }
 
-// The booking code: an on-screen keypad (no keyboard), big digits in two groups of four.
+// Digits on an on-screen keypad (nothing needs a keyboard): a booking's code (8 digits,
+// shown in two groups of four) or a phone number (10, shown 4-3-3).
+const KEYPADS = {
+  booked: { digits: CODE_DIGITS, groups: [4, 4], title: "booked_title", hint: "booked_hint",
+    submit: "booked_take", action: () => checkIn(), back: () => reset() },
+  phone: { digits: PHONE_DIGITS, groups: [4, 3, 3], title: "phone_title", hint: "phone_hint",
+    submit: "phone_send", action: () => leavePhone(), back: () => show("ticket") },
+};
+
 function typeDigit(digit) {
-  if (state.code.length < CODE_DIGITS) state.code += digit;
+  if (state.code.length < KEYPADS[state.view].digits) state.code += digit;
   showCode();
 }
 
 function showCode() {
-  const shown = state.code.padEnd(CODE_DIGITS, "·");
+  const pad = KEYPADS[state.view];
   const box = document.getElementById("code");
-  if (!box) return;
-  box.textContent = `${shown.slice(0, 4)} ${shown.slice(4)}`;
-  document.getElementById("take").disabled = state.code.length !== CODE_DIGITS || !state.online;
+  if (!pad || !box) return;
+  const shown = state.code.padEnd(pad.digits, "·");
+  let at = 0;
+  box.textContent = pad.groups.map((n) => shown.slice(at, (at += n))).join(" ");
+  document.getElementById("take").disabled = state.code.length !== pad.digits || !state.online;
 }
 
-function bookedView() {
+function keypadView() {
+  const pad = KEYPADS[state.view];
   const key = (label, action, extra = {}) =>
     el("button", { type: "button", class: "k-key", onclick: action, ...extra }, label);
   const keys = ["1", "2", "3", "4", "5", "6", "7", "8", "9"].map((d) =>
@@ -164,14 +178,14 @@ function bookedView() {
     key(t("booked_delete"), () => { state.code = state.code.slice(0, -1); showCode(); },
       { class: "k-key k-key-small", "data-key": "delete" }),
     key("0", () => typeDigit("0"), { "data-key": "0" }),
-    key(t("booked_take"), () => checkIn(), { class: "k-key k-key-take", id: "take", "data-testid": "take" }),
+    key(t(pad.submit), pad.action, { class: "k-key k-key-take", id: "take", "data-testid": "take" }),
   );
   const view = [
-    el("h1", { class: "k-title" }, t("booked_title")),
+    el("h1", { class: "k-title" }, t(pad.title)),
     el("div", { class: "k-code", id: "code", "data-testid": "code" }),
     el("div", { class: "k-keypad" }, keys),
-    el("p", { class: "k-note" }, t("booked_hint")),
-    el("button", { type: "button", class: "k-done", onclick: reset }, t("back")),
+    el("p", { class: "k-note" }, t(pad.hint)),
+    el("button", { type: "button", class: "k-done", onclick: pad.back }, t("back")),
   ];
   queueMicrotask(showCode);
   return view;
@@ -226,6 +240,8 @@ function ticketView() {
       el("div", { class: "k-ticket-service" }, service ? named(service) : a.ticket.service.name),
       booked ? el("div", { class: "k-ticket-priority", "data-testid": "booked" },
         booked.late ? t("booked_late") : t("booked_ticket", { time: a.ticket.appointment.slice(11, 16) })) : null,
+      state.phoneLeft ? el("p", { class: "k-ticket-priority", "data-testid": "phone-left" },
+        t("phone_done", { tail: state.phoneLeft })) : null,
       a.ticket.priority ? el("div", { class: "k-ticket-priority" },
         t("priority_chosen", { group: priorityLabel(a.ticket.priority) })) : null,
       el("dl", { class: "k-facts" },
@@ -239,6 +255,9 @@ function ticketView() {
         el("p", {}, t("scan"))),
       el("p", { class: "k-instruction " + (state.printing || ""), id: "print-state",
         "data-testid": "print-state" }, printText())),
+    booked || state.phoneLeft ? null
+      : el("button", { type: "button", class: "k-priority-open k-booked-open", "data-testid": "phone-open",
+        onclick: () => show("phone", { code: "" }) }, t("phone_open")),
     el("button", { type: "button", class: "k-done", onclick: reset }, t("done")),
     back,
   ];
@@ -265,7 +284,7 @@ function render() {
       setup: true, hint: state.refused.kept ? "token_kept" : "token_wrong_hint" });
   } else if (state.view === "setup") content = messageView(t("setup_needed"), { setup: true });
   else if (state.view === "priority") content = priorityView();
-  else if (state.view === "booked") content = bookedView();
+  else if (state.view in KEYPADS) content = keypadView();
   else if (state.view === "issuing") content = [el("p", { class: "k-message" }, t("issuing"))];
   else if (state.view === "ticket") content = ticketView();
   else if (state.view === "error") content = messageView(state.error);
@@ -296,18 +315,32 @@ async function checkIn() {
   await take("check_in", { code: state.code, lang: currentLang() }, (error) => error?.message);
 }
 
+async function leavePhone() {
+  if (state.view !== "phone" || state.code.length !== PHONE_DIGITS) return;
+  const ticket = state.ticket;
+  const phone = state.code;
+  try {
+    const answer = await link.request("notify_me",
+      { ticket_id: ticket.ticket.id, phone, lang: currentLang() });
+    if (answer?.ok) show("ticket", { phoneLeft: answer.phone });
+    else show("error", { error: answer?.error?.message || t("error_generic") });
+  } catch {
+    show("error", { error: t("error_no_answer") });
+  }
+}
+
 // Type a booking code with a scanner (or a keyboard): digits then Enter, from the start
 // screen or the keypad's.
 document.addEventListener("keydown", (event) => {
-  if (!["services", "booked"].includes(state.view) || event.ctrlKey || event.altKey) return;
+  if (!["services", "booked", "phone"].includes(state.view) || event.ctrlKey || event.altKey) return;
   if (/^[0-9]$/.test(event.key)) {
     if (state.view === "services") show("booked", { code: "" });
     typeDigit(event.key);
     event.preventDefault();
-  } else if (event.key === "Enter" && state.view === "booked") {
-    checkIn();
+  } else if (event.key === "Enter" && state.view in KEYPADS) {
+    KEYPADS[state.view].action();
     event.preventDefault();
-  } else if (event.key === "Backspace" && state.view === "booked") {
+  } else if (event.key === "Backspace" && state.view in KEYPADS) {
     state.code = state.code.slice(0, -1);
     showCode();
   }
@@ -341,7 +374,7 @@ async function take(event, payload, explain = refusalText) {
 let idleTimer = null;
 function idleCheck(touched) {
   const changed = document.documentElement.lang !== "vi" || state.priority !== null;
-  if (!((state.view === "services" && changed) || ["priority", "booked"].includes(state.view))) {
+  if (!((state.view === "services" && changed) || ["priority", "booked", "phone"].includes(state.view))) {
     clearTimeout(idleTimer);
     idleTimer = null;
   } else if (touched || idleTimer === null) {

@@ -24,7 +24,37 @@ function show(s) {
   $("on-break").hidden = !s.on_break;
   $("updated").textContent = t("updated", { time: s.checked_at.slice(11, 16) });
   showRating(s.rating);
+  alertHolder(s);
 }
+
+// ---- telling the holder while the page is open: vibration and a notification ---------
+// Once when few are ahead (the centre's notify_ahead), once at each call. Notifications
+// need the holder's permission: asked only when they tap the button, never on load.
+const alerted = new Set();
+function alertHolder(s) {
+  const tk = s.ticket;
+  let what = null;
+  if (tk.status === "called") what = [`called:${tk.called_at}`, t("called_to", { n: tk.counter })];
+  else if (s.ahead !== null && s.ahead <= s.notify_ahead && ["waiting", "transferred"].includes(tk.status)) {
+    what = ["near", t("near", { n: s.ahead })];
+  }
+  const ask = $("notify-ask");
+  ask.hidden = !("Notification" in window) || Notification.permission !== "default"
+    || !["waiting", "transferred"].includes(tk.status);
+  if (!what || alerted.has(what[0])) return;
+  alerted.add(what[0]);
+  // Browsers let a page vibrate only once its holder has touched it.
+  if (navigator.userActivation?.hasBeenActive ?? true) navigator.vibrate?.([300, 150, 300]);
+  if ("Notification" in window && Notification.permission === "granted") {
+    new Notification(`${tk.number}: ${what[1]}`, { tag: `motcua-${tk.id}` });
+  }
+  $("alerted").textContent = what[1];
+  $("alerted").hidden = false;
+}
+$("notify-ask").addEventListener("click", async () => {
+  await Notification.requestPermission();
+  $("notify-ask").hidden = true;
+});
 
 // ---- rating the visit here (docs/protocol.md 8.6), when the tablet did not get it ----
 const box = document.getElementById("rating");

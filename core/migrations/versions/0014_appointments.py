@@ -1,5 +1,6 @@
 """appointments: opening hours and closed days, appointment slots, bookings, the tickets
-they check in as, and each counter's run of appointments called
+they check in as, and each counter's run of appointments called; the phone number a
+ticket's holder left, and the outbox of messages to citizens (SMS, Zalo)
 
 Revision ID: 0014
 Revises: 0013
@@ -45,6 +46,27 @@ def upgrade() -> None:
     op.create_index("ix_appointments_phone", "appointments", ["centre_id", "phone"])
     with op.batch_alter_table("tickets") as batch:
         batch.add_column(sa.Column("booked_for", sa.DateTime(timezone=True)))
+        batch.add_column(sa.Column("phone", sa.String(16)))
+    with op.batch_alter_table("centres") as batch:
+        batch.add_column(sa.Column("notify_ahead", sa.Integer, nullable=False, server_default="3"))
+    op.create_table(
+        "notifications",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("centre_id", sa.Integer, sa.ForeignKey("centres.id"), nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("phone", sa.String(16)),
+        sa.Column("params", sa.JSON, nullable=False),
+        sa.Column("dedupe", sa.String(64), nullable=False, unique=True),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("channel", sa.String(8)),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("next_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True)),
+        sa.Column("error", sa.String(200)),
+    )
+    op.create_index("ix_notifications_due", "notifications", ["status", "next_at"])
     with op.batch_alter_table("counters") as batch:
         batch.add_column(
             sa.Column("appointment_streak", sa.Integer, nullable=False, server_default="0")
@@ -54,7 +76,12 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("counters") as batch:
         batch.drop_column("appointment_streak")
+    op.drop_index("ix_notifications_due", "notifications")
+    op.drop_table("notifications")
+    with op.batch_alter_table("centres") as batch:
+        batch.drop_column("notify_ahead")
     with op.batch_alter_table("tickets") as batch:
+        batch.drop_column("phone")
         batch.drop_column("booked_for")
     op.drop_index("ix_appointments_phone", "appointments")
     op.drop_index("ix_appointments_slot", "appointments")
