@@ -117,6 +117,7 @@ _SPEC: dict[str, dict[str, tuple[type, bool]]] = {
         "slot_minutes": (int, False),
         "booking_days": (int, False),
         "appointment_share": (float, False),
+        "notify_ahead": (int, False),  # text a ticket's holder this few ahead (core/notices.py)
     },
     "services": {
         "code": (str, True),
@@ -317,6 +318,8 @@ def _check_appointments(c: dict, fail) -> None:
         fail("slot_minutes", "“slot_minutes” phải là 10, 15, 20, 30 hoặc 60")
     if not 1 <= c.get("booking_days", 14) <= 90:
         fail("booking_days", "“booking_days” phải từ 1 đến 90 ngày")
+    if not 1 <= c.get("notify_ahead", 3) <= 20:
+        fail("notify_ahead", "“notify_ahead” phải từ 1 đến 20 người")
     if not 0 <= c.get("appointment_share", 0.5) <= 0.8:
         fail(
             "appointment_share",
@@ -444,6 +447,7 @@ def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
             "slot_minutes": c.get("slot_minutes", 30),
             "booking_days": c.get("booking_days", 14),
             "appointment_share": c.get("appointment_share", 0.5),
+            "notify_ahead": c.get("notify_ahead", 3),
         },
         summary,
         f"centre {c['code']}",

@@ -311,3 +311,17 @@ def test_appointments_in_their_slot_go_ahead_of_walk_ins_two_at_a_time(centre):
         walk_ins[2],
         not_yet["ticket"]["number"],  # its slot has not begun: by the time it came
     ]
+
+
+def test_another_centres_kiosk_does_not_know_the_code(centre):
+    from core.provisioning import provision
+    from harness.centre import COMMUNE
+
+    provision(centre.store, COMMUNE)
+    code = _booked_now(centre, "0912345678")
+    commune_kiosk = centre.device("t2-kiosk-token-00001")
+    assert commune_kiosk.centre_id != centre.centre_id
+    with pytest.raises(QueueError) as e:
+        centre.engine.check_in(commune_kiosk, code)
+    assert (e.value.code, e.value.key) == ("not_found", "unknown_booking")
+    assert centre.engine.check_in(centre.device(KIOSK), code)["ticket"]["appointment"]
