@@ -261,6 +261,13 @@ tickets = sa.Table(
         sqlite_where=sa.text(_WAITING),
         postgresql_where=sa.text(_WAITING),
     ),
+    # The tickets whose holder left a phone number (core/notices.py reads them often).
+    sa.Index(
+        "ix_tickets_phone",
+        "business_date",
+        sqlite_where=sa.text("phone IS NOT NULL"),
+        postgresql_where=sa.text("phone IS NOT NULL"),
+    ),
 )
 
 # Tickets waiting per service and business day, kept by the engine in the transaction of
@@ -365,6 +372,7 @@ appointments = sa.Table(
     sa.Column("ticket_id", sa.ForeignKey("tickets.id")),
     sa.Index("ix_appointments_slot", "service_id", "slot_start"),
     sa.Index("ix_appointments_phone", "centre_id", "phone"),
+    sa.Index("ix_appointments_start", "slot_start"),
 )
 
 # Messages to citizens, written in the transaction that makes them due and sent after it

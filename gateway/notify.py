@@ -183,12 +183,17 @@ class Sender:
 
     def send_due(self) -> int:
         """Claim and send what is due now; returns how many were claimed."""
-        if not self.notifiers:
-            return 0
+        if not self.notifiers or not self.store.read(self._anything_due):
+            return 0  # a read, not a write transaction, every round with nothing to send
         claimed = self.store.write(self._claim, centre_id=0, actor="system:notify")
         for row in claimed:
             self._send(row)
         return len(claimed)
+
+    def _anything_due(self, conn) -> bool:
+        n = m.notifications
+        q = sa.select(n.c.id).where(n.c.status == "pending", n.c.next_at <= self.clock()).limit(1)
+        return conn.execute(q).first() is not None
 
     def _claim(self, tx: Tx) -> list[dict]:
         n = m.notifications

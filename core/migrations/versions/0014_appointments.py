@@ -67,6 +67,16 @@ def upgrade() -> None:
         sa.Column("error", sa.String(200)),
     )
     op.create_index("ix_notifications_due", "notifications", ["status", "next_at"])
+    # What the notices' check reads every few seconds: tickets with a phone number, and
+    # bookings by their slot's start.
+    op.create_index(
+        "ix_tickets_phone",
+        "tickets",
+        ["business_date"],
+        sqlite_where=sa.text("phone IS NOT NULL"),
+        postgresql_where=sa.text("phone IS NOT NULL"),
+    )
+    op.create_index("ix_appointments_start", "appointments", ["slot_start"])
     with op.batch_alter_table("counters") as batch:
         batch.add_column(
             sa.Column("appointment_streak", sa.Integer, nullable=False, server_default="0")
@@ -76,6 +86,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("counters") as batch:
         batch.drop_column("appointment_streak")
+    op.drop_index("ix_appointments_start", "appointments")
+    op.drop_index("ix_tickets_phone", "tickets")
     op.drop_index("ix_notifications_due", "notifications")
     op.drop_table("notifications")
     with op.batch_alter_table("centres") as batch:
