@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-import requests
 import sqlalchemy as sa
 from playwright.sync_api import expect
 
+from harness.booking import book
 from harness.browser import KIOSK_SCREEN, PageErrors, screenshot
 from harness.centre import KIOSK
 
@@ -22,16 +22,7 @@ ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 def booked(server, phone: str, begun_min: float = 5) -> str:
     """A TP booking made through the API, its slot then moved to have begun
     ``begun_min`` minutes ago (as if booked for now)."""
-    api = server.url + "/api/v1/appointments"
-    day = (datetime.now(ZONE).date() + timedelta(days=1)).isoformat()
-    slot = requests.get(api + "/slots", params={"service": "TP", "date": day}, timeout=10)
-    body = {
-        "service": "TP",
-        "slot": slot.json()["slots"][0]["start"],
-        "name": "Phạm Văn Bảo",
-        "phone": phone,
-    }
-    r = requests.post(api, json=body, timeout=10)
+    r = book(server, "Phạm Văn Bảo", phone)
     assert r.status_code == 200, r.text
     code = r.json()["code"]
     start = datetime.now(UTC) - timedelta(minutes=begun_min)

@@ -6,12 +6,11 @@ messages go when it is back."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-import requests
 
+from harness.booking import book, first_slot_tomorrow
 from harness.centre import CentreServer
 from harness.gateways import StandIn
 
@@ -61,17 +60,9 @@ def test_near_and_called_reach_the_ticket_holder_once(server, gateway, devices):
 
 def test_a_gateway_down_delays_nothing_and_the_confirmation_goes_when_it_is_back(server, gateway):
     gateway.stop()
-    api = server.url + "/api/v1/appointments"
-    day = (datetime.now(ZONE).date() + timedelta(days=1)).isoformat()
-    slot = requests.get(api + "/slots", params={"service": "TP", "date": day}, timeout=10)
-    body = {
-        "service": "TP",
-        "slot": slot.json()["slots"][0]["start"],
-        "name": "Đỗ Minh Châu",
-        "phone": "0912345678",
-    }
+    slot = first_slot_tomorrow(server)
     started = time.monotonic()
-    r = requests.post(api, json=body, timeout=10)
+    r = book(server, "Đỗ Minh Châu", "0912345678", slot=slot)
     assert r.status_code == 200 and time.monotonic() - started < 2
     code = r.json()["code"]
     time.sleep(1.5)  # the sender tried, failed, backs off
