@@ -113,6 +113,8 @@ _TICKET = views.TICKET_DETAIL.where(
     _t.c.id == sa.bindparam("ticket_id"), _t.c.centre_id == sa.bindparam("centre_id")
 )
 _COUNTER = sa.select(_c).where(_c.c.id == sa.bindparam("counter_id"))
+_TIMEZONE = Raw("SELECT timezone FROM centres WHERE id = :centre_id")
+_STREAKS = Raw("UPDATE counters SET priority_streak = :p, appointment_streak = :a WHERE id = :id")
 
 
 # A number may be left for a ticket this long after it was taken, at the kiosk that
@@ -557,7 +559,7 @@ class QueueEngine:
     def _call_next_tx(self, tx: Tx, actor: Actor, request_id) -> dict:
         tx.lock_centre(actor.centre_id)
         counter = self._ready_to_call(tx, actor, request_id)
-        tz = views.centre(tx.conn, actor.centre_id).timezone
+        (tz,) = _TIMEZONE.one(tx.conn, {"centre_id": actor.centre_id})
         queue = CounterQueue(tx.conn, counter, business_date(tx.now, tz), tx.now)
         chosen = self.policy.choose(queue)
         if chosen is None:
@@ -592,11 +594,7 @@ class QueueEngine:
         if not ticket["priority"]:  # an appointment in its slot extends the run, others end it
             due = ticket["booked_for"] is not None and ticket["booked_for"] <= tx.now
             appointments_run = appointments_run + 1 if due else 0
-        conn.execute(
-            sa.update(_c)
-            .where(_c.c.id == counter["id"])
-            .values(priority_streak=streak, appointment_streak=appointments_run)
-        )
+        _STREAKS.run(conn, {"id": counter["id"], "p": streak, "a": appointments_run})
         sent_to = ticket["target_counter_id"]
         t, summary = self._move(
             tx,

@@ -261,6 +261,20 @@ tickets = sa.Table(
         sqlite_where=sa.text(_WAITING),
         postgresql_where=sa.text(_WAITING),
     ),
+    # Appointments waiting in their service's queue (core/ordering.py): empty most days.
+    sa.Index(
+        "ix_tickets_booked",
+        "service_id",
+        "business_date",
+        "booked_for",
+        "id",
+        sqlite_where=sa.text(
+            f"{_WAITING} AND target_counter_id IS NULL AND booked_for IS NOT NULL"
+        ),
+        postgresql_where=sa.text(
+            f"{_WAITING} AND target_counter_id IS NULL AND booked_for IS NOT NULL"
+        ),
+    ),
     # The tickets whose holder left a phone number (core/notices.py reads them often).
     sa.Index(
         "ix_tickets_phone",

@@ -82,22 +82,30 @@ class CounterQueue:
 
     def due_appointment(self) -> Head | None:
         """The waiting ticket of an appointment whose slot began the earliest (None before
-        any slot has begun, or without ``now``)."""
+        any slot has begun, or without ``now``): one probe per service of a partial index
+        that holds only waiting appointments (migration 0014), as ``oldest`` does."""
         if self.now is None:
             return None
-        t = m.tickets
-        row = self.conn.execute(
-            self._base()
-            .with_only_columns(t.c.id, t.c.issued_at)
-            .where(t.c.priority.is_(None), t.c.booked_for <= self.now)
-            .order_by(t.c.booked_for, t.c.id)
-            .limit(1)
-        ).first()
-        return Head(*row) if row is not None else None
+        day, now = self.business_date, self.now
+        heads = [
+            _BOOKED_HEAD.first(self.conn, {"service_id": s, "day": day, "now": now})
+            for s in self._service_ids()
+        ]
+        heads.append(
+            _BOOKED_TARGETED.first(
+                self.conn, {"counter_id": self.counter["id"], "day": day, "now": now}
+            )
+        )
+        found = [h for h in heads if h is not None]
+        if not found:
+            return None
+        ticket_id, issued_at, _booked_for = min(found, key=lambda h: (h[2], h[0]))
+        return Head(ticket_id, issued_at)
 
     def _service_ids(self) -> list[int]:
         if self._services is None:
-            self._services = counter_service_ids(self.conn, [self.counter["id"]])
+            rows = _SERVED.run(self.conn, {"counter_id": self.counter["id"]}).fetchall()
+            self._services = [service_id for (service_id,) in rows]
         return self._services
 
 
@@ -140,6 +148,25 @@ _TARGETED_HEAD = {
     )
     for kind, cond in _PRIORITY_SQL.items()
 }
+
+
+_SERVED = Raw(
+    "SELECT service_id FROM counter_services WHERE counter_id = :counter_id ORDER BY service_id"
+)
+# Appointments in their slot (tickets.booked_for: the slot's start), earliest slot first.
+_BOOKED_HEAD = Raw(
+    f"""SELECT id, issued_at, booked_for FROM tickets
+        WHERE service_id = :service_id AND business_date = :day
+          AND {_WAITING_SQL} AND target_counter_id IS NULL AND booked_for IS NOT NULL
+          AND booked_for <= :now
+        ORDER BY booked_for, id LIMIT 1"""
+)
+_BOOKED_TARGETED = Raw(
+    f"""SELECT id, issued_at, booked_for FROM tickets
+        WHERE target_counter_id = :counter_id AND business_date = :day
+          AND {_WAITING_SQL} AND booked_for IS NOT NULL AND booked_for <= :now
+        ORDER BY booked_for, id LIMIT 1"""
+)
 
 
 class OrderingPolicy(Protocol):

@@ -100,13 +100,17 @@ def counter(conn: Connection, counter_id: int) -> Row:
     return conn.execute(sa.select(_c).where(_c.c.id == counter_id)).one()
 
 
+# Built once: a statement made per call costs more Python than SQLite takes to run it.
+_CURRENT = (
+    TICKET_DETAIL.where(_t.c.counter_id == sa.bindparam("counter_id"), _t.c.status.in_(AT_COUNTER))
+    .order_by(_t.c.called_at.desc())
+    .limit(1)
+)
+
+
 def current_ticket(conn: Connection, counter_id: int) -> Row | None:
     """The counter's current ticket (called or being served), with its details."""
-    return conn.execute(
-        TICKET_DETAIL.where(_t.c.counter_id == counter_id, _t.c.status.in_(AT_COUNTER))
-        .order_by(_t.c.called_at.desc())
-        .limit(1)
-    ).first()
+    return conn.execute(_CURRENT, {"counter_id": counter_id}).first()
 
 
 def service_codes(conn: Connection, counter_ids) -> frozenset[str]:

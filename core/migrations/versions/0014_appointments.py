@@ -77,6 +77,15 @@ def upgrade() -> None:
         postgresql_where=sa.text("phone IS NOT NULL"),
     )
     op.create_index("ix_appointments_start", "appointments", ["slot_start"])
+    booked = "status IN ('waiting', 'transferred') AND target_counter_id IS NULL"
+    booked += " AND booked_for IS NOT NULL"
+    op.create_index(
+        "ix_tickets_booked",
+        "tickets",
+        ["service_id", "business_date", "booked_for", "id"],
+        sqlite_where=sa.text(booked),
+        postgresql_where=sa.text(booked),
+    )
     with op.batch_alter_table("counters") as batch:
         batch.add_column(
             sa.Column("appointment_streak", sa.Integer, nullable=False, server_default="0")
@@ -86,6 +95,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("counters") as batch:
         batch.drop_column("appointment_streak")
+    op.drop_index("ix_tickets_booked", "tickets")
     op.drop_index("ix_appointments_start", "appointments")
     op.drop_index("ix_tickets_phone", "tickets")
     op.drop_index("ix_notifications_due", "notifications")
