@@ -13,6 +13,7 @@ device hears of it is decided at delivery, by the role table (core/roles.py).
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any, NamedTuple
@@ -459,7 +460,9 @@ class QueueEngine:
 
         return self._write(actor, None, op, "open_counter")
 
-    def _counter_change(self, tx: Tx, actor: Actor, request_id, kind: str, counter, **values):
+    def _counter_change(
+        self, tx: Tx, actor: Actor, request_id, kind: str, counter, details=None, **values
+    ):
         conn = tx.conn
         values.setdefault("staff_id", actor.staff_id or counter["staff_id"])
         conn.execute(sa.update(_c).where(_c.c.id == counter["id"]).values(**values))
@@ -480,6 +483,7 @@ class QueueEngine:
             services=[s.code for s in rows],
             summaries=estimates.summaries(conn, rows, day),
             request_id=request_id,
+            details=details,
         )
         return counter
 
@@ -786,6 +790,139 @@ class QueueEngine:
             details=details,
         )
         return {"ticket": view}
+
+    # -- a manager's, from the monitor ----------------------------------------------------
+    def cancel_ticket(self, actor: Actor, ticket_id: int, request_id: str | None = None) -> dict:
+        """Take a waiting ticket out of its queue (the citizen left, a duplicate)."""
+        return self._run("cancel_ticket", actor, request_id, ticket_id=ticket_id)
+
+    def _cancel_ticket_tx(self, tx: Tx, actor: Actor, request_id, ticket_id: int) -> dict:
+        tx.lock_centre(actor.centre_id)
+        ticket = self._ticket(tx.conn, actor, ticket_id)
+        target_id = ticket["target_counter_id"]
+        t, summary = self._move(tx, ticket, "cancel")
+        view = self._ticket_change(
+            tx,
+            actor,
+            request_id,
+            ticket,
+            t.records,
+            counters=[target_id],
+            services=[ticket["service_code"]],
+            summaries=[summary],
+        )
+        return {"ticket": view}
+
+    def move_ticket(
+        self,
+        actor: Actor,
+        ticket_id: int,
+        service: str | None = None,
+        counter: int | None = None,
+        request_id: str | None = None,
+    ) -> dict:
+        """Send a waiting ticket to another service or counter; it keeps its place."""
+        if (service is None) == (counter is None):
+            raise QueueError("bad_request", "transfer_target")
+        return self._run(
+            "move_ticket", actor, request_id, ticket_id=ticket_id, service=service, counter=counter
+        )
+
+    def _move_ticket_tx(self, tx: Tx, actor: Actor, request_id, ticket_id, service, counter):
+        conn = tx.conn
+        tx.lock_centre(actor.centre_id)
+        ticket = self._ticket(conn, actor, ticket_id)
+        ticket_guard("move", ticket["status"], ticket["number"])
+        was_sent_to = ticket["target_counter_id"]
+        old = (ticket["service_id"], ticket["service_code"], ticket["avg_service_s"])
+        values: dict[str, Any] = {}
+        if service is not None:
+            svc = _service(conn, actor.centre_id, service)
+            if svc.id == ticket["service_id"] and was_sent_to is None:
+                raise QueueError("conflict", "transfer_same", number=ticket["number"])
+            values.update(service_id=svc.id, target_counter_id=None)
+            ticket.update(
+                service_code=svc.code,
+                service_name=svc.name,
+                avg_service_s=svc.avg_service_s,
+                target_number=None,
+            )
+            details = {"to_service": service}
+        else:
+            target = counter_by_number(conn, actor.centre_id, counter)
+            if target.id == was_sent_to:
+                raise QueueError("conflict", "transfer_same", number=ticket["number"])
+            if target.status == "closed":
+                raise QueueError("conflict", "transfer_counter_closed", number=target.number)
+            values.update(target_counter_id=target.id)
+            ticket.update(target_number=target.number)
+            details = {"to_counter": counter}
+        t, _ = self._move(tx, ticket, "move", **values)
+        summaries = []
+        if t.requeues and ticket["service_id"] != old[0]:
+            # Out of the old service's queue, into the new one's, its issue time kept.
+            for service_id, code, avg, delta in (
+                (*old, -1),
+                (ticket["service_id"], ticket["service_code"], ticket["avg_service_s"], +1),
+            ):
+                waiting, _ = estimates.count_waiting(
+                    conn, service_id, ticket["business_date"], delta, ticket["priority"] is not None
+                )
+                summaries.append(self._summary(conn, service_id, code, avg, waiting))
+        view = self._ticket_change(
+            tx,
+            actor,
+            request_id,
+            ticket,
+            t.records,
+            counters=[was_sent_to, ticket["target_counter_id"]],
+            services=[old[1], ticket["service_code"]],
+            summaries=summaries,
+            details=details,
+        )
+        return {"ticket": view}
+
+    def close_left_counter(self, actor: Actor, counter: int, request_id: str | None = None):
+        """Close a counter left open (its clerk gone): the ticket at it, if any, and those
+        sent to it go back to their service's queue, keeping their place."""
+        return self._run("close_left_counter", actor, request_id, counter=counter)
+
+    def _close_left_counter_tx(self, tx: Tx, actor: Actor, request_id, counter: int) -> dict:
+        tx.lock_centre(actor.centre_id)
+        row = counter_by_number(tx.conn, actor.centre_id, counter)
+        row = self._counter(tx.conn, row.id)
+        actor = replace(actor, counter_id=row["id"])  # the audit names the counter closed
+        current = views.current_ticket(tx.conn, row["id"])
+        t = counter_guard("close_left", row["status"], current)
+        if current is not None and t.returns_current:
+            ticket = dict(current._mapping)
+            moved, summary = self._move(tx, ticket, "transfer", target_counter_id=None)
+            ticket.update(target_number=None)
+            self._ticket_change(
+                tx,
+                actor,
+                None,
+                ticket,
+                moved.records,
+                counters=[row["id"]],
+                services=[ticket["service_code"]],
+                summaries=[summary],
+                details={"returned_from_counter": row["number"]},
+            )
+        row = self._counter_change(
+            tx,
+            actor,
+            request_id,
+            t.records,
+            row,
+            status=t.target,
+            pause_reason=None,
+            staff_id=None,
+            details={"left_by": row["staff_id"]},
+        )
+        if t.releases_sent:
+            self._release_sent(tx, actor, row)
+        return {"counter": views.counter_view(row)}
 
     # -- rating --------------------------------------------------------------------------
     def rate(

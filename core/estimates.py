@@ -16,8 +16,16 @@ from .raw import Raw
 
 SERVICE_TIME_WEIGHT = 0.2  # weight of the newest service time in the moving average
 SERVICE_TIME_BOUNDS = (30.0, 7200.0)  # a visit shorter or longer counts as these
+# Nobody should wait longer than this to be called, unless the centre sets its own
+# (``[centre] target_wait_s``): Ho Chi Minh City's published target, 20 minutes.
+DEFAULT_TARGET_WAIT_S = 1200
 
 _q, _c, _cs = m.queue_counts, m.counters, m.counter_services
+
+
+def target_wait_s(centre_row) -> int:
+    """The centre's target wait in seconds (its own, or the default)."""
+    return centre_row.target_wait_s or DEFAULT_TARGET_WAIT_S
 
 
 class Serving(NamedTuple):

@@ -33,10 +33,16 @@ class Transition:
     # Counters: tickets sent to this counter and still waiting go back to their service's
     # queue (a closed counter never strands anyone).
     releases_sent: bool = False
+    # Tickets: leaves its service's queue for another's (waiting -1 there, +1 in the new
+    # one when the service changes), keeping its place (its issue time).
+    requeues: bool = False
+    # Counters: the current ticket (called or being served) goes back to its service's
+    # queue, keeping its place (the ticket's ``transfer`` effects, to no counter).
+    returns_current: bool = False
 
 
 # -- tickets ---------------------------------------------------------------------------
-TICKET_STATES = ("waiting", "called", "serving", "transferred", "done", "no_show")
+TICKET_STATES = ("waiting", "called", "serving", "transferred", "done", "no_show", "cancelled")
 WAITING = ("waiting", "transferred")  # in a queue, callable
 AT_COUNTER = ("called", "serving")  # a counter's current ticket
 
@@ -53,6 +59,10 @@ TICKET_TRANSITIONS: dict[str, Transition] = {
     "transfer": Transition(
         AT_COUNTER, "transferred", "transferred", clears=("started_at",), waiting=+1
     ),
+    # A manager's, from the monitor (MANAGER_ACTIONS): a waiting ticket taken out of the
+    # queue, or sent to another service or counter, keeping its place.
+    "cancel": Transition(WAITING, "cancelled", "cancelled", "finished_at", waiting=-1),
+    "move": Transition(WAITING, "transferred", "transferred", requeues=True),
 }
 
 NEW_TICKET = TICKET_TRANSITIONS["issue"].target
@@ -73,6 +83,16 @@ COUNTER_TRANSITIONS: dict[str, Transition] = {
     # refuses it, so pressing "next" twice never turns the citizen walking to the counter
     # into a no-show.
     "call": Transition(("open",), "open", with_current=(None, "serving"), finishes_current=True),
+    # A manager closes a counter left open (the clerk gone): whoever is at it goes back to
+    # the queue, and so do the tickets sent to it.
+    "close_left": Transition(
+        ("open", "paused"),
+        "closed",
+        "counter_closed",
+        with_current=(None, *AT_COUNTER),
+        releases_sent=True,
+        returns_current=True,
+    ),
 }
 
 # A no-show may be marked only this long after the (first) call: a citizen needs time to
@@ -132,6 +152,28 @@ CLERK_ACTIONS = {
 }
 
 
+# A manager's actions on the monitor (the /manage events) and the lifecycle operation each
+# is: on a waiting ticket, or on a counter.
+MANAGER_ACTIONS = {
+    "cancel": ("ticket", "cancel"),
+    "move": ("ticket", "move"),
+    "close_counter": ("counter", "close_left"),
+}
+
+
+def manager_actions() -> dict[str, dict]:
+    """When each of a manager's actions may be taken, as data for the monitor: the ticket's
+    states (``ticket``) or the counter's (``counter``) it accepts."""
+    return {
+        action: {
+            table: list(
+                (TICKET_TRANSITIONS if table == "ticket" else COUNTER_TRANSITIONS)[op].sources
+            )
+        }
+        for action, (table, op) in MANAGER_ACTIONS.items()
+    }
+
+
 def counter_actions(no_show_after_s: float = NO_SHOW_AFTER_S) -> dict[str, dict]:
     """When each clerk's action may be taken, as data for the clerk's page: the counter's
     states (``counter``) and the current ticket's (``ticket``, null: none) it accepts, and
@@ -178,8 +220,12 @@ def _effects(t: Transition) -> str:
         also.append(f"only a while after `{t.waits_after}`")
     if t.finishes_current:
         also.append("finishes a ticket being served")
+    if t.requeues:
+        also.append("leaves its queue for another's, keeping its place")
     if t.releases_sent:
         also.append("tickets sent to it go back to their service's queue")
+    if t.returns_current:
+        also.append("its current ticket goes back to its service's queue")
     if t.with_current is not None:
         held = ", ".join("none" if s is None else f"`{s}`" for s in t.with_current)
         also.append(f"current ticket: {held}")

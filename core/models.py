@@ -81,6 +81,9 @@ centres = sa.Table(
     sa.Column("appointment_share", sa.Float, nullable=False, server_default="0.5"),
     # Text a ticket's holder when this many people are ahead (core/notices.py).
     sa.Column("notify_ahead", sa.Integer, nullable=False, server_default="3"),
+    # Nobody should wait longer than this (seconds; null: DEFAULT_TARGET_WAIT_S, 20 minutes,
+    # Ho Chi Minh City's published target): the monitor marks a queue past it.
+    sa.Column("target_wait_s", sa.Integer),
 )
 
 services = sa.Table(

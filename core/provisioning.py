@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from . import models as m
 from .auth import end_sessions, hash_password, password_matches, token_hash
 from .errors import Refused
+from .estimates import DEFAULT_TARGET_WAIT_S
 from .hours import HoursError, OpeningHours
 from .permissions import STAFF_ROLES
 from .rating import (
@@ -118,6 +119,7 @@ _SPEC: dict[str, dict[str, tuple[type, bool]]] = {
         "booking_days": (int, False),
         "appointment_share": (float, False),
         "notify_ahead": (int, False),  # text a ticket's holder this few ahead (core/notices.py)
+        "target_wait_s": (int, False),
     },
     "services": {
         "code": (str, True),
@@ -217,6 +219,8 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
     if not 0 <= data["centre"].get("announce_repeats", 1) <= 3:
         fail("centre", None, "announce_repeats", "“announce_repeats” phải từ 0 đến 3")
     _check_appointments(data["centre"], lambda key, what: fail("centre", None, key, what))
+    if not 60 <= data["centre"].get("target_wait_s", DEFAULT_TARGET_WAIT_S) <= 4 * 3600:
+        fail("centre", None, "target_wait_s", "“target_wait_s” phải từ 60 đến 14400 giây")
 
     for table in ("services", "counters", "staff", "devices"):
         entries = data.get(table, [])
@@ -448,6 +452,7 @@ def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
             "booking_days": c.get("booking_days", 14),
             "appointment_share": c.get("appointment_share", 0.5),
             "notify_ahead": c.get("notify_ahead", 3),
+            "target_wait_s": c.get("target_wait_s"),
         },
         summary,
         f"centre {c['code']}",

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 # Change kinds (the audit log's actions that devices hear about).
-TICKET_KINDS = ("issued", "called", "started", "finished", "no_show", "transferred")
+TICKET_KINDS = ("issued", "called", "started", "finished", "no_show", "transferred", "cancelled")
 COUNTER_KINDS = ("counter_opened", "counter_paused", "counter_resumed", "counter_closed")
 CONFIGURED = "configured"  # provisioning changed the centre: every device takes a snapshot
 PRINTED = "printed"  # an agent reported a print job's result
@@ -79,7 +79,7 @@ def _kiosk(a: Audience, change: Mapping) -> bool:
 
 
 # A board shows each counter's status and current number: what changes them.
-_BOARD_KINDS = frozenset((*TICKET_KINDS, *COUNTER_KINDS)) - {"issued", "started"}
+_BOARD_KINDS = frozenset((*TICKET_KINDS, *COUNTER_KINDS)) - {"issued", "started", "cancelled"}
 
 
 def _board(a: Audience, change: Mapping) -> bool:
@@ -112,12 +112,18 @@ def _ticket(a: Audience, change: Mapping) -> bool:
     return ticket is not None and ticket.get("id") == a.device
 
 
-_TABLET_KINDS = frozenset((*TICKET_KINDS, *COUNTER_KINDS, "rated")) - {"issued"}
+_TABLET_KINDS = frozenset((*TICKET_KINDS, *COUNTER_KINDS, "rated")) - {"issued", "cancelled"}
 
 
 def _tablet(a: Audience, change: Mapping) -> bool:
     """Its counter's visits (current ticket, finished: the rate request) and ratings."""
     return change["kind"] in _TABLET_KINDS and a.follows_counter(change)
+
+
+def _manager(a: Audience, change: Mapping) -> bool:
+    """Everything that happens in its centre (the live monitor shows every queue, counter
+    and device); counts come with the batches, at most every ``counts_interval_s``."""
+    return True
 
 
 @dataclass(frozen=True)
@@ -198,6 +204,16 @@ ROLES: dict[str, Role] = {
             "the public status page of one ticket (its key as credential): that ticket's "
             "changes; counts of its service",
             credential="key",
+        ),
+        Role(
+            "manager",
+            "/manage",
+            "monitor_state",
+            _manager,
+            False,
+            "every change of its centre (tickets, counters, device alerts); counts of every "
+            "service",
+            credential="staff",
         ),
     )
 }

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Row
 from . import auth, estimates, rating
 from . import models as m
 from .clock import business_date, day_start, iso
-from .lifecycle import AT_COUNTER, WAITING, counter_actions
+from .lifecycle import AT_COUNTER, WAITING, counter_actions, manager_actions
 from .ordering import CounterQueue, counter_service_ids
 from .permissions import Principal
 from .roles import public_event
@@ -599,3 +599,139 @@ def recently_called(conn: Connection, device_id: int, number: str, counter: int,
         .limit(1)
     ).first()
     return found is not None
+
+
+# -- the manager's live monitor ----------------------------------------------------------
+MONITOR_QUEUE_LIMIT = 2000  # waiting tickets listed, oldest first
+
+
+def monitor_figures(conn: Connection, centre_id: int) -> dict:
+    """Today's figures of the monitor (the centre's business day): per service, visits
+    served (``served``) and the mean wait of the tickets called (``mean_wait_s``: from
+    taking the ticket to its latest call; null when none was called); per counter, visits
+    served. The monitor reads them again after the changes that move them."""
+    ctr = centre(conn, centre_id)
+    _, day = _now_day(ctr)
+    rows = conn.execute(
+        sa.select(
+            _t.c.service_id, _t.c.counter_id, _t.c.status, _t.c.issued_at, _t.c.called_at
+        ).where(
+            _t.c.centre_id == centre_id,
+            _t.c.business_date == day,
+            _t.c.called_at.is_not(None),
+        )
+    ).all()
+    code_of = {s.id: s.code for s in services(conn, centre_id)}
+    number_of = dict(
+        conn.execute(sa.select(_c.c.id, _c.c.number).where(_c.c.centre_id == centre_id)).all()
+    )
+    by_service: dict[str, dict] = {code: {"served": 0, "waits": []} for code in code_of.values()}
+    by_counter = dict.fromkeys(map(str, number_of.values()), 0)
+    for r in rows:
+        figures = by_service[code_of[r.service_id]]
+        figures["waits"].append((r.called_at - r.issued_at).total_seconds())
+        if r.status == "done":
+            figures["served"] += 1
+            if r.counter_id in number_of:
+                by_counter[str(number_of[r.counter_id])] += 1
+    return {
+        "services": {
+            code: {
+                "served": f["served"],
+                "mean_wait_s": round(sum(f["waits"]) / len(f["waits"])) if f["waits"] else None,
+            }
+            for code, f in by_service.items()
+        },
+        "counters": by_counter,
+    }
+
+
+def monitor_snapshot(conn: Connection, centre_id: int) -> dict:
+    """The manager's live monitor of one centre: every active service with its counts and
+    estimate (the service summary), its longest wait now and whether that passes the
+    centre's target; every counter with its status, clerk, services and current ticket;
+    the tickets waiting today, oldest first; today's figures (:func:`monitor_figures`);
+    the devices needing staff; and when each of the manager's actions may be taken."""
+    ctr = centre(conn, centre_id)
+    now, day = _now_day(ctr)
+    rows = services(conn, centre_id, active_only=True)
+    summaries = estimates.summaries(conn, rows, day)
+    target = estimates.target_wait_s(ctr)
+    counters = list(
+        conn.execute(sa.select(_c).where(_c.c.centre_id == centre_id).order_by(_c.c.number))
+    )
+    cs = m.counter_services
+    codes: dict[int, list[str]] = {}
+    for counter_id, code in conn.execute(
+        sa.select(cs.c.counter_id, _s.c.code)
+        .join(_s, _s.c.id == cs.c.service_id)
+        .where(_s.c.centre_id == centre_id)
+        .order_by(_s.c.id)
+    ):
+        codes.setdefault(counter_id, []).append(code)
+    current = {
+        t.counter_id: t
+        for t in conn.execute(
+            TICKET_DETAIL.where(_t.c.centre_id == centre_id, _t.c.status.in_(AT_COUNTER)).order_by(
+                _t.c.called_at
+            )
+        )
+    }
+    clerks = dict(
+        conn.execute(
+            sa.select(m.staff.c.id, m.staff.c.full_name).where(
+                m.staff.c.id.in_([c.staff_id for c in counters if c.staff_id is not None])
+            )
+        ).all()
+    )
+    queue = conn.execute(
+        TICKET_DETAIL.where(
+            _t.c.centre_id == centre_id, _t.c.business_date == day, _t.c.status.in_(WAITING)
+        )
+        .order_by(_t.c.issued_at, _t.c.id)
+        .limit(MONITOR_QUEUE_LIMIT)
+    ).all()
+    oldest: dict[str, datetime] = {}
+    for t in queue:
+        oldest.setdefault(t.service_code, t.issued_at)
+    listed = []
+    for s, summary in zip(rows, summaries, strict=True):
+        longest = int((now - oldest[s.code]).total_seconds()) if s.code in oldest else 0
+        listed.append(
+            {
+                "name": s.name,
+                "name_en": s.name_en,
+                "agency": s.agency,
+                **summary,
+                "longest_wait_s": longest,
+                "over_target": longest > target,
+            }
+        )
+    return {
+        "protocol": PROTOCOL,
+        "seq": ctr.seq,
+        "centre": {
+            "code": ctr.code,
+            "name": ctr.name,
+            "name_en": ctr.name_en,
+            "timezone": ctr.timezone,
+            "target_wait_s": target,
+        },
+        "now": iso(now, ctr.timezone),
+        "services": listed,
+        "counters": [
+            {
+                **counter_view(c._mapping),
+                "services": codes.get(c.id, []),
+                "clerk": clerks.get(c.staff_id) if c.status != "closed" else None,
+                "current": ticket_view(current[c.id]._mapping, ctr.timezone)
+                if c.id in current
+                else None,
+            }
+            for c in counters
+        ],
+        "queue": [ticket_view(t._mapping, ctr.timezone) for t in queue],
+        "figures": monitor_figures(conn, centre_id),
+        "device_alerts": device_alerts(conn, centre_id, ctr.timezone),
+        "actions": manager_actions(),
+    }

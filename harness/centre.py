@@ -18,7 +18,12 @@ RATING_1 = "test-rating-token-0001"
 RATING_2 = "test-rating-token-0002"
 AGENT = "test-agent-token-00001"
 INTEGRATION = "test-integration-key-0001"
-PASSWORDS = {"clerk1": "clerk1-secret", "clerk2": "clerk2-secret", "clerk3": "clerk3-secret"}
+PASSWORDS = {
+    "clerk1": "clerk1-secret",
+    "clerk2": "clerk2-secret",
+    "clerk3": "clerk3-secret",
+    "quanly1": "quanly1-secret",  # T1's manager
+}
 COMMUNE_PASSWORDS = {
     "quanly2": "quanly2-secret",
     "quantri2": "quantri2-secret",

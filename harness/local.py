@@ -71,14 +71,25 @@ class LocalCentre:
         self.engine.open_counter(actor)
         return actor
 
+    def manager(self, username: str = "quanly1") -> Actor:
+        """A manager acting from the monitor, as the /manage door admits one."""
+
+        def find(conn):
+            principal = auth.principal_for_username(conn, username)
+            centre_id, role = auth.staff_centre_id(conn, principal, None, "monitor.view")
+            return principal, role, centre_id
+
+        principal, role, centre_id = self.read(find)
+        return Actor("staff", principal.staff_id, centre_id, role, None, principal.full_name)
+
     def counter_id(self, number: int) -> int:
         return self.read(lambda conn: auth.counter_by_number(conn, self.centre_id, number).id)
 
     # -- what devices see ----------------------------------------------------------------
     def audience(self, role: str, counter_ids=None) -> Audience:
         """The audience a door would put a device of ``role`` bound to ``counter_ids`` in."""
-        if role == "kiosk":
-            return Audience("kiosk", self.centre_id)
+        if role in ("kiosk", "manager"):
+            return Audience(role, self.centre_id)
         ids = frozenset(counter_ids or ())
         codes = self.read(lambda conn: views.service_codes(conn, ids)) if ids else None
         if role == "agent":
@@ -101,6 +112,7 @@ class LocalCentre:
             "rating": lambda: v(
                 views.rating_snapshot, next(iter(counter_ids)), self.engine.rating_window
             ),
+            "manager": lambda: v(views.monitor_snapshot, self.centre_id),
         }[role]()
 
     def batches(self, audience: Audience, after: int, sizes) -> list[dict]:

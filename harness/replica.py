@@ -125,6 +125,66 @@ class RatingReplica(Replica):
             }
 
 
+class ManagerReplica(Replica):
+    """The manager's monitor (manage/static/monitor.js follows the same rules): counters'
+    status, clerk and current ticket, the queue, the services' summaries, device alerts.
+    Today's figures and the waits that grow with the clock are read, not followed."""
+
+    role = "manager"
+
+    def service(self, summary):
+        for s in self.state["services"]:
+            if s["code"] == summary["code"]:
+                s.update(summary)
+
+    def event(self, event):
+        kind = event["kind"]
+        if kind.startswith("counter_"):
+            for c in self.state["counters"]:
+                if c["number"] == event["counter"]["number"]:
+                    c.update(event["counter"])
+                    staff = event["staff"]
+                    c["clerk"] = staff["full_name"] if staff and c["status"] != "closed" else None
+            return
+        if kind == "device_alert":
+            alerts = [
+                a for a in self.state["device_alerts"] if a["device"]["id"] != event["device"]["id"]
+            ]
+            if event["alert"]:
+                alerts.append({k: event[k] for k in ("device", "alert", "since")})
+            self.state["device_alerts"] = sorted(alerts, key=lambda a: a["device"]["id"])
+            return
+        ticket = event.get("ticket")
+        if ticket is None or "status" not in ticket:
+            return  # rated, printed: nothing the monitor shows
+        for c in self.state["counters"]:
+            if ticket["status"] in ("called", "serving") and ticket["counter"] == c["number"]:
+                c["current"] = ticket
+            elif c["current"] and c["current"]["id"] == ticket["id"]:
+                c["current"] = None
+        queue = [t for t in self.state["queue"] if t["id"] != ticket["id"]]
+        if ticket["status"] in WAITING:
+            queue.append(ticket)
+            queue.sort(key=lambda t: (t["issued_at"], t["id"]))
+        self.state["queue"] = queue
+
+    def comparable(self):
+        state = copy.deepcopy(self.state)
+        for key in ("now", "figures"):
+            state.pop(key)
+        for s in state["services"]:
+            del s["longest_wait_s"], s["over_target"]
+        return state
+
+
 REPLICAS = {
-    r.role: r for r in (KioskReplica, BoardReplica, AgentReplica, CounterReplica, RatingReplica)
+    r.role: r
+    for r in (
+        KioskReplica,
+        BoardReplica,
+        AgentReplica,
+        CounterReplica,
+        RatingReplica,
+        ManagerReplica,
+    )
 }

@@ -124,6 +124,8 @@ STATUS_TEXT = {
     "serving": N_("Đang được phục vụ"),
     "done": N_("Đã phục vụ xong"),
     "no_show": N_("Đã gọi nhưng vắng mặt"),
+    # A manager took it out of the queue (the monitor's "cancel").
+    "cancelled": N_("Số đã được hủy. Nếu còn cần làm thủ tục, Ông/Bà vui lòng lấy số mới."),
 }
 STATUS_STRINGS = {
     **{f"status_{k}": v for k, v in STATUS_TEXT.items()},

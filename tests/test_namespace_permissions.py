@@ -9,6 +9,7 @@ import pytest
 from counter import CounterDoor
 from harness.centre import AGENT, COMMUNE, DISPLAY, INTEGRATION, KIOSK, RATING_1, CentreServer
 from harness.devices import connect_refused
+from manage.monitor import ManageDoor
 
 DEVICE_TOKENS = {
     "kiosk": KIOSK,
@@ -18,6 +19,7 @@ DEVICE_TOKENS = {
     "integration": INTEGRATION,
 }
 STAFF = ("clerk1", "quanly2", "quantri2", "tinh")
+STAFF_NAMESPACES = ("/counter", "/manage")
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +45,55 @@ def test_device_doors_open_to_their_own_kind_only(province, devices):
             assert refused["data"]["code"] == "unauthorized", (namespace, username)
         refused = connect_refused(province, f"/{namespace}", {})
         assert refused["data"]["code"] == "unauthorized"
+
+
+def test_staff_doors_refuse_devices_and_nobody(province):
+    for namespace in STAFF_NAMESPACES:
+        for kind, token in DEVICE_TOKENS.items():
+            auth = {"token": token, "counter": 1}
+            refused = connect_refused(province, namespace, auth)
+            assert refused["data"]["code"] == "unauthorized", (namespace, kind)
+        for auth in ({}, {"counter": 1}, {"token": "made-up-session-token", "counter": 1}):
+            refused = connect_refused(province, namespace, auth)
+            assert refused["data"]["code"] == "unauthorized", (namespace, auth)
+
+
+@pytest.mark.parametrize(
+    "username, centre, refusal",
+    [
+        ("clerk1", None, "forbidden"),  # a clerk: no monitor
+        ("clerk1", "T2", "forbidden"),  # nor where it is lent
+        ("quanly1", None, None),  # T1's manager
+        ("quanly1", "T2", "forbidden"),  # no role in T2
+        ("quanly2", None, None),  # T2's manager, its own centre
+        ("quanly2", "T1", "forbidden"),
+        ("quantri2", "T2", None),
+        ("tinh", "T1", None),  # the province's admin, anywhere
+        ("tinh", "T2", None),
+        ("tinh", "T9", "not_found"),
+    ],
+)
+def test_the_monitor_door_asks_the_permission_table(province, devices, username, centre, refusal):
+    auth = {"token": province.login(username)}
+    if centre:
+        auth["centre"] = centre
+    if refusal is not None:
+        refused = connect_refused(province, "/manage", auth)
+        assert refused["data"]["code"] == refusal
+        if refusal == "forbidden":
+            assert "không có quyền xem màn hình giám sát" in refused["data"]["message"]
+        return
+    manager = devices(province, "/manage", auth)
+    snapshot = manager.wait_event("monitor_state")
+    assert snapshot["centre"]["code"] == (centre or {"quanly1": "T1"}.get(username, "T2"))
+    # Every event of the door, with every role that may open it: answered by its rules,
+    # never refused for want of a permission (monitor.act is held by the same roles).
+    for event in ManageDoor.events:
+        answer = manager.call(event, {"bogus": 1})
+        assert answer["ok"] is False
+        assert answer["error"]["code"] == "bad_request", (event, answer)
+    assert manager.call("figures")["ok"]
+    assert manager.call("no_such_event")["error"]["code"] == "bad_request"
 
 
 @pytest.mark.parametrize(

@@ -61,12 +61,15 @@ def _ticket_in(local, state):
         "transferred": ["call", "transfer"],
         "done": ["call", "finish"],
         "no_show": ["call", "no_show"],
+        "cancelled": ["cancel"],
     }[state]
     for step in steps:
         if step == "call":
             e.call_next(clerk)
         elif step == "transfer":
             e.transfer(clerk, ticket["id"], service="HT")
+        elif step == "cancel":
+            e.cancel_ticket(local.manager(), ticket["id"])
         else:
             getattr(e, step)(clerk, ticket["id"])
     assert _ticket(local, ticket["id"]).status == state
@@ -77,6 +80,13 @@ def _run(local, clerk, operation, ticket_id):
     e = local.engine
     if operation == "call":
         return e.call_ticket(clerk, ticket_id)
+    if operation == "cancel":
+        return e.cancel_ticket(local.manager(), ticket_id)
+    if operation == "move":
+        row = _ticket(local, ticket_id)
+        return e.move_ticket(
+            local.manager(), ticket_id, service="DD" if row.service_id != 3 else "TP"
+        )
     if operation == "transfer":
         row = _ticket(local, ticket_id)
         return e.transfer(clerk, ticket_id, service="DD" if row.service_id != 3 else "TP")
@@ -116,6 +126,10 @@ def test_each_ticket_operation_in_each_state_follows_its_table(fresh, operation,
     expected = dict.fromkeys(counts, 0)
     if t.waiting:
         expected[codes[after.service_id]] += t.waiting
+    if t.requeues:  # out of its old service's queue, into the new one's
+        expected[codes[before.service_id]] -= 1
+        expected[codes[after.service_id]] += 1
+        assert after.issued_at == before.issued_at  # its place kept
     assert moved == expected, (operation, state)
 
 
