@@ -10,12 +10,18 @@ keeping its place, close a counter left open (core/lifecycle.py MANAGER_ACTIONS)
 
 from __future__ import annotations
 
+from flask import render_template
+
 from core import auth as core_auth
 from core import views
 from core.auth import token_hash
 from core.roles import Audience
 from core.validation import REQUEST_ID, Field
+from gateway.api import access
 from gateway.doors import Client, EngineOp, StaffDoor
+from gateway.web import N_
+
+from . import bp
 
 TICKET = Field(int, required=True, min=1)
 _R = {"request_id": REQUEST_ID}
@@ -76,3 +82,77 @@ class ManageDoor(StaffDoor):
 
 
 DOORS: tuple[type, ...] = (ManageDoor,)
+
+
+# The monitor's words (its script renders every screen).
+MONITOR_STRINGS = {
+    "title": N_("Giám sát trực tiếp"),
+    "centre": N_("Trung tâm"),
+    "login_title": N_("Đăng nhập lãnh đạo, quản lý"),
+    "username": N_("Tên đăng nhập"),
+    "password": N_("Mật khẩu"),
+    "login": N_("Đăng nhập"),
+    "logout": N_("Đăng xuất"),
+    "server_unreachable": N_("Không kết nối được máy chủ. Hãy kiểm tra mạng rồi thử lại."),
+    "no_answer": N_("Máy chủ chưa trả lời; thao tác có thể chưa được ghi nhận. Hãy thử lại."),
+    "loading": N_("Đang tải…"),
+    "services": N_("Lĩnh vực"),
+    "service": N_("Lĩnh vực"),
+    "waiting": N_("Đang chờ"),
+    "longest": N_("Chờ lâu nhất"),
+    "estimate": N_("Dự kiến chờ"),
+    "counters_open": N_("Quầy mở"),
+    "served_today": N_("Đã phục vụ hôm nay"),
+    "mean_wait": N_("Chờ trung bình hôm nay"),
+    "over_target": N_("Quá {m} phút"),
+    "target_note": N_("Mục tiêu: không ai chờ quá {m} phút."),
+    "counters": N_("Quầy"),
+    "counter": N_("Quầy"),
+    "status": N_("Trạng thái"),
+    "clerk": N_("Cán bộ"),
+    "current": N_("Đang phục vụ"),
+    "status_open": N_("Đang mở"),
+    "status_paused": N_("Tạm dừng"),
+    "status_closed": N_("Đóng"),
+    "status_paused_because": N_("Tạm dừng: {reason}"),
+    "ticket_called": N_("{number} đang mời, {for}"),
+    "ticket_serving": N_("{number} đang phục vụ, {for}"),
+    "on_break_n": N_("{n} tạm dừng"),
+    "minutes_n": N_("{m} phút"),
+    "under_a_minute": N_("dưới 1 phút"),
+    "none": N_("—"),
+    "queue_title": N_("Số đang chờ ({n})"),
+    "queue_empty": N_("Không có ai đang chờ."),
+    "sent_to": N_("→ quầy {n}"),
+    "action_cancel": N_("Hủy số"),
+    "action_move": N_("Chuyển"),
+    "action_close": N_("Đóng quầy"),
+    "cancel_confirm": N_("Hủy số {number}? Số này sẽ ra khỏi hàng chờ."),
+    "close_confirm": N_(
+        "Đóng {name}? Công dân đang ở quầy và các số chuyển đến quầy này sẽ trở lại hàng "
+        "chờ, giữ nguyên thứ tự."
+    ),
+    "move_title": N_("Chuyển số {number}, giữ nguyên thứ tự"),
+    "to_service": N_("Sang lĩnh vực"),
+    "to_counter": N_("Sang quầy"),
+    "back": N_("Quay lại"),
+    "yes": N_("Đồng ý"),
+    "done_cancelled": N_("Đã hủy số {number}."),
+    "done_moved": N_("Đã chuyển số {number}."),
+    "done_closed": N_("Đã đóng {name}."),
+    "alerts": N_("Thiết bị cần xử lý"),
+    "alert_out_of_paper": N_("máy in hết giấy"),
+    "alert_paper_near_end": N_("máy in sắp hết giấy"),
+    "alert_printer_offline": N_("máy in đang tắt hoặc mở nắp"),
+    "alert_printer_unreachable": N_("không kết nối được máy in"),
+    "alert_print_late": N_("phiếu không được in kịp"),
+    "alert_print_failed": N_("in phiếu bị lỗi"),
+}
+
+
+@bp.get("/manage/")
+@access("public")
+def monitor_page():
+    """The manager's live monitor: log in, then every queue and counter of the centre,
+    live (a 1366×768 monitor and up)."""
+    return render_template("monitor.html", strings=MONITOR_STRINGS, page_data={"title": "motcua"})
