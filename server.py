@@ -82,6 +82,9 @@ def default_config() -> dict:
         "PUBLIC_URL": env("MOTCUA_PUBLIC_URL"),
         # How often each process checks that its clerks' sockets' sessions still hold.
         "SESSION_CHECK_S": float(env("MOTCUA_SESSION_CHECK_S", 5)),
+        # How often each process renews its devices' presence (core/presence.py); a device
+        # not renewed for three of these is offline.
+        "PRESENCE_S": float(env("MOTCUA_PRESENCE_S", 15)),
         "RATING_WINDOW_S": int(env("MOTCUA_RATING_WINDOW_S", 600)),
         "PRINT_DEADLINE_S": float(env("MOTCUA_PRINT_DEADLINE_S", 20)),
         # How long after a call a clerk may mark the citizen absent (core/lifecycle.py).
@@ -112,7 +115,8 @@ def create_app(overrides: dict | None = None):
     OFFLOAD (run a blocking call in a thread), CORS_ORIGINS (browser origins allowed
     besides the server's own), TRUSTED_PROXIES (how many reverse proxies' X-Forwarded-*
     headers to believe), ALLOWED_HOSTS (host names answered besides IP addresses,
-    localhost and PUBLIC_URL's), SESSION_CHECK_S, ASYNC_MODE, DIRECT_FRAMES, VOICE_PACK.
+    localhost and PUBLIC_URL's), SESSION_CHECK_S, PRESENCE_S, ASYNC_MODE, DIRECT_FRAMES,
+    VOICE_PACK.
     """
     import importlib
 
@@ -122,7 +126,7 @@ def create_app(overrides: dict | None = None):
     from core.engine import QueueEngine
     from core.roles import ROLES
     from core.store import Store
-    from gateway import api, dossier_api, guard, limits, perimeter, sessions, web
+    from gateway import api, dossier_api, guard, limits, perimeter, presence, sessions, web
     from gateway.context import ServerContext
     from gateway.frames import FrameSender
     from gateway.hub import ChangeHub
@@ -222,6 +226,9 @@ def create_app(overrides: dict | None = None):
     app.extensions["motcua.sessions"] = sessions.SessionWatch(
         socketio, store, doors, float(config["SESSION_CHECK_S"])
     )
+    # Devices' presence renewed in the store, for the monitor (gateway/presence.py).
+    ctx.presence_s = float(config["PRESENCE_S"])
+    ctx.presence = presence.PresenceLoop(socketio, store, hub, doors, ctx.presence_s)
     return app, socketio, ctx
 
 
@@ -370,6 +377,7 @@ def cmd_serve(args) -> int:
     ctx.store.start_writer(gevent.queue.Queue, gevent.spawn, gevent.event.Event)
     ctx.hub.start()
     app.extensions["motcua.sessions"].start()
+    ctx.presence.start()
     # Collections timed, start-up's objects and each burst's connections frozen, so no
     # full collection stalls every connection (gateway/collector.py).
     collector.install(lambda: len(socketio.server.eio.sockets), gevent.spawn, gevent.sleep)

@@ -924,6 +924,36 @@ class QueueEngine:
             self._release_sent(tx, actor, row)
         return {"counter": views.counter_view(row)}
 
+    def acknowledge_alert(self, actor: Actor, device: int, request_id: str | None = None):
+        """A manager has seen a device's alert (and sees to it): who and when, recorded as
+        a ``device_alert`` change with ``acknowledged``; the alert stays until it clears."""
+        return self._run("acknowledge_alert", actor, request_id, device=device)
+
+    def _acknowledge_alert_tx(self, tx: Tx, actor: Actor, request_id, device: int) -> dict:
+        tx.lock_centre(actor.centre_id)
+        d = m.devices
+        row = tx.conn.execute(
+            sa.select(d.c.id, d.c.name, d.c.kind, d.c.alert, d.c.alert_since).where(
+                d.c.id == device, d.c.centre_id == actor.centre_id
+            )
+        ).first()
+        if row is None:
+            raise QueueError("not_found", "unknown_device")
+        if row.alert is None:
+            raise QueueError("conflict", "no_device_alert", name=row.name)
+        tx.conn.execute(
+            d.update()
+            .where(d.c.id == row.id)
+            .values(alert_acked_by=actor.id, alert_acked_at=tx.now)
+        )
+        tz = views.centre(tx.conn, actor.centre_id).timezone
+        view = {
+            **views.alert_view(row, row.alert, row.alert_since, tz),
+            "acknowledged": {"by": actor.name, "at": iso(tx.now, tz)},
+        }
+        record(tx, actor, "device_alert", view, request_id=request_id)
+        return view
+
     # -- rating --------------------------------------------------------------------------
     def rate(
         self,

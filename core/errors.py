@@ -120,6 +120,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Ticket {number} was called only {elapsed} s ago: give the citizen time to walk to the "
         "counter; a no-show can be marked after {seconds} s.",
     ),
+    "unknown_device": (
+        "Không có thiết bị này tại trung tâm.",
+        "There is no such device at this centre.",
+    ),
+    "no_device_alert": (
+        "Thiết bị “{name}” không có cảnh báo nào cần xác nhận.",
+        "Device “{name}” has no alert to acknowledge.",
+    ),
     "transfer_counter_closed": (
         "Quầy {number} đang đóng: hãy chuyển sang một quầy đang mở hoặc sang lĩnh vực.",
         "Counter {number} is closed: transfer to an open counter or to a service.",

@@ -188,6 +188,13 @@ devices = sa.Table(
     # What staff must see to (core/engine.py DEVICE_ALERTS), since when; NULL: all well.
     sa.Column("alert", sa.String(32)),
     sa.Column("alert_since", UTCDateTime),
+    # The staff member who acknowledged the alert, and when (cleared with a new alert).
+    sa.Column("alert_acked_by", sa.ForeignKey("staff.id")),
+    sa.Column("alert_acked_at", UTCDateTime),
+    # Presence (core/presence.py): when a server process last had it connected, and whether
+    # it was last recorded online (the change is recorded once, when this flips).
+    sa.Column("last_seen", UTCDateTime),
+    sa.Column("online", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("centre_id", "name"),
 )
 

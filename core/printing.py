@@ -174,6 +174,10 @@ def _set_alert(tx: Tx, actor: Actor, device_id: int, alert: str | None) -> None:
     if device.alert == alert:
         return
     since = tx.now if alert else None
-    tx.conn.execute(d.update().where(d.c.id == device_id).values(alert=alert, alert_since=since))
+    tx.conn.execute(
+        d.update()
+        .where(d.c.id == device_id)
+        .values(alert=alert, alert_since=since, alert_acked_by=None, alert_acked_at=None)
+    )
     tz = views.centre(tx.conn, actor.centre_id).timezone
     record(tx, actor, "device_alert", views.alert_view(device, alert, since, tz))

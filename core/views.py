@@ -646,7 +646,53 @@ def monitor_figures(conn: Connection, centre_id: int) -> dict:
     }
 
 
-def monitor_snapshot(conn: Connection, centre_id: int) -> dict:
+PRESENCE_S = 15.0  # how often each server process renews its devices' presence
+
+
+def monitor_devices(conn: Connection, centre_id: int, tz: str, presence_s: float) -> list[dict]:
+    """Every active device of the centre: whether it is online now (core/presence.py:
+    renewed within the last few heartbeats by any server process), when it was last seen,
+    its alert (a kiosk's printer: its paper) and who acknowledged it."""
+    from .presence import is_online
+
+    d, st = m.devices, m.staff
+    now = m.utcnow()
+    rows = conn.execute(
+        sa.select(d, st.c.full_name.label("acked_by_name"))
+        .outerjoin(st, st.c.id == d.c.alert_acked_by)
+        .where(d.c.centre_id == centre_id, d.c.active.is_(True), d.c.kind != "integration")
+        .order_by(d.c.kind, d.c.name)
+    )
+    rows = list(rows)
+    pj = m.print_jobs
+    paper = {}
+    for r in rows:
+        if r.kind == "kiosk" and r.printed_by is not None:
+            printer = conn.execute(
+                sa.select(pj.c.printer)
+                .where(pj.c.kiosk_id == r.id, pj.c.printer.is_not(None))
+                .order_by(pj.c.reported_at.desc(), pj.c.id.desc())
+                .limit(1)
+            ).scalar()
+            paper[r.id] = (printer or {}).get("paper", "unknown")
+    return [
+        {
+            "device": {"id": r.id, "name": r.name, "kind": r.kind},
+            "online": is_online(r.last_seen, now, presence_s),
+            # A kiosk printed by an agent: its paper as the agent last read it.
+            "paper": paper.get(r.id),
+            "last_seen": iso(r.last_seen, tz),
+            "alert": r.alert,
+            "since": iso(r.alert_since, tz),
+            "acknowledged": {"by": r.acked_by_name, "at": iso(r.alert_acked_at, tz)}
+            if r.alert_acked_at
+            else None,
+        }
+        for r in rows
+    ]
+
+
+def monitor_snapshot(conn: Connection, centre_id: int, presence_s: float = PRESENCE_S) -> dict:
     """The manager's live monitor of one centre: every active service with its counts and
     estimate (the service summary), its longest wait now and whether that passes the
     centre's target; every counter with its status, clerk, services and current ticket;
@@ -733,5 +779,7 @@ def monitor_snapshot(conn: Connection, centre_id: int) -> dict:
         "queue": [ticket_view(t._mapping, ctr.timezone) for t in queue],
         "figures": monitor_figures(conn, centre_id),
         "device_alerts": device_alerts(conn, centre_id, ctr.timezone),
+        "devices": monitor_devices(conn, centre_id, ctr.timezone, presence_s),
+        "presence_s": presence_s,
         "actions": manager_actions(),
     }

@@ -201,6 +201,7 @@ COUNTER_STRINGS = {
     "alert_printer_unreachable": N_("không kết nối được máy in"),
     "alert_print_late": N_("phiếu không được in kịp"),
     "alert_print_failed": N_("in phiếu bị lỗi"),
+    "alert_offline": N_("mất kết nối"),
 }
 PAUSE_REASONS = ["reason_break", "reason_meeting", "reason_helping", "reason_system"]
 

@@ -24,6 +24,8 @@ class ServerContext:
     secret_key: str = ""  # the app's: signs keys such as the boards' announcement key
     limits: object = None  # core.limits.Counts: shared by the processes when Redis is set
     budget: object = None  # gateway.limits.Budget: each device's work (docs/security.md)
+    presence: object = None  # gateway.presence.PresenceLoop: renews devices' presence
+    presence_s: float = 15.0  # its interval (core/presence.py)
 
     def read(self, view, *args):
         """``view(conn, *args)`` (a core.views read) in one read transaction."""

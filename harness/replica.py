@@ -128,7 +128,8 @@ class RatingReplica(Replica):
 class ManagerReplica(Replica):
     """The manager's monitor (manage/static/monitor.js follows the same rules): counters'
     status, clerk and current ticket, the queue, the services' summaries, device alerts.
-    Today's figures and the waits that grow with the clock are read, not followed."""
+    Today's figures, the devices' presence and the waits that grow with the clock are
+    read, not followed."""
 
     role = "manager"
 
@@ -146,7 +147,19 @@ class ManagerReplica(Replica):
                     staff = event["staff"]
                     c["clerk"] = staff["full_name"] if staff and c["status"] != "closed" else None
             return
+        if kind == "printed":
+            for d in self.state["devices"]:
+                if d["device"]["id"] == event["kiosk"] and event["printer"]:
+                    d["paper"] = event["printer"]["paper"]
+            return
         if kind == "device_alert":
+            for d in self.state["devices"]:
+                if d["device"]["id"] == event["device"]["id"]:
+                    d.update(
+                        alert=event["alert"],
+                        since=event["since"],
+                        acknowledged=event.get("acknowledged"),
+                    )
             alerts = [
                 a for a in self.state["device_alerts"] if a["device"]["id"] != event["device"]["id"]
             ]
@@ -174,6 +187,8 @@ class ManagerReplica(Replica):
             state.pop(key)
         for s in state["services"]:
             del s["longest_wait_s"], s["over_target"]
+        for d in state["devices"]:  # presence is read (event ``devices``), not followed
+            del d["last_seen"], d["online"]
         return state
 
 

@@ -37,6 +37,8 @@ class ManageDoor(StaffDoor):
     events = {
         # Today's figures again (visits served, mean waits): the page asks after changes.
         "figures": ({}, "figures"),
+        # The devices again: online or not (presence is read, not sent in batches).
+        "devices": ({}, "devices"),
         "cancel": ({"ticket_id": TICKET, **_R}, EngineOp("cancel_ticket"), _ACT),
         "move": (
             {
@@ -51,6 +53,12 @@ class ManageDoor(StaffDoor):
         "close_counter": (
             {"counter": Field(int, required=True, min=1), **_R},
             EngineOp("close_left_counter"),
+            _ACT,
+        ),
+        # A device's alert seen to (audited; it stays shown until it clears).
+        "acknowledge": (
+            {"device": Field(int, required=True, min=1), **_R},
+            EngineOp("acknowledge_alert"),
             _ACT,
         ),
     }
@@ -75,10 +83,19 @@ class ManageDoor(StaffDoor):
         return Audience("manager", client.actor.centre_id)
 
     def snapshot(self, client: Client) -> dict:
-        return self.read(views.monitor_snapshot, client.actor.centre_id)
+        return self.read(views.monitor_snapshot, client.actor.centre_id, self.ctx.presence_s)
 
     def figures(self, client: Client) -> dict:
         return self.read(views.monitor_figures, client.actor.centre_id)
+
+    def devices(self, client: Client) -> dict:
+        centre_id = client.actor.centre_id
+
+        def read(conn):
+            tz = views.centre(conn, centre_id).timezone
+            return views.monitor_devices(conn, centre_id, tz, self.ctx.presence_s)
+
+        return {"devices": self.ctx.store.read(read)}
 
 
 DOORS: tuple[type, ...] = (ManageDoor,)
@@ -147,6 +164,26 @@ MONITOR_STRINGS = {
     "alert_printer_unreachable": N_("không kết nối được máy in"),
     "alert_print_late": N_("phiếu không được in kịp"),
     "alert_print_failed": N_("in phiếu bị lỗi"),
+    "alert_offline": N_("mất kết nối"),
+    "devices": N_("Thiết bị"),
+    "device": N_("Thiết bị"),
+    "connection": N_("Kết nối"),
+    "alert": N_("Cảnh báo"),
+    "online": N_("Trực tuyến"),
+    "offline": N_("Mất kết nối"),
+    "last_seen": N_("lần cuối {ago} trước"),
+    "never_seen": N_("chưa kết nối lần nào"),
+    "paper_ok": N_("Giấy in: đủ"),
+    "paper_near_end": N_("Giấy in: sắp hết"),
+    "paper_out": N_("Giấy in: hết"),
+    "paper_unknown": N_("Giấy in: chưa rõ"),
+    "kind_kiosk": N_("Kiosk lấy số"),
+    "kind_display": N_("Bảng hiển thị"),
+    "kind_rating": N_("Máy tính bảng đánh giá"),
+    "kind_agent": N_("Máy trạm điều khiển thiết bị"),
+    "action_acknowledge": N_("Đã biết"),
+    "acknowledged_by": N_("{name} đã xác nhận"),
+    "done_acknowledged": N_("Đã xác nhận cảnh báo của {name}."),
 }
 
 

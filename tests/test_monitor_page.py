@@ -181,3 +181,33 @@ def test_the_provinces_admin_picks_the_centre_to_watch(monitor_page, sqlite_serv
     expect(page.locator("[data-service='DD']")).to_be_visible()
     page.reload()  # the choice is kept for the session
     expect(page.locator("[data-service='DD']")).to_be_visible()
+
+
+def test_an_offline_board_raises_an_alert_that_a_manager_acknowledges(
+    browser, guarded_server, devices
+):
+    server = guarded_server(MOTCUA_PRESENCE_S=1)  # offline after 3 s without renewal
+    context = browser.new_context(viewport={"width": 1366, "height": 1000}, locale="vi-VN")
+    page = context.new_page()
+    page.errors = PageErrors(page)
+    try:
+        log_in(page, server)
+        board = page.locator("[data-device='Bảng sảnh']")
+        expect(board.locator("[data-col=presence]")).to_contain_text("chưa kết nối lần nào")
+        display = devices.display(server)
+        display.wait_event("snapshot")
+        expect(board.locator("[data-col=presence]")).to_have_text("Trực tuyến", timeout=10000)
+        clerk = devices.counter(server, "clerk1", 1)
+        clerk.wait_event("counter_state")
+        display.close()  # the board's TV is switched off
+        expect(board.locator("[data-col=presence]")).to_contain_text("Mất kết nối", timeout=15000)
+        expect(board.locator("[data-col=alert]")).to_have_text("mất kết nối")
+        assert clerk.wait_change("device_alert", alert="offline")["device"]["name"] == "Bảng sảnh"
+        screenshot(page, "monitor-device-offline")
+        board.locator("[data-action=acknowledge]").click()
+        expect(page.get_by_test_id("message")).to_have_text("Đã xác nhận cảnh báo của Bảng sảnh.")
+        expect(board.locator("[data-col=alert] small")).to_have_text("Đỗ Thị Hạnh đã xác nhận")
+        expect(board.locator("[data-action=acknowledge]")).to_have_count(0)
+        assert page.errors.errors == []
+    finally:
+        context.close()

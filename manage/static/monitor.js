@@ -28,6 +28,7 @@ const state = {
 let link = null;
 let figuresTimer = null;
 let figuresAt = 0;
+let devicesTimer = null;
 
 // ---- HTTP ----------------------------------------------------------------------------
 function forget() {
@@ -239,10 +240,35 @@ function monitorView() {
       el("strong", {}, t("alerts"), ": "),
       snap.device_alerts.map((a) => el("span", {}, `${a.device.name}: ${t("alert_" + a.alert)}`)))
     : null;
-  const message = el("p", { class: `m-message ${state.message?.kind || ""}`, role: "status",
-    "data-testid": "message" }, state.message?.text || "");
+  const devices = el("section", { class: "m-panel" },
+    el("h2", {}, t("devices")),
+    el("table", { class: "m-table", "data-testid": "devices" },
+      el("thead", {}, el("tr", {},
+        [t("device"), t("connection"), t("alert"), ""].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, (snap.devices || []).map((d) => el("tr", { "data-device": d.device.name },
+        el("th", { scope: "row" }, d.device.name, el("small", {}, t("kind_" + d.device.kind))),
+        el("td", { "data-col": "presence" },
+          el("span", { class: `m-pill ${d.online ? "open" : "gone"}` }, t(d.online ? "online" : "offline")),
+          !d.online && d.last_seen ? el("small", {}, t("last_seen", { ago: elapsed(since(d.last_seen)) })) : null,
+          !d.online && !d.last_seen ? el("small", {}, t("never_seen")) : null),
+        el("td", { "data-col": "alert" },
+          d.alert ? el("strong", { class: "m-alert" }, t("alert_" + d.alert)) : null,
+          d.paper ? el("small", { "data-col": "paper" }, paper(d)) : (d.alert ? null : t("none")),
+          d.acknowledged ? el("small", {}, t("acknowledged_by", { name: d.acknowledged.by || "" })) : null),
+        el("td", {}, d.alert && !d.acknowledged
+          ? el("button", { type: "button", class: "m-act", "data-action": "acknowledge", disabled: state.busy || !state.online,
+            onclick: () => send("acknowledge", { device: d.device.id }, t("done_acknowledged", { name: d.device.name })) },
+          t("action_acknowledge"))
+          : null))))));
+  const message = state.message ? el("p", { class: `m-message ${state.message.kind}`, role: "status",
+    "data-testid": "message" }, state.message.text) : null;
   return [header(), alerts,
-    el("main", { class: "m-main" }, el("div", { class: "m-left" }, services, counters, message), queue)];
+    el("main", { class: "m-main" }, el("div", { class: "m-left" }, message, services, counters, devices), queue)];
+}
+
+// A kiosk printed by an agent: its paper as the agent last read it.
+function paper(d) {
+  return d.paper ? t("paper_" + d.paper) : t("none");
 }
 
 // ---- actions -------------------------------------------------------------------------
@@ -333,7 +359,12 @@ function applyEvent(e) {
       Object.assign(c, e.counter);
       c.clerk = e.staff && c.status !== "closed" ? e.staff.full_name : null;
     }
+  } else if (e.kind === "printed") {
+    const d = (snap.devices || []).find((x) => x.device.id === e.kiosk);
+    if (d && e.printer) d.paper = e.printer.paper;
   } else if (e.kind === "device_alert") {
+    const d = (snap.devices || []).find((x) => x.device.id === e.device.id);
+    if (d) Object.assign(d, { alert: e.alert, since: e.since, acknowledged: e.acknowledged || null });
     const alerts = (snap.device_alerts || []).filter((a) => a.device.id !== e.device.id);
     if (e.alert) alerts.push({ device: e.device, alert: e.alert, since: e.since });
     snap.device_alerts = alerts.sort((a, b) => a.device.id - b.device.id);
@@ -361,6 +392,16 @@ function refreshFigures() {
   });
 }
 
+// The devices' presence is read: every presence interval, and after a device's alert.
+function refreshDevices() {
+  if (!link?.socket.connected || !state.snap) return;
+  link.socket.timeout(10000).emit("devices", {}, (err, answer) => {
+    if (err || !answer?.ok || !state.snap) return;
+    state.snap.devices = answer.devices;
+    if (!state.dialog) render();
+  });
+}
+
 function figuresSoon() {
   if (figuresTimer) return;
   figuresTimer = setTimeout(refreshFigures, Math.max(300, FIGURES_GAP_MS - (Date.now() - figuresAt)));
@@ -375,6 +416,8 @@ function connect() {
     handlers: {
       snapshot(s) {
         state.snap = s;
+        clearInterval(devicesTimer);
+        devicesTimer = setInterval(refreshDevices, Math.max(5, s.presence_s) * 1000);
         state.refusal = null;
         figuresAt = Date.now();
         if (!state.dialog) render();
@@ -383,6 +426,7 @@ function connect() {
         for (const e of events) applyEvent(e);
         for (const s of services) applyService(s);
         if (events.some((e) => FIGURES_AFTER.includes(e.kind))) figuresSoon();
+        if (events.some((e) => e.kind === "device_alert")) refreshDevices();
         if (!state.dialog) render();
       },
       online(up) {

@@ -1,0 +1,102 @@
+"""Which devices are online, kept in the store so that every server process agrees.
+
+Each server process, every ``interval`` seconds, writes ``last_seen = now`` for the devices
+connected to it (:func:`heartbeat`, one statement per centre). A device is **online** while
+its ``last_seen`` is less than ``OFFLINE_AFTER`` intervals old: whichever process it is
+connected to, and however many, and a process that dies simply stops renewing its devices.
+Reads (the monitor's snapshot) compute it from ``last_seen``; nothing else is needed.
+
+Presence itself is not a change (it would advance every centre's ``seq`` each time a
+device connects): the monitor reads it (its snapshot, and event ``devices`` every
+interval). What needs staff is: each process's sweep (:func:`sweep`, for the centres it
+follows) flips to offline the devices recorded online whose ``last_seen`` is too old, and a
+board, tablet or agent flipped so raises the device alert ``offline``, a ``device_alert``
+change that clerks and managers hear and a manager may acknowledge; the heartbeat that
+finds it back clears the alert. Flips are conditional updates of the device's ``online``
+flag inside a write transaction, so two processes never record the same one twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from . import models as m
+from .acting import Actor, record
+from .store import Tx
+from .views import alert_view
+
+OFFLINE_AFTER = 3  # heartbeats missed before a device counts as offline
+# Devices whose absence needs staff: a board the hall cannot read, a counter's tablet, the
+# agent driving printers and LED boards. (A kiosk's printer raises its own alerts.)
+ALERT_WHEN_OFFLINE = ("display", "rating", "agent")
+OFFLINE_ALERT = "offline"
+
+_d = m.devices
+
+
+def system_actor(centre_id: int) -> Actor:
+    """Who records presence: the server itself (audit actor ``system:0``)."""
+    return Actor("system", 0, centre_id, "presence")
+
+
+def is_online(last_seen: datetime | None, now: datetime, interval_s: float) -> bool:
+    return last_seen is not None and now - last_seen < timedelta(seconds=interval_s * OFFLINE_AFTER)
+
+
+def _set_alert(tx: Tx, actor: Actor, row, alert: str | None, tz: str) -> None:
+    if row.alert == alert:
+        return
+    since = tx.now if alert else None
+    tx.conn.execute(
+        _d.update()
+        .where(_d.c.id == row.id)
+        .values(alert=alert, alert_since=since, alert_acked_by=None, alert_acked_at=None)
+    )
+    record(tx, actor, "device_alert", alert_view(row, alert, since, tz))
+
+
+def heartbeat(tx: Tx, centre_id: int, device_ids, tz: str) -> int:
+    """The devices ``device_ids`` of the centre are connected here now: renew their
+    ``last_seen``, flip to online those recorded offline and clear their ``offline``
+    alert. Returns the flips."""
+    ids = sorted(set(device_ids))
+    if not ids:
+        return 0
+    tx.conn.execute(
+        _d.update().where(_d.c.centre_id == centre_id, _d.c.id.in_(ids)).values(last_seen=tx.now)
+    )
+    back = tx.conn.execute(
+        _d.update()
+        .where(_d.c.centre_id == centre_id, _d.c.id.in_(ids), _d.c.online.is_(False))
+        .values(online=True)
+        .returning(_d.c.id, _d.c.name, _d.c.kind, _d.c.last_seen, _d.c.alert)
+    ).all()
+    actor = system_actor(centre_id)
+    for row in sorted(back, key=lambda r: r.id):
+        if row.alert == OFFLINE_ALERT:
+            _set_alert(tx, actor, row, None, tz)
+    return len(back)
+
+
+def sweep(tx: Tx, centre_id: int, interval_s: float, tz: str) -> int:
+    """Flip to offline the centre's devices recorded online whose ``last_seen`` is too old
+    (no process has renewed them); raise their alert where their absence needs staff.
+    Returns the flips."""
+    cutoff = tx.now - timedelta(seconds=interval_s * OFFLINE_AFTER)
+    gone = tx.conn.execute(
+        _d.update()
+        .where(
+            _d.c.centre_id == centre_id,
+            _d.c.online.is_(True),
+            sa.or_(_d.c.last_seen.is_(None), _d.c.last_seen < cutoff),
+        )
+        .values(online=False)
+        .returning(_d.c.id, _d.c.name, _d.c.kind, _d.c.last_seen, _d.c.alert, _d.c.active)
+    ).all()
+    actor = system_actor(centre_id)
+    for row in sorted(gone, key=lambda r: r.id):
+        if row.kind in ALERT_WHEN_OFFLINE and row.active and row.alert is None:
+            _set_alert(tx, actor, row, OFFLINE_ALERT, tz)
+    return len(gone)

@@ -1,0 +1,76 @@
+"""Devices' presence, renewed by each server process (core/presence.py says the rules).
+
+Every ``interval_s`` (``MOTCUA_PRESENCE_S``, 15 s), and soon after a device connects,
+this process writes ``last_seen`` for the devices connected to it (one write per centre)
+and sweeps the centres it follows for devices no process has renewed for a while, which
+it records offline. Several processes agree through the store: each renews only its own
+devices, and a flip is a conditional update, recorded once whoever sees it first.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from core import presence, views
+
+log = logging.getLogger("motcua.presence")
+
+
+class PresenceLoop:
+    def __init__(self, socketio, store, hub, doors, interval_s: float = views.PRESENCE_S):
+        self.socketio = socketio
+        self.store = store
+        self.hub = hub
+        self.doors = doors  # every door: their device clients are renewed
+        self.interval_s = interval_s
+        self._task = None
+        self._soon = False
+
+    def start(self) -> None:
+        if self._task is None and self.interval_s > 0:
+            self._task = self.socketio.start_background_task(self._run)
+
+    def connected(self) -> None:
+        """A device connected here: renew soon (in a second, with any others arriving),
+        so the monitor shows it online without waiting for the next round."""
+        if not self._soon and self._task is not None:
+            self._soon = True
+            self.socketio.start_background_task(self._soon_round)
+
+    def _soon_round(self) -> None:
+        self.socketio.sleep(1.0)
+        self._soon = False
+        self._round()
+
+    def _connected_devices(self) -> dict[int, set[int]]:
+        """centre id -> ids of the devices connected to this process."""
+        out: dict[int, set[int]] = {}
+        for door in self.doors:
+            for client in list(door.clients.values()):
+                actor = client.actor
+                if actor.kind == "device":
+                    out.setdefault(actor.centre_id, set()).add(actor.id)
+        return out
+
+    def _round(self) -> None:
+        connected = self._connected_devices()
+        for centre_id in sorted(set(connected) | set(self.hub.following())):
+            try:
+                self._centre(centre_id, connected.get(centre_id, ()))
+            except Exception as e:  # noqa: BLE001 - a lost database: next round
+                log.warning("could not renew the presence of centre %s's devices: %s", centre_id, e)
+
+    def _centre(self, centre_id: int, device_ids) -> None:
+        interval = self.interval_s
+
+        def write(tx):
+            tz = views.centre(tx.conn, centre_id).timezone
+            presence.heartbeat(tx, centre_id, device_ids, tz)
+            presence.sweep(tx, centre_id, interval, tz)
+
+        self.store.write(write, centre_id=centre_id, actor="system:0")
+
+    def _run(self) -> None:
+        while True:
+            self.socketio.sleep(self.interval_s)
+            self._round()
