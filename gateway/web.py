@@ -136,9 +136,14 @@ def demo_devices(demo_file: Path, pages: dict[str, tuple[str, str]]) -> dict:
             path, label = pages[d["kind"]]
             devices.append({"label": label, "name": d["name"], "url": f"{path}?token={d['token']}"})
     staff = [
-        {"username": st["username"], "password": st["password"], "name": st["full_name"]}
+        {
+            "username": st["username"],
+            "password": st["password"],
+            "name": st["full_name"],
+            "role": st["role"],
+        }
         for st in data.get("staff", [])
-        if st["role"] == "clerk"
+        if st["role"] in ("clerk", "manager")
     ]
     return {"devices": devices, "staff": staff}
 
