@@ -10,20 +10,24 @@ Presence itself is not a change (it would advance every centre's ``seq`` each ti
 device connects): the monitor reads it (its snapshot, and event ``devices`` every
 interval). What needs staff is: each process's sweep (:func:`sweep`, for the centres it
 follows) flips to offline the devices recorded online whose ``last_seen`` is too old, and a
-board, tablet or agent flipped so raises the device alert ``offline``, a ``device_alert``
-change that clerks and managers hear and a manager may acknowledge; the heartbeat that
-finds it back clears the alert. Flips are conditional updates of the device's ``online``
+board, tablet or agent offline **during the centre's opening hours** (core/hours.py)
+raises the device alert ``offline``, a ``device_alert`` change that clerks and managers
+hear and a manager may acknowledge (one switched off after closing time is alerted when
+the centre opens, if it is still away); the heartbeat that finds it back clears the
+alert. Flips are conditional updates of the device's ``online``
 flag inside a write transaction, so two processes never record the same one twice.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from . import models as m
 from .acting import Actor, record
+from .hours import HoursError, OpeningHours
 from .store import Tx
 from .views import alert_view
 
@@ -80,12 +84,27 @@ def heartbeat(tx: Tx, centre_id: int, device_ids, tz: str) -> int:
     return len(back)
 
 
+def centre_open(conn, centre_id: int, now: datetime) -> bool:
+    """Whether the centre is open at ``now`` by its opening hours (the usual ones when it
+    has none; open, when its stored hours cannot be read)."""
+    c = m.centres
+    row = conn.execute(
+        sa.select(c.c.timezone, c.c.opening_hours, c.c.closed_days).where(c.c.id == centre_id)
+    ).one()
+    try:
+        hours = OpeningHours.parse(row.opening_hours, row.closed_days)
+    except HoursError:
+        return True
+    return hours.is_open(now, ZoneInfo(row.timezone))
+
+
 def sweep(tx: Tx, centre_id: int, interval_s: float, tz: str) -> int:
     """Flip to offline the centre's devices recorded online whose ``last_seen`` is too old
-    (no process has renewed them); raise their alert where their absence needs staff.
-    Returns the flips."""
+    (no process has renewed them); while the centre is open, raise the alert of those
+    whose absence needs staff (seen at least once: a device never installed is not
+    missed). Returns the alerts raised."""
     cutoff = tx.now - timedelta(seconds=interval_s * OFFLINE_AFTER)
-    gone = tx.conn.execute(
+    tx.conn.execute(
         _d.update()
         .where(
             _d.c.centre_id == centre_id,
@@ -93,10 +112,24 @@ def sweep(tx: Tx, centre_id: int, interval_s: float, tz: str) -> int:
             sa.or_(_d.c.last_seen.is_(None), _d.c.last_seen < cutoff),
         )
         .values(online=False)
-        .returning(_d.c.id, _d.c.name, _d.c.kind, _d.c.last_seen, _d.c.alert, _d.c.active)
+    )
+    if not centre_open(tx.conn, centre_id, tx.now):
+        return 0
+    # A conditional update: of several processes sweeping, one raises each alert.
+    missed = tx.conn.execute(
+        _d.update()
+        .where(
+            _d.c.centre_id == centre_id,
+            _d.c.online.is_(False),
+            _d.c.active.is_(True),
+            _d.c.kind.in_(ALERT_WHEN_OFFLINE),
+            _d.c.alert.is_(None),
+            _d.c.last_seen.is_not(None),
+        )
+        .values(alert=OFFLINE_ALERT, alert_since=tx.now, alert_acked_by=None, alert_acked_at=None)
+        .returning(_d.c.id, _d.c.name, _d.c.kind)
     ).all()
     actor = system_actor(centre_id)
-    for row in sorted(gone, key=lambda r: r.id):
-        if row.kind in ALERT_WHEN_OFFLINE and row.active and row.alert is None:
-            _set_alert(tx, actor, row, OFFLINE_ALERT, tz)
-    return len(gone)
+    for row in sorted(missed, key=lambda r: r.id):
+        record(tx, actor, "device_alert", alert_view(row, OFFLINE_ALERT, tx.now, tz))
+    return len(missed)

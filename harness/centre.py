@@ -31,6 +31,20 @@ COMMUNE_PASSWORDS = {
 }
 
 
+def open_all_day(tmp: Path) -> Path:
+    """A copy of tests/centre.toml whose centre is open at every hour of every day (for
+    tests of what happens during opening hours, whatever the time they run at)."""
+    text = CENTRE.read_text(encoding="utf-8")
+    head, rest = text.split("[centre.hours]\n", 1)
+    _, rest = rest.split("\n\n", 1)
+    days = "".join(
+        f'{d} = ["00:00-24:00"]\n' for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    )
+    path = tmp / "centre-all-day.toml"
+    path.write_text(head + "[centre.hours]\n" + days + "\n" + rest, encoding="utf-8")
+    return path
+
+
 class CentreServer(ServerProcess):
     """``server.py serve`` provisioned with centre.toml (unless ``provision`` says
     otherwise), with the event rate limit and the devices' budget of work raised so that

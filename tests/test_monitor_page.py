@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from harness.browser import CLERK_SCREEN, PageErrors, screenshot
-from harness.centre import PASSWORDS
+from harness.centre import PASSWORDS, CentreServer, open_all_day
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -183,10 +183,14 @@ def test_the_provinces_admin_picks_the_centre_to_watch(monitor_page, sqlite_serv
     expect(page.locator("[data-service='DD']")).to_be_visible()
 
 
-def test_an_offline_board_raises_an_alert_that_a_manager_acknowledges(
-    browser, guarded_server, devices
-):
-    server = guarded_server(MOTCUA_PRESENCE_S=1)  # offline after 3 s without renewal
+def test_an_offline_board_raises_an_alert_that_a_manager_acknowledges(browser, tmp_path, devices):
+    # Open all day (alerts are for opening hours); offline after 3 s without renewal.
+    server = CentreServer(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'motcua.sqlite3'}",
+        env={"MOTCUA_PRESENCE_S": "1"},
+        provision=open_all_day(tmp_path),
+    ).start()
     context = browser.new_context(viewport={"width": 1366, "height": 1000}, locale="vi-VN")
     page = context.new_page()
     page.errors = PageErrors(page)
@@ -211,3 +215,4 @@ def test_an_offline_board_raises_an_alert_that_a_manager_acknowledges(
         assert page.errors.errors == []
     finally:
         context.close()
+        server.stop()

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from core.store import normalise_url
-from harness.centre import DISPLAY, CentreServer
+from harness.centre import DISPLAY, CentreServer, open_all_day
 
 pytestmark = pytest.mark.timeout(180)
 FAST = {"MOTCUA_PRESENCE_S": "1"}  # offline after 3 s without renewal
@@ -33,7 +33,12 @@ def _until(predicate, timeout: float = 10) -> None:
 def test_presence_is_shared_by_the_processes_and_an_alert_recorded_once(
     tmp_path, pg_url, redis_url, devices
 ):
-    servers = [CentreServer(tmp_path, pg_url, redis_url, env=FAST).start()]
+    # Open all day: the alert is for opening hours, whatever the time the test runs at.
+    servers = [
+        CentreServer(
+            tmp_path, pg_url, redis_url, env=FAST, provision=open_all_day(tmp_path)
+        ).start()
+    ]
     servers += [
         CentreServer(tmp_path, pg_url, redis_url, env=FAST, provision=None).start()
         for _ in range(2)

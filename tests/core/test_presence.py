@@ -18,6 +18,18 @@ from harness.centre import DISPLAY, KIOSK, RATING_1
 from harness.replica import REPLICAS
 
 INTERVAL = 10.0
+ALL_DAY = {d: ["00:00-24:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+
+
+@pytest.fixture(autouse=True)
+def open_all_day(local):
+    """The centre open whatever the time the tests run at (one test closes it)."""
+    _hours(local, ALL_DAY)
+
+
+def _hours(local, hours):
+    with local.store.engine.begin() as conn:
+        conn.execute(m.centres.update().values(opening_hours=hours, closed_days=None))
 
 
 def _renew(local, devices):
@@ -129,3 +141,19 @@ def test_a_manager_acknowledges_an_alert_audited(local):
     _renew(local, [board, tablet])
     devices, _ = _devices(local)
     assert devices["Bảng sảnh"]["alert"] is None and devices["Bảng sảnh"]["acknowledged"] is None
+
+
+def test_a_board_away_while_the_centre_is_closed_is_alerted_when_it_opens(local):
+    board, tablet = local.device(DISPLAY), local.device(RATING_1)
+    _renew(local, [board, tablet])
+    _hours(local, {})  # closed every day
+    _age(local, board, INTERVAL * presence.OFFLINE_AFTER + 1)
+    start = len(local.changes)
+    _renew(local, [tablet])
+    _renew(local, [tablet])
+    assert _kinds(local, start) == []  # nobody needs to know at night
+    assert _devices(local)[0]["Bảng sảnh"]["online"] is False
+    _hours(local, ALL_DAY)  # the centre opens, the board still away
+    _renew(local, [tablet])
+    _renew(local, [tablet])
+    assert _kinds(local, start) == [("device_alert", "offline")]
