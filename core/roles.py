@@ -140,6 +140,10 @@ class Role:
     # What opens its door: a device token of this role's kind ("device"), a staff session
     # ("staff", core/permissions.py), or the key of the one thing it follows ("key").
     credential: str = "device"
+    # Kinds that, like counts, ride its next batch or go when the hub's counts interval
+    # ends (gateway/hub.py counts_interval_s): a kiosk flood's tickets then cost a monitor
+    # a few frames a second, not one per ticket. Every other event goes at once.
+    paced: frozenset[str] = frozenset()
 
     def wants(self, audience: Audience, change: Mapping) -> bool:
         return change["kind"] == CONFIGURED or self.concerns(audience, change)
@@ -212,8 +216,9 @@ ROLES: dict[str, Role] = {
             _manager,
             False,
             "every change of its centre (tickets, counters, device alerts); counts of every "
-            "service",
+            "service; new tickets and print results paced like counts",
             credential="staff",
+            paced=frozenset(("issued", PRINTED)),
         ),
     )
 }

@@ -45,6 +45,7 @@ class _AudienceState:
     # Counts held back (see ChangeHub.counts_interval_s): the latest summaries by code,
     # the seq they reach, and when counts alone may next be sent.
     held: dict = field(default_factory=dict)
+    held_events: list = field(default_factory=list)  # its role's paced events held back
     held_seq: int | None = None
     counts_due: float = 0.0
 
@@ -64,7 +65,8 @@ class ChangeHub:
       audience at most this often; counts changed meanwhile ride on its next batch, or
       go when the interval ends. Events (calls above all) are never held. Counts are
       state, not history: a kiosk flood then costs each display a few frames a second,
-      not one per ticket (docs/performance.md). 0 sends counts at once.
+      not one per ticket (docs/performance.md). 0 sends counts at once. A role's
+      ``paced`` events (core/roles.py: the monitor's new tickets) are held with counts.
 
     A change committed just as a centre starts to be followed may pass before its channel
     is subscribed: the gap fill (when a later change comes) or the sweep delivers it.
@@ -273,9 +275,11 @@ class ChangeHub:
             batch = batch_for(state.audience, prepared, after)
             if batch is None:
                 continue  # nothing for it: its next batch's range starts where its last ended
-            if not batch["events"] and now < state.counts_due:
+            paced = ROLES[state.audience.role].paced
+            if now < state.counts_due and all(e["kind"] in paced for e in batch["events"]):
                 state.last = after
                 state.held.update((s["code"], s) for s in batch["services"])
+                state.held_events.extend(batch["events"])
                 state.held_seq = batch["seq"]
                 self._counts_later(centre_id, state.counts_due - now)
                 continue
@@ -283,13 +287,16 @@ class ChangeHub:
                 batch["services"] = list(
                     {**state.held, **{s["code"]: s for s in batch["services"]}}.values()
                 )
+            if state.held_events:
+                batch["events"] = state.held_events + batch["events"]
             self._send(state, batch, now)
         self._flushed[centre_id] = changes[-1]["seq"]
 
     def _send(self, state: _AudienceState, batch: dict, now: float) -> None:
         state.last = batch["seq"]
-        state.held, state.held_seq = {}, None
-        if batch["services"]:
+        state.held, state.held_events, state.held_seq = {}, [], None
+        paced = ROLES[state.audience.role].paced
+        if batch["services"] or (paced and any(e["kind"] in paced for e in batch["events"])):
             state.counts_due = now + self.counts_interval_s
         self.send(ROLES[state.audience.role].namespace, state.audience.room, batch)
 
@@ -302,7 +309,7 @@ class ChangeHub:
         self._counts_timers.pop(centre_id, None)
         now = time.monotonic()
         for state in list(self._audiences.get(centre_id, {}).values()):
-            if not state.held:
+            if not state.held and not state.held_events:
                 continue
             if now < state.counts_due:
                 self._counts_later(centre_id, state.counts_due - now)
@@ -310,7 +317,7 @@ class ChangeHub:
             batch = {
                 "after": state.last,
                 "seq": state.held_seq,
-                "events": [],
+                "events": state.held_events,
                 "services": list(state.held.values()),
             }
             self._send(state, batch, now)

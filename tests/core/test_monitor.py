@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -256,3 +257,50 @@ def test_a_clerk_is_refused_the_monitor_and_its_actions(local):
             require(clerk, permission, local.centre_id)
         assert refused.value.code == "forbidden"
         assert require(manager, permission, local.centre_id) == "manager"
+
+
+def test_a_kiosk_flood_costs_a_monitor_a_few_batches_and_a_call_goes_at_once(local):
+    """The manager's new tickets ride the hub's counts interval (core/roles.py ``paced``):
+    at most one batch per interval while only tickets come, none lost, in order; a call
+    goes at once, carrying the tickets held before it."""
+    import gevent
+
+    from gateway.hub import ChangeHub
+
+    sent: list[tuple[float, dict]] = []
+    hub = ChangeHub(
+        lambda namespace, room, batch: sent.append((time.monotonic(), batch)),
+        local.store,
+        sweep_s=3600,
+        counts_interval_s=0.5,
+    )
+    local.store.on_commit = lambda changes: (local.changes.extend(changes), hub.committed(changes))
+    hub.start()
+    try:
+        hub.join("m1", local.audience("manager"))
+        first = local.snapshot("manager")["seq"]
+        kiosk = local.device(KIOSK)
+        started = time.monotonic()
+        for _ in range(40):
+            local.engine.issue_ticket(kiosk, "TP")
+            gevent.sleep(0.01)
+        gevent.sleep(0.6)
+        elapsed = time.monotonic() - started
+        assert len(sent) <= elapsed / 0.5 + 2, [round(t - started, 2) for t, _ in sent]
+        events = [e for _, b in sent for e in b["events"]]
+        assert [e["kind"] for e in events] == ["issued"] * 40
+        assert [e["seq"] for e in events] == list(range(first + 1, first + 41))
+        assert sent[-1][1]["services"][0]["waiting"] == 40
+        # Tickets held, then a call: it goes at once, with them before it.
+        sent.clear()
+        local.engine.issue_ticket(kiosk, "HT")
+        gevent.sleep(0.05)
+        local.engine.call_next(local.clerk("clerk1", 1))
+        gevent.sleep(0.05)
+        kinds = [[e["kind"] for e in b["events"]] for _, b in sent]
+        assert kinds[-1][-1] == "called" and "issued" in [k for ks in kinds for k in ks]
+        seqs = [b["seq"] for _, b in sent]
+        afters = [b["after"] for _, b in sent]
+        assert afters[1:] == seqs[:-1]  # the ranges follow on
+    finally:
+        hub.stop()
