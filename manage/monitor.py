@@ -2,10 +2,12 @@
 
 Managers and admins of a centre (permission ``monitor.view``) follow every queue, counter
 and device alert of the centre live, from the ``monitor_state`` snapshot and the change
-batches (core/roles.py, role ``manager``: every change of its centre). Their actions
-(permission ``monitor.act``) are engine operations on the lifecycle tables, audited with
-the manager as actor: cancel a waiting ticket, move it to another service or counter
-keeping its place, close a counter left open (core/lifecycle.py MANAGER_ACTIONS).
+batches (core/roles.py, role ``manager``: every change of its centre); today's figures and
+the devices' presence (core/presence.py) are read again (events ``figures``, ``devices``).
+Their actions (permission ``monitor.act``) are engine operations, audited with the manager
+as actor: cancel a waiting ticket, move it to another service or counter keeping its
+place, close a counter left open (core/lifecycle.py MANAGER_ACTIONS), acknowledge a
+device's alert. docs/protocol.md section 8.7 is the reference.
 """
 
 from __future__ import annotations
