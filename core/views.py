@@ -748,6 +748,7 @@ def monitor_snapshot(conn: Connection, centre_id: int, presence_s: float = PRESE
                 "name": s.name,
                 "name_en": s.name_en,
                 "agency": s.agency,
+                "agency_en": s.agency_en,
                 **summary,
                 "longest_wait_s": longest,
                 "over_target": longest > target,

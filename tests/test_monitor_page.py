@@ -216,3 +216,19 @@ def test_an_offline_board_raises_an_alert_that_a_manager_acknowledges(browser, t
     finally:
         context.close()
         server.stop()
+
+
+def test_the_monitor_in_english(monitor_page, sqlite_server):
+    page = monitor_page
+    page.goto(sqlite_server.url + "/manage/?lang=en")
+    expect(page.get_by_test_id("login").locator("h1")).to_have_text("Managers' login")
+    page.fill("input[name=username]", "quanly1")
+    page.fill("input[name=password]", PASSWORDS["quanly1"])
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_test_id("services").locator("th").first).to_have_text("Service")
+    expect(page.locator(".m-centre")).to_have_text("Test Public Administrative Service Centre")
+    expect(page.locator("[data-service=TP] th")).to_contain_text("Criminal record certificates")
+    expect(page.locator("[data-counter='1'] [data-col=status]")).to_have_text("Closed")
+    expect(page.locator(".m-title")).to_have_text("Live monitor")
+    screenshot(page, "monitor-en")
+    assert page.errors.errors == []

@@ -2,7 +2,7 @@
 // State: the /manage snapshot (monitor_state) and its batches, applied as docs/protocol.md
 // section 8.7 says (harness/replica.py ManagerReplica is the reference). Today's figures
 // (served, mean waits) are read again after the changes that move them.
-import { api as callApi, el, follow, minutes, t } from "/static/motcua.js";
+import { api as callApi, currentLang, el, follow, minutes, t } from "/static/motcua.js";
 
 const app = document.getElementById("app");
 const data = JSON.parse(document.getElementById("monitor-data").textContent);
@@ -126,11 +126,16 @@ function header() {
     state.centres.map((x) => el("option", { value: x.code, selected: x.code === (c?.code ?? state.centre) }, x.name)))
     : null;
   return el("header", { class: "m-head" },
-    el("div", { class: "m-centre" }, c ? c.name : data.title),
+    el("div", { class: "m-centre" }, c ? english(c.name, c.name_en) : data.title),
     others,
     el("div", { class: "m-title" }, t("title")),
     el("div", { class: "m-clock", "data-testid": "clock" }, c ? clock(c.timezone) : ""),
     el("button", { type: "button", class: "m-link", onclick: logout }, t("logout")));
+}
+
+// A name in English where one is configured and the page is in English.
+function english(vi, en) {
+  return currentLang() === "en" && en ? en : vi;
 }
 
 function clock(timeZone) {
@@ -183,7 +188,7 @@ function monitorView() {
         const over = wait > target;
         const f = figures.services[s.code] || {};
         return el("tr", { class: over ? "over" : "", "data-service": s.code },
-          el("th", { scope: "row" }, s.name, el("small", {}, s.agency)),
+          el("th", { scope: "row" }, english(s.name, s.name_en), el("small", {}, english(s.agency, s.agency_en))),
           el("td", { class: "num", "data-col": "waiting" }, s.waiting),
           el("td", { class: "num", "data-col": "longest" },
             s.waiting ? elapsed(wait) : t("none"),
