@@ -174,7 +174,7 @@ MONITOR_STRINGS = {
     "online": N_("Trực tuyến"),
     "offline": N_("Mất kết nối"),
     "last_seen": N_("lần cuối {ago} trước"),
-    "never_seen": N_("chưa kết nối lần nào"),
+    "never_seen": N_("Chưa kết nối lần nào"),
     "paper_ok": N_("Giấy in: đủ"),
     "paper_near_end": N_("Giấy in: sắp hết"),
     "paper_out": N_("Giấy in: hết"),

@@ -197,7 +197,7 @@ def test_an_offline_board_raises_an_alert_that_a_manager_acknowledges(browser, t
     try:
         log_in(page, server)
         board = page.locator("[data-device='Bảng sảnh']")
-        expect(board.locator("[data-col=presence]")).to_contain_text("chưa kết nối lần nào")
+        expect(board.locator("[data-col=presence]")).to_have_text("Chưa kết nối lần nào")
         display = devices.display(server)
         display.wait_event("snapshot")
         expect(board.locator("[data-col=presence]")).to_have_text("Trực tuyến", timeout=10000)

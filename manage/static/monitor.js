@@ -253,9 +253,10 @@ function monitorView() {
       el("tbody", {}, (snap.devices || []).map((d) => el("tr", { "data-device": d.device.name },
         el("th", { scope: "row" }, d.device.name, el("small", {}, t("kind_" + d.device.kind))),
         el("td", { "data-col": "presence" },
-          el("span", { class: `m-pill ${d.online ? "open" : "gone"}` }, t(d.online ? "online" : "offline")),
-          !d.online && d.last_seen ? el("small", {}, t("last_seen", { ago: elapsed(since(d.last_seen)) })) : null,
-          !d.online && !d.last_seen ? el("small", {}, t("never_seen")) : null),
+          d.online || d.last_seen
+            ? el("span", { class: `m-pill ${d.online ? "open" : "gone"}` }, t(d.online ? "online" : "offline"))
+            : el("span", { class: "m-pill" }, t("never_seen")),
+          !d.online && d.last_seen ? el("small", {}, t("last_seen", { ago: elapsed(since(d.last_seen)) })) : null),
         el("td", { "data-col": "alert" },
           d.alert ? el("strong", { class: "m-alert" }, t("alert_" + d.alert)) : null,
           d.paper ? el("small", { "data-col": "paper" }, paper(d)) : (d.alert ? null : t("none")),
