@@ -23,10 +23,11 @@ class Centre:
     kiosks: list[str]
     displays: list[str]
     ratings: list[str]
+    managers: list[tuple[str, str]] = ()  # username, password: the monitor's watchers
 
 
 def make_centre(
-    *, counters: int, kiosks: int, displays: int, ratings: int, services: int = 4
+    *, counters: int, kiosks: int, displays: int, ratings: int, services: int = 4, managers=0
 ) -> Centre:
     """A centre where every counter serves every service, one clerk per counter."""
     services = max(1, min(services, len(SERVICES)))
@@ -71,6 +72,19 @@ def make_centre(
             "",
         ]
 
+    managers_ = []
+    for i in range(1, managers + 1):
+        user, pw = f"manager{i:03d}", f"bench-manager-{i:03d}"
+        managers_.append((user, pw))
+        out += [
+            "[[staff]]",
+            f'username = "{user}"',
+            f'password = "{pw}"',
+            f'full_name = "Lãnh đạo {i}"',
+            'role = "manager"',
+            "",
+        ]
+
     def devices(kind, count, extra=lambda i: []):
         tokens = []
         for i in range(1, count + 1):
@@ -91,7 +105,7 @@ def make_centre(
     k = devices("kiosk", kiosks)
     d = devices("display", displays)
     r = devices("rating", ratings, lambda i: [f"counter = {(i - 1) % n_counters + 1}"])
-    return Centre("\n".join(out), codes, clerks, k, d, r)
+    return Centre("\n".join(out), codes, clerks, k, d, r, managers_)
 
 
 def centre_from_args(args) -> Centre:
@@ -102,4 +116,5 @@ def centre_from_args(args) -> Centre:
         displays=args.displays,
         ratings=args.ratings,
         services=args.services,
+        managers=getattr(args, "managers", 0),
     )

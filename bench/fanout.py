@@ -85,6 +85,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ratings", type=int, default=30, help="rating tablets")
     p.add_argument("--services", type=int, default=4)
     p.add_argument(
+        "--managers",
+        type=int,
+        default=0,
+        help="managers with the live monitor open (/manage), each following the centre",
+    )
+    p.add_argument(
         "--call-interval",
         type=float,
         default=5.0,
@@ -197,6 +203,7 @@ async def run(args, server: ServerProcess, centre: Centre, tokens: list[str]) ->
             "counters": len(devs.counters),
             "displays": len(devs.displays),
             "ratings": len(devs.ratings),
+            "managers": len(devs.managers),
             "total": len(devs.all),
         },
         "window_s": args.duration,
@@ -238,7 +245,9 @@ def report(r: dict) -> None:
     print(f"store        {r['store']}    client: {r['client']}")
     print(
         f"devices      {d['kiosks']} kiosks, {d['counters']} counters, {d['displays']} displays, "
-        f"{d['ratings']} rating tablets = {d['total']} connections"
+        f"{d['ratings']} rating tablets"
+        + (f", {d['managers']} managers' monitors" if d.get("managers") else "")
+        + f" = {d['total']} connections"
     )
     print(
         f"load         {r['target_calls_per_s']:.0f} calls/s offered, "

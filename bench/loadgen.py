@@ -191,10 +191,11 @@ class Devices:
     counters: list
     clerks: list
     wall: DisplayWall
+    managers: list = ()  # the manager's monitor (/manage), each following the whole centre
 
     @property
     def all(self) -> list:
-        return self.displays + self.kiosks + self.ratings + self.counters
+        return self.displays + self.kiosks + self.ratings + self.counters + list(self.managers)
 
     def traffic(self) -> tuple[int, int, int]:
         """(messages, bytes on the wire, bytes of text) received so far by all devices."""
@@ -206,6 +207,7 @@ class Devices:
             "counter": self.counters,
             "display": self.displays,
             "rating": self.ratings,
+            "manager": list(self.managers),
         }
         return {role: self._sum(devs) for role, devs in roles.items()}
 
@@ -268,7 +270,13 @@ async def connect_centre(
     )
     clerks, counters = await connect_clerks(server, centre, tokens, call_interval, args.seed, kw)
     await asyncio.wait_for(asyncio.gather(*(cl.opened for cl in clerks)), 60)
-    return Devices(kiosks, displays, ratings, counters, clerks, wall)
+    sessions = await asyncio.to_thread(
+        lambda: [login(server.url, user, pw) for user, pw in centre.managers]
+    )
+    managers = await connect_all(
+        [lambda tok=tok: connect(server, "/manage", {"token": tok}, **kw) for tok in sessions]
+    )
+    return Devices(kiosks, displays, ratings, counters, clerks, wall, managers)
 
 
 def login_clerks(server: ServerProcess, centre: Centre, n: int | None = None) -> list[str]:
