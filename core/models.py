@@ -374,8 +374,6 @@ ratings = sa.Table(
     sa.Column("rated_at", UTCDateTime, nullable=False),
 )
 
-# Append-only: one row per change of a centre, numbered by the centre's seq. It is the
-# audit (who, when, what, request_id) and the event log clients are resynchronised from.
 # A citizen's booked time (core/appointments.py): ``booked`` until checked in at a kiosk
 # (``checked_in``, with its ticket) or cancelled; past its slot unchecked, it is missed.
 appointments = sa.Table(
@@ -423,6 +421,8 @@ notifications = sa.Table(
     sa.Index("ix_notifications_due", "status", "next_at"),
 )
 
+# Append-only: one row per change of a centre, numbered by the centre's seq. It is the
+# audit (who, when, what, request_id) and the event log clients are resynchronised from.
 audit_log = sa.Table(
     "audit_log",
     metadata,
