@@ -37,6 +37,7 @@ ROLE_FOLDERS = (
     "booking",
 )
 DEMO_FILE = HERE / "provisioning" / "demo.toml"
+DEMO_CENTRE = "KG"  # demo.toml's centre
 log = logging.getLogger("motcua")
 
 
@@ -374,6 +375,12 @@ def cmd_serve(args) -> int:
         except ProvisioningError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+    if args.demo:  # a past month, for the reports and the staffing advice (once)
+        from core import demo_history
+
+        written = demo_history.seed_past(ctx.store, DEMO_CENTRE)
+        if written:
+            log.info("demo: wrote %d tickets of the past month", written)
     ctx.store.start_writer(gevent.queue.Queue, gevent.spawn, gevent.event.Event)
     ctx.hub.start()
     app.extensions["motcua.sessions"].start()
