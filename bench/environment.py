@@ -111,6 +111,8 @@ def bench_environment(args, centre: Centre, gc_stats: bool = False):
             env["MOTCUA_GC_STATS"] = str(tmp / "gc-stats.txt")
         if getattr(args, "gc_default", False):
             env["MOTCUA_GC_FREEZE"] = "0"
+        if getattr(args, "gc_sizes", False):
+            env["MOTCUA_GC_SIZES"] = "1"
         if args.event_rate is not None:
             env["MOTCUA_EVENT_RATE"] = str(args.event_rate)
             env["MOTCUA_EVENT_BURST"] = str(args.event_rate * 2)

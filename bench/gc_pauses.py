@@ -72,6 +72,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the server with MOTCUA_GC_FREEZE=0 (CPython's collector as it comes), to compare",
     )
+    p.add_argument(
+        "--gc-sizes",
+        action="store_true",
+        help="the server also records each generation's size as each older collection "
+        "starts (the stats file's 'sizes' lines, kept with --keep): an investigation",
+    )
     common_arguments(p)
     return p
 

@@ -12,7 +12,9 @@ collection took 150-300 ms, during which calls were neither acknowledged nor del
 - every collection is timed through ``gc.callbacks``; one longer than
   ``LONG_PAUSE_S`` is logged as a warning, and with ``MOTCUA_GC_STATS=FILE`` each pause
   is appended to FILE (a line each, once a second) for bench/gc_pauses.py.
-  ``MOTCUA_GC_FREEZE=0`` times collections without freezing anything (to compare).
+  ``MOTCUA_GC_FREEZE=0`` times collections without freezing anything (to compare);
+  ``MOTCUA_GC_SIZES=1`` also writes how many objects each generation holds as each
+  collection of generation 1 or 2 starts (``sizes`` lines; slow, for investigations).
 
 Freezing is O(1) (a list splice), so it is done often: after each ``BURST_CONNECTIONS``
 new connections, even in the middle of a burst, so the young objects of a long burst
@@ -46,8 +48,12 @@ KEPT_PAUSES = 100_000
 class PauseRecorder:
     """Times every collection of this process (gc.callbacks)."""
 
-    def __init__(self, long_pause_s: float = LONG_PAUSE_S):
+    def __init__(self, long_pause_s: float = LONG_PAUSE_S, sizes: bool = False):
         self.long_pause_s = long_pause_s
+        # MOTCUA_GC_SIZES=1 (an investigation, not production: it walks every generation
+        # before each older collection): (wall time, generation, objects in gen 0, 1, 2).
+        self.sizes = sizes
+        self.sized: deque[tuple[float, int, int, int, int]] = deque(maxlen=10_000)
         # (wall time, generation, seconds paused, CPU seconds of this thread, collected):
         # on a busy machine the pause can be longer than the collector's own work.
         self.pauses: deque[tuple[float, int, float, float, int]] = deque(maxlen=KEPT_PAUSES)
@@ -79,6 +85,9 @@ class PauseRecorder:
 
     def _callback(self, phase: str, info: dict) -> None:
         if phase == "start":
+            if self.sizes and info["generation"] >= 1:
+                counts = [len(gc.get_objects(generation=g)) for g in range(3)]
+                self.sized.append((time.time(), info["generation"], *counts))
             # A collection can run finalizers, and one that kills a greenlet runs that
             # greenlet's code, which may switch to the hub: the other greenlets then run
             # "inside" the collection. Such a collection is counted apart, not as a pause.
@@ -121,6 +130,8 @@ class PauseRecorder:
         ]
         lines += [f"freeze {t:.6f} {n} {ms:.3f}\n" for t, n, ms in self.freezes]
         self.freezes.clear()
+        lines += [f"sizes {t:.6f} {g} {a} {b} {c}\n" for t, g, a, b, c in self.sized]
+        self.sized.clear()
         t0, t1, t2 = gc.get_threshold()
         lines.append(f"state {time.time():.6f} {t0} {t1} {t2} {self.frozen}\n")
         with open(path, "a") as f:
@@ -217,7 +228,7 @@ def install(connections, spawn, sleep) -> PauseRecorder:
     """In the server (cmd_serve), once start-up is done: time collections, freeze what
     start-up made, and keep freezing after bursts of connections; with MOTCUA_GC_STATS
     write the pauses to that file every second. ``spawn``/``sleep`` are gevent's."""
-    recorder = PauseRecorder().install()
+    recorder = PauseRecorder(sizes=os.environ.get("MOTCUA_GC_SIZES") == "1").install()
     freezing = os.environ.get("MOTCUA_GC_FREEZE", "1") != "0"
     if freezing:
         freeze(recorder, "start-up")

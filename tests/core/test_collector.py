@@ -79,3 +79,21 @@ def test_a_burst_of_connections_is_frozen_and_a_turned_over_set_collected_once(c
     freed = frozen - gc.get_freeze_count()
     assert freed >= 2 * rounds * collector.BURST_CONNECTIONS, freed
     assert freezer.departed == 0
+
+
+def test_sizes_are_recorded_before_older_collections_when_asked(tmp_path):
+    import gc
+
+    from gateway.collector import PauseRecorder
+
+    recorder = PauseRecorder(sizes=True).install()
+    try:
+        gc.collect(0)
+        gc.collect(1)
+    finally:
+        recorder.uninstall()
+    assert [g for _, g, *_ in recorder.sized] == [1]  # generation 0's are not walked
+    path = tmp_path / "stats"
+    recorder.write(str(path))
+    [line] = [x for x in path.read_text().splitlines() if x.startswith("sizes ")]
+    assert len(line.split()) == 6
