@@ -495,11 +495,12 @@ RANGE_HEADINGS = (N_("Từ ngày"), N_("Đến ngày"))
 REASON_HEADING = N_("Lý do không hài lòng: {reason}")
 
 
-def table(report: dict, translate: Callable[[str], str] = lambda s: s) -> tuple[list, list]:
-    """A summary or a breakdown as ``(headings, rows)``: the range's days, what the row
-    is (the centre, or the breakdown's key), then :data:`COLUMNS` that the report has,
-    then one column per reason given. Words pass through ``translate`` (the catalog);
-    a figure a row does not have is None (an empty cell)."""
+def table(report: dict, translate: Callable[[str], str] = lambda s: s) -> tuple[list, list, set]:
+    """A summary or a breakdown as ``(headings, rows, shares)``: the range's days, what
+    the row is (the centre, or the breakdown's key), then :data:`COLUMNS` that the report
+    has, then one column per reason given; ``shares`` are the indexes of the columns that
+    hold shares. Words pass through ``translate`` (the catalog); a figure a row does not
+    have is None (an empty cell)."""
     by = report.get("by")
     rows = report["rows"] if by else [{"label": report["centre"], **report}]
     families = FAMILIES[by]
@@ -520,7 +521,9 @@ def table(report: dict, translate: Callable[[str], str] = lambda s: s) -> tuple[
         given = (r.get("ratings") or {}).get("reasons", {})
         line += [given.get(x, 0) if r.get("ratings") is not None else None for x in reasons]
         out.append(line)
-    return headings, out
+    first = len(RANGE_HEADINGS) + 1
+    shares = {first + i for i, (_f, key, _h) in enumerate(columns) if key.endswith("_share")}
+    return headings, out, shares
 
 
 def _family_of(key: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from core import auth, views
 from core.engine import Actor
@@ -84,9 +84,11 @@ def bearer_token() -> str:
 
 
 def answer_json(fn, lang: str):
-    """Run ``fn``; a refusal (a lost database included) is its JSON error answer."""
+    """Run ``fn``; its dict answers as JSON (a Response it makes, a download say, as it
+    is); a refusal (a lost database included) is its JSON error answer."""
     try:
-        return jsonify(fn())
+        answer = fn()
+        return answer if isinstance(answer, Response) else jsonify(answer)
     except Exception as e:  # noqa: BLE001 - a lost database is "unavailable" (503 JSON)
         error = refusal_of(e)
         if error.code == "internal":

@@ -1,5 +1,159 @@
-"""The centre's reports (issue 17): to come."""
+"""The centre's reports over HTTP (issue 17; docs/reports.md): the summary and the
+breakdowns of a date range as JSON, CSV (UTF-8 with a byte-order mark, for Excel) or
+XLSX, for staff holding ``reports.view``; and the page ``/manage/reports``.
+
+The figures are core/reports.py's; this module only reads the request, runs them off
+the event loop where the server has a thread pool (a year's report reads hundreds of
+thousands of rows), and writes the answer in the format asked for.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+from datetime import date
+
+from flask import Response, current_app, request
+from flask_babel import force_locale, gettext
+
+from core import models as m
+from core import reports
+from core.errors import QueueError
+from gateway.api import request_lang, staff_endpoint
+from gateway.web import N_
+
+from . import bp
+
 DOORS: tuple[type, ...] = ()
+FORMATS = ("json", "csv", "xlsx")
+SHEET = N_("Báo cáo")
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _ctx():
+    return current_app.extensions["motcua"]
+
+
+def _format() -> str:
+    fmt = request.args.get("format") or "json"
+    if fmt not in FORMATS:
+        raise QueueError(
+            "bad_request",
+            "bad_value",
+            field="format",
+            why=("một trong: " + ", ".join(FORMATS), "one of: " + ", ".join(FORMATS)),
+        )
+    return fmt
+
+
+def _read(fn):
+    """``fn(conn)`` in one read transaction, in the server's thread pool when it has one:
+    a long report must not hold every socket of the process still (gevent)."""
+    store = _ctx().store
+    if store.offload is not None:
+        return store.offload(store.read, fn)
+    return store.read(fn)
+
+
+def _answer(centre_id: int, by: str | None):
+    fmt = _format()
+    first, last = reports.parse_range(request.args.get("from"), request.args.get("to"))
+    if by is not None and by not in reports.BREAKDOWNS:
+        raise QueueError(
+            "bad_request",
+            "bad_value",
+            field="by",
+            why=(
+                "một trong: " + ", ".join(reports.BREAKDOWNS),
+                "one of: " + ", ".join(reports.BREAKDOWNS),
+            ),
+        )
+
+    def read(conn):
+        now = m.utcnow()
+        if by is None:
+            return reports.summary(conn, centre_id, first, last, now)
+        return reports.breakdown(conn, centre_id, by, first, last, now)
+
+    report = _read(read)
+    lang = request_lang()
+    with force_locale(lang):
+        if fmt == "json":
+            for row in report.get("rows", ()):
+                word = row["label"]
+                if by == "weekday" or row["key"] is None:
+                    row["label"] = gettext(word)  # the system's words, not names
+            return report
+        headings, rows, shares = reports.table(report, gettext)
+        name = _filename(report, by, fmt)
+        if fmt == "csv":
+            return _download(_csv(headings, rows), "text/csv; charset=utf-8", name)
+        return _download(_xlsx(gettext(SHEET), headings, rows, shares), XLSX_TYPE, name)
+
+
+def _filename(report: dict, by: str | None, fmt: str) -> str:
+    """``bao-cao-T1-2026-08-01-2026-08-31[-theo-counter].csv``: ASCII, safe in a header."""
+    code = "".join(ch for ch in report["centre"] if ch.isalnum() or ch in "-_") or "centre"
+    tail = f"-theo-{by}" if by else ""
+    return f"bao-cao-{code}-{report['from']}-{report['to']}{tail}.{fmt}"
+
+
+def _download(body: bytes, mimetype: str, name: str) -> Response:
+    return Response(
+        body,
+        mimetype=mimetype,
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+def _csv(headings: list, rows: list) -> bytes:
+    """UTF-8 with a byte-order mark (Excel reads the diacritics right only with it)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(headings)
+    writer.writerows([("" if v is None else v) for v in row] for row in rows)
+    return "\ufeff".encode() + out.getvalue().encode("utf-8")
+
+
+def _xlsx(title: str, headings: list, rows: list, shares: set) -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = title[:31]
+    ws.append(headings)
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    for row in rows:
+        ws.append([date.fromisoformat(v) if i < 2 else v for i, v in enumerate(row)])
+    for row in ws.iter_rows(min_row=2):
+        for i, cell in enumerate(row):
+            if i < 2:
+                cell.number_format = "yyyy-mm-dd"
+            elif i in shares:
+                cell.number_format = "0.0%"
+    ws.freeze_panes = "D2"
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+@bp.get("/api/v1/reports/summary")
+@staff_endpoint("reports.view")
+def summary(principal, centre_id):
+    """The centre's figures over ``from``..``to`` (docs/reports.md)."""
+    return _answer(centre_id, None)
+
+
+@bp.get("/api/v1/reports/breakdown")
+@staff_endpoint("reports.view")
+def breakdown(principal, centre_id):
+    """The same figures per agency, service, counter, clerk, hour, weekday or field."""
+    by = request.args.get("by")
+    if not by:
+        raise QueueError("bad_request", "missing_field", field="by")
+    return _answer(centre_id, by)

@@ -589,7 +589,13 @@ def test_a_leap_year_is_one_range():
 def test_the_download_table_has_vietnamese_headings_and_one_row_per_key(month, local):
     now = datetime.now(UTC)
     summary = local.read(lambda conn: reports.summary(conn, local.centre_id, FIRST, LAST, now))
-    headings, rows = reports.table(summary)
+    headings, rows, shares = reports.table(summary)
+    assert {headings[i] for i in shares} == {
+        "Tỉ lệ chờ không quá thời gian mục tiêu",
+        "Tỉ lệ hài lòng",
+        "Tỉ lệ rất hài lòng",
+        "Tỉ lệ đúng hạn",
+    }
     assert headings[:4] == ["Từ ngày", "Đến ngày", "Trung tâm", "Số phiếu đã cấp"]
     assert "Tỉ lệ đúng hạn" in headings and "Tiếp nhận qua bưu chính" in headings
     assert any(h.startswith("Lý do không hài lòng: ") for h in headings)
@@ -602,6 +608,6 @@ def test_the_download_table_has_vietnamese_headings_and_one_row_per_key(month, l
     by_field = local.read(
         lambda conn: reports.breakdown(conn, local.centre_id, "field", FIRST, LAST, now)
     )
-    headings, rows = reports.table(by_field)
+    headings, rows, _shares = reports.table(by_field)
     assert headings[2] == "Lĩnh vực hồ sơ" and "Số phiếu đã cấp" not in headings
     assert {r[2] for r in rows} == {"Hộ tịch", "Đất đai", "Lý lịch tư pháp", "Không xác định"}

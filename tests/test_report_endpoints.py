@@ -1,0 +1,238 @@
+"""The reports' endpoints on a real server process, on SQLite and PostgreSQL: the summary
+as JSON, CSV and XLSX, a breakdown's downloads with their diacritics, who is refused and
+how a bad range is refused.
+
+The data are a few tickets, ratings and dossiers of the commune office (tests/commune.toml,
+where the test accounts include a manager and an admin), written straight into the
+server's store with August's times (the engine stamps only the present); the figures
+expected are worked out by hand below."""
+
+from __future__ import annotations
+
+import csv
+import io
+import secrets
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import requests
+import sqlalchemy as sa
+from openpyxl import load_workbook
+
+from core import models as m
+from harness.centre import COMMUNE
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+AUGUST = "from=2026-08-01&to=2026-08-31"
+SLOW = "Thời gian chờ quá lâu"
+
+
+def at(day, hour, minute=0, second=0):
+    return datetime(2026, 8, day, hour, minute, second, tzinfo=TZ)
+
+
+def seed(url):
+    """In T2 on Monday 3 August: A served (waited 600 s, served 300 s, rated very
+    satisfied), B served (1,500 s, 200 s, rated dissatisfied: too long a wait), C a no-show
+    (900 s), D cancelled before its call; E on 1 September (outside). Dossiers: one in
+    person returned on time, one online returned late, one by post overdue now."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        centre = conn.execute(sa.select(m.centres.c.id).where(m.centres.c.code == "T2")).scalar()
+        service = conn.execute(
+            sa.select(m.services.c.id).where(m.services.c.centre_id == centre)
+        ).scalar()
+        counter = conn.execute(
+            sa.select(m.counters.c.id).where(
+                m.counters.c.centre_id == centre, m.counters.c.number == 2
+            )
+        ).scalar()
+        clerk = conn.execute(sa.select(m.staff.c.id).where(m.staff.c.username == "clerk1")).scalar()
+
+        def ticket(no, issued, status, wait=None, serve=None):
+            called = issued + timedelta(seconds=wait) if wait is not None else None
+            finished = called + timedelta(seconds=serve or 60) if called else None
+            return conn.execute(
+                m.tickets.insert().values(
+                    centre_id=centre,
+                    service_id=service,
+                    business_date=issued.date(),
+                    prefix="A",
+                    seq_no=no,
+                    number=f"A{no:03d}",
+                    status=status,
+                    public_key=secrets.token_urlsafe(16),
+                    issued_at=issued,
+                    called_at=called,
+                    started_at=called if serve else None,
+                    finished_at=finished,
+                    counter_id=counter if called else None,
+                    staff_id=clerk if called else None,
+                )
+            ).inserted_primary_key[0]
+
+        a = ticket(1, at(3, 8), "done", 600, 300)
+        b = ticket(2, at(3, 8, 5), "done", 1500, 200)
+        ticket(3, at(3, 9), "no_show", 900)
+        ticket(4, at(3, 10), "cancelled")
+        ticket(1, datetime(2026, 9, 1, 8, tzinfo=TZ), "done", 60, 60)
+        for tid, score, reasons, when in ((a, 3, [], at(3, 8, 16)), (b, 1, [SLOW], at(3, 8, 35))):
+            conn.execute(
+                m.ratings.insert().values(
+                    ticket_id=tid,
+                    centre_id=centre,
+                    service_id=service,
+                    counter_id=counter,
+                    staff_id=clerk,
+                    score=score,
+                    reasons=reasons,
+                    rated_at=when,
+                )
+            )
+        for code, via, received, due, returned in (
+            ("X1-260803-0001", "in_person", at(3, 9), at(10, 23, 59, 59), at(5, 10)),
+            ("X1-260804-0002", "online", at(4, 9), at(6, 23, 59, 59), at(8, 10)),
+            ("X1-260805-0003", "post", at(5, 9), at(7, 23, 59, 59), None),
+        ):
+            conn.execute(
+                m.dossiers.insert().values(
+                    centre_id=centre,
+                    code=code,
+                    field="Hộ tịch",
+                    submitted_via=via,
+                    received_at=received,
+                    due_at=due,
+                    returned_at=returned,
+                    status="returned" if returned else "processing",
+                    created_at=received,
+                    updated_at=received,
+                )
+            )
+    engine.dispose()
+
+
+def get(server, path, token):
+    return requests.get(server.url + path, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def test_reports_over_http_as_json_csv_and_xlsx(any_server):
+    any_server.provision_also(COMMUNE)
+    seed(any_server.database_url)
+    manager, admin = any_server.login("quanly2"), any_server.login("quantri2")
+
+    answer = get(any_server, f"/api/v1/reports/summary?{AUGUST}", manager)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {
+        "ok": True,
+        "centre": "T2",
+        "from": "2026-08-01",
+        "to": "2026-08-31",
+        "tickets": {"issued": 4, "served": 2, "no_show": 1, "cancelled": 1, "transferred": 0},
+        "wait_s": {
+            "mean": 1000.0,
+            "median": 900.0,
+            "p90": 1500.0,
+            "within_target_share": 2 / 3,
+            "target": 1200,
+        },
+        "service_s": {"mean": 250.0, "median": 250.0, "p90": 300.0},
+        "ratings": {
+            "very_satisfied": 1,
+            "satisfied": 0,
+            "dissatisfied": 1,
+            "total": 2,
+            "satisfied_share": 0.5,
+            "very_satisfied_share": 0.5,
+            "reasons": {SLOW: 1},
+        },
+        "dossiers": {
+            "received": 3,
+            "in_person": 1,
+            "online": 1,
+            "post": 1,
+            "returned": 2,
+            "returned_on_time": 1,
+            "returned_late": 1,
+            "overdue_now": 1,
+            "on_time_share": 0.5,
+        },
+    }
+
+    # CSV: UTF-8 with its byte-order mark, Vietnamese headings, the centre's dates.
+    answer = get(any_server, f"/api/v1/reports/summary?{AUGUST}&format=csv&centre=T2", admin)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["Content-Type"].startswith("text/csv")
+    assert (
+        'filename="bao-cao-T2-2026-08-01-2026-08-31.csv"' in answer.headers["Content-Disposition"]
+    )
+    assert answer.content.startswith(b"\xef\xbb\xbf")
+    lines = list(csv.reader(io.StringIO(answer.content.decode("utf-8-sig"))))
+    assert lines[0][:4] == ["Từ ngày", "Đến ngày", "Trung tâm", "Số phiếu đã cấp"]
+    assert f"Lý do không hài lòng: {SLOW}" in lines[0]
+    row = dict(zip(lines[0], lines[1], strict=True))
+    assert (row["Từ ngày"], row["Đến ngày"], row["Trung tâm"]) == ("2026-08-01", "2026-08-31", "T2")
+    assert (row["Số phiếu đã cấp"], row["Tỉ lệ đúng hạn"], row["Tiếp nhận qua bưu chính"]) == (
+        "4",
+        "0.5",
+        "1",
+    )
+
+    # XLSX: a breakdown by clerk and by weekday, opened as a spreadsheet program would.
+    for by, label in (("clerk", "Nguyễn Văn A"), ("weekday", "Thứ Hai"), ("field", "Hộ tịch")):
+        answer = get(any_server, f"/api/v1/reports/breakdown?by={by}&{AUGUST}&format=xlsx", admin)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["Content-Type"].startswith("application/vnd.openxmlformats")
+        sheet = load_workbook(io.BytesIO(answer.content)).active
+        assert sheet.title == "Báo cáo"
+        rows = [[c.value for c in r] for r in sheet.iter_rows()]
+        headings = rows[0]
+        assert headings[:2] == ["Từ ngày", "Đến ngày"]
+        found = {r[2]: dict(zip(headings, r, strict=True)) for r in rows[1:]}
+        assert label in found, (by, found)
+        mine = found[label]
+        assert mine["Từ ngày"].date().isoformat() == "2026-08-01"
+        if by == "field":
+            assert (mine["Hồ sơ tiếp nhận"], mine["Trả trễ hạn"]) == (3, 1)
+            assert "Số phiếu đã cấp" not in headings
+        else:
+            assert (mine["Số phiếu đã cấp"], mine["Rất hài lòng"]) == (
+                4 if by == "weekday" else 3,
+                1,
+            )
+            assert mine["Tỉ lệ hài lòng"] == 0.5
+    # In English, on request.
+    answer = get(any_server, f"/api/v1/reports/breakdown?by=weekday&{AUGUST}&lang=en", manager)
+    assert [r["label"] for r in answer.json()["rows"]][:1] == ["Monday"]
+
+
+def test_reports_refuse_clerks_and_bad_ranges(any_server):
+    any_server.provision_also(COMMUNE)
+    manager, clerk = any_server.login("quanly2"), any_server.login("clerk1")
+    for path in ("summary?", "breakdown?by=service&"):
+        refused = get(any_server, f"/api/v1/reports/{path}{AUGUST}&centre=T2", clerk)
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "forbidden"
+        assert "xem và xuất báo cáo" in refused.json()["error"]["message"]
+    assert get(any_server, f"/api/v1/reports/summary?{AUGUST}", "").status_code == 401
+    for query, message in (
+        (
+            "from=2026-08-31&to=2026-08-01",
+            "Giá trị của “from” không hợp lệ: không được sau ngày “to”",
+        ),
+        ("from=2026-08-01", "Thiếu trường bắt buộc “to”."),
+        (
+            "from=2026-08-01&to=31/08/2026",
+            "Giá trị của “to” không hợp lệ: phải là một ngày dạng YYYY-MM-DD",
+        ),
+        (
+            "from=2025-01-01&to=2026-08-31",
+            "Giá trị của “to” không hợp lệ: mỗi báo cáo tối đa 366 ngày",
+        ),
+        (f"{AUGUST}&format=pdf", "Giá trị của “format” không hợp lệ: một trong: json, csv, xlsx"),
+    ):
+        refused = get(any_server, f"/api/v1/reports/summary?{query}", manager)
+        assert refused.status_code == 400, query
+        assert refused.json() == {"ok": False, "error": {"code": "bad_request", "message": message}}
+    refused = get(any_server, f"/api/v1/reports/breakdown?by=planet&{AUGUST}&lang=en", manager)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"].startswith("Invalid 'by': one of: agency, service")
