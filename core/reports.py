@@ -13,8 +13,8 @@ A range is whole days in the centre's time zone, both ends included.
 
 from __future__ import annotations
 
+import json
 import math
-import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -136,32 +136,42 @@ def share(part: int, whole: int) -> float:
     return 1.0 if whole == 0 else part / whole
 
 
-def _p90(values: list[float]) -> float:
-    """The 90th percentile by nearest rank: the smallest value that at least 90 % of the
-    values do not exceed."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
+def _nth(histogram: list[tuple[int, int]], n: int) -> int:
+    """The ``n``-th smallest (0-based) of the values a sorted ``(value, count)`` list
+    holds."""
+    seen = 0
+    for value, count in histogram:
+        seen += count
+        if n < seen:
+            return value
+    raise IndexError(n)
 
 
-def times(values: list[float]) -> dict:
-    """Mean, median and 90th percentile of durations in seconds (0 when there are none),
-    rounded to a tenth of a second."""
-    if not values:
+def times(histogram: Counter) -> dict:
+    """Mean, median and 90th percentile of durations in whole seconds, given as
+    ``{seconds: how many}`` (0 when there are none). The median of an even count is the
+    mean of the middle two; the 90th percentile is by nearest rank: the smallest value
+    that at least 90 % of the values do not exceed. Rounded to a tenth of a second."""
+    n = sum(histogram.values())
+    if n == 0:
         return {"mean": 0, "median": 0, "p90": 0}
+    ordered = sorted(histogram.items())
+    median = (_nth(ordered, (n - 1) // 2) + _nth(ordered, n // 2)) / 2
     return {
-        "mean": round(statistics.fmean(values), 1),
-        "median": round(statistics.median(values), 1),
-        "p90": round(_p90(values), 1),
+        "mean": round(sum(v * c for v, c in ordered) / n, 1),
+        "median": round(median, 1),
+        "p90": round(float(_nth(ordered, math.ceil(0.9 * n) - 1)), 1),
     }
 
 
 @dataclass
 class Figures:
-    """The three families for one key of a breakdown (or for the whole range)."""
+    """The families for one key of a breakdown (or for the whole range): counts, and
+    durations as ``{seconds: how many}``."""
 
     tickets: Counter = field(default_factory=Counter)
-    waits: list = field(default_factory=list)
-    services: list = field(default_factory=list)
+    waits: Counter = field(default_factory=Counter)
+    services: Counter = field(default_factory=Counter)
     levels: Counter = field(default_factory=Counter)
     reasons: Counter = field(default_factory=Counter)
     dossiers: Counter = field(default_factory=Counter)
@@ -174,10 +184,10 @@ class Figures:
             out["tickets"] = {
                 k: t[k] for k in ("issued", "served", "no_show", "cancelled", "transferred")
             }
-            within = sum(1 for w in self.waits if w <= target)
+            within = sum(c for w, c in self.waits.items() if w <= target)
             out["wait_s"] = {
                 **times(self.waits),
-                "within_target_share": share(within, len(self.waits)),
+                "within_target_share": share(within, sum(self.waits.values())),
                 "target": target,
             }
             out["service_s"] = times(self.services)
@@ -204,168 +214,188 @@ class Figures:
         return out
 
 
-# -- the three queries ------------------------------------------------------------------------
+# -- in SQL, on SQLite and PostgreSQL alike -----------------------------------------------------
 _t, _s, _r, _d, _a = m.tickets, m.services, m.ratings, m.dossiers, m.audit_log
 # A literal, so that the partial index ix_audit_log_transferred (migration 0014) applies.
 _TRANSFERRED = sa.literal_column("'transferred'")
+_BUCKET_S = 900  # a time bucket when the zone's offset is not constant over the range
 
 
-def _local(tz: str) -> Callable[[datetime], datetime]:
-    z = zone(tz)
-    return lambda at: at.astimezone(z)
+def _n(value: int):
+    """A number written into the SQL: a bound parameter would make PostgreSQL see the
+    GROUP BY's expression as another than the SELECT's."""
+    return sa.literal_column(str(int(value)), sa.BigInteger)
 
 
-def _ticket_rows(conn: Connection, span: Span):
-    """The range's tickets: those issued on its days (``business_date``, the local day of
-    ``issued_at``), each with whether it was ever transferred."""
-    transferred = (
-        sa.exists()
-        .where(_a.c.ticket_id == _t.c.id, _a.c.action == _TRANSFERRED)
-        .label("transferred")
-    )
-    q = (
-        sa.select(
-            _t.c.status,
-            _t.c.service_id,
-            _s.c.agency,
-            _t.c.counter_id,
-            _t.c.staff_id,
-            _t.c.business_date,
-            _t.c.issued_at,
-            _t.c.called_at,
-            _t.c.started_at,
-            _t.c.finished_at,
-            transferred,
-        )
-        .join(_s, _s.c.id == _t.c.service_id)
-        .where(
-            _t.c.centre_id == span.centre_id,
-            _t.c.business_date >= span.first,
-            _t.c.business_date <= span.last,
-        )
-    )
-    return conn.execute(q)
+def _epoch(sqlite: bool, col):
+    """Whole seconds since 1970 (UTC) of a time column."""
+    if sqlite:  # stored as UTC text (core/models.py UTCDateTime)
+        return sa.cast(sa.func.strftime("%s", col), sa.Integer)
+    return sa.cast(sa.func.floor(sa.extract("epoch", col)), sa.BigInteger)
 
 
-def _add_tickets(groups, key, rows) -> None:
-    for r in rows:
-        f = groups(key(r))
-        t = f.tickets
-        t["issued"] += 1
-        if r.status == "done":
-            t["served"] += 1
-            begun = r.started_at or r.called_at
-            f.services.append((r.finished_at - begun).total_seconds())
-        elif r.status == "no_show":
-            t["no_show"] += 1
-        elif r.status == "cancelled":
-            t["cancelled"] += 1
-        if r.transferred:
-            t["transferred"] += 1
-        if r.called_at is not None:
-            f.waits.append((r.called_at - r.issued_at).total_seconds())
+def _seconds(sqlite: bool, later, earlier):
+    """``later - earlier`` in seconds, to the nearest whole second."""
+    if sqlite:
+        diff = (sa.func.julianday(later) - sa.func.julianday(earlier)) * _n(86400)
+    else:
+        diff = sa.extract("epoch", later - earlier)
+    return sa.cast(sa.func.round(diff), sa.Integer)
 
 
-def _rating_rows(conn: Connection, span: Span):
-    """The ratings given in the range (``rated_at``)."""
-    q = (
-        sa.select(
-            _r.c.score,
-            _r.c.reasons,
-            _r.c.service_id,
-            _s.c.agency,
-            _r.c.counter_id,
-            _r.c.staff_id,
-            _r.c.rated_at,
-        )
-        .join(_s, _s.c.id == _r.c.service_id)
-        .where(
-            _r.c.centre_id == span.centre_id,
-            _r.c.rated_at >= span.start,
-            _r.c.rated_at < span.end,
-        )
-    )
-    return conn.execute(q)
-
-
-def _add_ratings(groups, key, rows) -> None:
-    for r in rows:
-        f = groups(key(r))
-        f.levels[r.score] += 1
-        f.reasons.update(r.reasons or ())
-
-
-def _dossier_rows(conn: Connection, span: Span, now: datetime):
-    """Every dossier the figures count: received in the range (``received_at``), returned
-    in the range (``returned_at``), or overdue now (not cancelled, not returned, past
-    ``due_at`` at ``now``)."""
-    in_range = {
-        name: sa.and_(col >= span.start, col < span.end)
-        for name, col in (("received", _d.c.received_at), ("returned", _d.c.returned_at))
+def _fixed_offset(span: Span) -> int | None:
+    """The zone's offset from UTC in seconds when it is the same all over the range (no
+    daylight saving change inside it: Vietnam's always), else None."""
+    z = zone(span.tz)
+    offsets = {
+        datetime.combine(span.first + timedelta(days=i), time(12), tzinfo=z).utcoffset()
+        for i in range((span.last - span.first).days + 1)
     }
-    overdue = sa.and_(
-        _d.c.returned_at.is_(None),
-        _d.c.due_at < now,
-        _d.c.status.notin_(("returned", "cancelled")),
+    return int(offsets.pop().total_seconds()) if len(offsets) == 1 else None
+
+
+class _Keys:
+    """How rows are grouped for breakdown ``by``: the SQL expression of a family's key,
+    and what a key read back means (an hour or weekday from a time bucket, when the
+    zone's offset changes inside the range)."""
+
+    def __init__(self, conn: Connection, span: Span, by: str | None):
+        self.by = by
+        self.sqlite = conn.dialect.name == "sqlite"
+        self.offset = _fixed_offset(span) if by in ("hour", "weekday") else None
+        self.zone = zone(span.tz)
+
+    def of(self, at=None, agency=None, service=None, counter=None, clerk=None, fld=None):
+        """The key's expression (None: the whole range, one group)."""
+        by = self.by
+        if by in ("hour", "weekday"):
+            epoch = _epoch(self.sqlite, at)
+            if self.offset is None:
+                return epoch // _n(_BUCKET_S)
+            local = epoch + _n(self.offset)
+            if by == "hour":
+                return local // _n(3600) % _n(24)
+            return (local // _n(86400) + _n(3)) % _n(7)  # 1970-01-01 was a Thursday
+        return {
+            "agency": agency,
+            "service": service,
+            "counter": counter,
+            "clerk": clerk,
+            "field": fld,
+        }.get(by)
+
+    def read(self, key):
+        if self.by not in ("hour", "weekday") or key is None:
+            return key
+        key = int(key)
+        if self.offset is not None:
+            return key
+        local = datetime.fromtimestamp(key * _BUCKET_S, self.zone)
+        return local.hour if self.by == "hour" else local.weekday()
+
+
+def _grouped(conn: Connection, keys: _Keys, key, frm, where, *columns):
+    """``SELECT key, columns..., COUNT(*) FROM frm WHERE where GROUP BY key, columns``:
+    ``(key, *columns, n)`` tuples, the key read back (:meth:`_Keys.read`)."""
+    labelled = [(key if key is not None else sa.null()).label("k")]
+    labelled += [c.label(f"c{i}") for i, c in enumerate(columns)]
+    group = [sa.literal_column("k")] if key is not None else []
+    group += [sa.literal_column(f"c{i}") for i in range(len(columns))]
+    q = sa.select(*labelled, sa.func.count().label("n")).select_from(frm).where(*where)
+    for row in conn.execute(q.group_by(*group)):
+        yield (keys.read(row[0]), *row[1:])
+
+
+def _add_tickets(conn: Connection, span: Span, keys: _Keys, group) -> None:
+    """The range's tickets: those issued on its days (``business_date``, the local day of
+    ``issued_at``): by status, transferred or not, and their durations."""
+    t = _t
+    key = keys.of(
+        at=t.c.issued_at,
+        agency=_s.c.agency,
+        service=t.c.service_id,
+        counter=t.c.counter_id,
+        clerk=t.c.staff_id,
     )
-    q = sa.select(
-        _d.c.field,
-        _d.c.submitted_via,
-        _d.c.received_at,
-        _d.c.due_at,
-        _d.c.returned_at,
-        in_range["received"].label("in_received"),
-        in_range["returned"].label("in_returned"),
-        overdue.label("overdue"),
-    ).where(_d.c.centre_id == span.centre_id, sa.or_(*in_range.values(), overdue))
-    return conn.execute(q)
+    frm = t.join(_s, _s.c.id == t.c.service_id) if keys.by == "agency" else t
+    where = [
+        t.c.centre_id == span.centre_id,
+        t.c.business_date >= span.first,
+        t.c.business_date <= span.last,
+    ]
+    for k, status, n in _grouped(conn, keys, key, frm, where, t.c.status):
+        f = group(k)
+        f.tickets["issued"] += n
+        if status in _STATUS_FIGURE:
+            f.tickets[_STATUS_FIGURE[status]] += n
+    sent = sa.select(_a.c.ticket_id).where(_a.c.action == _TRANSFERRED)
+    for k, n in _grouped(conn, keys, key, frm, [*where, t.c.id.in_(sent)]):
+        group(k).tickets["transferred"] += n
+    wait = _seconds(keys.sqlite, t.c.called_at, t.c.issued_at)
+    for k, seconds, n in _grouped(conn, keys, key, frm, [*where, t.c.called_at.isnot(None)], wait):
+        group(k).waits[seconds] += n
+    begun = sa.func.coalesce(t.c.started_at, t.c.called_at)
+    served = _seconds(keys.sqlite, t.c.finished_at, begun)
+    for k, seconds, n in _grouped(conn, keys, key, frm, [*where, t.c.status == "done"], served):
+        group(k).services[seconds] += n
 
 
-def _add_dossiers(groups, by, local, rows) -> None:
-    # By hour or weekday a dossier counts where its own time falls: received by
-    # received_at, returned by returned_at; overdue now has no time of the range.
-    for r in rows:
-        if r.in_received:
-            f = groups(_dossier_key(by, r, r.received_at, local))
-            f.dossiers["received"] += 1
-            if r.submitted_via in CHANNELS:
-                f.dossiers[CHANNELS[r.submitted_via]] += 1
-        if r.in_returned:
-            f = groups(_dossier_key(by, r, r.returned_at, local))
-            f.dossiers["returned"] += 1
-            late = r.due_at is not None and r.returned_at > r.due_at
-            f.dossiers["returned_late" if late else "returned_on_time"] += 1
-        if r.overdue and by not in ("hour", "weekday"):
-            groups(_dossier_key(by, r, None, local)).dossiers["overdue_now"] += 1
+_STATUS_FIGURE = {"done": "served", "no_show": "no_show", "cancelled": "cancelled"}
 
 
-def _dossier_key(by, r, at, local):
-    if by == "field":
-        return r.field
-    if by == "hour":
-        return local(at).hour
-    if by == "weekday":
-        return local(at).weekday()
-    return None
+def _add_ratings(conn: Connection, span: Span, keys: _Keys, group) -> None:
+    """The ratings given in the range (``rated_at``): by level and reasons given."""
+    r = _r
+    key = keys.of(
+        at=r.c.rated_at,
+        agency=_s.c.agency,
+        service=r.c.service_id,
+        counter=r.c.counter_id,
+        clerk=r.c.staff_id,
+    )
+    frm = r.join(_s, _s.c.id == r.c.service_id) if keys.by == "agency" else r
+    where = [r.c.centre_id == span.centre_id, r.c.rated_at >= span.start, r.c.rated_at < span.end]
+    reasons = sa.cast(r.c.reasons, sa.Text)  # JSON has no equality on PostgreSQL
+    for k, score, given, n in _grouped(conn, keys, key, frm, where, r.c.score, reasons):
+        f = group(k)
+        f.levels[score] += n
+        for reason in json.loads(given or "[]"):
+            f.reasons[reason] += n
+
+
+def _add_dossiers(conn: Connection, span: Span, keys: _Keys, group, now: datetime) -> None:
+    """Dossiers received in the range (``received_at``) by channel, returned in it
+    (``returned_at``) on time or late, and overdue now (not cancelled, not returned, past
+    ``due_at`` at ``now``; not split by hour or weekday: it has no time in the range)."""
+    d = _d
+    mine = d.c.centre_id == span.centre_id
+    key = keys.of(at=d.c.received_at, fld=d.c.field)
+    where = [mine, d.c.received_at >= span.start, d.c.received_at < span.end]
+    for k, via, n in _grouped(conn, keys, key, d, where, d.c.submitted_via):
+        f = group(k)
+        f.dossiers["received"] += n
+        if via in CHANNELS:
+            f.dossiers[CHANNELS[via]] += n
+    key = keys.of(at=d.c.returned_at, fld=d.c.field)
+    where = [mine, d.c.returned_at >= span.start, d.c.returned_at < span.end]
+    late = sa.case((sa.and_(d.c.due_at.isnot(None), d.c.returned_at > d.c.due_at), 1), else_=0)
+    for k, is_late, n in _grouped(conn, keys, key, d, where, late):
+        f = group(k)
+        f.dossiers["returned"] += n
+        f.dossiers["returned_late" if is_late else "returned_on_time"] += n
+    if keys.by in ("hour", "weekday"):
+        return
+    where = [
+        mine,
+        d.c.returned_at.is_(None),
+        d.c.due_at < now,
+        d.c.status.notin_(("returned", "cancelled")),
+    ]
+    for k, n in _grouped(conn, keys, keys.of(fld=d.c.field), d, where):
+        group(k).dossiers["overdue_now"] += n
 
 
 # -- the answers --------------------------------------------------------------------------------
-def _keys(by: str | None, local) -> tuple[Callable, Callable]:
-    """The key of a ticket row and of a rating row in breakdown ``by``."""
-    if by is None or by == "field":
-        return (lambda r: None), (lambda r: None)
-    if by in ("agency", "counter"):
-        col = by if by == "agency" else "counter_id"
-        return (lambda r: getattr(r, col)), (lambda r: getattr(r, col))
-    if by == "service":
-        return (lambda r: r.service_id), (lambda r: r.service_id)
-    if by == "clerk":
-        return (lambda r: r.staff_id), (lambda r: r.staff_id)
-    if by == "hour":
-        return (lambda r: local(r.issued_at).hour), (lambda r: local(r.rated_at).hour)
-    return (lambda r: r.business_date.weekday()), (lambda r: local(r.rated_at).weekday())
-
-
 def _figures(conn: Connection, span: Span, by: str | None, now: datetime) -> dict:
     groups: dict[Any, Figures] = {}
 
@@ -375,15 +405,14 @@ def _figures(conn: Connection, span: Span, by: str | None, now: datetime) -> dic
             f = groups[key] = Figures()
         return f
 
-    local = _local(span.tz)
-    ticket_key, rating_key = _keys(by, local)
+    keys = _Keys(conn, span, by)
     families = FAMILIES[by]
     if "tickets" in families:
-        _add_tickets(group, ticket_key, _ticket_rows(conn, span))
+        _add_tickets(conn, span, keys, group)
     if "ratings" in families:
-        _add_ratings(group, rating_key, _rating_rows(conn, span))
+        _add_ratings(conn, span, keys, group)
     if "dossiers" in families:
-        _add_dossiers(group, by, local, _dossier_rows(conn, span, now))
+        _add_dossiers(conn, span, keys, group, now)
     return groups
 
 

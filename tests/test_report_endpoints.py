@@ -178,7 +178,12 @@ def test_reports_over_http_as_json_csv_and_xlsx(any_server):
     )
 
     # XLSX: a breakdown by clerk and by weekday, opened as a spreadsheet program would.
-    for by, label in (("clerk", "Nguyễn Văn A"), ("weekday", "Thứ Hai"), ("field", "Hộ tịch")):
+    for by, label in (
+        ("clerk", "Nguyễn Văn A"),
+        ("weekday", "Thứ Hai"),
+        ("hour", "08:00–09:00"),
+        ("field", "Hộ tịch"),
+    ):
         answer = get(any_server, f"/api/v1/reports/breakdown?by={by}&{AUGUST}&format=xlsx", admin)
         assert answer.status_code == 200, answer.text
         assert answer.headers["Content-Type"].startswith("application/vnd.openxmlformats")
@@ -195,10 +200,8 @@ def test_reports_over_http_as_json_csv_and_xlsx(any_server):
             assert (mine["Hồ sơ tiếp nhận"], mine["Trả trễ hạn"]) == (3, 1)
             assert "Số phiếu đã cấp" not in headings
         else:
-            assert (mine["Số phiếu đã cấp"], mine["Rất hài lòng"]) == (
-                4 if by == "weekday" else 3,
-                1,
-            )
+            issued = {"clerk": 3, "weekday": 4, "hour": 2}[by]  # C and D at 9 and 10
+            assert (mine["Số phiếu đã cấp"], mine["Rất hài lòng"]) == (issued, 1)
             assert mine["Tỉ lệ hài lòng"] == 0.5
     # In English, on request.
     answer = get(any_server, f"/api/v1/reports/breakdown?by=weekday&{AUGUST}&lang=en", manager)

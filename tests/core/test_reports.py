@@ -129,6 +129,11 @@ def _today_rows(local):
     return local.read(read)
 
 
+def _whole(duration: timedelta) -> int:
+    """Durations are counted in whole seconds, to the nearest (docs/reports.md)."""
+    return math.floor(duration.total_seconds() + 0.5)
+
+
 def test_a_day_through_the_engine_is_counted_as_it_happened(local):
     kiosk = local.device(KIOSK)
     ids = {}
@@ -169,10 +174,8 @@ def test_a_day_through_the_engine_is_counted_as_it_happened(local):
         {
             "status": rows[i].status,
             "transferred": name == "t3",
-            "wait": (rows[i].called_at - rows[i].issued_at).total_seconds()
-            if rows[i].called_at
-            else None,
-            "service": (rows[i].finished_at - rows[i].started_at).total_seconds()
+            "wait": _whole(rows[i].called_at - rows[i].issued_at) if rows[i].called_at else None,
+            "service": _whole(rows[i].finished_at - rows[i].started_at)
             if rows[i].status == "done"
             else None,
         }
@@ -611,3 +614,47 @@ def test_the_download_table_has_vietnamese_headings_and_one_row_per_key(month, l
     headings, rows, _shares = reports.table(by_field)
     assert headings[2] == "Lĩnh vực hồ sơ" and "Số phiếu đã cấp" not in headings
     assert {r[2] for r in rows} == {"Hộ tịch", "Đất đai", "Lý lịch tư pháp", "Không xác định"}
+
+
+def test_hours_and_weekdays_follow_a_daylight_saving_change(local):
+    """Where the zone's offset changes inside the range (Berlin, 29 March 2026), each
+    ticket still counts at its local hour and day."""
+    berlin = ZoneInfo("Europe/Berlin")
+
+    def write(tx):
+        conn = tx.conn
+        conn.execute(
+            m.centres.update()
+            .where(m.centres.c.id == local.centre_id)
+            .values(timezone="Europe/Berlin")
+        )
+        service = conn.execute(sa.select(m.services.c.id).limit(1)).scalar()
+        for no, day in enumerate((28, 30, 30), 1):  # Saturday (UTC+1), Monday (UTC+2)
+            issued = datetime(2026, 3, day, 8, 30 + no, tzinfo=berlin)
+            conn.execute(
+                m.tickets.insert().values(
+                    centre_id=local.centre_id,
+                    service_id=service,
+                    business_date=issued.date(),
+                    prefix="Z",
+                    seq_no=no,
+                    number=f"Z{no}",
+                    status="waiting",
+                    public_key=secrets.token_urlsafe(16),
+                    issued_at=issued,
+                )
+            )
+
+    local.store.write(write, centre_id=local.centre_id, actor="test")
+    first, last, now = date(2026, 3, 27), date(2026, 3, 31), m.utcnow()
+    rows = {
+        by: [
+            (r["key"], r["label"], r["tickets"]["issued"])
+            for r in local.read(
+                lambda conn, by=by: reports.breakdown(conn, local.centre_id, by, first, last, now)
+            )["rows"]
+        ]
+        for by in ("hour", "weekday")
+    }
+    assert rows["hour"] == [(8, "08:00–09:00", 3)]
+    assert rows["weekday"] == [(0, "Thứ Hai", 2), (5, "Thứ Bảy", 1)]
