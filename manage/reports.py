@@ -13,13 +13,13 @@ import csv
 import io
 from datetime import date
 
-from flask import Response, current_app, request
+from flask import Response, current_app, render_template, request
 from flask_babel import force_locale, gettext
 
 from core import models as m
 from core import reports
 from core.errors import QueueError
-from gateway.api import request_lang, staff_endpoint
+from gateway.api import access, request_lang, staff_endpoint
 from gateway.web import N_
 
 from . import bp
@@ -157,3 +157,77 @@ def breakdown(principal, centre_id):
     if not by:
         raise QueueError("bad_request", "missing_field", field="by")
     return _answer(centre_id, by)
+
+
+# -- the page -----------------------------------------------------------------------------
+# Its words (its script renders every screen); the figures' headings are the downloads'.
+REPORT_STRINGS = {
+    "title": N_("Báo cáo của trung tâm"),
+    "login_title": N_("Đăng nhập lãnh đạo, quản lý"),
+    "username": N_("Tên đăng nhập"),
+    "password": N_("Mật khẩu"),
+    "login": N_("Đăng nhập"),
+    "logout": N_("Đăng xuất"),
+    "server_unreachable": N_("Không kết nối được máy chủ. Hãy kiểm tra mạng rồi thử lại."),
+    "loading": N_("Đang tải…"),
+    "from": N_("Từ ngày"),
+    "to": N_("Đến ngày"),
+    "show": N_("Xem báo cáo"),
+    "this_month": N_("Tháng này"),
+    "last_month": N_("Tháng trước"),
+    "centre": N_("Trung tâm"),
+    "download_csv": N_("Tải CSV"),
+    "download_xlsx": N_("Tải Excel (XLSX)"),
+    "tickets": N_("Phiếu và lượt phục vụ"),
+    "waits": N_("Thời gian chờ và phục vụ"),
+    "ratings": N_("Mức độ hài lòng"),
+    "dossiers": N_("Hồ sơ"),
+    "reasons": N_("Lý do không hài lòng"),
+    "no_reasons": N_("Không có lý do nào được chọn."),
+    "mean": N_("Trung bình"),
+    "median": N_("Trung vị"),
+    "p90": N_("90% không quá"),
+    "wait": N_("Chờ"),
+    "service": N_("Phục vụ"),
+    "minutes_seconds": N_("{m} phút {s} giây"),
+    "within_target": N_("Chờ không quá {m} phút"),
+    "breakdown": N_("Chi tiết theo"),
+    "by_agency": N_("Cơ quan"),
+    "by_service": N_("Lĩnh vực"),
+    "by_counter": N_("Quầy"),
+    "by_clerk": N_("Cán bộ"),
+    "by_hour": N_("Giờ trong ngày"),
+    "by_weekday": N_("Ngày trong tuần"),
+    "by_field": N_("Lĩnh vực hồ sơ"),
+    "no_rows": N_("Không có số liệu trong khoảng thời gian này."),
+    "index_title": N_("Chỉ số phục vụ (Quyết định 766/QĐ-TTg), phần tính được từ số liệu này"),
+    "index_on_time": N_(
+        "Tiến độ, kết quả giải quyết: tỉ lệ hồ sơ trả đúng hạn = {on_time} / {returned}"
+    ),
+    "index_satisfied": N_(
+        "Mức độ hài lòng: tỉ lệ đánh giá hài lòng và rất hài lòng = {satisfied} / {total}"
+    ),
+    "share_note": N_("Tỉ lệ có mẫu số bằng 0 được tính là 100%."),
+}
+
+
+def _column_strings() -> dict:
+    """The downloads' headings (core/reports.py), under keys the page's script reads."""
+    out = {f"col_{family}_{key}": heading for family, key, heading in reports.COLUMNS}
+    out.update({f"weekday_{i}": day for i, day in enumerate(reports.WEEKDAYS)})
+    out["unknown"] = reports.UNKNOWN
+    return out
+
+
+@bp.get("/manage/reports")
+@access("public")
+def page():
+    """The reports page: a staff login, then a range's summary and breakdowns as tables,
+    and their downloads. The page itself holds nothing: every figure comes from the
+    endpoints above, with the session's token."""
+    page_data = {
+        "columns": [[family, key] for family, key, _h in reports.COLUMNS],
+        "breakdowns": list(reports.BREAKDOWNS),
+    }
+    strings = {**REPORT_STRINGS, **_column_strings()}
+    return render_template("reports.html", strings=strings, page_data=page_data)

@@ -239,3 +239,72 @@ def test_reports_refuse_clerks_and_bad_ranges(any_server):
     refused = get(any_server, f"/api/v1/reports/breakdown?by=planet&{AUGUST}&lang=en", manager)
     assert refused.status_code == 400
     assert refused.json()["error"]["message"].startswith("Invalid 'by': one of: agency, service")
+
+
+# -- the page ----------------------------------------------------------------------------
+def test_the_reports_page_shows_a_month_and_downloads_it(browser, sqlite_server, tmp_path):
+    from playwright.sync_api import expect
+
+    from harness.browser import CLERK_SCREEN, PageErrors, screenshot
+
+    sqlite_server.provision_also(COMMUNE)
+    seed(sqlite_server.database_url)
+    context = browser.new_context(viewport=CLERK_SCREEN, locale="vi-VN", accept_downloads=True)
+    page = context.new_page()
+    errors = PageErrors(page)
+
+    def log_in(username, password):
+        page.goto(sqlite_server.url + "/manage/reports")
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", password)
+        page.get_by_role("button", name="Đăng nhập").click()
+
+    # A clerk logs in but is refused the figures, in words.
+    log_in("clerk1", "clerk1-secret")
+    page.fill("input[name=from]", "2026-08-01")
+    page.fill("input[name=to]", "2026-08-31")
+    page.get_by_role("button", name="Xem báo cáo").click()
+    expect(page.get_by_test_id("report-error")).to_have_text(
+        "Tài khoản này không có quyền xem và xuất báo cáo."
+    )
+    page.get_by_role("button", name="Đăng xuất").click()
+
+    log_in("quanly2", "quanly2-secret")
+    expect(page.locator(".r-centre")).to_contain_text("Bộ phận Một cửa xã thử nghiệm")
+    page.fill("input[name=from]", "2026-08-01")
+    page.fill("input[name=to]", "2026-08-31")
+    page.get_by_role("button", name="Xem báo cáo").click()
+    expect(page.locator("[data-figure='tickets.issued']")).to_have_text("4")
+    expect(page.locator("[data-figure='dossiers.post']")).to_have_text("1")
+    expect(page.locator("[data-figure='dossiers.on_time_share']")).to_have_text("50%")
+    expect(page.locator(".r-reasons")).to_contain_text(f"{SLOW}: 1")
+    expect(page.get_by_test_id("index")).to_contain_text("trả đúng hạn = 1 / 2")
+    expect(page.get_by_test_id("breakdown")).to_contain_text("Hộ tịch")
+    page.locator("[data-by=clerk]").click()
+    expect(page.get_by_test_id("breakdown")).to_contain_text("Nguyễn Văn A")
+    screenshot(page, "reports-month")
+
+    with page.expect_download() as info:
+        page.locator(".r-breakdown [data-download=xlsx]").click()
+    download = info.value
+    assert download.suggested_filename == "bao-cao-T2-2026-08-01-2026-08-31-theo-clerk.xlsx"
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    rows = [[c.value for c in r] for r in load_workbook(saved).active.iter_rows()]
+    assert "Nguyễn Văn A" in [r[2] for r in rows[1:]]
+    with page.expect_download() as info:
+        page.locator(".r-summary [data-download=csv]").click()
+    saved = tmp_path / info.value.suggested_filename
+    info.value.save_as(saved)
+    assert saved.read_bytes().startswith(b"\xef\xbb\xbfT\xe1\xbb\xab ng\xc3\xa0y")  # "Từ ngày"
+    # A bad range is refused in words, the last figures kept out of sight.
+    page.fill("input[name=from]", "2026-09-30")
+    page.get_by_role("button", name="Xem báo cáo").click()
+    expect(page.get_by_test_id("report-error")).to_contain_text("không được sau ngày “to”")
+    # Nothing else went wrong than the refusals asked for (the browser logs each).
+    unexpected = [
+        e for e in errors.errors if "/api/v1/reports/" not in e and "Failed to load" not in e
+    ]
+    assert unexpected == [], errors.errors
+    assert page.locator("[data-figure]").count() == 0
+    context.close()

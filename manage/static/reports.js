@@ -1,0 +1,376 @@
+// The centre's reports (/manage/reports): log in as a manager, choose a range of days,
+// read the summary and the breakdowns, download them as CSV or XLSX. Every figure comes
+// from /api/v1/reports/… (docs/reports.md) with the session's token.
+import { api as callApi, currentLang, el, t } from "/static/motcua.js";
+
+const app = document.getElementById("app");
+const data = JSON.parse(document.getElementById("reports-data").textContent);
+const TOKEN = "motcua.manage.session";
+const CENTRE = "motcua.manage.centre"; // the centre chosen, for an account in several
+// The breakdown table's columns (the downloads have them all).
+const BRIEF = [
+  ["tickets", "issued"], ["tickets", "served"], ["tickets", "no_show"], ["tickets", "cancelled"],
+  ["tickets", "transferred"], ["wait_s", "mean"], ["wait_s", "p90"],
+  ["wait_s", "within_target_share"], ["service_s", "mean"], ["ratings", "total"],
+  ["ratings", "satisfied_share"], ["ratings", "very_satisfied_share"],
+  ["dossiers", "received"], ["dossiers", "in_person"], ["dossiers", "online"], ["dossiers", "post"],
+  ["dossiers", "returned"], ["dossiers", "returned_late"], ["dossiers", "overdue_now"],
+  ["dossiers", "on_time_share"],
+];
+
+const state = {
+  token: sessionStorage.getItem(TOKEN),
+  centre: null, // GET /api/v1/centre
+  from: null,
+  to: null,
+  summary: null,
+  by: "service",
+  breakdown: null,
+  error: null,
+  busy: false,
+};
+
+function api(method, path, body) {
+  return callApi(method, path, { token: state.token, body });
+}
+
+function forget() {
+  sessionStorage.removeItem(TOKEN);
+  Object.assign(state, { token: null, centre: null, summary: null, breakdown: null });
+}
+
+// ---- numbers as people read them ------------------------------------------------------
+function locale() {
+  return currentLang() === "en" ? "en-GB" : "vi-VN";
+}
+
+function count(n) {
+  return n === null || n === undefined ? "" : new Intl.NumberFormat(locale()).format(n);
+}
+
+function percent(x) {
+  if (x === null || x === undefined) return "";
+  return new Intl.NumberFormat(locale(), { style: "percent", maximumFractionDigits: 1 }).format(x);
+}
+
+function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  const whole = Math.round(seconds);
+  return t("minutes_seconds", { m: Math.floor(whole / 60), s: whole % 60 });
+}
+
+function day(iso) {
+  const [y, m, d] = iso.split("-").map(Number);
+  return new Intl.DateTimeFormat(locale(), { dateStyle: "long", timeZone: "UTC" }).format(new Date(Date.UTC(y, m - 1, d)));
+}
+
+function cell(key, value) {
+  if (key.endsWith("_share")) return percent(value);
+  if (["mean", "median", "p90", "target"].includes(key)) return duration(value);
+  return count(value);
+}
+
+// ---- the range ------------------------------------------------------------------------
+function today() {
+  const zone = state.centre?.centre.timezone;
+  return new Intl.DateTimeFormat("en-CA", { timeZone: zone }).format(new Date());
+}
+
+function month(offset) {
+  const [y, m] = today().split("-").map(Number);
+  const first = new Date(Date.UTC(y, m - 1 + offset, 1));
+  const last = offset === 0 ? today() : new Date(Date.UTC(y, m + offset, 0)).toISOString().slice(0, 10);
+  return [first.toISOString().slice(0, 10), last];
+}
+
+function query(extra = "") {
+  const code = state.centre?.centre.code;
+  const centre = code ? `&centre=${encodeURIComponent(code)}` : "";
+  return `from=${state.from}&to=${state.to}${centre}${extra}`;
+}
+
+// ---- screens --------------------------------------------------------------------------
+function render() {
+  let view;
+  if (!state.token) view = loginView();
+  else if (!state.centre) view = [el("p", { class: "r-note" }, t("loading"))];
+  else view = reportView();
+  app.replaceChildren(...[view].flat().filter(Boolean));
+  app.dataset.view = !state.token ? "login" : "report";
+}
+
+function loginView() {
+  const error = el("p", { class: "r-error", role: "alert", "data-testid": "login-error" });
+  const form = el(
+    "form",
+    { class: "r-login", "data-testid": "login" },
+    el("h1", {}, t("login_title")),
+    el("label", {}, t("username"), el("input", { name: "username", autocomplete: "username", required: true })),
+    el("label", {}, t("password"),
+      el("input", { name: "password", type: "password", autocomplete: "current-password", required: true })),
+    el("button", { type: "submit", class: "r-primary" }, t("login")),
+    error,
+  );
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const button = form.querySelector("button");
+    button.disabled = true;
+    error.textContent = "";
+    try {
+      const { status, answer } = await api("POST", "/api/v1/auth/login", {
+        username: form.username.value.trim(),
+        password: form.password.value,
+      });
+      if (status === 200) {
+        state.token = answer.token;
+        sessionStorage.setItem(TOKEN, answer.token);
+        await loadCentre();
+      } else {
+        error.textContent = answer.error?.message || t("server_trouble");
+      }
+    } catch {
+      error.textContent = t("server_unreachable");
+    } finally {
+      button.disabled = false;
+    }
+  });
+  setTimeout(() => form.username.focus(), 0);
+  return [el("header", { class: "r-head" }, el("div", { class: "r-centre" }, t("title"))), form];
+}
+
+async function loadCentre() {
+  const code = sessionStorage.getItem(CENTRE);
+  const { status, answer } = await api("GET", "/api/v1/centre" + (code ? `?centre=${encodeURIComponent(code)}` : ""));
+  if (status === 401) {
+    forget();
+    render();
+    return;
+  }
+  if (status !== 200) {
+    state.error = answer.error?.message || t("server_trouble");
+    state.centre = { centre: { code: code || "", name: "" }, centres: [] };
+    render();
+    return;
+  }
+  state.centre = answer;
+  if (!state.from) [state.from, state.to] = month(0);
+  render();
+  await show();
+}
+
+async function logout() {
+  await api("POST", "/api/v1/auth/logout");
+  forget();
+  render();
+}
+
+function header() {
+  const centres = (state.centre.centres || []).filter((c) => c.role !== "clerk");
+  return el("header", { class: "r-head" },
+    el("div", { class: "r-centre" }, `${t("title")} · ${state.centre.centre.name}`),
+    centres.length > 1
+      ? el("select", {
+        "aria-label": t("centre"),
+        "data-testid": "centre",
+        onchange: (e) => chooseCentre(e.target.value),
+      }, centres.map((c) => el("option", { value: c.code, selected: c.code === state.centre.centre.code }, c.name)))
+      : null,
+    el("button", { type: "button", class: "r-link", onclick: logout }, t("logout")));
+}
+
+function chooseCentre(code) {
+  sessionStorage.setItem(CENTRE, code);
+  Object.assign(state, { centre: null, summary: null, breakdown: null });
+  render();
+  loadCentre();
+}
+
+function rangeForm() {
+  const from = el("input", { type: "date", name: "from", value: state.from, required: true });
+  const to = el("input", { type: "date", name: "to", value: state.to, required: true });
+  const form = el("form", { class: "r-range", "data-testid": "range" },
+    el("label", {}, t("from"), from),
+    el("label", {}, t("to"), to),
+    el("button", { type: "submit", class: "r-primary", disabled: state.busy }, t("show")),
+    el("button", { type: "button", class: "r-plain", onclick: () => pick(month(0)) }, t("this_month")),
+    el("button", { type: "button", class: "r-plain", onclick: () => pick(month(-1)) }, t("last_month")));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    pick([from.value, to.value]);
+  });
+  return form;
+}
+
+function pick([from, to]) {
+  state.from = from;
+  state.to = to;
+  show();
+}
+
+function reportView() {
+  const s = state.summary;
+  return [
+    header(),
+    el("main", { class: "r-main" },
+      rangeForm(),
+      state.error ? el("p", { class: "r-error", role: "alert", "data-testid": "report-error" }, state.error) : null,
+      s ? summaryView(s) : null,
+      s ? indexView(s) : null,
+      s ? breakdownView() : null),
+  ];
+}
+
+function downloads(path) {
+  return el("div", { class: "r-downloads" },
+    el("button", { type: "button", class: "r-plain", "data-download": "csv", onclick: () => download(path, "csv") },
+      t("download_csv")),
+    el("button", { type: "button", class: "r-plain", "data-download": "xlsx", onclick: () => download(path, "xlsx") },
+      t("download_xlsx")));
+}
+
+function figures(title, family, values, keys) {
+  return el("section", { class: "r-card", "data-family": family },
+    el("h2", {}, title),
+    el("dl", {}, keys.flatMap((key) => [
+      el("dt", {}, t(`col_${family}_${key}`)),
+      el("dd", { "data-figure": `${family}.${key}` }, cell(key, values[key])),
+    ])));
+}
+
+function summaryView(s) {
+  const times = el("section", { class: "r-card", "data-family": "times" },
+    el("h2", {}, t("waits")),
+    el("table", {},
+      el("thead", {}, el("tr", {}, el("th", {}), ["mean", "median", "p90"].map((k) => el("th", {}, t(k))))),
+      el("tbody", {},
+        [["wait", s.wait_s], ["service", s.service_s]].map(([name, v]) =>
+          el("tr", {}, el("th", {}, t(name)), ["mean", "median", "p90"].map((k) => el("td", {}, duration(v[k]))))))),
+    el("p", {}, t("within_target", { m: Math.round(s.wait_s.target / 60) }), ": ",
+      el("strong", { "data-figure": "wait_s.within_target_share" }, percent(s.wait_s.within_target_share))));
+  const reasons = Object.entries(s.ratings.reasons);
+  const ratings = figures(t("ratings"), "ratings", s.ratings,
+    ["very_satisfied", "satisfied", "dissatisfied", "total", "satisfied_share", "very_satisfied_share"]);
+  ratings.append(el("h3", {}, t("reasons")),
+    reasons.length
+      ? el("ul", { class: "r-reasons" }, reasons.map(([reason, n]) => el("li", {}, `${reason}: ${count(n)}`)))
+      : el("p", { class: "r-note" }, t("no_reasons")));
+  return el("div", { class: "r-summary", "data-testid": "summary" },
+    el("div", { class: "r-title" }, el("h1", {}, `${day(s.from)} – ${day(s.to)}`), downloads("summary?")),
+    el("div", { class: "r-cards" },
+      figures(t("tickets"), "tickets", s.tickets, ["issued", "served", "no_show", "cancelled", "transferred"]),
+      times,
+      ratings,
+      figures(t("dossiers"), "dossiers", s.dossiers,
+        ["received", "in_person", "online", "post", "returned", "returned_on_time", "returned_late",
+          "overdue_now", "on_time_share"])),
+    el("p", { class: "r-note" }, t("share_note")));
+}
+
+function indexView(s) {
+  return el("section", { class: "r-index", "data-testid": "index" },
+    el("h2", {}, t("index_title")),
+    el("ul", {},
+      el("li", {}, t("index_on_time", { on_time: count(s.dossiers.returned_on_time), returned: count(s.dossiers.returned) }),
+        " = ", el("strong", {}, percent(s.dossiers.on_time_share))),
+      el("li", {}, t("index_satisfied", {
+        satisfied: count(s.ratings.very_satisfied + s.ratings.satisfied), total: count(s.ratings.total),
+      }), " = ", el("strong", {}, percent(s.ratings.satisfied_share)))));
+}
+
+function breakdownView() {
+  const b = state.breakdown;
+  const tabs = el("div", { class: "r-tabs", role: "tablist" },
+    data.breakdowns.map((by) => el("button", {
+      type: "button",
+      role: "tab",
+      "aria-selected": String(by === state.by),
+      "data-by": by,
+      onclick: () => chooseBreakdown(by),
+    }, t(`by_${by}`))));
+  let table = el("p", { class: "r-note" }, t("loading"));
+  if (b && b.by === state.by) {
+    const first = b.rows[0];
+    const columns = first ? BRIEF.filter(([family]) => first[family] !== null) : [];
+    table = b.rows.length
+      ? el("div", { class: "r-scroll" }, el("table", { class: "r-table", "data-testid": "breakdown" },
+        el("thead", {}, el("tr", {}, el("th", {}, t(`by_${b.by}`)),
+          columns.map(([family, key]) => el("th", {}, t(`col_${family}_${key}`))))),
+        el("tbody", {}, b.rows.map((row) => el("tr", {},
+          el("th", {}, row.label),
+          columns.map(([family, key]) => el("td", {}, cell(key, row[family][key]))))))))
+      : el("p", { class: "r-note" }, t("no_rows"));
+  }
+  return el("section", { class: "r-breakdown" },
+    el("div", { class: "r-title" }, el("h2", {}, t("breakdown")), downloads(`breakdown?by=${state.by}&`)),
+    tabs,
+    table);
+}
+
+async function chooseBreakdown(by) {
+  state.by = by;
+  render();
+  await loadBreakdown();
+}
+
+// ---- asking the server ----------------------------------------------------------------
+async function show() {
+  state.busy = true;
+  state.error = null;
+  render();
+  try {
+    const { status, answer } = await api("GET", `/api/v1/reports/summary?${query()}`);
+    if (status === 401) {
+      forget();
+    } else if (status === 200) {
+      state.summary = answer;
+    } else {
+      state.summary = null;
+      state.error = answer.error?.message || t("server_trouble");
+    }
+  } catch {
+    state.error = t("server_unreachable");
+  } finally {
+    state.busy = false;
+  }
+  render();
+  if (state.summary) await loadBreakdown();
+}
+
+async function loadBreakdown() {
+  try {
+    const { status, answer } = await api("GET", `/api/v1/reports/breakdown?by=${state.by}&${query()}`);
+    if (status === 200) state.breakdown = answer;
+    else state.error = answer.error?.message || t("server_trouble");
+  } catch {
+    state.error = t("server_unreachable");
+  }
+  render();
+}
+
+async function download(path, format) {
+  const lang = currentLang() === "en" ? "&lang=en" : "";
+  try {
+    const response = await fetch(`/api/v1/reports/${path}${query(`&format=${format}`)}${lang}`, {
+      headers: { Authorization: `Bearer ${state.token}` },
+    });
+    if (!response.ok) {
+      const answer = await response.json().catch(() => ({}));
+      state.error = answer.error?.message || t("server_trouble");
+      render();
+      return;
+    }
+    const name = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "")?.[1];
+    const url = URL.createObjectURL(await response.blob());
+    const link = el("a", { href: url, download: name || `bao-cao.${format}` });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  } catch {
+    state.error = t("server_unreachable");
+    render();
+  }
+}
+
+render();
+if (state.token) loadCentre();
