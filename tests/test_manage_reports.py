@@ -268,6 +268,7 @@ def test_the_reports_page_shows_a_month_and_downloads_it(browser, sqlite_server,
         "Tài khoản này không có quyền xem và xuất báo cáo."
     )
     page.get_by_role("button", name="Đăng xuất").click()
+    expect(page.get_by_test_id("login")).to_be_visible()
 
     log_in("quanly2", "quanly2-secret")
     expect(page.locator(".r-centre")).to_contain_text("Bộ phận Một cửa xã thử nghiệm")

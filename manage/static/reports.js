@@ -159,9 +159,11 @@ async function loadCentre() {
 }
 
 async function logout() {
-  await api("POST", "/api/v1/auth/logout");
+  // Forgotten here first: the page is logged out even if the server is slow to hear it.
+  const token = state.token;
   forget();
   render();
+  await callApi("POST", "/api/v1/auth/logout", { token }).catch(() => null);
 }
 
 function header() {
