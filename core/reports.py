@@ -5,10 +5,11 @@ Pure reads over the store, no web framework: :func:`summary` and :func:`breakdow
 a connection and answer plain dicts (the JSON of ``/api/v1/reports/…``); :func:`table`
 flattens either into headings and rows for the CSV and XLSX downloads.
 
-Three figure families, one query each over the range's rows (a ticket query, a rating
-query, a dossier query; the indexes they need are migration 0014's); counts, means and
-percentiles are added up here, per key of the breakdown, in one pass over those rows.
-A range is whole days in the centre's time zone, both ends included.
+Each figure is an SQL aggregate grouped by the breakdown's key (the indexes it needs are
+migration 0015's): tickets by status, transferred tickets, waits and service times
+counted per whole second (from which the mean, median and 90th percentile are exact),
+ratings by level and reasons, dossiers received, returned and overdue. A range is whole
+days in the centre's time zone, both ends included.
 """
 
 from __future__ import annotations
@@ -216,7 +217,7 @@ class Figures:
 
 # -- in SQL, on SQLite and PostgreSQL alike -----------------------------------------------------
 _t, _s, _r, _d, _a = m.tickets, m.services, m.ratings, m.dossiers, m.audit_log
-# A literal, so that the partial index ix_audit_log_transferred (migration 0014) applies.
+# A literal, so that the partial index ix_audit_log_transferred (migration 0015) applies.
 _TRANSFERRED = sa.literal_column("'transferred'")
 _BUCKET_S = 900  # a time bucket when the zone's offset is not constant over the range
 
