@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import models as m
-from .clock import zone
+from .clock import iso, zone
 from .errors import QueueError
 
 # The target wait when a centre sets none: "nobody waits more than 20 minutes to submit"
@@ -427,10 +427,52 @@ def _head(span: Span) -> dict:
 
 
 def summary(conn: Connection, centre_id: int, first: date, last: date, now: datetime) -> dict:
-    """The whole centre over the range (``now``: the moment "overdue now" is judged at)."""
+    """The whole centre over the range (``now``: the moment "overdue now" is judged at),
+    with the comments given with the range's ratings."""
     span = Span.of(conn, centre_id, first, last)
     groups = _figures(conn, span, None, now)
-    return {**_head(span), **groups.get(None, Figures()).answer(FAMILIES[None], span.target)}
+    return {
+        **_head(span),
+        **groups.get(None, Figures()).answer(FAMILIES[None], span.target),
+        "comments": comments(conn, span),
+    }
+
+
+COMMENTS_SHOWN = 100  # the newest comments a summary lists (``total`` counts them all)
+
+
+def comments(conn: Connection, span: Span) -> dict:
+    """The comments given with the range's ratings (``rated_at``): how many, and the
+    newest :data:`COMMENTS_SHOWN` with their time (in the centre's zone), level, service
+    and counter. Plain text as the citizen typed it (core/rating.py refuses markup);
+    whatever shows it escapes it."""
+    r, c = _r, m.counters
+    where = [
+        r.c.centre_id == span.centre_id,
+        r.c.rated_at >= span.start,
+        r.c.rated_at < span.end,
+        r.c.comment.isnot(None),
+    ]
+    total = conn.execute(sa.select(sa.func.count()).select_from(r).where(*where)).scalar_one()
+    rows = conn.execute(
+        sa.select(r.c.rated_at, r.c.score, r.c.comment, _s.c.name, c.c.name.label("counter"))
+        .join(_s, _s.c.id == r.c.service_id)
+        .outerjoin(c, c.c.id == r.c.counter_id)
+        .where(*where)
+        .order_by(r.c.rated_at.desc(), r.c.id.desc())
+        .limit(COMMENTS_SHOWN)
+    )
+    shown = [
+        {
+            "at": iso(row.rated_at, span.tz),
+            "score": row.score,
+            "service": row.name,
+            "counter": row.counter,
+            "text": row.comment,
+        }
+        for row in rows
+    ]
+    return {"total": total, "shown": shown}
 
 
 def _labels(conn: Connection, span: Span, by: str, keys) -> dict:
@@ -523,6 +565,8 @@ BY_HEADINGS = {
 }
 RANGE_HEADINGS = (N_("Từ ngày"), N_("Đến ngày"))
 REASON_HEADING = N_("Lý do không hài lòng: {reason}")
+COMMENT_HEADINGS = (N_("Thời điểm"), N_("Mức đánh giá"), N_("Lĩnh vực"), N_("Quầy"), N_("Góp ý"))
+LEVEL_WORDS = {3: N_("Rất hài lòng"), 2: N_("Hài lòng"), 1: N_("Không hài lòng")}
 
 
 def table(report: dict, translate: Callable[[str], str] = lambda s: s) -> tuple[list, list, set]:
@@ -558,3 +602,12 @@ def table(report: dict, translate: Callable[[str], str] = lambda s: s) -> tuple[
 
 def _family_of(key: str) -> str:
     return "tickets" if key in ("wait_s", "service_s") else key
+
+
+def comment_table(report: dict, translate: Callable[[str], str] = lambda s: s):
+    """A summary's comments as ``(headings, rows)`` (its downloads' second sheet)."""
+    rows = [
+        [c["at"], translate(LEVEL_WORDS[c["score"]]), c["service"], c["counter"], c["text"]]
+        for c in report["comments"]["shown"]
+    ]
+    return [translate(h) for h in COMMENT_HEADINGS], rows

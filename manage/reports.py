@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+from datetime import date, datetime
 
 from flask import Response, current_app, render_template, request
 from flask_babel import force_locale, gettext
@@ -27,6 +27,7 @@ from . import bp
 DOORS: tuple[type, ...] = ()
 FORMATS = ("json", "csv", "xlsx")
 SHEET = N_("Báo cáo")
+COMMENTS_SHEET = N_("Góp ý của công dân")
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -88,7 +89,10 @@ def _answer(centre_id: int, by: str | None):
         name = _filename(report, by, fmt)
         if fmt == "csv":
             return _download(_csv(headings, rows), "text/csv; charset=utf-8", name)
-        return _download(_xlsx(gettext(SHEET), headings, rows, shares), XLSX_TYPE, name)
+        sheets = [(gettext(SHEET), headings, rows, shares)]
+        if by is None:  # the summary: its comments on a sheet of their own
+            sheets.append((gettext(COMMENTS_SHEET), *reports.comment_table(report, gettext), set()))
+        return _download(_xlsx(sheets), XLSX_TYPE, name)
 
 
 def _filename(report: dict, by: str | None, fmt: str) -> str:
@@ -118,25 +122,38 @@ def _csv(headings: list, rows: list) -> bytes:
     return "\ufeff".encode() + out.getvalue().encode("utf-8")
 
 
-def _xlsx(title: str, headings: list, rows: list, shares: set) -> bytes:
+def _when(value: str):
+    """A day (``2026-08-01``) or a local time with its offset as a spreadsheet's date or
+    time (which has no zone: the centre's local time, as the offset says)."""
+    if len(value) == 10:
+        return date.fromisoformat(value)
+    return datetime.fromisoformat(value).replace(tzinfo=None)
+
+
+def _xlsx(sheets: list) -> bytes:
+    """A workbook of ``(title, headings, rows, share columns)`` sheets: headings in bold,
+    the range's two dates as dates, shares as percentages."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
     wb = Workbook()
-    ws = wb.active
-    ws.title = title[:31]
-    ws.append(headings)
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-    for row in rows:
-        ws.append([date.fromisoformat(v) if i < 2 else v for i, v in enumerate(row)])
-    for row in ws.iter_rows(min_row=2):
-        for i, cell in enumerate(row):
-            if i < 2:
-                cell.number_format = "yyyy-mm-dd"
-            elif i in shares:
-                cell.number_format = "0.0%"
-    ws.freeze_panes = "D2"
+    for n, (title, headings, rows, shares) in enumerate(sheets):
+        ws = wb.active if n == 0 else wb.create_sheet()
+        ws.title = title[:31]
+        ws.append(headings)
+        for cell in ws[1]:
+            cell.font = Font(bold=True)
+        # The figures' range (two dates), or a comment's time (local, as the centre reads it).
+        dated = 2 if n == 0 else 1
+        for row in rows:
+            ws.append([_when(v) if i < dated else v for i, v in enumerate(row)])
+        for line in ws.iter_rows(min_row=2):
+            for i, cell in enumerate(line):
+                if i < dated:
+                    cell.number_format = "yyyy-mm-dd" if n == 0 else "yyyy-mm-dd hh:mm"
+                elif i in shares:
+                    cell.number_format = "0.0%"
+        ws.freeze_panes = "D2" if n == 0 else "A2"
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
@@ -208,6 +225,9 @@ REPORT_STRINGS = {
         "Mức độ hài lòng: tỉ lệ đánh giá hài lòng và rất hài lòng = {satisfied} / {total}"
     ),
     "share_note": N_("Tỉ lệ có mẫu số bằng 0 được tính là 100%."),
+    "comments_title": N_("Góp ý của công dân"),
+    "comments_count": N_("{shown} góp ý mới nhất trong {total}"),
+    "no_comments": N_("Không có góp ý nào."),
 }
 
 

@@ -25,6 +25,9 @@ from harness.centre import COMMUNE
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 AUGUST = "from=2026-08-01&to=2026-08-31"
 SLOW = "Thời gian chờ quá lâu"
+# Stored as typed (the tablet refuses markup; this one was written straight to the store):
+# whatever shows it must show the brackets, not make them a tag.
+SAID = "Chờ hơi lâu <b>quá</b>"
 
 
 def at(day, hour, minute=0, second=0):
@@ -76,7 +79,10 @@ def seed(url):
         ticket(3, at(3, 9), "no_show", 900)
         ticket(4, at(3, 10), "cancelled")
         ticket(1, datetime(2026, 9, 1, 8, tzinfo=TZ), "done", 60, 60)
-        for tid, score, reasons, when in ((a, 3, [], at(3, 8, 16)), (b, 1, [SLOW], at(3, 8, 35))):
+        for tid, score, reasons, when, comment in (
+            (a, 3, [], at(3, 8, 16), None),
+            (b, 1, [SLOW], at(3, 8, 35), SAID),
+        ):
             conn.execute(
                 m.ratings.insert().values(
                     ticket_id=tid,
@@ -86,6 +92,7 @@ def seed(url):
                     staff_id=clerk,
                     score=score,
                     reasons=reasons,
+                    comment=comment,
                     rated_at=when,
                 )
             )
@@ -122,7 +129,18 @@ def test_reports_over_http_as_json_csv_and_xlsx(any_server):
 
     answer = get(any_server, f"/api/v1/reports/summary?{AUGUST}", manager)
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {
+    said = answer.json().pop("comments")
+    assert said["total"] == 1
+    assert said["shown"] == [
+        {
+            "at": "2026-08-03T08:35:00+07:00",
+            "score": 1,
+            "service": "Hộ tịch",
+            "counter": said["shown"][0]["counter"],
+            "text": SAID,
+        }
+    ]
+    assert {k: v for k, v in answer.json().items() if k != "comments"} == {
         "ok": True,
         "centre": "T2",
         "from": "2026-08-01",
@@ -176,6 +194,17 @@ def test_reports_over_http_as_json_csv_and_xlsx(any_server):
         "0.5",
         "1",
     )
+
+    # XLSX of the summary: the figures, and the comments on a sheet of their own.
+    answer = get(any_server, f"/api/v1/reports/summary?{AUGUST}&format=xlsx", manager)
+    book = load_workbook(io.BytesIO(answer.content))
+    assert book.sheetnames == ["Báo cáo", "Góp ý của công dân"]
+    figures = [[c.value for c in r] for r in book["Báo cáo"].iter_rows()]
+    assert dict(zip(*figures, strict=True))["Tiếp nhận trực tuyến"] == 1
+    said = [[c.value for c in r] for r in book["Góp ý của công dân"].iter_rows()]
+    assert said[0] == ["Thời điểm", "Mức đánh giá", "Lĩnh vực", "Quầy", "Góp ý"]
+    assert said[1][0] == datetime(2026, 8, 3, 8, 35)  # the centre's local time
+    assert said[1][1:3] == ["Không hài lòng", "Hộ tịch"] and said[1][4] == SAID
 
     # XLSX: a breakdown by clerk and by weekday, opened as a spreadsheet program would.
     for by, label in (
@@ -280,6 +309,9 @@ def test_the_reports_page_shows_a_month_and_downloads_it(browser, sqlite_server,
     expect(page.locator("[data-figure='dossiers.on_time_share']")).to_have_text("50%")
     expect(page.locator(".r-reasons")).to_contain_text(f"{SLOW}: 1")
     expect(page.get_by_test_id("index")).to_contain_text("trả đúng hạn = 1 / 2")
+    comments = page.get_by_test_id("comments")
+    expect(comments.locator("q")).to_have_text(SAID)  # the brackets shown, no tag made
+    assert comments.locator("b").count() == 0
     expect(page.get_by_test_id("breakdown")).to_contain_text("Hộ tịch")
     page.locator("[data-by=clerk]").click()
     expect(page.get_by_test_id("breakdown")).to_contain_text("Nguyễn Văn A")

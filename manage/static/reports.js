@@ -64,6 +64,11 @@ function day(iso) {
   return new Intl.DateTimeFormat(locale(), { dateStyle: "long", timeZone: "UTC" }).format(new Date(Date.UTC(y, m - 1, d)));
 }
 
+// A download's heading; durations are shown here in minutes and seconds, not "(giây)".
+function heading(family, key) {
+  return t(`col_${family}_${key}`).replace(/\s*\((giây|s)\)$/, "");
+}
+
 function cell(key, value) {
   if (key.endsWith("_share")) return percent(value);
   if (["mean", "median", "p90", "target"].includes(key)) return duration(value);
@@ -218,6 +223,7 @@ function reportView() {
       state.error ? el("p", { class: "r-error", role: "alert", "data-testid": "report-error" }, state.error) : null,
       s ? summaryView(s) : null,
       s ? indexView(s) : null,
+      s ? commentsView(s.comments) : null,
       s ? breakdownView() : null),
   ];
 }
@@ -279,6 +285,22 @@ function indexView(s) {
       }), " = ", el("strong", {}, percent(s.ratings.satisfied_share)))));
 }
 
+const LEVELS = { 3: "col_ratings_very_satisfied", 2: "col_ratings_satisfied", 1: "col_ratings_dissatisfied" };
+
+// The citizens' words, as text (never markup: el() makes text nodes).
+function commentsView(c) {
+  return el("section", { class: "r-comments", "data-testid": "comments" },
+    el("h2", {}, t("comments_title")),
+    c.total
+      ? el("p", { class: "r-note" }, t("comments_count", { shown: count(c.shown.length), total: count(c.total) }))
+      : el("p", { class: "r-note" }, t("no_comments")),
+    el("ul", {}, c.shown.map((x) => el("li", {},
+      el("span", { class: "r-when" }, x.at.slice(0, 16).replace("T", " ")),
+      el("span", { class: `r-level r-level-${x.score}` }, t(LEVELS[x.score])),
+      el("span", { class: "r-where" }, [x.service, x.counter].filter(Boolean).join(" · ")),
+      el("q", {}, x.text)))));
+}
+
 function breakdownView() {
   const b = state.breakdown;
   const tabs = el("div", { class: "r-tabs", role: "tablist" },
@@ -296,7 +318,7 @@ function breakdownView() {
     table = b.rows.length
       ? el("div", { class: "r-scroll" }, el("table", { class: "r-table", "data-testid": "breakdown" },
         el("thead", {}, el("tr", {}, el("th", {}, t(`by_${b.by}`)),
-          columns.map(([family, key]) => el("th", {}, t(`col_${family}_${key}`))))),
+          columns.map(([family, key]) => el("th", {}, heading(family, key))))),
         el("tbody", {}, b.rows.map((row) => el("tr", {},
           el("th", {}, row.label),
           columns.map(([family, key]) => el("td", {}, cell(key, row[family][key]))))))))

@@ -31,6 +31,7 @@ from core.rating import DEFAULT_REASONS
 from harness.centre import INTEGRATION, KIOSK, RATING_1
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+COMMENTS = ("Cán bộ nhiệt tình, hướng dẫn rõ ràng", "Phòng chờ hơi nóng", "Cảm ơn chị Lan")
 FIRST, LAST = date(2026, 8, 1), date(2026, 8, 31)
 
 
@@ -202,6 +203,10 @@ def test_a_day_through_the_engine_is_counted_as_it_happened(local):
             **_dossier_figures(made, [{"returned": now, "due": None}], []),
         },
     )
+    assert got["comments"]["total"] == 1
+    assert [(c["score"], c["text"], c["counter"]) for c in got["comments"]["shown"]] == [
+        (1, "Chờ lâu quá", "Quầy 1")
+    ]
     # Each ticket counts where it ended: its last service, counter and clerk.
     by_counter = local.read(
         lambda conn: reports.breakdown(conn, local.centre_id, "counter", today, today, now)
@@ -316,7 +321,10 @@ class Month:
             score = rng.choices((3, 2, 1), (75, 20, 5))[0]
             reasons = rng.sample(DEFAULT_REASONS, rng.randint(1, 2)) if score == 1 else []
             at = t["finished"] + timedelta(seconds=rated_after or rng.randint(5, 60))
-            self.ratings.append({"ticket": t, "score": score, "reasons": reasons, "at": at})
+            comment = rng.choice(COMMENTS) if rng.random() < 0.3 else None
+            self.ratings.append(
+                {"ticket": t, "score": score, "reasons": reasons, "at": at, "comment": comment}
+            )
 
     def write(self):
         local = self.local
@@ -373,6 +381,7 @@ class Month:
                         staff_id=self.staff[t["clerk"]][0],
                         score=r["score"],
                         reasons=r["reasons"],
+                        comment=r["comment"],
                         rated_at=r["at"],
                     )
                 )
@@ -525,6 +534,24 @@ def test_a_month_equals_what_was_counted(month, local):
     assert d["received"] > d["in_person"] + d["online"] + d["post"]  # one has no channel
     assert 0 < got["wait_s"]["within_target_share"] < 1
     assert got["ratings"]["reasons"] and set(got["ratings"]["reasons"]) <= set(DEFAULT_REASONS)
+    # The comments, newest first, at their local time.
+    said = [r for r in month.ratings if r["comment"] and _in_range(r["at"])]
+    order = {id(r): i for i, r in enumerate(month.ratings)}  # inserted in this order
+    said.sort(key=lambda r: (r["at"], order[id(r)]), reverse=True)
+    assert got["comments"]["total"] == len(said) > 0
+    assert [
+        (c["at"], c["score"], c["service"], c["counter"], c["text"])
+        for c in got["comments"]["shown"]
+    ] == [
+        (
+            r["at"].astimezone(TZ).isoformat(timespec="seconds"),
+            r["score"],
+            month.services[r["ticket"]["code"]][3],
+            month.counters[r["ticket"]["counter"]][1],
+            r["comment"],
+        )
+        for r in said[: reports.COMMENTS_SHOWN]
+    ]
 
 
 @pytest.mark.parametrize(
