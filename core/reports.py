@@ -611,3 +611,93 @@ def comment_table(report: dict, translate: Callable[[str], str] = lambda s: s):
         for c in report["comments"]["shown"]
     ]
     return [translate(h) for h in COMMENT_HEADINGS], rows
+
+
+# -- staffing advice (core/staffing.py), in the reports' terms ---------------------------------
+STAFFING_WEEKS = (1, 26)  # how many past weeks the advice may be read from
+STAFFING_HEADINGS = (
+    N_("Lĩnh vực"),
+    N_("Giờ trong ngày"),
+    N_("Lượt đến mỗi giờ (trung bình)"),
+    N_("Thời gian phục vụ trung bình (giây)"),
+    N_("Số quầy cần"),
+    N_("Số quầy đã mở (trung bình)"),
+)
+
+
+def parse_staffing(weekday: str | None, until: str | None, weeks: str | None, today: date):
+    """``weekday`` (0 = Monday … 6), ``until`` (YYYY-MM-DD, default ``today``) and
+    ``weeks`` (default core/staffing.py's) as a request gives them, checked."""
+    from .staffing import DEFAULT_WEEKS
+
+    if weekday is None or weekday == "":
+        raise QueueError("bad_request", "missing_field", field="weekday")
+    if weekday not in tuple("0123456"):
+        raise _bad("weekday", "từ 0 (thứ Hai) đến 6 (Chủ nhật)", "0 (Monday) to 6 (Sunday)")
+    day = today
+    if until:
+        try:
+            if len(until) != 10:
+                raise ValueError(until)
+            day = date.fromisoformat(until)
+        except ValueError:
+            raise _bad(
+                "until", "phải là một ngày dạng YYYY-MM-DD", "must be a date as YYYY-MM-DD"
+            ) from None
+    low, high = STAFFING_WEEKS
+    n = DEFAULT_WEEKS
+    if weeks:
+        if not weeks.isdigit() or not low <= int(weeks) <= high:
+            raise _bad("weeks", f"từ {low} đến {high}", f"{low} to {high}")
+        n = int(weeks)
+    return int(weekday), day, n
+
+
+def staffing(conn: Connection, centre_id: int, weekday: int, until: date, weeks: int) -> dict:
+    """How many counters each service needs, hour by hour of ``weekday``, for the
+    centre's target wait, against how many were open: core/staffing.py's Erlang C advice
+    from that weekday's last ``weeks`` occurrences up to ``until``."""
+    from . import staffing as model
+
+    span = Span.of(conn, centre_id, until, until)
+    names = dict(
+        conn.execute(sa.select(_s.c.code, _s.c.name).where(_s.c.centre_id == centre_id)).all()
+    )
+    advice = model.advise(conn, centre_id, weekday, until, target_s=span.target, weeks=weeks)
+    return {
+        "ok": True,
+        "centre": span.code,
+        "weekday": weekday,
+        "until": until.isoformat(),
+        "weeks": weeks,
+        "target_wait_s": span.target,
+        "level": model.DEFAULT_LEVEL,
+        "rows": [
+            {
+                "service": a.service,
+                "service_name": names.get(a.service, a.service),
+                "hour": a.hour,
+                "arrivals": round(a.arrivals, 2),
+                "mean_service_s": None if a.mean_service_s is None else round(a.mean_service_s, 1),
+                "needed": a.needed,
+                "open": round(a.open, 2),
+            }
+            for a in advice
+        ],
+    }
+
+
+def staffing_table(report: dict, translate: Callable[[str], str] = lambda s: s):
+    """The advice as ``(headings, rows)`` for its downloads."""
+    rows = [
+        [
+            r["service_name"],
+            f"{r['hour']:02d}:00–{(r['hour'] + 1) % 24:02d}:00",
+            r["arrivals"],
+            r["mean_service_s"],
+            r["needed"],
+            r["open"],
+        ]
+        for r in report["rows"]
+    ]
+    return [translate(h) for h in STAFFING_HEADINGS], rows

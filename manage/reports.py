@@ -13,11 +13,13 @@ import csv
 import io
 from datetime import date, datetime
 
+import sqlalchemy as sa
 from flask import Response, current_app, render_template, request
 from flask_babel import force_locale, gettext
 
 from core import models as m
 from core import reports
+from core.clock import business_date
 from core.errors import QueueError
 from gateway.api import access, request_lang, staff_endpoint
 from gateway.web import N_
@@ -28,6 +30,7 @@ DOORS: tuple[type, ...] = ()
 FORMATS = ("json", "csv", "xlsx")
 SHEET = N_("Báo cáo")
 COMMENTS_SHEET = N_("Góp ý của công dân")
+STAFFING_SHEET = N_("Gợi ý bố trí quầy")
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -130,7 +133,7 @@ def _when(value: str):
     return datetime.fromisoformat(value).replace(tzinfo=None)
 
 
-def _xlsx(sheets: list) -> bytes:
+def _xlsx(sheets: list, dated: int | None = None) -> bytes:
     """A workbook of ``(title, headings, rows, share columns)`` sheets: headings in bold,
     the range's two dates as dates, shares as percentages."""
     from openpyxl import Workbook
@@ -144,16 +147,16 @@ def _xlsx(sheets: list) -> bytes:
         for cell in ws[1]:
             cell.font = Font(bold=True)
         # The figures' range (two dates), or a comment's time (local, as the centre reads it).
-        dated = 2 if n == 0 else 1
+        dates = (2 if n == 0 else 1) if dated is None else dated
         for row in rows:
-            ws.append([_when(v) if i < dated else v for i, v in enumerate(row)])
+            ws.append([_when(v) if i < dates else v for i, v in enumerate(row)])
         for line in ws.iter_rows(min_row=2):
             for i, cell in enumerate(line):
-                if i < dated:
+                if i < dates:
                     cell.number_format = "yyyy-mm-dd" if n == 0 else "yyyy-mm-dd hh:mm"
                 elif i in shares:
                     cell.number_format = "0.0%"
-        ws.freeze_panes = "D2" if n == 0 else "A2"
+        ws.freeze_panes = "D2" if n == 0 and dates else "A2"
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
@@ -174,6 +177,33 @@ def breakdown(principal, centre_id):
     if not by:
         raise QueueError("bad_request", "missing_field", field="by")
     return _answer(centre_id, by)
+
+
+@bp.get("/api/v1/reports/staffing")
+@staff_endpoint("reports.view")
+def staffing(principal, centre_id):
+    """How many counters each service needs, hour by hour of a weekday, for the target
+    wait, against how many were open (core/staffing.py; docs/reports.md)."""
+    fmt = _format()
+    asked = [request.args.get(k) for k in ("weekday", "until", "weeks")]
+
+    def read(conn):  # in the thread pool: no request here
+        tz = conn.execute(
+            sa.select(m.centres.c.timezone).where(m.centres.c.id == centre_id)
+        ).scalar_one()
+        weekday, until, weeks = reports.parse_staffing(*asked, business_date(m.utcnow(), tz))
+        return reports.staffing(conn, centre_id, weekday, until, weeks)
+
+    report = _read(read)
+    if fmt == "json":
+        return report
+    with force_locale(request_lang()):
+        headings, rows = reports.staffing_table(report, gettext)
+        name = f"goi-y-bo-tri-quay-{report['centre']}-thu-{report['weekday']}-{report['until']}"
+        if fmt == "csv":
+            return _download(_csv(headings, rows), "text/csv; charset=utf-8", f"{name}.csv")
+        sheet = (gettext(STAFFING_SHEET), headings, rows, set())
+        return _download(_xlsx([sheet], dated=0), XLSX_TYPE, f"{name}.xlsx")
 
 
 # -- the page -----------------------------------------------------------------------------
@@ -228,6 +258,26 @@ REPORT_STRINGS = {
     "comments_title": N_("Góp ý của công dân"),
     "comments_count": N_("{shown} góp ý mới nhất trong {total}"),
     "no_comments": N_("Không có góp ý nào."),
+    "staffing_title": N_("Gợi ý bố trí quầy"),
+    "staffing_weekday": N_("Thứ"),
+    "staffing_weeks": N_("Số tuần gần nhất"),
+    "staffing_show": N_("Tính"),
+    "staffing_service": N_("Lĩnh vực"),
+    "staffing_hour": N_("Giờ"),
+    "staffing_arrivals": N_("Lượt đến mỗi giờ"),
+    "staffing_mean": N_("Phục vụ trung bình"),
+    "staffing_needed": N_("Số quầy cần"),
+    "staffing_open": N_("Số quầy đã mở"),
+    "staffing_short": N_("thiếu quầy"),
+    "staffing_model": N_(
+        "Mô hình Erlang C (hàng đợi M/M/c), từng lĩnh vực và từng giờ: công dân đến ngẫu "
+        "nhiên với tốc độ trung bình của giờ đó trong {weeks} {weekday} gần nhất đến hết "
+        "ngày {until}; thời gian phục vụ theo phân phối mũ với trung bình đo được; các quầy "
+        "của một lĩnh vực chỉ phục vụ lĩnh vực đó; mỗi giờ tính riêng, không mang hàng chờ "
+        "sang giờ sau (giờ cao điểm có thể bị đánh giá thấp). Số quầy cần: ít nhất để "
+        "{level} công dân được gọi trong vòng {minutes} phút."
+    ),
+    "staffing_none": N_("Không có lượt đến nào trong những ngày này."),
 }
 
 

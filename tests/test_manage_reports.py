@@ -232,6 +232,32 @@ def test_reports_over_http_as_json_csv_and_xlsx(any_server):
             issued = {"clerk": 3, "weekday": 4, "hour": 2}[by]  # C and D at 9 and 10
             assert (mine["Số phiếu đã cấp"], mine["Rất hài lòng"]) == (issued, 1)
             assert mine["Tỉ lệ hài lòng"] == 0.5
+    # Staffing advice for Mondays, read from the one Monday up to 3 August: the arrivals of
+    # each hour (A and B at 8, C at 9, D at 10), A's and B's service (250 s on average),
+    # one counter enough for each hour (Erlang C: 2 an hour at 250 s each wait past 20
+    # minutes with a chance of 0.2 %), no counter opened (none was, in these data).
+    answer = get(any_server, "/api/v1/reports/staffing?weekday=0&until=2026-08-03&weeks=1", manager)
+    assert answer.status_code == 200, answer.text
+    advice = answer.json()
+    assert (advice["weekday"], advice["until"], advice["weeks"]) == (0, "2026-08-03", 1)
+    assert (advice["target_wait_s"], advice["level"]) == (1200, 0.9)
+    assert [
+        (r["service_name"], r["hour"], r["arrivals"], r["mean_service_s"], r["needed"], r["open"])
+        for r in advice["rows"]
+    ] == [
+        ("Hộ tịch", 8, 2.0, 250.0, 1, 0.0),
+        ("Hộ tịch", 9, 1.0, 250.0, 1, 0.0),
+        ("Hộ tịch", 10, 1.0, 250.0, 1, 0.0),
+    ]
+    answer = get(
+        any_server, "/api/v1/reports/staffing?weekday=0&until=2026-08-03&weeks=1&format=xlsx", admin
+    )
+    sheet = load_workbook(io.BytesIO(answer.content)).active
+    assert sheet.title == "Gợi ý bố trí quầy"
+    rows = [[c.value for c in r] for r in sheet.iter_rows()]
+    assert rows[0][0] == "Lĩnh vực" and rows[0][4] == "Số quầy cần"
+    assert rows[1] == ["Hộ tịch", "08:00–09:00", 2, 250, 1, 0]
+
     # In English, on request.
     answer = get(any_server, f"/api/v1/reports/breakdown?by=weekday&{AUGUST}&lang=en", manager)
     assert [r["label"] for r in answer.json()["rows"]][:1] == ["Monday"]
@@ -265,6 +291,14 @@ def test_reports_refuse_clerks_and_bad_ranges(any_server):
         refused = get(any_server, f"/api/v1/reports/summary?{query}", manager)
         assert refused.status_code == 400, query
         assert refused.json() == {"ok": False, "error": {"code": "bad_request", "message": message}}
+    refused = get(any_server, "/api/v1/reports/staffing?weekday=7", manager)
+    assert refused.json()["error"]["message"] == (
+        "Giá trị của “weekday” không hợp lệ: từ 0 (thứ Hai) đến 6 (Chủ nhật)"
+    )
+    refused = get(any_server, "/api/v1/reports/staffing?weekday=1", clerk + "x")
+    assert refused.status_code == 401
+    refused = get(any_server, "/api/v1/reports/staffing?weekday=1&centre=T2", clerk)
+    assert refused.status_code == 403
     refused = get(any_server, f"/api/v1/reports/breakdown?by=planet&{AUGUST}&lang=en", manager)
     assert refused.status_code == 400
     assert refused.json()["error"]["message"].startswith("Invalid 'by': one of: agency, service")
@@ -313,6 +347,12 @@ def test_the_reports_page_shows_a_month_and_downloads_it(browser, sqlite_server,
     expect(comments.locator("q")).to_have_text(SAID)  # the brackets shown, no tag made
     assert comments.locator("b").count() == 0
     expect(page.get_by_test_id("breakdown")).to_contain_text("Hộ tịch")
+    # Staffing advice for Mondays, from the 8 up to the range's end (3 August had 2
+    # arrivals at 8: 0.25 an hour over 8 Mondays), the model stated.
+    staffing = page.get_by_test_id("staffing")
+    expect(staffing.locator("tbody tr").first).to_contain_text("Hộ tịch08:000,25")
+    expect(page.get_by_test_id("staffing-model")).to_contain_text("Erlang C")
+    expect(page.get_by_test_id("staffing-model")).to_contain_text("8 thứ hai gần nhất")
     page.locator("[data-by=clerk]").click()
     expect(page.get_by_test_id("breakdown")).to_contain_text("Nguyễn Văn A")
     screenshot(page, "reports-month")

@@ -25,6 +25,9 @@ const state = {
   to: null,
   summary: null,
   by: "service",
+  staffing: null, // GET /api/v1/reports/staffing
+  weekday: 0,
+  weeks: 8,
   breakdown: null,
   error: null,
   busy: false,
@@ -193,8 +196,13 @@ function chooseCentre(code) {
 }
 
 function rangeForm() {
-  const from = el("input", { type: "date", name: "from", value: state.from, required: true });
-  const to = el("input", { type: "date", name: "to", value: state.to, required: true });
+  // What is typed is kept in the state at once: a screen drawn again keeps it.
+  const from = el("input", {
+    type: "date", name: "from", value: state.from, required: true, oninput: (e) => { state.from = e.target.value; },
+  });
+  const to = el("input", {
+    type: "date", name: "to", value: state.to, required: true, oninput: (e) => { state.to = e.target.value; },
+  });
   const form = el("form", { class: "r-range", "data-testid": "range" },
     el("label", {}, t("from"), from),
     el("label", {}, t("to"), to),
@@ -224,7 +232,8 @@ function reportView() {
       s ? summaryView(s) : null,
       s ? indexView(s) : null,
       s ? commentsView(s.comments) : null,
-      s ? breakdownView() : null),
+      s ? breakdownView() : null,
+      s ? staffingView() : null),
   ];
 }
 
@@ -330,6 +339,80 @@ function breakdownView() {
     table);
 }
 
+function staffingView() {
+  const weekday = el("select", {
+    name: "weekday", "aria-label": t("staffing_weekday"), onchange: (e) => { state.weekday = Number(e.target.value); },
+  },
+    [0, 1, 2, 3, 4, 5, 6].map((d) => el("option", { value: d, selected: d === state.weekday }, t(`weekday_${d}`))));
+  const weeks = el("input", {
+    type: "number", name: "weeks", min: 1, max: 26, value: state.weeks,
+    oninput: (e) => { state.weeks = Number(e.target.value) || 8; },
+  });
+  const form = el("form", { class: "r-range" },
+    el("label", {}, t("staffing_weekday"), weekday),
+    el("label", {}, t("staffing_weeks"), weeks),
+    el("button", { type: "submit", class: "r-plain" }, t("staffing_show")));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    state.weekday = Number(weekday.value);
+    state.weeks = Number(weeks.value) || 8;
+    loadStaffing();
+  });
+  const a = state.staffing;
+  let body = null;
+  if (a) {
+    body = [
+      el("p", { class: "r-note", "data-testid": "staffing-model" }, t("staffing_model", {
+        weeks: a.weeks, weekday: t(`weekday_${a.weekday}`).toLowerCase(), until: day(a.until),
+        level: percent(a.level), minutes: Math.round(a.target_wait_s / 60),
+      })),
+      a.rows.length
+        ? el("div", { class: "r-scroll" }, el("table", { class: "r-table", "data-testid": "staffing" },
+          el("thead", {}, el("tr", {}, ["service", "hour", "arrivals", "mean", "needed", "open"]
+            .map((k) => el("th", {}, t(`staffing_${k}`))))),
+          el("tbody", {}, a.rows.map((r) => el("tr", { class: r.needed > r.open + 0.5 ? "r-short" : null },
+            el("th", {}, r.service_name),
+            el("td", {}, `${String(r.hour).padStart(2, "0")}:00`),
+            el("td", {}, count(r.arrivals)),
+            el("td", {}, duration(r.mean_service_s)),
+            el("td", {}, count(r.needed)),
+            el("td", {}, count(r.open), r.needed > r.open + 0.5 ? el("span", { class: "r-flag" }, ` ${t("staffing_short")}`) : null))))))
+        : el("p", { class: "r-note" }, t("staffing_none")),
+    ];
+  }
+  return el("section", { class: "r-staffing" },
+    el("div", { class: "r-title" }, el("h2", {}, t("staffing_title")),
+      a ? el("div", { class: "r-downloads" },
+        ["csv", "xlsx"].map((f) => el("button", {
+          type: "button", class: "r-plain", "data-download": f, onclick: () => downloadStaffing(f),
+        }, t(`download_${f}`)))) : null),
+    form,
+    body);
+}
+
+function staffingQuery(extra = "") {
+  const code = state.centre?.centre.code;
+  const centre = code ? `&centre=${encodeURIComponent(code)}` : "";
+  return `weekday=${state.weekday}&weeks=${state.weeks}&until=${state.to}${centre}${extra}`;
+}
+
+async function loadStaffing() {
+  const mine = generation;
+  try {
+    const { status, answer } = await api("GET", `/api/v1/reports/staffing?${staffingQuery()}`);
+    if (mine !== generation) return;
+    if (status === 200) state.staffing = answer;
+    else state.error = answer.error?.message || t("server_trouble");
+  } catch {
+    state.error = t("server_unreachable");
+  }
+  render();
+}
+
+function downloadStaffing(format) {
+  return fetchDownload(`/api/v1/reports/staffing?${staffingQuery(`&format=${format}`)}`, format);
+}
+
 async function chooseBreakdown(by) {
   state.by = by;
   render();
@@ -337,12 +420,17 @@ async function chooseBreakdown(by) {
 }
 
 // ---- asking the server ----------------------------------------------------------------
+// Each range asked for is a new generation: answers to an older one are dropped.
+let generation = 0;
+
 async function show() {
+  const mine = ++generation;
   state.busy = true;
   state.error = null;
   render();
   try {
     const { status, answer } = await api("GET", `/api/v1/reports/summary?${query()}`);
+    if (mine !== generation) return;
     if (status === 401) {
       forget();
     } else if (status === 200) {
@@ -352,17 +440,21 @@ async function show() {
       state.error = answer.error?.message || t("server_trouble");
     }
   } catch {
+    if (mine !== generation) return;
     state.error = t("server_unreachable");
   } finally {
-    state.busy = false;
+    if (mine === generation) state.busy = false;
   }
   render();
   if (state.summary) await loadBreakdown();
+  if (state.summary && mine === generation) await loadStaffing();
 }
 
 async function loadBreakdown() {
+  const mine = generation;
   try {
     const { status, answer } = await api("GET", `/api/v1/reports/breakdown?by=${state.by}&${query()}`);
+    if (mine !== generation) return;
     if (status === 200) state.breakdown = answer;
     else state.error = answer.error?.message || t("server_trouble");
   } catch {
@@ -371,10 +463,14 @@ async function loadBreakdown() {
   render();
 }
 
-async function download(path, format) {
+function download(path, format) {
+  return fetchDownload(`/api/v1/reports/${path}${query(`&format=${format}`)}`, format);
+}
+
+async function fetchDownload(address, format) {
   const lang = currentLang() === "en" ? "&lang=en" : "";
   try {
-    const response = await fetch(`/api/v1/reports/${path}${query(`&format=${format}`)}${lang}`, {
+    const response = await fetch(address + lang, {
       headers: { Authorization: `Bearer ${state.token}` },
     });
     if (!response.ok) {
