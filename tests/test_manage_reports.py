@@ -308,7 +308,7 @@ def test_reports_refuse_clerks_and_bad_ranges(any_server):
 def test_the_reports_page_shows_a_month_and_downloads_it(browser, sqlite_server, tmp_path):
     from playwright.sync_api import expect
 
-    from harness.browser import CLERK_SCREEN, PageErrors, screenshot
+    from harness.browser import ARTIFACTS, CLERK_SCREEN, PageErrors, screenshot
 
     sqlite_server.provision_also(COMMUNE)
     seed(sqlite_server.database_url)
@@ -356,6 +356,7 @@ def test_the_reports_page_shows_a_month_and_downloads_it(browser, sqlite_server,
     page.locator("[data-by=clerk]").click()
     expect(page.get_by_test_id("breakdown")).to_contain_text("Nguyễn Văn A")
     screenshot(page, "reports-month")
+    page.screenshot(path=ARTIFACTS / "reports-month-full.png", full_page=True)
 
     with page.expect_download() as info:
         page.locator(".r-breakdown [data-download=xlsx]").click()
