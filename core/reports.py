@@ -116,7 +116,7 @@ class Span:
     def of(cls, conn: Connection, centre_id: int, first: date, last: date) -> Span:
         c = conn.execute(sa.select(m.centres).where(m.centres.c.id == centre_id)).one()
         tz = zone(c.timezone)
-        # A centre's own target wait, once its settings have one (the monitor's issue 17).
+        # The centre's own target wait when its row has one (the monitor's setting).
         target = getattr(c, "target_wait_s", None) or TARGET_WAIT_S
         return cls(
             centre_id,
