@@ -248,10 +248,12 @@ def _fixed_offset(span: Span) -> int | None:
     """The zone's offset from UTC in seconds when it is the same all over the range (no
     daylight saving change inside it: Vietnam's always), else None."""
     z = zone(span.tz)
-    offsets = {
-        datetime.combine(span.first + timedelta(days=i), time(12), tzinfo=z).utcoffset()
-        for i in range((span.last - span.first).days + 1)
-    }
+    # Every day's midnight and noon, and the end: a change on any day falls between two.
+    instants = [span.end]
+    for i in range((span.last - span.first).days + 1):
+        day = span.first + timedelta(days=i)
+        instants += [datetime.combine(day, time(h), tzinfo=z) for h in (0, 12)]
+    offsets = {at.astimezone(z).utcoffset() for at in instants}
     return int(offsets.pop().total_seconds()) if len(offsets) == 1 else None
 
 

@@ -685,3 +685,29 @@ def test_hours_and_weekdays_follow_a_daylight_saving_change(local):
     }
     assert rows["hour"] == [(8, "08:00–09:00", 3)]
     assert rows["weekday"] == [(0, "Thứ Hai", 2), (5, "Thứ Bảy", 1)]
+
+    # A range that starts on the day of the change (at 02:00 that night): a ticket taken
+    # before it, at 01:30 (UTC+1), still counts at 1 o'clock.
+    def early(tx):
+        service = tx.conn.execute(sa.select(m.services.c.id).limit(1)).scalar()
+        issued = datetime(2026, 3, 29, 1, 30, tzinfo=berlin)
+        tx.conn.execute(
+            m.tickets.insert().values(
+                centre_id=local.centre_id,
+                service_id=service,
+                business_date=issued.date(),
+                prefix="Z",
+                seq_no=9,
+                number="Z9",
+                status="waiting",
+                public_key=secrets.token_urlsafe(16),
+                issued_at=issued,
+            )
+        )
+
+    local.store.write(early, centre_id=local.centre_id, actor="test")
+    day = date(2026, 3, 29)
+    hours = local.read(
+        lambda conn: reports.breakdown(conn, local.centre_id, "hour", day, day, now)
+    )["rows"]
+    assert [(r["key"], r["tickets"]["issued"]) for r in hours] == [(1, 1)]
