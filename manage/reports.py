@@ -116,12 +116,27 @@ def _download(body: bytes, mimetype: str, name: str) -> Response:
     )
 
 
+# Text a spreadsheet would take for a formula. Names and fields come from provisioning
+# files and the province's system, comments from citizens: shown as text, never run.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text_cell(value):
+    """A CSV cell: text that starts like a formula gets a leading apostrophe (what
+    spreadsheets show as the text itself)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _csv(headings: list, rows: list) -> bytes:
     """UTF-8 with a byte-order mark (Excel reads the diacritics right only with it)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(headings)
-    writer.writerows([("" if v is None else v) for v in row] for row in rows)
+    writer.writerow([_text_cell(h) for h in headings])
+    writer.writerows([_text_cell(v) for v in row] for row in rows)
     return "\ufeff".encode() + out.getvalue().encode("utf-8")
 
 
@@ -150,8 +165,12 @@ def _xlsx(sheets: list, dated: int | None = None) -> bytes:
         dates = (2 if n == 0 else 1) if dated is None else dated
         for row in rows:
             ws.append([_when(v) if i < dates else v for i, v in enumerate(row)])
-        for line in ws.iter_rows(min_row=2):
+        for line in ws.iter_rows():
             for i, cell in enumerate(line):
+                if isinstance(cell.value, str) and cell.data_type == "f":
+                    cell.data_type = "s"  # text that starts with "=" stays text
+                if cell.row == 1:
+                    continue
                 if i < dates:
                     cell.number_format = "yyyy-mm-dd" if n == 0 else "yyyy-mm-dd hh:mm"
                 elif i in shares:

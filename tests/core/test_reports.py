@@ -711,3 +711,22 @@ def test_hours_and_weekdays_follow_a_daylight_saving_change(local):
         lambda conn: reports.breakdown(conn, local.centre_id, "hour", day, day, now)
     )["rows"]
     assert [(r["key"], r["tickets"]["issued"]) for r in hours] == [(1, 1)]
+
+
+def test_downloads_keep_text_that_looks_like_a_formula_as_text():
+    """A field from the province's system or a citizen's comment that starts like a
+    formula ("=HYPERLINK(…)") is text in the CSV and in the XLSX, never run."""
+    import io
+
+    from openpyxl import load_workbook
+
+    from manage import reports as downloads
+
+    evil = '=HYPERLINK("http://example.invalid","Bấm vào đây")'
+    headings, rows = ["Lĩnh vực hồ sơ", "Hồ sơ tiếp nhận"], [[evil, 3], ["-1 lần", -1]]
+    text = downloads._csv(headings, rows).decode("utf-8-sig")
+    quoted = "'" + evil.replace('"', '""')  # the CSV's quotes doubled
+    assert text.splitlines()[1:] == [f'"{quoted}",3', "'-1 lần,-1"]
+    sheet = load_workbook(io.BytesIO(downloads._xlsx([("Báo cáo", headings, rows, set())], 0)))
+    cells = [[(c.value, c.data_type) for c in r] for r in sheet.active.iter_rows()]
+    assert cells[1] == [(evil, "s"), (3, "n")] and cells[2] == [("-1 lần", "s"), (-1, "n")]
