@@ -348,7 +348,7 @@ dossiers = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("centre_id", "code"),
-    # The reports' ranges (core/reports.py, migration 0015): received, returned, still open.
+    # The reports' ranges (core/reports.py, migration 0016): received, returned, still open.
     sa.Index("ix_dossiers_centre_received", "centre_id", "received_at"),
     sa.Index("ix_dossiers_centre_returned", "centre_id", "returned_at"),
     sa.Index(
@@ -382,7 +382,7 @@ ratings = sa.Table(
     sa.Column("reasons", sa.JSON, nullable=False),
     sa.Column("comment", sa.Text),
     sa.Column("rated_at", UTCDateTime, nullable=False),
-    sa.Index("ix_ratings_centre_rated", "centre_id", "rated_at"),  # reports (migration 0015)
+    sa.Index("ix_ratings_centre_rated", "centre_id", "rated_at"),  # reports (migration 0016)
 )
 
 # A citizen's booked time (core/appointments.py): ``booked`` until checked in at a kiosk
@@ -449,7 +449,7 @@ audit_log = sa.Table(
     sa.Column("details", sa.JSON, nullable=False),
     sa.Column("delivery", sa.JSON, nullable=False),
     sa.UniqueConstraint("centre_id", "seq"),
-    # Which tickets were transferred, for the reports (migration 0015).
+    # Which tickets were transferred, for the reports (migration 0016).
     sa.Index(
         "ix_audit_log_transferred",
         "ticket_id",

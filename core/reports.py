@@ -6,7 +6,7 @@ a connection and answer plain dicts (the JSON of ``/api/v1/reports/…``); :func
 flattens either into headings and rows for the CSV and XLSX downloads.
 
 Each figure is an SQL aggregate grouped by the breakdown's key (the indexes it needs are
-migration 0015's): tickets by status, transferred tickets, waits and service times
+migration 0016's): tickets by status, transferred tickets, waits and service times
 counted per whole second (from which the mean, median and 90th percentile are exact),
 ratings by level and reasons, dossiers received, returned and overdue. A range is whole
 days in the centre's time zone, both ends included.
@@ -217,7 +217,7 @@ class Figures:
 
 # -- in SQL, on SQLite and PostgreSQL alike -----------------------------------------------------
 _t, _s, _r, _d, _a = m.tickets, m.services, m.ratings, m.dossiers, m.audit_log
-# A literal, so that the partial index ix_audit_log_transferred (migration 0015) applies.
+# A literal, so that the partial index ix_audit_log_transferred (migration 0016) applies.
 _TRANSFERRED = sa.literal_column("'transferred'")
 _BUCKET_S = 900  # a time bucket when the zone's offset is not constant over the range
 
