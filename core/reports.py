@@ -437,7 +437,46 @@ def summary(conn: Connection, centre_id: int, first: date, last: date, now: date
         **_head(span),
         **groups.get(None, Figures()).answer(FAMILIES[None], span.target),
         "comments": comments(conn, span),
+        "appointments": appointments(conn, span, now),
     }
+
+
+def appointments(conn: Connection, span: Span, now: datetime) -> dict:
+    """Bookings whose slot begins in the range (docs/reports.md): how they ended, and the
+    waits of the appointments checked in in their window (from the slot's start, or the
+    check-in when later) against the walk-ins' (from taking the number) of the range."""
+    a, t = m.appointments, _t
+    rows = conn.execute(
+        sa.select(a.c.status, a.c.slot_end, t.c.booked_for)
+        .select_from(a.outerjoin(t, t.c.id == a.c.ticket_id))
+        .where(a.c.centre_id == span.centre_id, a.c.slot_start >= span.start)
+        .where(a.c.slot_start < span.end)
+    ).all()
+    out = dict.fromkeys(("booked", "cancelled", "checked_in", "late", "missed", "upcoming"), 0)
+    out["booked"] = len(rows)
+    for status, slot_end, booked_for in rows:
+        if status == "checked_in":
+            out["checked_in" if booked_for is not None else "late"] += 1
+        elif status == "booked":
+            out["missed" if slot_end <= now else "upcoming"] += 1
+        elif status == "cancelled":
+            out["cancelled"] += 1
+    sqlite = conn.dialect.name == "sqlite"
+    began = sa.case((t.c.booked_for > t.c.issued_at, t.c.booked_for), else_=t.c.issued_at)
+    waits = {"appointments": Counter(), "walk_ins": Counter()}
+    for booked, seconds, n in conn.execute(
+        sa.select(
+            t.c.booked_for.isnot(None),
+            _seconds(sqlite, t.c.called_at, began),
+            sa.func.count(),
+        )
+        .where(t.c.centre_id == span.centre_id, t.c.called_at.isnot(None))
+        .where(t.c.business_date >= span.first, t.c.business_date <= span.last)
+        .group_by(t.c.booked_for.isnot(None), _seconds(sqlite, t.c.called_at, began))
+    ):
+        waits["appointments" if booked else "walk_ins"][max(0, seconds)] += n
+    out["wait_s"] = {k: {**times(v), "n": sum(v.values())} for k, v in waits.items()}
+    return out
 
 
 COMMENTS_SHOWN = 100  # the newest comments a summary lists (``total`` counts them all)

@@ -126,10 +126,11 @@ def advise(
     open_s: dict[tuple[str, int], float] = defaultdict(float)
     t = m.tickets
     serves = _counter_services(conn, centre_id, codes)
-    for start, end in spans:
+    for day, (start, end) in zip(days, spans, strict=True):
+        # By business day: the queue's index (centre, business_date) finds them in a year.
         rows = conn.execute(
             sa.select(t.c.service_id, t.c.issued_at, t.c.started_at, t.c.finished_at).where(
-                t.c.centre_id == centre_id, t.c.issued_at >= start, t.c.issued_at < end
+                t.c.centre_id == centre_id, t.c.business_date == day
             )
         ).all()
         for service_id, issued, started, finished in rows:

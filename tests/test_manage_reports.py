@@ -140,7 +140,10 @@ def test_reports_over_http_as_json_csv_and_xlsx(any_server):
             "text": SAID,
         }
     ]
-    assert {k: v for k, v in answer.json().items() if k != "comments"} == {
+    booked = answer.json()["appointments"]  # none in this month: zeros
+    assert booked["booked"] == 0 and booked["wait_s"]["walk_ins"]["n"] > 0
+    skip = ("comments", "appointments")
+    assert {k: v for k, v in answer.json().items() if k not in skip} == {
         "ok": True,
         "centre": "T2",
         "from": "2026-08-01",

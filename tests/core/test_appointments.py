@@ -325,3 +325,31 @@ def test_another_centres_kiosk_does_not_know_the_code(centre):
         centre.engine.check_in(commune_kiosk, code)
     assert (e.value.code, e.value.key) == ("not_found", "unknown_booking")
     assert centre.engine.check_in(centre.device(KIOSK), code)["ticket"]["appointment"]
+
+
+def test_the_reports_count_the_days_bookings_and_their_waits_against_walk_ins(centre):
+    from core import reports
+
+    kiosk = centre.device(KIOSK)
+    centre.engine.issue_ticket(kiosk, "TP")  # a walk-in
+    on_time = _booked_now(centre, "0912345678")
+    centre.engine.check_in(kiosk, on_time)
+    _booked_now(centre, "0987654321", begun_min=40)  # its slot over, nobody came: missed
+    late = _booked_now(centre, "0977777777", begun_min=35)
+    if datetime.now(ZONE).hour == 0 and datetime.now(ZONE).minute < 40:
+        pytest.skip("the slots would lie yesterday")
+    centre.engine.check_in(kiosk, late)  # after its slot: an ordinary ticket
+    cancelled = _booked_now(centre, "0966666666", begun_min=-20)
+    appointments.cancel(centre.store, cancelled, "citizen:test")
+    clerk = centre.clerk("clerk1", 1)
+    for _ in range(3):
+        ticket = centre.engine.call_next(clerk)["ticket"]
+        centre.engine.no_show(clerk, ticket["id"])
+    today = datetime.now(ZONE).date()
+    report = centre.read(
+        lambda conn: reports.summary(conn, centre.centre_id, today, today, m.utcnow())
+    )
+    got = report["appointments"]
+    counts = {k: got[k] for k in ("booked", "checked_in", "late", "missed", "cancelled")}
+    assert counts == {"booked": 4, "checked_in": 1, "late": 1, "missed": 1, "cancelled": 1}
+    assert got["wait_s"]["appointments"]["n"] == 1 and got["wait_s"]["walk_ins"]["n"] == 2

@@ -82,6 +82,7 @@ def test_advice_reads_each_hour_of_the_weekday_from_the_past_weeks(local):
                 .where(t.c.id == ticket_id)
                 .values(
                     status="finished",
+                    business_date=day,
                     issued_at=issued,
                     started_at=issued + timedelta(minutes=5),
                     finished_at=issued + timedelta(minutes=15),
