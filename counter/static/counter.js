@@ -1,7 +1,7 @@
 // The clerk's page: log in, take a counter, then serve the queue all day.
 // State: the /counter snapshot (counter_state) and its batches, applied as
 // docs/protocol.md section 8.2 says (harness/replica.py CounterReplica is the reference).
-import { api as callApi, currentLang, el, follow, minutes, t } from "/static/motcua.js";
+import { api as callApi, currentLang, el, follow, minutes, t, staffLogin } from "/static/motcua.js";
 
 const app = document.getElementById("app");
 const data = JSON.parse(document.getElementById("counter-data").textContent);
@@ -55,41 +55,11 @@ function render() {
 }
 
 function loginView() {
-  const error = el("p", { class: "c-error", role: "alert", "data-testid": "login-error" });
-  const form = el(
-    "form",
-    { class: "c-login", "data-testid": "login" },
-    el("h1", {}, t("login_title")),
-    el("label", {}, t("username"), el("input", { name: "username", autocomplete: "username", required: true })),
-    el("label", {}, t("password"),
-      el("input", { name: "password", type: "password", autocomplete: "current-password", required: true })),
-    el("button", { type: "submit", class: "c-primary" }, t("login")),
-    error,
-  );
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const button = form.querySelector("button");
-    button.disabled = true;
-    error.textContent = "";
-    try {
-      const { status, answer } = await api("POST", "/api/v1/auth/login", {
-        username: form.username.value.trim(),
-        password: form.password.value,
-      });
-      if (status === 200) {
-        state.token = answer.token;
-        sessionStorage.setItem(TOKEN, answer.token);
-        await loadCentre();
-      } else {
-        error.textContent = answer.error?.message || t("server_trouble");
-      }
-    } catch {
-      error.textContent = t("server_unreachable");
-    } finally {
-      button.disabled = false;
-    }
+  const form = staffLogin("c", async (token) => {
+    state.token = token;
+    sessionStorage.setItem(TOKEN, token);
+    await loadCentre();
   });
-  setTimeout(() => form.username.focus(), 0);
   return [el("header", { class: "c-head" }, el("div", { class: "c-centre" }, data.title)), form];
 }
 

@@ -238,3 +238,39 @@ export function startClock(node, timeZone) {
   tick();
   return setInterval(tick, 15000);
 }
+
+// The staff login form of the clerk's, the monitor's and the reports' pages (classes
+// `<prefix>-login`, `-primary`, `-error`): username and password, a refusal in the
+// server's words; `loggedIn(token)` once the server accepts them.
+export function staffLogin(prefix, loggedIn) {
+  const error = el("p", { class: `${prefix}-error`, role: "alert", "data-testid": "login-error" });
+  const form = el(
+    "form",
+    { class: `${prefix}-login`, "data-testid": "login" },
+    el("h1", {}, t("login_title")),
+    el("label", {}, t("username"), el("input", { name: "username", autocomplete: "username", required: true })),
+    el("label", {}, t("password"),
+      el("input", { name: "password", type: "password", autocomplete: "current-password", required: true })),
+    el("button", { type: "submit", class: `${prefix}-primary` }, t("login")),
+    error,
+  );
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const button = form.querySelector("button");
+    button.disabled = true;
+    error.textContent = "";
+    try {
+      const { status, answer } = await api("POST", "/api/v1/auth/login", {
+        body: { username: form.username.value.trim(), password: form.password.value },
+      });
+      if (status === 200) await loggedIn(answer.token);
+      else error.textContent = answer?.error?.message || t("server_trouble");
+    } catch {
+      error.textContent = t("server_unreachable");
+    } finally {
+      button.disabled = false;
+    }
+  });
+  setTimeout(() => form.username.focus(), 0);
+  return form;
+}

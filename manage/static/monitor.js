@@ -2,7 +2,7 @@
 // State: the /manage snapshot (monitor_state) and its batches, applied as docs/protocol.md
 // section 8.7 says (harness/replica.py ManagerReplica is the reference). Today's figures
 // (served, mean waits) are read again after the changes that move them.
-import { api as callApi, currentLang, el, follow, minutes, t } from "/static/motcua.js";
+import { api as callApi, currentLang, el, follow, minutes, t, staffLogin } from "/static/motcua.js";
 
 const app = document.getElementById("app");
 const data = JSON.parse(document.getElementById("monitor-data").textContent);
@@ -52,42 +52,13 @@ function render() {
 }
 
 function loginView() {
-  const error = el("p", { class: "m-error", role: "alert", "data-testid": "login-error" });
-  const form = el(
-    "form",
-    { class: "m-login", "data-testid": "login" },
-    el("h1", {}, t("login_title")),
-    el("label", {}, t("username"), el("input", { name: "username", autocomplete: "username", required: true })),
-    el("label", {}, t("password"),
-      el("input", { name: "password", type: "password", autocomplete: "current-password", required: true })),
-    el("button", { type: "submit", class: "m-primary" }, t("login")),
-    error,
-  );
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const button = form.querySelector("button");
-    button.disabled = true;
-    error.textContent = "";
-    try {
-      const { status, answer } = await callApi("POST", "/api/v1/auth/login", {
-        body: { username: form.username.value.trim(), password: form.password.value },
-      });
-      if (status === 200) {
-        state.token = answer.token;
-        sessionStorage.setItem(TOKEN, answer.token);
-        connect();
-        loadCentres();
-        render();
-      } else {
-        error.textContent = answer.error?.message || t("server_trouble");
-      }
-    } catch {
-      error.textContent = t("server_unreachable");
-    } finally {
-      button.disabled = false;
-    }
+  const form = staffLogin("m", async (token) => {
+    state.token = token;
+    sessionStorage.setItem(TOKEN, token);
+    connect();
+    loadCentres();
+    render();
   });
-  setTimeout(() => form.username.focus(), 0);
   return [el("header", { class: "m-head" }, el("div", { class: "m-centre" }, data.title)), form];
 }
 

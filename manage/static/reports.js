@@ -1,7 +1,7 @@
 // The centre's reports (/manage/reports): log in as a manager, choose a range of days,
 // read the summary and the breakdowns, download them as CSV or XLSX. Every figure comes
 // from /api/v1/reports/… (docs/reports.md) with the session's token.
-import { api as callApi, currentLang, el, t } from "/static/motcua.js";
+import { api as callApi, currentLang, el, t, staffLogin } from "/static/motcua.js";
 
 const app = document.getElementById("app");
 const data = JSON.parse(document.getElementById("reports-data").textContent);
@@ -108,41 +108,11 @@ function render() {
 }
 
 function loginView() {
-  const error = el("p", { class: "r-error", role: "alert", "data-testid": "login-error" });
-  const form = el(
-    "form",
-    { class: "r-login", "data-testid": "login" },
-    el("h1", {}, t("login_title")),
-    el("label", {}, t("username"), el("input", { name: "username", autocomplete: "username", required: true })),
-    el("label", {}, t("password"),
-      el("input", { name: "password", type: "password", autocomplete: "current-password", required: true })),
-    el("button", { type: "submit", class: "r-primary" }, t("login")),
-    error,
-  );
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const button = form.querySelector("button");
-    button.disabled = true;
-    error.textContent = "";
-    try {
-      const { status, answer } = await api("POST", "/api/v1/auth/login", {
-        username: form.username.value.trim(),
-        password: form.password.value,
-      });
-      if (status === 200) {
-        state.token = answer.token;
-        sessionStorage.setItem(TOKEN, answer.token);
-        await loadCentre();
-      } else {
-        error.textContent = answer.error?.message || t("server_trouble");
-      }
-    } catch {
-      error.textContent = t("server_unreachable");
-    } finally {
-      button.disabled = false;
-    }
+  const form = staffLogin("r", async (token) => {
+    state.token = token;
+    sessionStorage.setItem(TOKEN, token);
+    await loadCentre();
   });
-  setTimeout(() => form.username.focus(), 0);
   return [el("header", { class: "r-head" }, el("div", { class: "r-centre" }, t("title"))), form];
 }
 
