@@ -16,7 +16,7 @@ import secrets
 from dataclasses import replace
 from datetime import timedelta
 from types import SimpleNamespace
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -756,27 +756,9 @@ class QueueEngine:
         conn = tx.conn
         tx.lock_centre(actor.centre_id)
         ticket = self._at_counter(conn, actor, ticket_id)
-        values: dict[str, Any] = {}
-        target_id = None
-        if service is not None:
-            svc = _service(conn, actor.centre_id, service)
-            if svc.id == ticket["service_id"]:
-                raise QueueError("conflict", "transfer_same", number=ticket["number"])
-            values.update(service_id=svc.id, target_counter_id=None)
-            details = {"to_service": service}
-            ticket.update(
-                service_code=svc.code, service_name=svc.name, avg_service_s=svc.avg_service_s
-            )
-        else:
-            target = counter_by_number(conn, actor.centre_id, counter)
-            if target.id == actor.counter_id:
-                raise QueueError("conflict", "transfer_same", number=ticket["number"])
-            if target.status == "closed":
-                raise QueueError("conflict", "transfer_counter_closed", number=target.number)
-            target_id = target.id
-            values.update(target_counter_id=target.id)
-            ticket.update(target_number=target.number)
-            details = {"to_counter": counter}
+        values, details, target_id = self._destination(
+            conn, actor, ticket, service, counter, actor.counter_id
+        )
         t, summary = self._move(tx, ticket, "transfer", **values)
         view = self._ticket_change(
             tx,
@@ -790,6 +772,33 @@ class QueueEngine:
             details=details,
         )
         return {"ticket": view}
+
+    @staticmethod
+    def _destination(conn, actor: Actor, ticket: dict, service, counter, same_counter):
+        """Where a clerk's transfer or a manager's move sends ``ticket``: to a service
+        (refused when it is the ticket's own and the ticket is in that queue) or to an open
+        counter (refused when it is ``same_counter``, the one it is at or sent to). Updates
+        the ticket's shown fields; returns its new values, the audit's details and the
+        counter sent to (None for a service)."""
+        if service is not None:
+            svc = _service(conn, actor.centre_id, service)
+            if svc.id == ticket["service_id"] and ticket["target_counter_id"] is None:
+                raise QueueError("conflict", "transfer_same", number=ticket["number"])
+            ticket.update(
+                service_code=svc.code,
+                service_name=svc.name,
+                avg_service_s=svc.avg_service_s,
+                target_number=None,
+            )
+            values = {"service_id": svc.id, "target_counter_id": None}
+            return values, {"to_service": service}, None
+        target = counter_by_number(conn, actor.centre_id, counter)
+        if target.id == same_counter:
+            raise QueueError("conflict", "transfer_same", number=ticket["number"])
+        if target.status == "closed":
+            raise QueueError("conflict", "transfer_counter_closed", number=target.number)
+        ticket.update(target_number=target.number)
+        return {"target_counter_id": target.id}, {"to_counter": counter}, target.id
 
     # -- a manager's, from the monitor ----------------------------------------------------
     def cancel_ticket(self, actor: Actor, ticket_id: int, request_id: str | None = None) -> dict:
@@ -835,28 +844,7 @@ class QueueEngine:
         ticket_guard("move", ticket["status"], ticket["number"])
         was_sent_to = ticket["target_counter_id"]
         old = (ticket["service_id"], ticket["service_code"], ticket["avg_service_s"])
-        values: dict[str, Any] = {}
-        if service is not None:
-            svc = _service(conn, actor.centre_id, service)
-            if svc.id == ticket["service_id"] and was_sent_to is None:
-                raise QueueError("conflict", "transfer_same", number=ticket["number"])
-            values.update(service_id=svc.id, target_counter_id=None)
-            ticket.update(
-                service_code=svc.code,
-                service_name=svc.name,
-                avg_service_s=svc.avg_service_s,
-                target_number=None,
-            )
-            details = {"to_service": service}
-        else:
-            target = counter_by_number(conn, actor.centre_id, counter)
-            if target.id == was_sent_to:
-                raise QueueError("conflict", "transfer_same", number=ticket["number"])
-            if target.status == "closed":
-                raise QueueError("conflict", "transfer_counter_closed", number=target.number)
-            values.update(target_counter_id=target.id)
-            ticket.update(target_number=target.number)
-            details = {"to_counter": counter}
+        values, details, _ = self._destination(conn, actor, ticket, service, counter, was_sent_to)
         t, _ = self._move(tx, ticket, "move", **values)
         summaries = []
         if t.requeues and ticket["service_id"] != old[0]:
