@@ -29,12 +29,15 @@ import asyncio
 import json
 import random
 import sys
+import time
 from collections import Counter
+from pathlib import Path
 from time import perf_counter
 
 from centre import Centre, centre_from_args
 from cpu import CpuWindow, Profiler, machine, rss_kib
 from environment import bench_environment, check_store_args, common_arguments
+from gcstats import pauses_between, wait_for_stats
 from loadgen import LoopLag, call_latencies, connect_centre, login_clerks
 from stats import (
     fmt_ms,
@@ -178,10 +181,12 @@ async def run(args, server: ServerProcess, centre: Centre, tokens: list[str]) ->
     prof = Profiler(args.profile, server.pid, args.duration)
     await asyncio.sleep(max(0.0, t_start - perf_counter()))
     traffic0, roles0 = devs.traffic(), devs.traffic_by_role()
+    wall_t0 = time.time()
     cpu.start()
     prof.start()
     await asyncio.sleep(max(0.0, t_end - perf_counter()))
     cpu.stop()
+    wall_t1 = time.time()
     traffic = [b - a for a, b in zip(traffic0, devs.traffic(), strict=True)]
     by_role = traffic_result(roles0, devs.traffic_by_role(), args.duration)
     await asyncio.wait_for(asyncio.gather(*tasks), 60)
@@ -190,6 +195,10 @@ async def run(args, server: ServerProcess, centre: Centre, tokens: list[str]) ->
     profile = prof.finish()
 
     rss_after = rss_kib(server.pid)
+    # The server's collections in the measured window (gateway/collector.py's stats).
+    stats_path = Path(server.env["MOTCUA_GC_STATS"])
+    await wait_for_stats(stats_path, wall_t1)
+    gc_window = pauses_between(stats_path, wall_t0, wall_t1)
     lat = call_latencies(clerks, wall, t_start, t_end)
     issued = [a for a in acks if t_start <= a[0] < t_end]
     await devs.close()
@@ -229,9 +238,11 @@ async def run(args, server: ServerProcess, centre: Centre, tokens: list[str]) ->
         "display_batches": wall.batches,
         "display_batches_out_of_chain": wall.broken,
         "loadgen_loop_lag_ms": stats_ms(lag.lags),
+        "loadgen_gc_ms": stats_ms(lag.gc_pauses),
         "server_rss_kib": {"before_devices": rss_before, "after_run": rss_after},
         "server_kib_per_device": (rss_after - rss_before) / max(1, len(devs.all)),
         **cpu.result,
+        "server_gc": {k: gc_window[k] for k in ("gen0", "gen1", "gen2", "max_ms", "over_target")},
         "profile": profile,
     }
 
@@ -274,6 +285,15 @@ def report(r: dict) -> None:
         f"{rss['after_run'] / 1024:.0f} MiB after the run: "
         f"{r['server_kib_per_device']:.0f} KiB per connected device"
     )
+    if gc := r.get("server_gc"):
+        print(
+            "server collections      "
+            + "; ".join(
+                f"gen {g}: {gc[f'gen{g}']['n']}, longest {gc[f'gen{g}']['max_ms']:.1f} ms"
+                for g in range(3)
+            )
+            + f"; {gc['over_target']} over 20 ms"
+        )
     print_profile(r)
 
 
@@ -288,7 +308,7 @@ def main(argv=None) -> int:
     centre = centre_from_args(args)
 
     def one_run(_i: int) -> dict:
-        with bench_environment(args, centre) as server:
+        with bench_environment(args, centre, gc_stats=True) as server:
             tokens = login_clerks(server, centre)
             budget = args.warmup + args.duration + 240
             return asyncio.run(asyncio.wait_for(run(args, server, centre, tokens), budget))

@@ -24,7 +24,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
+import signal
 import sys
 import time
 from pathlib import Path
@@ -33,12 +35,12 @@ from time import perf_counter
 from centre import make_centre
 from cpu import CpuWindow, machine, rss_kib
 from environment import bench_environment, check_store_args, common_arguments
+from gcstats import TARGET_MS, pauses_between, read_stats, wait_for_stats
 from loadgen import DisplayWall, call_latencies, connect_clerks, login_clerks
 from stats import fmt_ms, print_machine, stats_ms
 from verdict import Target, run_repeated
 from wsclient import connect, connect_all
 
-TARGET_MS = 20.0
 TARGETS = [
     Target(
         f"no collection pauses the process > {TARGET_MS:.0f} ms, {p}",
@@ -82,59 +84,19 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def read_stats(path: Path) -> dict:
-    """The server's collector lines (gateway/collector.py): pauses, freezes, last state."""
-    out = {"pauses": [], "freezes": [], "state": None}
-    for line in path.read_text().splitlines():
-        kind, *f = line.split()
-        if kind == "pause":
-            out["pauses"].append((float(f[0]), int(f[1]), float(f[2]), float(f[3]), int(f[4])))
-        elif kind == "freeze":
-            out["freezes"].append((float(f[0]), int(f[1]), float(f[2])))
-        elif kind == "state":
-            out["state"] = (float(f[0]), (int(f[1]), int(f[2]), int(f[3])), int(f[4]))
-    return out
-
-
-def pauses_between(path: Path, t0: float, t1: float) -> dict:
-    """The server's collections between wall times t0 and t1, by generation."""
-    data = read_stats(path)
-    _, threshold, frozen = data["state"]
-    out = {"threshold": threshold, "frozen": frozen}
-    every = []
-    for g in range(3):
-        mine = [(d, cpu) for t, gen, d, cpu, _ in data["pauses"] if gen == g and t0 <= t <= t1]
-        ms = sorted(d for d, _ in mine)
-        every += ms
-        out[f"gen{g}"] = {
-            "n": len(ms),
-            "max_ms": ms[-1] if ms else 0.0,
-            "p99_ms": ms[max(0, -(-99 * len(ms) // 100) - 1)] if ms else 0.0,
-            "total_ms": sum(ms),
-            "max_cpu_ms": max((cpu for _, cpu in mine), default=0.0),
-        }
-    # Collections during which greenlets switched (a finalizer ran a greenlet's code):
-    # the process was not paused throughout; counted apart (gateway/collector.py).
-    switched = [d for t, gen, d, _, _ in data["pauses"] if gen >= 10 and t0 <= t <= t1]
-    out["switched"] = {"n": len(switched), "max_ms": max(switched, default=0.0)}
-    out["max_ms"] = max(every, default=0.0)
-    out["over_target"] = sum(1 for d in every if d > TARGET_MS)
-    out["freezes"] = [f for f in data["freezes"] if t0 <= f[0] <= t1]
-    return out
-
-
-async def wait_for_stats(path: Path, after: float, timeout: float = 10.0) -> None:
-    """Until the server has written its stats after wall time ``after``."""
-    deadline = time.monotonic() + timeout
+async def collect_all(server, stats_path: Path) -> dict:
+    """Ask the server for one full collection (SIGUSR2, gateway/collector.py): what it
+    frees is the cyclic garbage its frozen set kept since the previous one."""
+    before = len(read_stats(stats_path)["fulls"])
+    os.kill(server.pid, signal.SIGUSR2)
+    deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        try:
-            state = read_stats(path)["state"]
-            if state and state[0] > after:
-                return
-        except (OSError, ValueError, IndexError):
-            pass
-        await asyncio.sleep(0.2)
-    raise RuntimeError(f"the server wrote no GC stats to {path}")
+        await asyncio.sleep(0.3)
+        fulls = read_stats(stats_path)["fulls"]
+        if len(fulls) > before:
+            _, freed, ms, since = fulls[-1]
+            return {"freed": freed, "ms": ms, "since_s": since}
+    raise RuntimeError("the server did not answer SIGUSR2 with a full collection")
 
 
 async def run(args, server, centre, tokens, stats_path: Path) -> dict:
@@ -199,7 +161,14 @@ async def run(args, server, centre, tokens, stats_path: Path) -> dict:
 
     displays = list(first)
     await asyncio.sleep(2.0)  # the server's freeze after the burst
+    # What a steady phase leaves in the frozen set: a full collection before and after
+    # it (outside the measured window), the second's count is the phase's.
+    kept = {}
+    if not args.gc_default:
+        await collect_all(server, stats_path)
     await measure("first", args.duration)
+    if not args.gc_default:
+        kept["first"] = await collect_all(server, stats_path)
 
     more = await connect_all(
         [display(t) for t in centre.displays[args.first - base : args.second - base]]
@@ -234,6 +203,8 @@ async def run(args, server, centre, tokens, stats_path: Path) -> dict:
     phases["reconnect"]["connections"] = base + len(displays)
     phases["reconnect"]["cpu"] = cpu.result
     rss["reconnect"] = rss_kib(server.pid)
+    if not args.gc_default:
+        kept["second and reconnect"] = await collect_all(server, stats_path)
 
     for t in tasks:
         t.cancel()
@@ -247,6 +218,7 @@ async def run(args, server, centre, tokens, stats_path: Path) -> dict:
         "connections_retried": retried[0],
         "phases": phases,
         "server_rss_kib": rss,
+        "kept_frozen": kept,
         # The verdict's noise check: the busiest phase's share of other processes.
         "other_processes_cpu_pct": max(
             p["cpu"].get("other_processes_cpu_pct", 0) for p in phases.values()
@@ -265,7 +237,8 @@ def report(r: dict) -> None:
     for name, p in r["phases"].items():
         print(
             f"{name:<10} {p['connections']} connections, threshold {tuple(p['threshold'])}, "
-            f"{p['frozen']} objects frozen so far, "
+            f"{p['frozen']} objects frozen so far ({p['quiet_freezes']} freezes right after "
+            "a collection), "
             f"RSS {r['server_rss_kib'].get(name, 0) / 1024:.0f} MiB"
             + (f", reconnected in {p['reconnect_s']:.1f} s" if "reconnect_s" in p else "")
         )
@@ -291,6 +264,12 @@ def report(r: dict) -> None:
         print(
             f"  server {c.get('server_cpu_pct', 0):.0f}% of a core, other processes "
             f"{c.get('other_processes_cpu_pct', 0):.0f}%"
+        )
+    for name, k in r.get("kept_frozen", {}).items():
+        print(
+            f"cyclic garbage kept frozen, {name}: {k['freed']} objects over {k['since_s']:.0f} s "
+            f"({60 * k['freed'] / max(k['since_s'], 1e-9):.0f} a minute), freed by a full "
+            f"collection of {k['ms']:.1f} ms (asked for, between phases)"
         )
 
 

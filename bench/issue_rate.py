@@ -199,6 +199,7 @@ async def run(args, server: ServerProcess, centre: Centre, tokens: list[str]) ->
         "display_batches": devs.wall.batches,
         "display_batches_out_of_chain": devs.wall.broken,
         "loadgen_loop_lag_ms": stats_ms(lag.lags),
+        "loadgen_gc_ms": stats_ms(lag.gc_pauses),
         **cpu.result,
         "profile": profile,
     }

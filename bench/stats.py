@@ -84,3 +84,5 @@ def print_delivery(r: dict) -> None:
     )
     print(cpu_line(r))
     print(f"load-generator lag      {fmt_ms(r['loadgen_loop_lag_ms'])}")
+    if "loadgen_gc_ms" in r:
+        print(f"load-generator GC       {fmt_ms(r['loadgen_gc_ms'])}")

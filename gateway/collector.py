@@ -15,10 +15,23 @@ collection took 150-300 ms, during which calls were neither acknowledged nor del
   ``MOTCUA_GC_FREEZE=0`` times collections without freezing anything (to compare);
   ``MOTCUA_GC_SIZES=1`` also writes how many objects each generation holds as each
   collection of generation 1 or 2 starts (``sizes`` lines; slow, for investigations).
+  With the stats file, SIGUSR2 makes the process unfreeze and collect everything once
+  and write what that freed (a ``full`` line): the cyclic garbage the frozen set kept
+  since the previous one (bench/gc_pauses.py measures it; the collection itself is
+  recorded apart, as generation 22, not as a pause).
 
-Freezing is O(1) (a list splice), so it is done often: after each ``BURST_CONNECTIONS``
-new connections, even in the middle of a burst, so the young objects of a long burst
-never pile up into long young collections or one long full collection. Frozen objects
+Freezing is O(1) (a list splice), so it is done often:
+
+- right after every collection of generation 1 or 2 (from its ``gc.callbacks`` "stop"):
+  generations 0 and 1 are empty then, and what generation 2 holds unfrozen is exactly
+  what survived two young collections since the last freeze. So no collection ever walks
+  more than the objects made since the previous older collection; before, generation 2
+  gathered ~90,000 such objects after a burst and one full collection walked them for
+  56 ms (docs/performance.md);
+- while connections are arriving, right after every collection of generation 0 too: a
+  burst's survivors then never pile up in generation 1 (28,000-45,000 objects, 9-22 ms
+  collections, when it was frozen only every 0.25 s);
+- after each ``BURST_CONNECTIONS`` new connections and once a burst has settled. Frozen objects
 are never collected as cycles (reference counting still frees the rest), so garbage
 already in a cycle when a freeze happens stays: once the connections frozen have all
 been replaced ``REFREEZE_TURNOVER`` times over, the frozen set is collected in full
@@ -31,6 +44,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import signal
 import time
 from collections import deque
 from time import perf_counter, thread_time
@@ -64,10 +78,19 @@ class PauseRecorder:
         self._t0 = self._cpu0 = 0.0
         self._switches = 0
         self._old_trace = None
+        self.deliberate = False  # a full collection asked for (SIGUSR2), not a pause
         self.switched = 0  # collections during which greenlets switched
         # Objects moved to the frozen set so far (some have been freed since). Never
         # gc.get_freeze_count(): it walks the whole frozen list, ~100 ms at 500,000.
         self.frozen = 0
+        self.quiet_freezes = 0  # freezes right after a collection (not in ``freezes``)
+        # Full collections asked for: (wall time, objects freed, ms, seconds since the
+        # previous one or since start-up).
+        self.fulls: deque[tuple[float, int, float, float]] = deque(maxlen=100)
+        self._last_full = time.time()
+        # Called with the generation after each collection (the Freezer's
+        # ``after_collection``), in the callback: it must not allocate much nor switch.
+        self.after = None
 
     def install(self) -> PauseRecorder:
         if self._callback not in gc.callbacks:
@@ -100,6 +123,11 @@ class PauseRecorder:
         greenlet.settrace(self._old_trace)
         self._old_trace = None
         g = info["generation"]
+        if self.after is not None:
+            self.after(g)
+        if self.deliberate:
+            self.pauses.append((time.time(), g + 20, d, cpu, info.get("collected", 0)))
+            return
         if self._switches:
             self.switched += 1
             self.pauses.append((time.time(), g + 10, d, cpu, info.get("collected", 0)))
@@ -119,10 +147,26 @@ class PauseRecorder:
                 info.get("collected", 0),
             )
 
+    def collect_all(self) -> int:
+        """Unfreeze, collect everything and freeze again (SIGUSR2, for measurements):
+        what it frees is the cyclic garbage kept frozen since the previous one."""
+        t0, now = perf_counter(), time.time()
+        self.deliberate = True
+        try:
+            gc.unfreeze()
+            n = gc.collect()
+        finally:
+            self.deliberate = False
+        self.fulls.append((now, n, 1000 * (perf_counter() - t0), now - self._last_full))
+        self._last_full = now
+        freeze(self, "after a full collection asked for")
+        return n
+
     def write(self, path: str) -> None:
         """Append the pauses since the last write to ``path``, one line each
         (``pause <wall time> <generation> <ms> <CPU ms> <collected>``), the freezes
-        (``freeze <wall time> <objects> <ms>``) and one ``state`` line: a second's worth
+        (``freeze <wall time> <objects> <ms>``) and one ``state`` line (``state <wall
+        time> <thresholds> <objects frozen so far> <freezes after collections>``): a second's worth
         is a few hundred bytes, so writing it never becomes a pause of its own."""
         lines = [
             f"pause {t:.6f} {g} {1000 * d:.3f} {1000 * cpu:.3f} {c}\n"
@@ -132,8 +176,10 @@ class PauseRecorder:
         self.freezes.clear()
         lines += [f"sizes {t:.6f} {g} {a} {b} {c}\n" for t, g, a, b, c in self.sized]
         self.sized.clear()
+        lines += [f"full {t:.6f} {n} {ms:.3f} {since:.3f}\n" for t, n, ms, since in self.fulls]
+        self.fulls.clear()
         t0, t1, t2 = gc.get_threshold()
-        lines.append(f"state {time.time():.6f} {t0} {t1} {t2} {self.frozen}\n")
+        lines.append(f"state {time.time():.6f} {t0} {t1} {t2} {self.frozen} {self.quiet_freezes}\n")
         with open(path, "a") as f:
             f.writelines(lines)
 
@@ -142,18 +188,24 @@ class PauseRecorder:
         return pauses
 
 
-def freeze(recorder: PauseRecorder | None = None, why: str = "") -> int:
+def freeze(recorder: PauseRecorder | None = None, why: str = "", quiet: bool = False) -> int:
     """Freeze everything alive: the collector's lists are spliced into the frozen one,
     nothing frozen is walked. Returns how many objects were moved (counting them walks
-    only the unfrozen ones, few since the last freeze)."""
+    only the unfrozen ones, few since the last freeze). ``quiet``: no log line (the
+    freezes after collections, several a second under load)."""
     t0 = perf_counter()
-    n = sum(len(gc.get_objects(g)) for g in range(3))
+    # After a collection generation 0 is empty: its survivors are in 1 or 2.
+    n = sum(len(gc.get_objects(g)) for g in ((1, 2) if quiet else (0, 1, 2)))
     gc.freeze()
     d = perf_counter() - t0
     if recorder is not None:
         recorder.frozen += n
-        recorder.freezes.append((time.time(), n, round(1000 * d, 3)))
-    log.info("froze %d long-lived objects (%s) in %.2f ms", n, why or "start-up", 1000 * d)
+        if quiet:
+            recorder.quiet_freezes += 1
+        else:
+            recorder.freezes.append((time.time(), n, round(1000 * d, 3)))
+    if not quiet:
+        log.info("froze %d long-lived objects (%s) in %.2f ms", n, why or "start-up", 1000 * d)
     return n
 
 
@@ -184,11 +236,19 @@ class Freezer:
         self.base = BURST_CONNECTIONS  # connections open at the last full collection
         self.last = self.at_freeze
         self.last_change = time.monotonic()
+        self.arriving = False  # connections arrived at the last tick: a burst is on
+
+    def after_collection(self, generation: int) -> None:
+        """Right after each collection (PauseRecorder.after): freeze its survivors when
+        it was an older one, or while a burst is on (the module's docstring says why)."""
+        if generation >= 1 or self.arriving:
+            freeze(self.recorder, quiet=True)
 
     def tick(self) -> None:
         """Called about every SETTLE_S / 4."""
         now = time.monotonic()
         n = self.connections()
+        self.arriving = n > self.last
         if n != self.last:
             if n > self.last:
                 self.arrived += n - self.last
@@ -233,13 +293,21 @@ def install(connections, spawn, sleep) -> PauseRecorder:
     if freezing:
         freeze(recorder, "start-up")
     freezer = Freezer(connections, recorder)
+    if freezing:
+        recorder.after = freezer.after_collection
     stats_path = os.environ.get("MOTCUA_GC_STATS")
+    asked = []
+    if stats_path:
+        signal.signal(signal.SIGUSR2, lambda *_: asked.append(True))
 
     def watch():
         written = 0.0
         while True:
             sleep(SETTLE_S / 4)
             try:
+                if asked:
+                    asked.clear()
+                    recorder.collect_all()
                 if freezing:
                     freezer.tick()
                 if stats_path and time.monotonic() - written >= 1.0:

@@ -297,6 +297,19 @@ REPORT_STRINGS = {
         "{level} công dân được gọi trong vòng {minutes} phút."
     ),
     "staffing_none": N_("Không có lượt đến nào trong những ngày này."),
+    "chart_mean_wait": N_("Chờ trung bình (phút)"),
+    "chart_in_person": N_("Trực tiếp"),
+    "chart_online": N_("Trực tuyến"),
+    "chart_post": N_("Bưu chính"),
+    "chart_returned": N_("Đã trả"),
+    "chart_tickets_axis": N_("Số phiếu"),
+    "chart_minutes_axis": N_("Phút"),
+    "chart_dossiers_axis": N_("Số hồ sơ"),
+    "chart_counters_axis": N_("Số quầy"),
+    "chart_breakdown": N_("Biểu đồ phiếu đã phát, đã phục vụ và thời gian chờ theo {by}"),
+    "chart_ratings": N_("Biểu đồ số đánh giá theo mức độ hài lòng"),
+    "chart_dossiers": N_("Biểu đồ hồ sơ tiếp nhận theo kênh và hồ sơ đã trả đúng hạn, trễ hạn"),
+    "chart_staffing": N_("Biểu đồ số quầy cần và số quầy đã mở theo giờ, lĩnh vực {service}"),
 }
 
 

@@ -318,6 +318,8 @@ def test_the_reports_page_shows_a_month_and_downloads_it(browser, sqlite_server,
     context = browser.new_context(viewport=CLERK_SCREEN, locale="vi-VN", accept_downloads=True)
     page = context.new_page()
     errors = PageErrors(page)
+    asked = []  # every address the page fetched: the charts' library too, from the server
+    page.on("request", lambda request: asked.append(request.url))
 
     def log_in(username, password):
         page.goto(sqlite_server.url + "/manage/reports")
@@ -356,8 +358,50 @@ def test_the_reports_page_shows_a_month_and_downloads_it(browser, sqlite_server,
     expect(staffing.locator("tbody tr").first).to_contain_text("Hộ tịch08:000,25")
     expect(page.get_by_test_id("staffing-model")).to_contain_text("Erlang C")
     expect(page.get_by_test_id("staffing-model")).to_contain_text("8 thứ hai gần nhất")
+    # Charts beside the tables, drawn from the same figures, painted on their canvases.
+    expect(page.locator("canvas[data-chart]")).to_have_count(4)  # one service staffed
+
+    def chart_data(name):
+        return page.locator(f"canvas[data-chart='{name}']").evaluate(
+            """canvas => {
+                const chart = Chart.getChart(canvas);
+                const pixels = canvas.getContext("2d")
+                    .getImageData(0, 0, canvas.width, canvas.height).data;
+                let painted = 0;
+                for (let i = 3; i < pixels.length; i += 4) if (pixels[i]) painted++;
+                return {labels: chart.data.labels,
+                        data: chart.data.datasets.map(d => d.data),
+                        painted, label: canvas.getAttribute("aria-label")};
+            }"""
+        )
+
+    ratings = chart_data("ratings")
+    levels = [
+        int(page.locator(f"[data-figure='ratings.{k}']").inner_text())
+        for k in ("very_satisfied", "satisfied", "dissatisfied")
+    ]
+    assert ratings["data"] == [levels] and sum(levels) > 0, ratings
+    assert ratings["painted"] > 1000 and "mức độ hài lòng" in ratings["label"]
+    dossiers = chart_data("dossiers")
+    assert dossiers["data"][0][:3] == [
+        int(page.locator(f"[data-figure='dossiers.{k}']").inner_text())
+        for k in ("in_person", "online", "post")
+    ]
+    by_service = chart_data("breakdown-service")
+    assert "Hộ tịch" in by_service["labels"] and by_service["painted"] > 1000
+    staffed = page.locator("canvas[data-chart^='staffing-']")
+    assert (
+        chart_data(staffed.first.get_attribute("data-chart"))["data"][0][0] == 1
+    )  # needed at 08:00
     page.locator("[data-by=clerk]").click()
     expect(page.get_by_test_id("breakdown")).to_contain_text("Nguyễn Văn A")
+    assert "Nguyễn Văn A" in chart_data("breakdown-clerk")["labels"]
+    expect(page.locator("canvas[data-chart='breakdown-service']")).to_have_count(0)
+    assert page.evaluate("Object.keys(Chart.instances).length") == 4, "old charts destroyed"
+    outside = [
+        u for u in asked if not u.startswith(sqlite_server.url) and not u.startswith("blob:")
+    ]
+    assert outside == [], "no CDN: every file from the server"
     screenshot(page, "reports-month")
     page.screenshot(path=ARTIFACTS / "reports-month-full.png", full_page=True)
 

@@ -78,6 +78,143 @@ function cell(key, value) {
   return count(value);
 }
 
+// ---- charts ---------------------------------------------------------------------------
+// Chart.js from the app's static files (gateway/static/vendor/chart.js, no CDN). Each
+// chart sits beside the table it draws: the table is what a screen reader reads, the
+// canvas has a label saying what it shows. A render makes its charts' canvases; once
+// they are on the page they are drawn, and the previous render's charts destroyed.
+let drawn = [];
+let pending = [];
+
+// Fixed colours, not the centre's brand (which may be red, the colour of "late" and
+// "dissatisfied" here): blue for the main series, grey beside it, green good, red bad.
+const COLOURS = {
+  main: "#2f6db5",
+  muted: "#9aa3af",
+  good: "#1e7b34",
+  warn: "#b45f06",
+  bad: "#b3261e",
+};
+
+function chart(id, label, config) {
+  const canvas = el("canvas", { role: "img", "aria-label": label, "data-chart": id });
+  pending.push([canvas, config]);
+  return el("figure", { class: "r-chart" }, canvas);
+}
+
+function drawCharts() {
+  for (const c of drawn) c.destroy();
+  drawn = [];
+  const Chart = window.Chart;
+  if (Chart) {
+    Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+    Chart.defaults.font.size = 13;
+    Chart.defaults.animation = false;
+    Chart.defaults.maintainAspectRatio = false;
+    Chart.defaults.locale = locale();
+    Chart.defaults.datasets.bar.maxBarThickness = 56;
+    drawn = pending.map(([canvas, config]) => new Chart(canvas, config));
+  }
+  pending = [];
+}
+
+function axis(title, extra = {}) {
+  return { beginAtZero: true, title: { display: true, text: title }, ...extra };
+}
+
+// A breakdown's rows: tickets issued and served as bars, the mean wait (minutes) as a
+// line on its own axis; a dossier field's rows: received and returned late.
+function breakdownChart(b) {
+  const labels = b.rows.map((r) => r.label);
+  let datasets;
+  let scales;
+  if (b.rows[0].tickets) {
+    datasets = [
+      { type: "bar", label: heading("tickets", "issued"), data: b.rows.map((r) => r.tickets.issued),
+        backgroundColor: COLOURS.muted, yAxisID: "y" },
+      { type: "bar", label: heading("tickets", "served"), data: b.rows.map((r) => r.tickets.served),
+        backgroundColor: COLOURS.main, yAxisID: "y" },
+      { type: "line", label: t("chart_mean_wait"),
+        data: b.rows.map((r) => (r.wait_s.mean === null ? null : Math.round(r.wait_s.mean / 6) / 10)),
+        borderColor: COLOURS.warn, backgroundColor: COLOURS.warn, yAxisID: "minutes", spanGaps: true },
+    ];
+    scales = {
+      y: axis(t("chart_tickets_axis"), { ticks: { precision: 0 } }),
+      minutes: axis(t("chart_minutes_axis"), { position: "right", grid: { drawOnChartArea: false } }),
+    };
+  } else {
+    datasets = [
+      { label: heading("dossiers", "received"), data: b.rows.map((r) => r.dossiers.received),
+        backgroundColor: COLOURS.main },
+      { label: heading("dossiers", "returned_late"), data: b.rows.map((r) => r.dossiers.returned_late),
+        backgroundColor: COLOURS.bad },
+    ];
+    scales = { y: axis(t("chart_dossiers_axis"), { ticks: { precision: 0 } }) };
+  }
+  return chart(`breakdown-${b.by}`, t("chart_breakdown", { by: t(`by_${b.by}`).toLowerCase() }),
+    { type: "bar", data: { labels, datasets }, options: { scales } });
+}
+
+function ratingsChart(r) {
+  const levels = ["very_satisfied", "satisfied", "dissatisfied"];
+  return chart("ratings", t("chart_ratings"), {
+    type: "doughnut",
+    data: {
+      labels: levels.map((k) => t(`col_ratings_${k}`)),
+      datasets: [{ data: levels.map((k) => r[k]), backgroundColor: [COLOURS.good, COLOURS.main, COLOURS.bad] }],
+    },
+    options: { plugins: { legend: { position: "bottom" } } },
+  });
+}
+
+function dossiersChart(d) {
+  const channels = ["in_person", "online", "post"];
+  return chart("dossiers", t("chart_dossiers"), {
+    type: "bar",
+    data: {
+      labels: [...channels, "returned"].map((k) => t(`chart_${k}`)),
+      datasets: [
+        { label: heading("dossiers", "received"), data: [...channels.map((k) => d[k]), null],
+          backgroundColor: COLOURS.main, stack: "a" },
+        { label: heading("dossiers", "returned_on_time"), data: [null, null, null, d.returned_on_time],
+          backgroundColor: COLOURS.good, stack: "a" },
+        { label: heading("dossiers", "returned_late"), data: [null, null, null, d.returned_late],
+          backgroundColor: COLOURS.bad, stack: "a" },
+      ],
+    },
+    options: {
+      indexAxis: "y",
+      plugins: { legend: { position: "bottom" } },
+      scales: { y: { stacked: true }, x: axis(t("chart_dossiers_axis"), { stacked: true, ticks: { precision: 0 } }) },
+    },
+  });
+}
+
+// The staffing advice, one small chart a service: counters needed (bars) against
+// counters open (a stepped line), hour by hour.
+function staffingCharts(a) {
+  const services = [...new Map(a.rows.map((r) => [r.service, r.service_name])).entries()];
+  return el("div", { class: "r-charts" }, services.map(([code, name]) => {
+    const rows = a.rows.filter((r) => r.service === code);
+    return chart(`staffing-${code}`, t("chart_staffing", { service: name }), {
+      type: "bar",
+      data: {
+        labels: rows.map((r) => `${String(r.hour).padStart(2, "0")}:00`),
+        datasets: [
+          { type: "bar", label: t("staffing_needed"), data: rows.map((r) => r.needed),
+            backgroundColor: rows.map((r) => (r.needed > r.open + 0.5 ? COLOURS.warn : COLOURS.main)) },
+          { type: "line", label: t("staffing_open"), data: rows.map((r) => r.open), stepped: "middle",
+            borderColor: COLOURS.good, backgroundColor: COLOURS.good, pointRadius: 0 },
+        ],
+      },
+      options: {
+        plugins: { title: { display: true, text: name } },
+        scales: { y: axis(t("chart_counters_axis"), { ticks: { precision: 0 } }) },
+      },
+    });
+  }));
+}
+
 // ---- the range ------------------------------------------------------------------------
 function today() {
   const zone = state.centre?.centre.timezone;
@@ -105,6 +242,7 @@ function render() {
   else view = reportView();
   app.replaceChildren(...[view].flat().filter(Boolean));
   app.dataset.view = !state.token ? "login" : "report";
+  drawCharts();
 }
 
 function loginView() {
@@ -224,6 +362,11 @@ function figures(title, family, values, keys) {
     ])));
 }
 
+function withChart(card, figure) {
+  card.append(figure);
+  return card;
+}
+
 function summaryView(s) {
   const times = el("section", { class: "r-card", "data-family": "times" },
     el("h2", {}, t("waits")),
@@ -237,7 +380,7 @@ function summaryView(s) {
   const reasons = Object.entries(s.ratings.reasons);
   const ratings = figures(t("ratings"), "ratings", s.ratings,
     ["very_satisfied", "satisfied", "dissatisfied", "total", "satisfied_share", "very_satisfied_share"]);
-  ratings.append(el("h3", {}, t("reasons")),
+  ratings.append(ratingsChart(s.ratings), el("h3", {}, t("reasons")),
     reasons.length
       ? el("ul", { class: "r-reasons" }, reasons.map(([reason, n]) => el("li", {}, `${reason}: ${count(n)}`)))
       : el("p", { class: "r-note" }, t("no_reasons")));
@@ -247,9 +390,9 @@ function summaryView(s) {
       figures(t("tickets"), "tickets", s.tickets, ["issued", "served", "no_show", "cancelled", "transferred"]),
       times,
       ratings,
-      figures(t("dossiers"), "dossiers", s.dossiers,
+      withChart(figures(t("dossiers"), "dossiers", s.dossiers,
         ["received", "in_person", "online", "post", "returned", "returned_on_time", "returned_late",
-          "overdue_now", "on_time_share"])),
+          "overdue_now", "on_time_share"]), dossiersChart(s.dossiers))),
     el("p", { class: "r-note" }, t("share_note")));
 }
 
@@ -295,12 +438,12 @@ function breakdownView() {
     const first = b.rows[0];
     const columns = first ? BRIEF.filter(([family]) => first[family] !== null) : [];
     table = b.rows.length
-      ? el("div", { class: "r-scroll" }, el("table", { class: "r-table", "data-testid": "breakdown" },
+      ? [breakdownChart(b), el("div", { class: "r-scroll" }, el("table", { class: "r-table", "data-testid": "breakdown" },
         el("thead", {}, el("tr", {}, el("th", {}, t(`by_${b.by}`)),
           columns.map(([family, key]) => el("th", {}, heading(family, key))))),
         el("tbody", {}, b.rows.map((row) => el("tr", {},
           el("th", {}, row.label),
-          columns.map(([family, key]) => el("td", {}, cell(key, row[family][key]))))))))
+          columns.map(([family, key]) => el("td", {}, cell(key, row[family][key]))))))))]
       : el("p", { class: "r-note" }, t("no_rows"));
   }
   return el("section", { class: "r-breakdown" },
@@ -336,6 +479,7 @@ function staffingView() {
         weeks: a.weeks, weekday: t(`weekday_${a.weekday}`).toLowerCase(), until: day(a.until),
         level: percent(a.level), minutes: Math.round(a.target_wait_s / 60),
       })),
+      a.rows.length ? staffingCharts(a) : null,
       a.rows.length
         ? el("div", { class: "r-scroll" }, el("table", { class: "r-table", "data-testid": "staffing" },
           el("thead", {}, el("tr", {}, ["service", "hour", "arrivals", "mean", "needed", "open"]

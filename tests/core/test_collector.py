@@ -97,3 +97,61 @@ def test_sizes_are_recorded_before_older_collections_when_asked(tmp_path):
     recorder.write(str(path))
     [line] = [x for x in path.read_text().splitlines() if x.startswith("sizes ")]
     assert len(line.split()) == 6
+
+
+def _tracked(obj, generations=(0, 1, 2)) -> bool:
+    return any(o is obj for g in generations for o in gc.get_objects(g))
+
+
+def test_the_survivors_of_each_older_collection_are_frozen_and_its_garbage_freed(clean_gc):
+    """After a collection of generation 1 what survived it is frozen at once, so
+    generation 2 never gathers objects for a full collection to walk; the cycles it
+    found dead are freed, not frozen."""
+    open_now = [0]
+    recorder = collector.PauseRecorder().install()
+    freezer = collector.Freezer(lambda: open_now[0], recorder)
+    recorder.after = freezer.after_collection
+    try:
+        gc.collect(0)  # no burst: a young collection freezes nothing
+        kept = {"alive": []}
+        kept["alive"].append(kept)
+        assert _tracked(kept)
+        gc.collect(0)
+        assert _tracked(kept, (1,)), "a young collection's survivor waits in generation 1"
+        dead = {"cycle": []}
+        dead["cycle"].append(dead)
+        freed = [False]
+
+        class Witness:
+            def __del__(self):
+                freed[0] = True
+
+        dead["witness"] = Witness()
+        del dead
+        gc.collect(1)
+        assert freed[0], "the dead cycle was collected, not frozen"
+        assert not _tracked(kept), "the survivor is frozen: no collection walks it"
+        assert recorder.quiet_freezes == 1 and recorder.frozen >= 1
+    finally:
+        recorder.uninstall()
+
+
+def test_in_a_burst_even_young_collections_freeze_their_survivors(clean_gc):
+    open_now = [0]
+    recorder = collector.PauseRecorder().install()
+    freezer = collector.Freezer(lambda: open_now[0], recorder)
+    recorder.after = freezer.after_collection
+    try:
+        kept = []
+        _arrive(kept, open_now, freezer, 1)  # one arrival: a burst is on
+        late = {"connection": []}
+        late["connection"].append(late)
+        gc.collect(0)
+        assert not _tracked(late), "frozen right after the young collection"
+        freezer.tick()  # nothing arrived since: the burst is over
+        later = {"connection": []}
+        later["connection"].append(later)
+        gc.collect(0)
+        assert _tracked(later, (1,))
+    finally:
+        recorder.uninstall()
