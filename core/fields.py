@@ -17,9 +17,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import QueueError
 from .permissions import STAFF_ROLES
+from .rating import TIMEOUT_RANGE
 from .roles import DEVICE_KINDS
 
 # What a value of each type is called, after "must be".
@@ -83,39 +85,67 @@ def _between(low, high, unit: tuple[str, str] = ("", "")) -> dict:
 
 
 def _one_of(values) -> dict:
-    words = ", ".join(values)
+    words = ", ".join(map(str, values))
     return {
         "check": lambda v: v in values,
         "must": (f"phải là một trong: {words}", f"must be one of: {words}"),
     }
 
 
+def _zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
 _PREFIX = re.compile(r"[A-Z]{1,4}")
+BOARD_LAYOUTS = ("auto", "hall", "office")
+ANNOUNCE_FORMS = ("digits", "number")  # display.speech.FORMS
+SLOT_MINUTES = (10, 15, 20, 30, 60)
 
 FIELDS: dict[str, dict[str, Spec]] = {
-    # The centre's settings: their values are checked by core/provisioning.py (hours,
-    # rating reasons and the ranges that depend on one another); the admin API does not
-    # change them yet.
+    # The centre's settings (the admin API does not change them yet). Opening hours and
+    # rating reasons are checked by core/provisioning.py with core/hours.py and
+    # core/rating.py's rules.
     "centre": {
         "code": Spec(str, True, max_len=32),
         "name": Spec(str, True, max_len=255),
         "name_en": Spec(str, max_len=255),
-        "timezone": Spec(str, max_len=64),
+        "timezone": Spec(
+            str,
+            max_len=64,
+            check=_zone,
+            must=(
+                "phải là một múi giờ có thật, ví dụ Asia/Ho_Chi_Minh",
+                "must be a time zone that exists, e.g. Asia/Ho_Chi_Minh",
+            ),
+        ),
         "ticket_footer": Spec(str),
         "rating_reasons": Spec(list),
-        "rating_timeout_s": Spec(int),
+        "rating_timeout_s": Spec(int, **_between(*TIMEOUT_RANGE, ("giây", "seconds"))),
         "notice": Spec(str),
-        "board_layout": Spec(str),
-        "announce_form": Spec(str),
-        "announce_repeats": Spec(int),
+        # Display boards: "auto" picks "office" (large tiles) for a board showing up to 6
+        # counters (core/views.py OFFICE_MAX_COUNTERS) and "hall" (a grid) above that;
+        # "hall" or "office" forces one.
+        "board_layout": Spec(str, **_one_of(BOARD_LAYOUTS)),
+        "announce_form": Spec(str, **_one_of(ANNOUNCE_FORMS)),
+        "announce_repeats": Spec(int, **_between(0, 3)),  # 0: silent
         # Opening hours, closed days and appointments (core/hours.py, core/appointments.py).
         "hours": Spec(dict),
         "closed_days": Spec(list),
-        "slot_minutes": Spec(int),
-        "booking_days": Spec(int),
-        "appointment_share": Spec(float),
-        "notify_ahead": Spec(int),  # text a ticket's holder this few ahead (core/notices.py)
-        "target_wait_s": Spec(int),
+        "slot_minutes": Spec(int, **_one_of(SLOT_MINUTES)),
+        "booking_days": Spec(int, **_between(1, 90, ("ngày", "days"))),
+        "appointment_share": Spec(
+            float,
+            **_between(
+                0, 0.8, ("(phần còn lại cho người đến trực tiếp)", "(the rest for walk-ins)")
+            ),
+        ),
+        # Text a ticket's holder this few ahead (core/notices.py).
+        "notify_ahead": Spec(int, **_between(1, 20, ("người", "people"))),
+        "target_wait_s": Spec(int, **_between(60, 4 * 3600, ("giây", "seconds"))),
     },
     "services": {
         "code": Spec(str, True, max_len=32),

@@ -23,7 +23,6 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -31,7 +30,6 @@ from sqlalchemy.engine import Connection
 from . import models as m
 from .auth import end_sessions, hash_password, password_matches, token_hash
 from .errors import Refused
-from .estimates import DEFAULT_TARGET_WAIT_S
 from .fields import (
     FIELDS,
     KEYS,
@@ -44,20 +42,12 @@ from .fields import (
 )
 from .hours import HoursError, OpeningHours
 from .rating import (
-    DEFAULT_TIMEOUT_S,
     MAX_REASONS,
     REASON_MAX_LEN,
-    TIMEOUT_RANGE,
     clean_text,
 )
 from .roles import CONFIGURED, change_record
 from .store import Store, Tx
-
-# Display boards: "auto" picks "office" (large tiles) for a board showing up to 6
-# counters (core/views.py OFFICE_MAX_COUNTERS) and "hall" (a grid) above that;
-# "hall" or "office" forces one.
-BOARD_LAYOUTS = ("auto", "hall", "office")
-ANNOUNCE_FORMS = ("digits", "number")  # display.speech.FORMS
 
 
 class ProvisioningError(Refused):
@@ -166,20 +156,10 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
 
     checked("centre", None, data["centre"])
     _check_rating(data["centre"], lambda key, what: fail("centre", None, key, what))
-    tz = data["centre"].get("timezone", "Asia/Ho_Chi_Minh")
     try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        fail("centre", None, "timezone", f"múi giờ không tồn tại: “{tz}”")
-    if data["centre"].get("board_layout", "auto") not in BOARD_LAYOUTS:
-        fail("centre", None, "board_layout", f"“board_layout” phải là {', '.join(BOARD_LAYOUTS)}")
-    if data["centre"].get("announce_form", "digits") not in ANNOUNCE_FORMS:
-        fail("centre", None, "announce_form", "“announce_form” phải là digits hoặc number")
-    if not 0 <= data["centre"].get("announce_repeats", 1) <= 3:
-        fail("centre", None, "announce_repeats", "“announce_repeats” phải từ 0 đến 3")
-    _check_appointments(data["centre"], lambda key, what: fail("centre", None, key, what))
-    if not 60 <= data["centre"].get("target_wait_s", DEFAULT_TARGET_WAIT_S) <= 4 * 3600:
-        fail("centre", None, "target_wait_s", "“target_wait_s” phải từ 60 đến 14400 giây")
+        OpeningHours.parse(data["centre"].get("hours"), data["centre"].get("closed_days"))
+    except HoursError as e:
+        fail("centre", None, "hours" if "hours" in data["centre"] else "closed_days", str(e))
 
     for table, key in KEYS.items():
         entries = data.get(table, [])
@@ -224,24 +204,6 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
         known.printers.update((name, d["name"]) for name in d.get("kiosks", []))
 
 
-def _check_appointments(c: dict, fail) -> None:
-    try:
-        OpeningHours.parse(c.get("hours"), c.get("closed_days"))
-    except HoursError as e:
-        fail("hours" if "hours" in c else "closed_days", str(e))
-    if c.get("slot_minutes", 30) not in (10, 15, 20, 30, 60):
-        fail("slot_minutes", "“slot_minutes” phải là 10, 15, 20, 30 hoặc 60")
-    if not 1 <= c.get("booking_days", 14) <= 90:
-        fail("booking_days", "“booking_days” phải từ 1 đến 90 ngày")
-    if not 1 <= c.get("notify_ahead", 3) <= 20:
-        fail("notify_ahead", "“notify_ahead” phải từ 1 đến 20 người")
-    if not 0 <= c.get("appointment_share", 0.5) <= 0.8:
-        fail(
-            "appointment_share",
-            "“appointment_share” phải từ 0 đến 0.8 (phần còn lại cho người đến trực tiếp)",
-        )
-
-
 def _check_rating(c: dict, fail) -> None:
     reasons = c.get("rating_reasons")
     if reasons is not None:
@@ -256,9 +218,6 @@ def _check_rating(c: dict, fail) -> None:
         if len(set(cleaned)) != len(cleaned):
             fail("rating_reasons", "“rating_reasons” có lý do bị trùng")
         c["rating_reasons"] = cleaned
-    low, high = TIMEOUT_RANGE
-    if not low <= c.get("rating_timeout_s", DEFAULT_TIMEOUT_S) <= high:
-        fail("rating_timeout_s", f"“rating_timeout_s” phải từ {low} đến {high} giây")
 
 
 PHOTO_MAX_BYTES = 10 * 1024 * 1024

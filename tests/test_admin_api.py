@@ -535,6 +535,37 @@ def test_a_provisioning_file_refuses_the_same_input_with_the_same_words(tmp_path
         assert at.startswith(f"{field} =") if field in entry else at == f"[[{table}]]", at
 
 
+# The centre's settings, from the same definition (a file only: not in the API yet).
+CENTRE_CASES = [
+    ('timezone = "Mars/Olympus"', "“timezone” phải là một múi giờ có thật, ví dụ Asia/Ho_Chi_Minh"),
+    ("rating_timeout_s = 5", "“rating_timeout_s” phải từ 10 đến 300 giây"),
+    ('board_layout = "grid"', "“board_layout” phải là một trong: auto, hall, office"),
+    ('announce_form = "words"', "“announce_form” phải là một trong: digits, number"),
+    ("announce_repeats = 4", "“announce_repeats” phải từ 0 đến 3"),
+    ("slot_minutes = 25", "“slot_minutes” phải là một trong: 10, 15, 20, 30, 60"),
+    ("booking_days = 0", "“booking_days” phải từ 1 đến 90 ngày"),
+    (
+        "appointment_share = 0.9",
+        "“appointment_share” phải từ 0 đến 0.8 (phần còn lại cho người đến trực tiếp)",
+    ),
+    ("notify_ahead = 30", "“notify_ahead” phải từ 1 đến 20 người"),
+    ("target_wait_s = 30", "“target_wait_s” phải từ 60 đến 14400 giây"),
+    ("name_en = 7", "“name_en” phải là một chuỗi ký tự không rỗng"),
+]
+
+
+def test_the_centres_settings_are_checked_from_the_same_definition(tmp_path):
+    text = COMMUNE.read_text(encoding="utf-8")
+    name = 'name = "Bộ phận Một cửa xã thử nghiệm"\n'
+    line = text[: text.index(name)].count("\n") + 2
+    for setting, words in CENTRE_CASES:
+        path = tmp_path / "t2.toml"
+        path.write_text(text.replace(name, f"{name}{setting}\n", 1), encoding="utf-8")
+        with pytest.raises(p.ProvisioningError) as refused:
+            p.load(path)
+        assert (refused.value.line, refused.value.what) == (line, words), setting
+
+
 def _clean(entry: dict) -> dict:
     return {k: v for k, v in entry.items() if not k.startswith("_")}
 
