@@ -54,6 +54,14 @@ def _number(text: str) -> int:
     return int(text)
 
 
+@bp.put("/api/v1/admin/centre")
+@staff_endpoint(PERMISSION)
+def put_centre(principal, centre_id):
+    """Replace the centre's settings (the fields of the file's ``[centre]`` table)."""
+    body = request.get_json(silent=True)
+    return _write(principal, centre_id, lambda tx: admin.put_centre(tx, principal, centre_id, body))
+
+
 @bp.put("/api/v1/admin/services/<code>")
 @staff_endpoint(PERMISSION)
 def put_service(principal, centre_id, code):

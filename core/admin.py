@@ -25,6 +25,7 @@ from .fields import (
     KEYS,
     FieldRefused,
     Known,
+    check_centre_rules,
     check_counter_refs,
     check_device_refs,
     check_entry,
@@ -107,6 +108,31 @@ def put(tx: Tx, principal: Principal, centre_id: int, table: str, key, body) -> 
         "entry": after[0],
         **shown,
     }
+
+
+def put_centre(tx: Tx, principal: Principal, centre_id: int, body) -> dict:
+    """Replace the centre's settings (a ``[centre]`` table: a setting left out takes its
+    default). Its code is its key and stays."""
+    conn = tx.conn
+    if not isinstance(body, dict):
+        raise QueueError("bad_request", "bad_payload")
+    entry = dict(body)
+    before = p.centre_entry(conn, centre_id)
+    code = before["code"]
+    if entry.get("code", code) != code:
+        raise FieldRefused(
+            "code",
+            f"“code” là mã của trung tâm ({code}), không đổi được",
+            f"'code' is the centre's ({code}) and cannot change",
+        )
+    entry["code"] = code
+    check_entry("centre", entry)
+    check_centre_rules(entry)
+    summary = p.Summary()
+    p.apply_centre(conn, entry, summary)
+    after = p.centre_entry(conn, centre_id)
+    _record(tx, principal, centre_id, "centre", code, "put", [before], [after], summary)
+    return {"ok": True, "changes": summary.lines() if summary.changed else [], "entry": after}
 
 
 def retire(tx: Tx, principal: Principal, centre_id: int, table: str, key) -> dict:

@@ -20,8 +20,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import QueueError
+from .hours import HoursError, OpeningHours
 from .permissions import STAFF_ROLES
-from .rating import TIMEOUT_RANGE
+from .rating import MAX_REASONS, REASON_MAX_LEN, TIMEOUT_RANGE, clean_text
 from .roles import DEVICE_KINDS
 
 # What a value of each type is called, after "must be".
@@ -269,6 +270,41 @@ def _must_be(words: tuple[str, str]) -> tuple[str, str]:
 
 def missing(table: str, key: str) -> FieldRefused:
     return FieldRefused(key, f"[{table}] thiếu khóa “{key}”", f"[{table}] lacks the key '{key}'")
+
+
+def check_centre_rules(c: dict) -> None:
+    """The centre's settings that have rules of their own: the opening hours and closed
+    days (core/hours.py) and the rating reasons (cleaned in place, as stored)."""
+    try:
+        OpeningHours.parse(c.get("hours"), c.get("closed_days"))
+    except HoursError as e:
+        raise FieldRefused("hours" if "hours" in c else "closed_days", e.vi, e.en) from None
+    reasons = c.get("rating_reasons")
+    if reasons is None:
+        return
+
+    def bad(vi, en):
+        return FieldRefused("rating_reasons", vi, en)
+
+    if not 1 <= len(reasons) <= MAX_REASONS:
+        raise bad(
+            f"“rating_reasons” cần từ 1 đến {MAX_REASONS} lý do",
+            f"'rating_reasons' needs 1 to {MAX_REASONS} reasons",
+        )
+    for r in reasons:
+        if not isinstance(r, str) or not clean_text(r):
+            raise bad(
+                "mỗi lý do phải là một chuỗi không rỗng", "each reason must be a non-empty string"
+            )
+        if len(clean_text(r)) > REASON_MAX_LEN:
+            raise bad(
+                f"lý do dài quá {REASON_MAX_LEN} ký tự: “{r[:40]}…”",
+                f"a reason is longer than {REASON_MAX_LEN} characters: '{r[:40]}…'",
+            )
+    cleaned = [clean_text(r) for r in reasons]
+    if len(set(cleaned)) != len(cleaned):
+        raise bad("“rating_reasons” có lý do bị trùng", "'rating_reasons' repeats a reason")
+    c["rating_reasons"] = cleaned
 
 
 @dataclass

@@ -35,16 +35,11 @@ from .fields import (
     KEYS,
     FieldRefused,
     Known,
+    check_centre_rules,
     check_counter_refs,
     check_device_refs,
     check_entry,
     check_staff_refs,
-)
-from .hours import HoursError, OpeningHours
-from .rating import (
-    MAX_REASONS,
-    REASON_MAX_LEN,
-    clean_text,
 )
 from .roles import CONFIGURED, change_record
 from .store import Store, Tx
@@ -155,11 +150,10 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
             fail(table, index, e.field if e.field in entry else None, e.vi)
 
     checked("centre", None, data["centre"])
-    _check_rating(data["centre"], lambda key, what: fail("centre", None, key, what))
     try:
-        OpeningHours.parse(data["centre"].get("hours"), data["centre"].get("closed_days"))
-    except HoursError as e:
-        fail("centre", None, "hours" if "hours" in data["centre"] else "closed_days", str(e))
+        check_centre_rules(data["centre"])
+    except FieldRefused as e:
+        fail("centre", None, e.field, e.vi)
 
     for table, key in KEYS.items():
         entries = data.get(table, [])
@@ -202,22 +196,6 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
     for i, d in enumerate(data.get("devices", [])):
         checked("devices", i, d, check_device_refs, known)
         known.printers.update((name, d["name"]) for name in d.get("kiosks", []))
-
-
-def _check_rating(c: dict, fail) -> None:
-    reasons = c.get("rating_reasons")
-    if reasons is not None:
-        if not 1 <= len(reasons) <= MAX_REASONS:
-            fail("rating_reasons", f"“rating_reasons” cần từ 1 đến {MAX_REASONS} lý do")
-        for r in reasons:
-            if not isinstance(r, str) or not clean_text(r):
-                fail("rating_reasons", "mỗi lý do phải là một chuỗi không rỗng")
-            if len(clean_text(r)) > REASON_MAX_LEN:
-                fail("rating_reasons", f"lý do dài quá {REASON_MAX_LEN} ký tự: “{r[:40]}…”")
-        cleaned = [clean_text(r) for r in reasons]
-        if len(set(cleaned)) != len(cleaned):
-            fail("rating_reasons", "“rating_reasons” có lý do bị trùng")
-        c["rating_reasons"] = cleaned
 
 
 PHOTO_MAX_BYTES = 10 * 1024 * 1024
@@ -303,32 +281,7 @@ def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
     (core/admin.py); then what the file no longer lists is retired."""
     summary = Summary()
     c = data["centre"]
-    centre_id = _upsert(
-        conn,
-        m.centres,
-        {"code": c["code"]},
-        {
-            "name": c["name"],
-            "name_en": c.get("name_en"),
-            "timezone": c.get("timezone", "Asia/Ho_Chi_Minh"),
-            "ticket_footer": c.get("ticket_footer"),
-            "rating_reasons": c.get("rating_reasons"),
-            "rating_timeout_s": c.get("rating_timeout_s"),
-            "notice": c.get("notice"),
-            "board_layout": c.get("board_layout", "auto"),
-            "announce_form": c.get("announce_form", "digits"),
-            "announce_repeats": c.get("announce_repeats", 1),
-            "opening_hours": c.get("hours"),
-            "closed_days": c.get("closed_days"),
-            "slot_minutes": c.get("slot_minutes", 30),
-            "booking_days": c.get("booking_days", 14),
-            "appointment_share": c.get("appointment_share", 0.5),
-            "notify_ahead": c.get("notify_ahead", 3),
-            "target_wait_s": c.get("target_wait_s"),
-        },
-        summary,
-        f"centre {c['code']}",
-    )
+    centre_id = apply_centre(conn, c, summary)
 
     def each(table, fn, *args, **kw):
         """``fn(conn, centre_id, entry, *args, summary)`` for each entry of ``table``; a
@@ -370,6 +323,37 @@ def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
 # refusal that needs the store (an account another centre owns) is a FieldRefused.
 LOCKED = "!"  # a password hash no password matches: the account waits for one
 LABELS = {"services": "service", "counters": "counter", "staff": "staff", "devices": "device"}
+
+
+def apply_centre(conn, c: dict, summary: Summary) -> int:
+    """The centre's settings (its ``[centre]`` table); a setting left out takes its
+    default."""
+    return _upsert(
+        conn,
+        m.centres,
+        {"code": c["code"]},
+        {
+            "name": c["name"],
+            "name_en": c.get("name_en"),
+            "timezone": c.get("timezone", "Asia/Ho_Chi_Minh"),
+            "ticket_footer": c.get("ticket_footer"),
+            "rating_reasons": c.get("rating_reasons"),
+            "rating_timeout_s": c.get("rating_timeout_s"),
+            "notice": c.get("notice"),
+            "board_layout": c.get("board_layout", "auto"),
+            "announce_form": c.get("announce_form", "digits"),
+            "announce_repeats": c.get("announce_repeats", 1),
+            "opening_hours": c.get("hours"),
+            "closed_days": c.get("closed_days"),
+            "slot_minutes": c.get("slot_minutes", 30),
+            "booking_days": c.get("booking_days", 14),
+            "appointment_share": c.get("appointment_share", 0.5),
+            "notify_ahead": c.get("notify_ahead", 3),
+            "target_wait_s": c.get("target_wait_s"),
+        },
+        summary,
+        f"centre {c['code']}",
+    )
 
 
 def apply_service(conn, centre_id: int, s: dict, summary: Summary) -> int:
@@ -632,6 +616,14 @@ def retire(conn, table, row_id: int, summary: Summary, label: str) -> None:
 def export(conn, centre_id: int) -> dict:
     """The centre's configuration as a provisioning file says it, without passwords,
     tokens and photos (see :func:`to_toml`); ``provision`` accepts it back."""
+    return {
+        "centre": centre_entry(conn, centre_id),
+        **{t: entries(conn, centre_id, t) for t in EXPORTED},
+    }
+
+
+def centre_entry(conn, centre_id: int) -> dict:
+    """The centre's ``[centre]`` table as a file writes it (``hours`` last: a subtable)."""
     c = conn.execute(sa.select(m.centres).where(m.centres.c.id == centre_id)).one()
     centre = {"code": c.code, "name": c.name}
     optional = {
@@ -653,7 +645,7 @@ def export(conn, centre_id: int) -> dict:
         "hours": c.opening_hours,
     }
     centre.update({k: v for k, v in optional.items() if v is not None})
-    return {"centre": centre, **{t: entries(conn, centre_id, t) for t in EXPORTED}}
+    return centre
 
 
 def entries(conn, centre_id: int, table: str, key=None) -> list[dict]:

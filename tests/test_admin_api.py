@@ -122,6 +122,7 @@ def office(any_server):
 
 # -- who may call it ----------------------------------------------------------------------
 ENDPOINTS = [
+    ("PUT", "/centre", {"name": "Bộ phận Một cửa xã thử nghiệm"}),
     ("PUT", "/services/CC", {"name": "Công chứng", "agency": "Sở Tư pháp", "prefix": "C"}),
     ("DELETE", "/services/CC", None),
     ("PUT", "/counters/7", {"services": ["HT"]}),
@@ -507,6 +508,79 @@ def test_bad_input_on_every_field_is_refused_by_name_and_writes_nothing(office):
     assert not_json.status_code == 400
     assert not_json.json()["error"]["message"] == "Dữ liệu gửi lên phải là một đối tượng JSON."
     assert tables(office.database_url) == before
+
+
+T2_NAME = "Bộ phận Một cửa xã thử nghiệm"
+CENTRE_REFUSED = [
+    ({"name": ""}, "name", *named("name", STR)),
+    ({"notice": 3}, "notice", *named("notice", STR)),
+    (
+        {"code": "T9"},
+        "code",
+        "“code” là mã của trung tâm (T2), không đổi được",
+        "'code' is the centre's (T2) and cannot change",
+    ),
+    (
+        {"timezone": "Mars/Olympus"},
+        "timezone",
+        "“timezone” phải là một múi giờ có thật, ví dụ Asia/Ho_Chi_Minh",
+        "'timezone' must be a time zone that exists, e.g. Asia/Ho_Chi_Minh",
+    ),
+    (
+        {"target_wait_s": 30},
+        "target_wait_s",
+        "“target_wait_s” phải từ 60 đến 14400 giây",
+        "'target_wait_s' must be from 60 to 14400 seconds",
+    ),
+    (
+        {"hours": {"mon": ["11:30-07:30"]}},
+        "hours",
+        "khoảng giờ “11:30-07:30” (mon) kết thúc trước khi bắt đầu",
+        "the range '11:30-07:30' (mon) ends before it starts",
+    ),
+    (
+        {"closed_days": ["2/9"]},
+        "closed_days",
+        "ngày nghỉ “2/9” phải có dạng 2026-09-02",
+        "the closed day '2/9' must look like 2026-09-02",
+    ),
+    (
+        {"rating_reasons": ["Chậm", " Chậm "]},
+        "rating_reasons",
+        "“rating_reasons” có lý do bị trùng",
+        "'rating_reasons' repeats a reason",
+    ),
+    (
+        {"appointment_share": 1},
+        "appointment_share",
+        "“appointment_share” phải từ 0 đến 0.8 (phần còn lại cho người đến trực tiếp)",
+        "'appointment_share' must be from 0 to 0.8 (the rest for walk-ins)",
+    ),
+]
+
+
+def test_the_centres_settings_changed_refused_and_audited(office, devices):
+    admin = office.login("quantri2")
+    kiosk = devices.kiosk(office, KIOSK_T2)
+    before = tables(office.database_url)
+    for changes, field, vi, en in CENTRE_REFUSED:
+        for lang, words in (("vi", vi), ("en", en)):
+            answer = call(office, "PUT", "/centre", admin, {"name": T2_NAME, **changes}, lang)
+            assert answer.status_code == 400, (changes, answer.text)
+            error = answer.json()["error"]
+            assert (error["field"], error["message"]) == (field, words), changes
+    assert tables(office.database_url) == before
+    body = {"name": "Bộ phận Một cửa xã Phú Hòa", "hours": {"mon": ["07:30-11:30"]}}
+    changed = call(office, "PUT", "/centre", admin, body)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["changes"] == ["~ centre T2 (name, opening_hours)"]
+    assert changed.json()["entry"]["hours"] == {"mon": ["07:30-11:30"]}
+    kiosk.wait_change("configured")
+    assert kiosk.fresh_snapshot("services")["centre"]["name"] == "Bộ phận Một cửa xã Phú Hòa"
+    (record,) = [r for r in audit(office.database_url) if r[3].get("entity") == "centre"]
+    assert record[3]["before"]["name"] == T2_NAME
+    assert record[3]["after"]["name"] == "Bộ phận Một cửa xã Phú Hòa"
+    assert 'name = "Bộ phận Một cửa xã Phú Hòa"' in call(office, "GET", "/export", admin).text
 
 
 def test_a_provisioning_file_refuses_the_same_input_with_the_same_words(tmp_path):
