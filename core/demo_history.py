@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from . import models as m
 from .hours import OpeningHours
+from .lifecycle import durations
 from .roles import change_record
 from .store import Store, Tx
 
@@ -182,6 +183,7 @@ def _day(conn, centre, zone, day, ranges, services, serves, staff_of, rng, per_d
                 counter_id=counter_id if called else None,
                 staff_id=staff_of.get(counter_id) if called else None,
                 outcome="received" if status == "done" else None,
+                **durations(status, arrived, called, started, finished),
             )
             .returning(t.c.id)
         ).scalar_one()

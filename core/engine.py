@@ -36,6 +36,7 @@ from .lifecycle import (
     TICKET_TRANSITIONS,
     WAITING,
     counter_guard,
+    durations,
     ticket_guard,
 )
 from .ordering import CounterQueue, OrderingPolicy, PriorityWithFairness, counter_service_ids
@@ -224,6 +225,17 @@ class QueueEngine:
             **dict.fromkeys(t.clears),
             **values,
         }
+        if t.stamps in ("called_at", "finished_at"):
+            now = {**ticket, **values}
+            values.update(
+                durations(
+                    now["status"],
+                    now["issued_at"],
+                    now["called_at"],
+                    now["started_at"],
+                    now["finished_at"],
+                )
+            )
         tx.conn.execute(sa.update(_t).where(_t.c.id == ticket["id"]).values(**values))
         ticket.update(values)
         if not t.waiting:

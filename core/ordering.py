@@ -26,7 +26,6 @@ class CounterQueue:
         self.counter = counter
         self.business_date = business_date
         self.now = now  # for appointments whose slot has begun
-        self._services: list[int] | None = None
 
     def _base(self):
         t = m.tickets
@@ -59,54 +58,32 @@ class CounterQueue:
         """The earliest issued ticket (a transfer keeps its issue time); optionally only
         priority (True) or only normal (False) tickets.
 
-        One indexed lookup per service and kind (migration 0004's partial indexes), not
-        a scan of everything waiting: a call costs the same with 20,000 tickets waiting.
+        One statement: an indexed lookup of the head of each of the counter's services
+        and of what was sent to it, for each kind asked (migration 0004's partial
+        indexes), not a scan of everything waiting: a call costs the same with 20,000
+        tickets waiting, and one round trip to the store whatever the counter serves.
         """
         kinds = (
             ("priority", "normal")
             if priority is None
             else (("priority",) if priority else ("normal",))
         )
-        day = self.business_date
-        heads = []
-        for kind in kinds:
-            for service_id in self._service_ids():
-                heads.append(_HEAD[kind].first(self.conn, {"service_id": service_id, "day": day}))
-            heads.append(
-                _TARGETED_HEAD[kind].first(
-                    self.conn, {"counter_id": self.counter["id"], "day": day}
-                )
-            )
-        found = [Head(*h) for h in heads if h is not None]
-        return min(found, key=lambda h: (h.issued_at, h.id)) if found else None
+        return self._head(_OLDEST[kinds], {})
 
     def due_appointment(self) -> Head | None:
         """The waiting ticket of an appointment whose slot began the earliest (None before
-        any slot has begun, or without ``now``): one probe per service of a partial index
-        that holds only waiting appointments (migration 0014), as ``oldest`` does."""
+        any slot has begun, or without ``now``): in one statement, one probe per service
+        of a partial index that holds only waiting appointments (migration 0014), as
+        ``oldest`` does."""
         if self.now is None:
             return None
-        day, now = self.business_date, self.now
-        heads = [
-            _BOOKED_HEAD.first(self.conn, {"service_id": s, "day": day, "now": now})
-            for s in self._service_ids()
-        ]
-        heads.append(
-            _BOOKED_TARGETED.first(
-                self.conn, {"counter_id": self.counter["id"], "day": day, "now": now}
-            )
-        )
-        found = [h for h in heads if h is not None]
-        if not found:
-            return None
-        ticket_id, issued_at, _booked_for = min(found, key=lambda h: (h[2], h[0]))
-        return Head(ticket_id, issued_at)
+        return self._head(_DUE, {"now": self.now})
 
-    def _service_ids(self) -> list[int]:
-        if self._services is None:
-            rows = _SERVED.run(self.conn, {"counter_id": self.counter["id"]}).fetchall()
-            self._services = [service_id for (service_id,) in rows]
-        return self._services
+    def _head(self, statement: Raw, params: dict) -> Head | None:
+        row = statement.first(
+            self.conn, {"counter_id": self.counter["id"], "day": self.business_date, **params}
+        )
+        return Head(*row) if row is not None else None
 
 
 def counter_service_ids(conn: Connection, counter_ids) -> list[int]:
@@ -130,43 +107,40 @@ class Head(NamedTuple):
 # Literal statuses, so the planner can use the partial indexes whose WHERE says the same.
 _WAITING_SQL = "status IN ('waiting', 'transferred')"
 _PRIORITY_SQL = {"priority": "priority IS NOT NULL", "normal": "priority IS NULL"}
-_HEAD = {
-    kind: Raw(
-        f"""SELECT id, issued_at FROM tickets
-            WHERE service_id = :service_id AND business_date = :day
-              AND {_WAITING_SQL} AND target_counter_id IS NULL AND {cond}
-            ORDER BY issued_at, id LIMIT 1"""
-    )
-    for kind, cond in _PRIORITY_SQL.items()
-}
-_TARGETED_HEAD = {
-    kind: Raw(
-        f"""SELECT id, issued_at FROM tickets
-            WHERE target_counter_id = :counter_id AND business_date = :day
-              AND {_WAITING_SQL} AND {cond}
-            ORDER BY issued_at, id LIMIT 1"""
-    )
-    for kind, cond in _PRIORITY_SQL.items()
-}
 
 
-_SERVED = Raw(
-    "SELECT service_id FROM counter_services WHERE counter_id = :counter_id ORDER BY service_id"
-)
+def _probe(where: str, order: str) -> str:
+    """The id of the first ticket (by ``order``) of today's waiting ones that ``where``
+    picks: one index probe (ORDER BY ... LIMIT 1 on a partial index in that order)."""
+    return (
+        f"SELECT (SELECT id FROM tickets WHERE {where} AND business_date = :day"
+        f" AND {_WAITING_SQL} ORDER BY {order}, id LIMIT 1)"
+    )
+
+
+def _heads(conditions: list[str], order: str) -> Raw:
+    """The first ticket, by ``order``, among the heads of the counter's own services
+    (counter_services: one probe each) and of the tickets sent to it, for each of
+    ``conditions``: ``(id, issued_at)``."""
+    probes = []
+    for cond in conditions:
+        probes.append(
+            _probe(f"service_id = cs.service_id AND target_counter_id IS NULL AND {cond}", order)
+            + " FROM counter_services cs WHERE cs.counter_id = :counter_id"
+        )
+        probes.append(_probe(f"target_counter_id = :counter_id AND {cond}", order))
+    return Raw(
+        f"""SELECT id, issued_at FROM tickets WHERE id IN ({" UNION ALL ".join(probes)})
+            ORDER BY {order}, id LIMIT 1"""
+    )
+
+
+_OLDEST = {
+    kinds: _heads([_PRIORITY_SQL[k] for k in kinds], "issued_at")
+    for kinds in (("priority", "normal"), ("priority",), ("normal",))
+}
 # Appointments in their slot (tickets.booked_for: the slot's start), earliest slot first.
-_BOOKED_HEAD = Raw(
-    f"""SELECT id, issued_at, booked_for FROM tickets
-        WHERE service_id = :service_id AND business_date = :day
-          AND {_WAITING_SQL} AND target_counter_id IS NULL AND booked_for IS NOT NULL
-          AND booked_for <= :now
-        ORDER BY booked_for, id LIMIT 1"""
-)
-_BOOKED_TARGETED = Raw(
-    f"""SELECT id, issued_at, booked_for FROM tickets
-        WHERE target_counter_id = :counter_id AND business_date = :day
-          AND {_WAITING_SQL} AND booked_for IS NOT NULL AND booked_for <= :now
-        ORDER BY booked_for, id LIMIT 1"""
-)
+_DUE = _heads(["booked_for IS NOT NULL AND booked_for <= :now"], "booked_for")
 
 
 class OrderingPolicy(Protocol):
