@@ -227,7 +227,7 @@ def _mail_and_online(conn, centre, zone, day, ranges, rng, now) -> None:
 def _dossier(conn, centre, field, via, received, rng, now) -> str:
     """A dossier received at ``received``, due in 3 to 15 working days' time, returned on
     time mostly, late sometimes, or still out."""
-    code = f"DEMO-{received:%y%m%d}-{secrets.token_hex(3).upper()}"
+    code = f"DEMO-{received:%y%m%d}-{secrets.token_hex(5).upper()}"
     due = received + timedelta(days=rng.choice((3, 5, 7, 10, 15)))
     roll = rng.random()
     returned = None

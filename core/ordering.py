@@ -54,36 +54,26 @@ class CounterQueue:
         )
         return dict(rows.all())
 
-    def oldest(self, *, priority: bool | None = None) -> Head | None:
-        """The earliest issued ticket (a transfer keeps its issue time); optionally only
-        priority (True) or only normal (False) tickets.
-
-        One statement: an indexed lookup of the head of each of the counter's services
-        and of what was sent to it, for each kind asked (migration 0004's partial
-        indexes), not a scan of everything waiting: a call costs the same with 20,000
-        tickets waiting, and one round trip to the store whatever the counter serves.
-        """
-        kinds = (
-            ("priority", "normal")
-            if priority is None
-            else (("priority",) if priority else ("normal",))
-        )
-        return self._head(_OLDEST[kinds], {})
-
-    def due_appointment(self) -> Head | None:
-        """The waiting ticket of an appointment whose slot began the earliest (None before
-        any slot has begun, or without ``now``): in one statement, one probe per service
-        of a partial index that holds only waiting appointments (migration 0014), as
-        ``oldest`` does."""
-        if self.now is None:
-            return None
-        return self._head(_DUE, {"now": self.now})
-
-    def _head(self, statement: Raw, params: dict) -> Head | None:
-        row = statement.first(
-            self.conn, {"counter_id": self.counter["id"], "day": self.business_date, **params}
-        )
-        return Head(*row) if row is not None else None
+    def heads(self) -> Heads:
+        """The heads of the counter's queue, in one statement: the earliest issued
+        priority ticket, the appointment whose slot began the earliest (none before any
+        slot has begun, or without ``now``), and the earliest issued other ticket (a
+        transfer keeps its issue time). Each is an indexed lookup of the head of each of
+        the counter's services and of what was sent to it (migrations 0004 and 0014's
+        partial indexes), not a scan of everything waiting: a call costs the same with
+        20,000 tickets waiting, and one round trip to the store whatever it serves."""
+        found = {
+            kind: Head(ticket_id, issued_at)
+            for kind, ticket_id, issued_at in _HEADS.run(
+                self.conn,
+                {
+                    "counter_id": self.counter["id"],
+                    "day": self.business_date,
+                    "now": self.now,
+                },
+            )
+        }
+        return Heads(found.get("priority"), found.get("due"), found.get("normal"))
 
 
 def counter_service_ids(conn: Connection, counter_ids) -> list[int]:
@@ -104,6 +94,12 @@ class Head(NamedTuple):
     issued_at: object  # as the driver returns it: comparable within one store
 
 
+class Heads(NamedTuple):
+    priority: Head | None
+    due: Head | None  # an appointment in its slot
+    normal: Head | None
+
+
 # Literal statuses, so the planner can use the partial indexes whose WHERE says the same.
 _WAITING_SQL = "status IN ('waiting', 'transferred')"
 _PRIORITY_SQL = {"priority": "priority IS NOT NULL", "normal": "priority IS NULL"}
@@ -118,10 +114,10 @@ def _probe(where: str, order: str) -> str:
     )
 
 
-def _heads(conditions: list[str], order: str) -> Raw:
+def _first(conditions: list[str], order: str) -> str:
     """The first ticket, by ``order``, among the heads of the counter's own services
     (counter_services: one probe each) and of the tickets sent to it, for each of
-    ``conditions``: ``(id, issued_at)``."""
+    ``conditions``: ``(id, issued_at)``, none or one row."""
     probes = []
     for cond in conditions:
         probes.append(
@@ -129,18 +125,24 @@ def _heads(conditions: list[str], order: str) -> Raw:
             + " FROM counter_services cs WHERE cs.counter_id = :counter_id"
         )
         probes.append(_probe(f"target_counter_id = :counter_id AND {cond}", order))
-    return Raw(
-        f"""SELECT id, issued_at FROM tickets WHERE id IN ({" UNION ALL ".join(probes)})
-            ORDER BY {order}, id LIMIT 1"""
+    return (
+        f"SELECT id, issued_at FROM tickets WHERE id IN ({' UNION ALL '.join(probes)})"
+        f" ORDER BY {order}, id LIMIT 1"
     )
 
 
-_OLDEST = {
-    kinds: _heads([_PRIORITY_SQL[k] for k in kinds], "issued_at")
-    for kinds in (("priority", "normal"), ("priority",), ("normal",))
-}
-# Appointments in their slot (tickets.booked_for: the slot's start), earliest slot first.
-_DUE = _heads(["booked_for IS NOT NULL AND booked_for <= :now"], "booked_for")
+_HEADS = Raw(
+    " UNION ALL ".join(
+        f"SELECT '{kind}' AS kind, id, issued_at FROM ({sql}) AS {kind}"
+        for kind, sql in (
+            ("priority", _first([_PRIORITY_SQL["priority"]], "issued_at")),
+            # Appointments in their slot (tickets.booked_for: the slot's start), earliest
+            # slot first (no :now, no appointment: NULL compares false).
+            ("due", _first(["booked_for IS NOT NULL AND booked_for <= :now"], "booked_for")),
+            ("normal", _first([_PRIORITY_SQL["normal"]], "issued_at")),
+        )
+    )
+)
 
 
 class OrderingPolicy(Protocol):
@@ -167,16 +169,15 @@ class PriorityWithFairness:
         self.max_appointments = max_appointments
 
     def choose(self, queue: CounterQueue) -> Head | None:
-        if queue.counter["priority_streak"] >= self.max_streak:
-            other = self._other(queue)
-            if other is not None:
-                return other
-        return queue.oldest(priority=True) or self._other(queue)
+        heads = queue.heads()
+        other = self._other(queue.counter, heads)
+        if queue.counter["priority_streak"] >= self.max_streak and other is not None:
+            return other
+        return heads.priority or other
 
-    def _other(self, queue: CounterQueue) -> Head | None:
-        due = queue.due_appointment()
-        if due is None:
-            return queue.oldest(priority=False)
-        if queue.counter["appointment_streak"] >= self.max_appointments:
-            return queue.oldest(priority=False) or due
-        return due
+    def _other(self, counter: Mapping, heads: Heads) -> Head | None:
+        if heads.due is None:
+            return heads.normal
+        if counter["appointment_streak"] >= self.max_appointments:
+            return heads.normal or heads.due
+        return heads.due
