@@ -25,10 +25,8 @@ from pathlib import Path
 
 from centre import make_centre
 from cpu import machine
-from environment import scratch_store
+from environment import scratch_store, store_arguments
 from stats import print_machine
-
-from harness.services import DEFAULT_POSTGRES_URL
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,14 +38,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--calls", type=int, default=100, help="call_next + start pairs")
     p.add_argument("--batch", type=int, default=64, help="issue batch size")
     p.add_argument("--batches", type=int, default=4)
-    p.add_argument("--database-url", help="default: a fresh SQLite file in a temp dir")
-    p.add_argument(
-        "--postgres",
-        nargs="?",
-        const=DEFAULT_POSTGRES_URL,
-        metavar="ADMIN_URL",
-        help="create a fresh PostgreSQL database through ADMIN_URL and drop it afterwards",
-    )
+    store_arguments(p)
     p.add_argument("--json", metavar="FILE")
     return p
 

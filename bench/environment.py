@@ -15,8 +15,8 @@ from harness.process import ROOT, ServerProcess
 from harness.services import DEFAULT_POSTGRES_URL, scratch_database
 
 
-def common_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("server and store")
+def store_arguments(g) -> None:
+    """``--database-url`` and ``--postgres`` (a parser or an argument group)."""
     g.add_argument(
         "--database-url",
         help="store URL given to the server (default: a fresh "
@@ -30,6 +30,11 @@ def common_arguments(p: argparse.ArgumentParser) -> None:
         help="create a fresh PostgreSQL database through ADMIN_URL (default "
         f"{DEFAULT_POSTGRES_URL}), run against it, drop it afterwards",
     )
+
+
+def common_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("server and store")
+    store_arguments(g)
     g.add_argument("--redis-url", help="also run the server with this Redis URL")
     g.add_argument(
         "--server-script",

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import sys
 import time
@@ -47,7 +46,7 @@ from stats import (
     stats_ms,
     traffic_result,
 )
-from verdict import Target, run_repeated
+from verdict import Target, run_repeated, write_results
 
 from harness.process import ServerProcess
 
@@ -314,9 +313,7 @@ def main(argv=None) -> int:
             return asyncio.run(asyncio.wait_for(run(args, server, centre, tokens), budget))
 
     results = run_repeated(max(1, args.repeat), one_run, report, SPREAD, TARGETS)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results if len(results) > 1 else results[0], f, indent=2, ensure_ascii=False)
+    write_results(args.json, results)
     return 0
 
 

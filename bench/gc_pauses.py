@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import signal
@@ -38,7 +37,7 @@ from environment import bench_environment, check_store_args, common_arguments
 from gcstats import TARGET_MS, pauses_between, read_stats, wait_for_stats
 from loadgen import DisplayWall, call_latencies, connect_clerks, login_clerks
 from stats import fmt_ms, print_machine, stats_ms
-from verdict import Target, run_repeated
+from verdict import Target, run_repeated, write_results
 from wsclient import connect, connect_all
 
 TARGETS = [
@@ -300,9 +299,7 @@ def main(argv=None) -> int:
             )
 
     results = run_repeated(max(1, args.repeat), one_run, report, SPREAD, TARGETS)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results if len(results) > 1 else results[0], f, indent=2, ensure_ascii=False)
+    write_results(args.json, results)
     return 0
 
 

@@ -14,6 +14,7 @@ there is no verdict.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import statistics
 import time
@@ -197,3 +198,10 @@ def print_verdict(results: list[dict], targets: list[Target], what: str) -> bool
     ok = all(t.met(r) for r in results for t in targets)
     print(f"verdict      {what}: {'every target MET' if ok else 'NOT MET'}")
     return ok
+
+
+def write_results(path: str | None, results: list[dict]) -> None:
+    """``--json FILE``: the one run's result, or the list of every run's."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(results if len(results) > 1 else results[0], f, indent=2, ensure_ascii=False)

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from . import models as m
 from .hours import OpeningHours
+from .lifecycle import durations
 from .roles import change_record
 from .store import Store, Tx
 
@@ -182,6 +183,7 @@ def _day(conn, centre, zone, day, ranges, services, serves, staff_of, rng, per_d
                 counter_id=counter_id if called else None,
                 staff_id=staff_of.get(counter_id) if called else None,
                 outcome="received" if status == "done" else None,
+                **durations(status, arrived, called, started, finished),
             )
             .returning(t.c.id)
         ).scalar_one()
@@ -225,7 +227,7 @@ def _mail_and_online(conn, centre, zone, day, ranges, rng, now) -> None:
 def _dossier(conn, centre, field, via, received, rng, now) -> str:
     """A dossier received at ``received``, due in 3 to 15 working days' time, returned on
     time mostly, late sometimes, or still out."""
-    code = f"DEMO-{received:%y%m%d}-{secrets.token_hex(3).upper()}"
+    code = f"DEMO-{received:%y%m%d}-{secrets.token_hex(5).upper()}"
     due = received + timedelta(days=rng.choice((3, 5, 7, 10, 15)))
     roll = rng.random()
     returned = None

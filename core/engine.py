@@ -36,6 +36,7 @@ from .lifecycle import (
     TICKET_TRANSITIONS,
     WAITING,
     counter_guard,
+    durations,
     ticket_guard,
 )
 from .ordering import CounterQueue, OrderingPolicy, PriorityWithFairness, counter_service_ids
@@ -113,8 +114,12 @@ def _service(conn: Connection, centre_id: int, code: str) -> _Service:
 _TICKET = views.TICKET_DETAIL.where(
     _t.c.id == sa.bindparam("ticket_id"), _t.c.centre_id == sa.bindparam("centre_id")
 )
-_COUNTER = sa.select(_c).where(_c.c.id == sa.bindparam("counter_id"))
-_TIMEZONE = Raw("SELECT timezone FROM centres WHERE id = :centre_id")
+# A counter with its centre's time zone (the day a call belongs to).
+_COUNTER = (
+    sa.select(_c, m.centres.c.timezone)
+    .join(m.centres, m.centres.c.id == _c.c.centre_id)
+    .where(_c.c.id == sa.bindparam("counter_id"))
+)
 _STREAKS = Raw("UPDATE counters SET priority_streak = :p, appointment_streak = :a WHERE id = :id")
 
 
@@ -224,6 +229,17 @@ class QueueEngine:
             **dict.fromkeys(t.clears),
             **values,
         }
+        if t.stamps in ("called_at", "finished_at"):
+            now = {**ticket, **values}
+            values.update(
+                durations(
+                    now["status"],
+                    now["issued_at"],
+                    now["called_at"],
+                    now["started_at"],
+                    now["finished_at"],
+                )
+            )
         tx.conn.execute(sa.update(_t).where(_t.c.id == ticket["id"]).values(**values))
         ticket.update(values)
         if not t.waiting:
@@ -563,8 +579,7 @@ class QueueEngine:
     def _call_next_tx(self, tx: Tx, actor: Actor, request_id) -> dict:
         tx.lock_centre(actor.centre_id)
         counter = self._ready_to_call(tx, actor, request_id)
-        (tz,) = _TIMEZONE.one(tx.conn, {"centre_id": actor.centre_id})
-        queue = CounterQueue(tx.conn, counter, business_date(tx.now, tz), tx.now)
+        queue = CounterQueue(tx.conn, counter, business_date(tx.now, counter["timezone"]), tx.now)
         chosen = self.policy.choose(queue)
         if chosen is None:
             raise QueueError("queue_empty", "queue_empty")

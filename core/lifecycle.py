@@ -11,7 +11,9 @@ server would accept it. docs/protocol.md prints these tables (a test compares th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from datetime import datetime
 
 from .errors import QueueError
 
@@ -42,6 +44,30 @@ class Transition:
 
 
 # -- tickets ---------------------------------------------------------------------------
+def durations(
+    status: str,
+    issued_at: datetime,
+    called_at: datetime | None,
+    started_at: datetime | None,
+    finished_at: datetime | None,
+) -> dict:
+    """A ticket's wait (issued to its last call) and, once done, its service time (from
+    its start, or its call when never started, to its finish), in whole seconds rounded
+    half up: kept on the ticket as each transition stamps its times (the reports add
+    them up instead of computing them from every ticket's times)."""
+
+    def seconds(later, earlier):
+        return math.floor((later - earlier).total_seconds() + 0.5)
+
+    begun = started_at or called_at
+    return {
+        "wait_s": seconds(called_at, issued_at) if called_at else None,
+        "service_s": (
+            seconds(finished_at, begun) if status == "done" and finished_at and begun else None
+        ),
+    }
+
+
 TICKET_STATES = ("waiting", "called", "serving", "transferred", "done", "no_show", "cancelled")
 WAITING = ("waiting", "transferred")  # in a queue, callable
 AT_COUNTER = ("called", "serving")  # a counter's current ticket

@@ -237,6 +237,10 @@ tickets = sa.Table(
     sa.Column("started_at", UTCDateTime),
     sa.Column("finished_at", UTCDateTime),
     sa.Column("call_count", sa.Integer, nullable=False, server_default="0"),
+    # Whole seconds waited (issued to last call) and served (done only), set as the times
+    # are stamped (core/lifecycle.py durations): what the reports add up (migration 0017).
+    sa.Column("wait_s", sa.Integer),
+    sa.Column("service_s", sa.Integer),
     # The counter serving it (or that last served it); target_counter_id: transferred there.
     sa.Column("counter_id", sa.ForeignKey("counters.id")),
     sa.Column("target_counter_id", sa.ForeignKey("counters.id")),

@@ -26,7 +26,6 @@ class CounterQueue:
         self.counter = counter
         self.business_date = business_date
         self.now = now  # for appointments whose slot has begun
-        self._services: list[int] | None = None
 
     def _base(self):
         t = m.tickets
@@ -55,58 +54,26 @@ class CounterQueue:
         )
         return dict(rows.all())
 
-    def oldest(self, *, priority: bool | None = None) -> Head | None:
-        """The earliest issued ticket (a transfer keeps its issue time); optionally only
-        priority (True) or only normal (False) tickets.
-
-        One indexed lookup per service and kind (migration 0004's partial indexes), not
-        a scan of everything waiting: a call costs the same with 20,000 tickets waiting.
-        """
-        kinds = (
-            ("priority", "normal")
-            if priority is None
-            else (("priority",) if priority else ("normal",))
-        )
-        day = self.business_date
-        heads = []
-        for kind in kinds:
-            for service_id in self._service_ids():
-                heads.append(_HEAD[kind].first(self.conn, {"service_id": service_id, "day": day}))
-            heads.append(
-                _TARGETED_HEAD[kind].first(
-                    self.conn, {"counter_id": self.counter["id"], "day": day}
-                )
+    def heads(self) -> Heads:
+        """The heads of the counter's queue, in one statement: the earliest issued
+        priority ticket, the appointment whose slot began the earliest (none before any
+        slot has begun, or without ``now``), and the earliest issued other ticket (a
+        transfer keeps its issue time). Each is an indexed lookup of the head of each of
+        the counter's services and of what was sent to it (migrations 0004 and 0014's
+        partial indexes), not a scan of everything waiting: a call costs the same with
+        20,000 tickets waiting, and one round trip to the store whatever it serves."""
+        found = {
+            kind: Head(ticket_id, issued_at)
+            for kind, ticket_id, issued_at in _HEADS.run(
+                self.conn,
+                {
+                    "counter_id": self.counter["id"],
+                    "day": self.business_date,
+                    "now": self.now,
+                },
             )
-        found = [Head(*h) for h in heads if h is not None]
-        return min(found, key=lambda h: (h.issued_at, h.id)) if found else None
-
-    def due_appointment(self) -> Head | None:
-        """The waiting ticket of an appointment whose slot began the earliest (None before
-        any slot has begun, or without ``now``): one probe per service of a partial index
-        that holds only waiting appointments (migration 0014), as ``oldest`` does."""
-        if self.now is None:
-            return None
-        day, now = self.business_date, self.now
-        heads = [
-            _BOOKED_HEAD.first(self.conn, {"service_id": s, "day": day, "now": now})
-            for s in self._service_ids()
-        ]
-        heads.append(
-            _BOOKED_TARGETED.first(
-                self.conn, {"counter_id": self.counter["id"], "day": day, "now": now}
-            )
-        )
-        found = [h for h in heads if h is not None]
-        if not found:
-            return None
-        ticket_id, issued_at, _booked_for = min(found, key=lambda h: (h[2], h[0]))
-        return Head(ticket_id, issued_at)
-
-    def _service_ids(self) -> list[int]:
-        if self._services is None:
-            rows = _SERVED.run(self.conn, {"counter_id": self.counter["id"]}).fetchall()
-            self._services = [service_id for (service_id,) in rows]
-        return self._services
+        }
+        return Heads(found.get("priority"), found.get("due"), found.get("normal"))
 
 
 def counter_service_ids(conn: Connection, counter_ids) -> list[int]:
@@ -127,45 +94,54 @@ class Head(NamedTuple):
     issued_at: object  # as the driver returns it: comparable within one store
 
 
+class Heads(NamedTuple):
+    priority: Head | None
+    due: Head | None  # an appointment in its slot
+    normal: Head | None
+
+
 # Literal statuses, so the planner can use the partial indexes whose WHERE says the same.
 _WAITING_SQL = "status IN ('waiting', 'transferred')"
 _PRIORITY_SQL = {"priority": "priority IS NOT NULL", "normal": "priority IS NULL"}
-_HEAD = {
-    kind: Raw(
-        f"""SELECT id, issued_at FROM tickets
-            WHERE service_id = :service_id AND business_date = :day
-              AND {_WAITING_SQL} AND target_counter_id IS NULL AND {cond}
-            ORDER BY issued_at, id LIMIT 1"""
-    )
-    for kind, cond in _PRIORITY_SQL.items()
-}
-_TARGETED_HEAD = {
-    kind: Raw(
-        f"""SELECT id, issued_at FROM tickets
-            WHERE target_counter_id = :counter_id AND business_date = :day
-              AND {_WAITING_SQL} AND {cond}
-            ORDER BY issued_at, id LIMIT 1"""
-    )
-    for kind, cond in _PRIORITY_SQL.items()
-}
 
 
-_SERVED = Raw(
-    "SELECT service_id FROM counter_services WHERE counter_id = :counter_id ORDER BY service_id"
-)
-# Appointments in their slot (tickets.booked_for: the slot's start), earliest slot first.
-_BOOKED_HEAD = Raw(
-    f"""SELECT id, issued_at, booked_for FROM tickets
-        WHERE service_id = :service_id AND business_date = :day
-          AND {_WAITING_SQL} AND target_counter_id IS NULL AND booked_for IS NOT NULL
-          AND booked_for <= :now
-        ORDER BY booked_for, id LIMIT 1"""
-)
-_BOOKED_TARGETED = Raw(
-    f"""SELECT id, issued_at, booked_for FROM tickets
-        WHERE target_counter_id = :counter_id AND business_date = :day
-          AND {_WAITING_SQL} AND booked_for IS NOT NULL AND booked_for <= :now
-        ORDER BY booked_for, id LIMIT 1"""
+def _probe(where: str, order: str) -> str:
+    """The id of the first ticket (by ``order``) of today's waiting ones that ``where``
+    picks: one index probe (ORDER BY ... LIMIT 1 on a partial index in that order)."""
+    return (
+        f"SELECT (SELECT id FROM tickets WHERE {where} AND business_date = :day"
+        f" AND {_WAITING_SQL} ORDER BY {order}, id LIMIT 1)"
+    )
+
+
+def _first(conditions: list[str], order: str) -> str:
+    """The first ticket, by ``order``, among the heads of the counter's own services
+    (counter_services: one probe each) and of the tickets sent to it, for each of
+    ``conditions``: ``(id, issued_at)``, none or one row."""
+    probes = []
+    for cond in conditions:
+        probes.append(
+            _probe(f"service_id = cs.service_id AND target_counter_id IS NULL AND {cond}", order)
+            + " FROM counter_services cs WHERE cs.counter_id = :counter_id"
+        )
+        probes.append(_probe(f"target_counter_id = :counter_id AND {cond}", order))
+    return (
+        f"SELECT id, issued_at FROM tickets WHERE id IN ({' UNION ALL '.join(probes)})"
+        f" ORDER BY {order}, id LIMIT 1"
+    )
+
+
+_HEADS = Raw(
+    " UNION ALL ".join(
+        f"SELECT '{kind}' AS kind, id, issued_at FROM ({sql}) AS {kind}"
+        for kind, sql in (
+            ("priority", _first([_PRIORITY_SQL["priority"]], "issued_at")),
+            # Appointments in their slot (tickets.booked_for: the slot's start), earliest
+            # slot first (no :now, no appointment: NULL compares false).
+            ("due", _first(["booked_for IS NOT NULL AND booked_for <= :now"], "booked_for")),
+            ("normal", _first([_PRIORITY_SQL["normal"]], "issued_at")),
+        )
+    )
 )
 
 
@@ -193,16 +169,15 @@ class PriorityWithFairness:
         self.max_appointments = max_appointments
 
     def choose(self, queue: CounterQueue) -> Head | None:
-        if queue.counter["priority_streak"] >= self.max_streak:
-            other = self._other(queue)
-            if other is not None:
-                return other
-        return queue.oldest(priority=True) or self._other(queue)
+        heads = queue.heads()
+        other = self._other(queue.counter, heads)
+        if queue.counter["priority_streak"] >= self.max_streak and other is not None:
+            return other
+        return heads.priority or other
 
-    def _other(self, queue: CounterQueue) -> Head | None:
-        due = queue.due_appointment()
-        if due is None:
-            return queue.oldest(priority=False)
-        if queue.counter["appointment_streak"] >= self.max_appointments:
-            return queue.oldest(priority=False) or due
-        return due
+    def _other(self, counter: Mapping, heads: Heads) -> Head | None:
+        if heads.due is None:
+            return heads.normal
+        if counter["appointment_streak"] >= self.max_appointments:
+            return heads.normal or heads.due
+        return heads.due

@@ -311,7 +311,9 @@ def _grouped(conn: Connection, keys: _Keys, key, frm, where, *columns):
 
 def _add_tickets(conn: Connection, span: Span, keys: _Keys, group) -> None:
     """The range's tickets: those issued on its days (``business_date``, the local day of
-    ``issued_at``): by status, transferred or not, and their durations."""
+    ``issued_at``): by status, transferred or not, and their durations (the seconds each
+    ticket keeps, core/lifecycle.py durations). Two passes over the range's tickets: one
+    counts them by status and wait, one their service times."""
     t = _t
     key = keys.of(
         at=t.c.issued_at,
@@ -326,20 +328,18 @@ def _add_tickets(conn: Connection, span: Span, keys: _Keys, group) -> None:
         t.c.business_date >= span.first,
         t.c.business_date <= span.last,
     ]
-    for k, status, n in _grouped(conn, keys, key, frm, where, t.c.status):
+    for k, status, seconds, n in _grouped(conn, keys, key, frm, where, t.c.status, t.c.wait_s):
         f = group(k)
         f.tickets["issued"] += n
         if status in _STATUS_FIGURE:
             f.tickets[_STATUS_FIGURE[status]] += n
+        if seconds is not None:
+            f.waits[seconds] += n
     sent = sa.select(_a.c.ticket_id).where(_a.c.action == _TRANSFERRED)
     for k, n in _grouped(conn, keys, key, frm, [*where, t.c.id.in_(sent)]):
         group(k).tickets["transferred"] += n
-    wait = _seconds(keys.sqlite, t.c.called_at, t.c.issued_at)
-    for k, seconds, n in _grouped(conn, keys, key, frm, [*where, t.c.called_at.isnot(None)], wait):
-        group(k).waits[seconds] += n
-    begun = sa.func.coalesce(t.c.started_at, t.c.called_at)
-    served = _seconds(keys.sqlite, t.c.finished_at, begun)
-    for k, seconds, n in _grouped(conn, keys, key, frm, [*where, t.c.status == "done"], served):
+    done = [*where, t.c.status == "done", t.c.service_s.isnot(None)]
+    for k, seconds, n in _grouped(conn, keys, key, frm, done, t.c.service_s):
         group(k).services[seconds] += n
 
 

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from openpyxl import load_workbook
 
 from core import models as m
+from core.lifecycle import durations
 from harness.centre import COMMUNE
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -71,6 +72,7 @@ def seed(url):
                     finished_at=finished,
                     counter_id=counter if called else None,
                     staff_id=clerk if called else None,
+                    **durations(status, issued, called, called if serve else None, finished),
                 )
             ).inserted_primary_key[0]
 

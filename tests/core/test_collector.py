@@ -155,3 +155,26 @@ def test_in_a_burst_even_young_collections_freeze_their_survivors(clean_gc):
         assert _tracked(later, (1,))
     finally:
         recorder.uninstall()
+
+
+def test_the_frozen_set_is_collected_once_a_night_when_quiet(clean_gc):
+    """Objects frozen alive that die in a cycle wait in the frozen set whatever the
+    connections do: the first quiet tick past the night's hour collects them, once."""
+    from datetime import datetime, timedelta
+
+    freezer = collector.Freezer(lambda: 0, collector.PauseRecorder(), full_at=(0, 0))
+    assert freezer.full_on == datetime.now(freezer.zone).date(), "not on the first day"
+    died = {"cycle": []}
+    died["cycle"].append(died)
+    collector.freeze()
+    del died
+    frozen = gc.get_freeze_count()
+    freezer.last_change -= 2 * collector.SETTLE_S
+    freezer.tick()
+    assert gc.get_freeze_count() >= frozen, "not yet: the night is tomorrow"
+    freezer.full_on -= timedelta(days=1)  # the next night has come
+    freezer.tick()
+    assert gc.get_freeze_count() < frozen, "the dead cycle freed"
+    after = gc.get_freeze_count()
+    freezer.tick()
+    assert gc.get_freeze_count() >= after - 10, "once a night"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from core import models as m
+from core.lifecycle import durations
 from core.migrations import upgrade
 
 
@@ -50,3 +54,71 @@ def test_staff_roles_migration_keeps_each_accounts_role(tmp_path):
         diff = compare_metadata(MigrationContext.configure(conn), m.metadata)
         assert diff == [], diff
     engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    return request.getfixturevalue("pg_url")
+
+
+def test_the_durations_migration_gives_every_ticket_its_seconds(store_url):
+    """Migration 0017: the tickets already there get the wait and service seconds the
+    engine now keeps (core/lifecycle.py durations), rounded alike on both stores."""
+    engine = sa.create_engine(store_url)
+    upgrade(engine, "0016")
+    t0 = datetime(2026, 8, 3, 1, 0, tzinfo=UTC)
+    at = [t0 + timedelta(seconds=s) for s in (0, 600.4, 612.6, 912.7)]
+    tickets = [  # status, issued, called, started, finished
+        ("done", at[0], at[1], at[2], at[3]),
+        ("done", at[0], at[1], None, at[3]),  # never started: served from the call
+        ("no_show", at[0], at[2], None, at[3]),
+        ("transferred", at[0], at[1], None, None),
+        ("waiting", at[0], None, None, None),
+        ("cancelled", at[0], None, None, at[1]),
+    ]
+    with engine.begin() as conn:
+        conn.execute(sa.insert(m.centres).values(code="A", name="A", timezone="Asia/Ho_Chi_Minh"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO services (centre_id, code, name, agency, prefix)"
+                " VALUES (1, 'S', 'S', 'S', 'A')"
+            )
+        )
+        for no, (status, issued, called, started, finished) in enumerate(tickets, 1):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO tickets (centre_id, service_id, business_date, prefix, seq_no,"
+                    " number, status, public_key, issued_at, called_at, started_at,"
+                    " finished_at, call_count) VALUES (1, 1, :day, 'A', :no, :number, :status,"
+                    " :key, :issued, :called, :started, :finished, 0)"
+                ).bindparams(
+                    *(
+                        sa.bindparam(name, type_=m.UTCDateTime)
+                        for name in ("issued", "called", "started", "finished")
+                    )
+                ),
+                {
+                    "day": issued.date(),
+                    "no": no,
+                    "number": f"A{no:03d}",
+                    "status": status,
+                    "key": f"k{no}",
+                    "issued": issued,
+                    "called": called,
+                    "started": started,
+                    "finished": finished,
+                },
+            )
+    upgrade(engine)
+    with engine.connect() as conn:
+        kept = conn.execute(
+            sa.select(m.tickets.c.wait_s, m.tickets.c.service_s).order_by(m.tickets.c.seq_no)
+        ).all()
+    engine.dispose()
+    expected = [durations(*ticket) for ticket in tickets]
+    assert [{"wait_s": w, "service_s": s} for w, s in kept] == expected
+    assert expected[0] == {"wait_s": 600, "service_s": 300}  # 600.4 and 300.1 s
+    assert expected[1] == {"wait_s": 600, "service_s": 312}  # 312.3 s from the call
+    assert expected[2] == {"wait_s": 613, "service_s": None}  # 612.6 s; not served

@@ -6,8 +6,9 @@ Two sources, as a centre's data has them:
   marked no-show, rated on the tablet with reasons, and dossiers received and returned at
   the counter. The engine stamps the present, so these are today's.
 - **a past month (August 2026), backdated**: the engine cannot backdate, so the month's
-  tickets, their transfers (the audit log's ``transferred`` records, as the engine writes
-  them: checked by the first test) and their ratings are direct timestamped inserts; its
+  tickets (with the seconds the engine keeps on each, ``lifecycle.durations``), their
+  transfers (the audit log's ``transferred`` records, as the engine writes them: checked
+  by the first test) and their ratings are direct timestamped inserts; its
   dossiers go through the integration API's own code (``dossiers.upsert_dossiers``, what
   ``POST /api/v1/dossiers`` runs) with past dates, as the province's system sends them.
 """
@@ -27,6 +28,7 @@ import sqlalchemy as sa
 from core import dossiers, reports
 from core import models as m
 from core.errors import QueueError
+from core.lifecycle import durations
 from core.rating import DEFAULT_REASONS
 from harness.centre import INTEGRATION, KIOSK, RATING_1
 
@@ -354,6 +356,9 @@ class Month:
                         finished_at=t["finished"],
                         counter_id=self.counters[t["counter"]][0] if t["counter"] else None,
                         staff_id=self.staff[t["clerk"]][0] if t["clerk"] else None,
+                        **durations(
+                            t["status"], t["issued"], t["called"], t["started"], t["finished"]
+                        ),
                     )
                 ).inserted_primary_key[0]
                 if t["transferred"]:

@@ -2,14 +2,14 @@
 keeps its tickets and reports, and is no longer shown or opened
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision = "0016"  # 0017 when the lead's lands first
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
