@@ -35,6 +35,7 @@ ROLE_FOLDERS = (
     "agent_door",
     "manage",
     "booking",
+    "admin",
 )
 DEMO_FILE = HERE / "provisioning" / "demo.toml"
 DEMO_CENTRE = "KG"  # demo.toml's centre

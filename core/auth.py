@@ -204,9 +204,9 @@ def staff_at_counter(
 def counter_by_number(conn: Connection, centre_id: int, number: int) -> Row:
     c = m.counters
     counter = conn.execute(
-        sa.select(c).where(c.c.centre_id == centre_id, c.c.number == number)
+        sa.select(c).where(c.c.centre_id == centre_id, c.c.number == number, c.c.active.is_(True))
     ).first()
-    if counter is None:
+    if counter is None:  # retired ones included (core/admin.py)
         raise QueueError("not_found", "unknown_counter", number=number)
     return counter
 

@@ -32,6 +32,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Field '{field}' must be {expected}.",
     ),
     "bad_value": ("Giá trị của “{field}” không hợp lệ: {why}", "Invalid '{field}': {why}"),
+    # A configuration value refused (core/fields.py): the whole sentence, naming the field.
+    "config_refused": ("{why}", "{why}"),
+    "unknown_entry": (
+        "Không có {what} “{name}” tại trung tâm này.",
+        "There is no {what} '{name}' at this centre.",
+    ),
+    "retire_self": (
+        "Không thể tự khóa tài khoản đang dùng: hãy nhờ một quản trị khác.",
+        "You cannot deactivate the account you are using: ask another admin.",
+    ),
+    "retire_open_counter": (
+        "Quầy {number} đang mở: cán bộ cần đóng quầy trước khi ngừng sử dụng quầy.",
+        "Counter {number} is open: its clerk must close it before it is retired.",
+    ),
     "unknown_service": (
         "Không có lĩnh vực “{service}” tại trung tâm này.",
         "There is no service '{service}' at this centre.",

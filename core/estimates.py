@@ -74,7 +74,7 @@ _SERVING_ONE = Raw(
     """SELECT COALESCE(SUM(CASE WHEN c.status = 'open' THEN 1 ELSE 0 END), 0), COUNT(*),
               COALESCE(SUM(CASE WHEN c.status = 'paused' THEN 1 ELSE 0 END), 0)
        FROM counter_services cs JOIN counters c ON c.id = cs.counter_id
-       WHERE cs.service_id = :service_id"""
+       WHERE cs.service_id = :service_id AND c.active"""
 )
 
 

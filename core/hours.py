@@ -25,7 +25,12 @@ _RANGE = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)")
 
 
 class HoursError(ValueError):
-    """A schedule that cannot be read; the message says why, in Vietnamese."""
+    """A schedule that cannot be read; the message says why, in Vietnamese (``en``: in
+    English)."""
+
+    def __init__(self, vi: str, en: str):
+        super().__init__(vi)
+        self.vi, self.en = vi, en
 
 
 @dataclass(frozen=True)
@@ -41,29 +46,51 @@ class OpeningHours:
         if hours is None:
             hours = DEFAULT_HOURS
         if not isinstance(hours, dict):
-            raise HoursError('“hours” phải là một bảng theo ngày: mon = ["07:30-11:30"]')
+            raise HoursError(
+                '“hours” phải là một bảng theo ngày: mon = ["07:30-11:30"]',
+                "'hours' must be a table by weekday: mon = [\"07:30-11:30\"]",
+            )
         for day in hours:
             if day not in WEEKDAYS:
-                raise HoursError(f"ngày lạ “{day}” trong “hours” (dùng {', '.join(WEEKDAYS)})")
+                days = ", ".join(WEEKDAYS)
+                raise HoursError(
+                    f"ngày lạ “{day}” trong “hours” (dùng {days})",
+                    f"unknown day '{day}' in 'hours' (use {days})",
+                )
         week = []
         for day in WEEKDAYS:
             ranges = hours.get(day, [])
             if not isinstance(ranges, list):
-                raise HoursError(f"“hours.{day}” phải là danh sách khoảng giờ")
+                raise HoursError(
+                    f"“hours.{day}” phải là danh sách khoảng giờ",
+                    f"'hours.{day}' must be a list of ranges",
+                )
             parsed = []
             for text in ranges:
                 match = _RANGE.fullmatch(text) if isinstance(text, str) else None
                 if match is None:
-                    raise HoursError(f"khoảng giờ “{text}” ({day}) phải có dạng 07:30-11:30")
+                    raise HoursError(
+                        f"khoảng giờ “{text}” ({day}) phải có dạng 07:30-11:30",
+                        f"the range '{text}' ({day}) must look like 07:30-11:30",
+                    )
                 h1, m1, h2, m2 = map(int, match.groups())
                 if h2 == 24 and m2:
-                    raise HoursError(f"khoảng giờ “{text}” ({day}) vượt quá 24:00")
+                    raise HoursError(
+                        f"khoảng giờ “{text}” ({day}) vượt quá 24:00",
+                        f"the range '{text}' ({day}) goes past 24:00",
+                    )
                 opens = time(h1, m1)
                 closes = time(23, 59, 59) if h2 == 24 else time(h2, m2)
                 if closes <= opens:
-                    raise HoursError(f"khoảng giờ “{text}” ({day}) kết thúc trước khi bắt đầu")
+                    raise HoursError(
+                        f"khoảng giờ “{text}” ({day}) kết thúc trước khi bắt đầu",
+                        f"the range '{text}' ({day}) ends before it starts",
+                    )
                 if parsed and opens < parsed[-1][1]:
-                    raise HoursError(f"các khoảng giờ của {day} phải tăng dần, không chồng nhau")
+                    raise HoursError(
+                        f"các khoảng giờ của {day} phải tăng dần, không chồng nhau",
+                        f"the ranges of {day} must go forward without overlapping",
+                    )
                 parsed.append((opens, closes))
             week.append(tuple(parsed))
         closed = set()
@@ -71,7 +98,10 @@ class OpeningHours:
             try:
                 closed.add(date.fromisoformat(text))
             except (TypeError, ValueError):
-                raise HoursError(f"ngày nghỉ “{text}” phải có dạng 2026-09-02") from None
+                raise HoursError(
+                    f"ngày nghỉ “{text}” phải có dạng 2026-09-02",
+                    f"the closed day '{text}' must look like 2026-09-02",
+                ) from None
         return cls(tuple(week), frozenset(closed))
 
     def ranges(self, day: date) -> tuple[tuple[time, time], ...]:

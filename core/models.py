@@ -120,6 +120,9 @@ counters = sa.Table(
     sa.Column("priority_streak", sa.Integer, nullable=False, server_default="0"),
     # Appointments called in a row while walk-ins wait (core/ordering.py's rule).
     sa.Column("appointment_streak", sa.Integer, nullable=False, server_default="0"),
+    # False: retired by an admin (its tickets, history and reports stay; boards, clerks'
+    # pages and the monitor no longer show it and nobody can open it).
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.UniqueConstraint("centre_id", "number"),
 )
 

@@ -2,7 +2,15 @@
 
 Idempotent: codes, numbers, usernames and device names are the keys; applying the same
 file twice changes nothing. Services, staff and devices that a centre's file no longer
-lists are deactivated (their history stays; a removed device's token stops working).
+lists are deactivated (their history stays; a removed device's token stops working);
+counters stay unless an entry says ``active = false``.
+
+The fields and their checks are core/fields.py's; each entry is applied by a function of
+its own (:func:`apply_service`, :func:`apply_counter`, :func:`apply_staff`,
+:func:`apply_device`), which the admin API calls too (core/admin.py). A staff entry
+without ``password`` keeps the account's password, a device without ``token`` its token
+(new ones get none that works until an admin sets them): the export (:func:`export`,
+:func:`to_toml`) writes no secrets and is accepted back.
 """
 
 from __future__ import annotations
@@ -10,11 +18,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -22,24 +30,19 @@ from sqlalchemy.engine import Connection
 from . import models as m
 from .auth import end_sessions, hash_password, password_matches, token_hash
 from .errors import Refused
-from .estimates import DEFAULT_TARGET_WAIT_S
-from .hours import HoursError, OpeningHours
-from .permissions import STAFF_ROLES
-from .rating import (
-    DEFAULT_TIMEOUT_S,
-    MAX_REASONS,
-    REASON_MAX_LEN,
-    TIMEOUT_RANGE,
-    clean_text,
+from .fields import (
+    FIELDS,
+    KEYS,
+    FieldRefused,
+    Known,
+    check_centre_rules,
+    check_counter_refs,
+    check_device_refs,
+    check_entry,
+    check_staff_refs,
 )
-from .roles import CONFIGURED, DEVICE_KINDS, change_record
+from .roles import CONFIGURED, change_record
 from .store import Store, Tx
-
-# Display boards: "auto" picks "office" (large tiles) for a board showing up to 6
-# counters (core/views.py OFFICE_MAX_COUNTERS) and "hall" (a grid) above that;
-# "hall" or "office" forces one.
-BOARD_LAYOUTS = ("auto", "hall", "office")
-ANNOUNCE_FORMS = ("digits", "number")  # display.speech.FORMS
 
 
 class ProvisioningError(Refused):
@@ -99,63 +102,6 @@ class _Locator:
         return None
 
 
-_SPEC: dict[str, dict[str, tuple[type, bool]]] = {
-    "centre": {
-        "code": (str, True),
-        "name": (str, True),
-        "name_en": (str, False),
-        "timezone": (str, False),
-        "ticket_footer": (str, False),
-        "rating_reasons": (list, False),
-        "rating_timeout_s": (int, False),
-        "notice": (str, False),
-        "board_layout": (str, False),
-        "announce_form": (str, False),
-        "announce_repeats": (int, False),
-        # Opening hours, closed days and appointments (core/hours.py, core/appointments.py).
-        "hours": (dict, False),
-        "closed_days": (list, False),
-        "slot_minutes": (int, False),
-        "booking_days": (int, False),
-        "appointment_share": (float, False),
-        "notify_ahead": (int, False),  # text a ticket's holder this few ahead (core/notices.py)
-        "target_wait_s": (int, False),
-    },
-    "services": {
-        "code": (str, True),
-        "name": (str, True),
-        "name_en": (str, False),
-        "agency": (str, True),
-        "agency_en": (str, False),
-        "prefix": (str, True),
-        "start": (int, False),
-        "service_minutes": (int, False),
-        "active": (bool, False),
-        "appointments": (int, False),  # bookings a slot takes (0: none; absent: the share)
-    },
-    "counters": {"number": (int, True), "name": (str, False), "services": (list, True)},
-    "staff": {
-        "username": (str, True),
-        # The code of the centre that owns the account, for one lent to this centre: its
-        # password, name and photo stay that centre's (default: this centre owns it).
-        "home": (str, False),
-        "password": (str, False),
-        "full_name": (str, False),
-        "role": (str, True),
-        "counters": (list, False),
-        "photo": (str, False),
-    },
-    "devices": {
-        "name": (str, True),
-        "kind": (str, True),
-        "token": (str, True),
-        "counter": (int, False),
-        "counters": (list, False),
-        "kiosks": (list, False),
-    },
-}
-
-
 def load(path: str | Path) -> dict[str, Any]:
     """Read and check a provisioning file; raise ProvisioningError naming file and line."""
     path = str(path)
@@ -179,175 +125,77 @@ def load(path: str | Path) -> dict[str, Any]:
 
 
 def _check(path: str, data: dict, loc: _Locator) -> None:
+    """Check a file's entries with core/fields.py's definition (its Vietnamese words, at
+    the line of the field named, or of the entry when the field is missing), then what
+    they refer to within the file. Each entry keeps its line (``_line``)."""
+
     def fail(table, index, key, what):
         raise ProvisioningError(path, loc.line(table, index, key), what)
 
     for name in data:
-        if name not in _SPEC:
+        if name not in FIELDS:
             raise ProvisioningError(path, loc.line(name) or loc.line(name, 0), f"mục lạ “{name}”")
     if "centre" not in data or not isinstance(data["centre"], dict):
         raise ProvisioningError(path, None, "thiếu mục [centre]")
 
-    def check_fields(table, index, entry):
-        spec = _SPEC[table]
-        for key in entry:
-            if key not in spec:
-                fail(table, index, key, f"[{table}] có khóa lạ “{key}”")
-        for key, (typ, required) in spec.items():
-            if key not in entry:
-                if required:
-                    fail(table, index, None, f"[{table}] thiếu khóa “{key}”")
-                continue
-            value = entry[key]
-            if typ is float and isinstance(value, int) and not isinstance(value, bool):
-                value = entry[key] = float(value)  # 1 is as good as 1.0
-            ok = isinstance(value, typ) and not (typ is int and isinstance(value, bool))
-            if not ok or (typ is str and not value.strip()):
-                fail(table, index, key, f"“{key}” phải là {typ.__name__} không rỗng")
+    def checked(table, index, entry, refs=None, known=None):
+        if not isinstance(entry, dict):
+            fail(table, index, None, f"mỗi mục [[{table}]] phải là một bảng")
+        try:
+            if refs is None:
+                check_entry(table, entry)
+            else:
+                refs(entry, known)
+        except FieldRefused as e:
+            fail(table, index, e.field if e.field in entry else None, e.vi)
 
-    check_fields("centre", None, data["centre"])
-    _check_rating(data["centre"], lambda key, what: fail("centre", None, key, what))
-    tz = data["centre"].get("timezone", "Asia/Ho_Chi_Minh")
+    checked("centre", None, data["centre"])
     try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        fail("centre", None, "timezone", f"múi giờ không tồn tại: “{tz}”")
-    if data["centre"].get("board_layout", "auto") not in BOARD_LAYOUTS:
-        fail("centre", None, "board_layout", f"“board_layout” phải là {', '.join(BOARD_LAYOUTS)}")
-    if data["centre"].get("announce_form", "digits") not in ANNOUNCE_FORMS:
-        fail("centre", None, "announce_form", "“announce_form” phải là digits hoặc number")
-    if not 0 <= data["centre"].get("announce_repeats", 1) <= 3:
-        fail("centre", None, "announce_repeats", "“announce_repeats” phải từ 0 đến 3")
-    _check_appointments(data["centre"], lambda key, what: fail("centre", None, key, what))
-    if not 60 <= data["centre"].get("target_wait_s", DEFAULT_TARGET_WAIT_S) <= 4 * 3600:
-        fail("centre", None, "target_wait_s", "“target_wait_s” phải từ 60 đến 14400 giây")
+        check_centre_rules(data["centre"])
+    except FieldRefused as e:
+        fail("centre", None, e.field, e.vi)
 
-    for table in ("services", "counters", "staff", "devices"):
+    for table, key in KEYS.items():
         entries = data.get(table, [])
         if not isinstance(entries, list):
             raise ProvisioningError(path, loc.line(table), f"“{table}” phải là [[{table}]]")
         for i, entry in enumerate(entries):
-            check_fields(table, i, entry)
+            checked(table, i, entry)
+            entry["_line"] = loc.line(table, i, key)
 
-    codes: set[str] = set()
+    known = Known(own=data["centre"]["code"])
     for i, s in enumerate(data.get("services", [])):
-        if s["code"] in codes:
+        if s["code"] in known.services:
             fail("services", i, "code", f"mã lĩnh vực “{s['code']}” bị trùng")
-        codes.add(s["code"])
-        if not re.fullmatch(r"[A-Z]{1,4}", s["prefix"]):
-            fail("services", i, "prefix", "“prefix” phải là 1-4 chữ cái in hoa không dấu")
-        if not 0 <= s.get("start", 1) <= 9999:
-            fail("services", i, "start", "“start” phải từ 0 đến 9999")
-        if not 0 <= s.get("appointments", 0) <= 100:
-            fail(
-                "services", i, "appointments", "“appointments” phải từ 0 đến 100 lượt một khung giờ"
-            )
-    numbers: set[int] = set()
+        known.services.add(s["code"])
     for i, c in enumerate(data.get("counters", [])):
-        if c["number"] in numbers or c["number"] < 1:
-            fail("counters", i, "number", f"số quầy {c['number']} bị trùng hoặc không hợp lệ")
-        numbers.add(c["number"])
-        for code in c["services"]:
-            if code not in codes:
-                fail("counters", i, "services", f"quầy {c['number']}: không có lĩnh vực “{code}”")
+        if c["number"] in known.counters:
+            fail("counters", i, "number", f"số quầy {c['number']} bị trùng")
+        checked("counters", i, c, check_counter_refs, known)
+        known.counters.add(c["number"])
     usernames: set[str] = set()
-    own = data["centre"]["code"]
     for i, st in enumerate(data.get("staff", [])):
         if st["username"] in usernames:
             fail("staff", i, "username", f"tên đăng nhập “{st['username']}” bị trùng")
         usernames.add(st["username"])
-        st["_line"] = loc.line("staff", i, "username")
-        if st["role"] not in STAFF_ROLES:
-            fail("staff", i, "role", f"“role” phải là một trong: {', '.join(STAFF_ROLES)}")
-        if st.get("home", own) != own:
-            for key in ("password", "full_name", "photo"):
-                if key in st:
-                    fail(
-                        "staff",
-                        i,
-                        key,
-                        f"cán bộ mượn từ trung tâm “{st['home']}”: “{key}” do trung tâm đó quản lý",
-                    )
-            continue
-        for key in ("password", "full_name"):
-            if key not in st:
-                fail("staff", i, None, f"[staff] thiếu khóa “{key}”")
-        if len(st["password"]) < 8:
-            fail("staff", i, "password", "mật khẩu phải có ít nhất 8 ký tự")
-        for n in st.get("counters", []):
-            if n not in numbers:
-                fail("staff", i, "counters", f"không có quầy số {n}")
+        checked("staff", i, st, check_staff_refs, known)
         if "photo" in st:
             try:
                 st["_photo"] = read_photo(Path(path).parent / st["photo"])
             except ValueError as e:
                 fail("staff", i, "photo", f"ảnh “{st['photo']}”: {e}")
-    names: set[str] = set()
     tokens: set[str] = set()
     for i, d in enumerate(data.get("devices", [])):
-        if d["name"] in names:
+        if d["name"] in known.devices:
             fail("devices", i, "name", f"tên thiết bị “{d['name']}” bị trùng")
-        names.add(d["name"])
-        if d["token"] in tokens or len(d["token"]) < 16:
-            fail(
-                "devices", i, "token", "mã thiết bị phải riêng cho từng thiết bị, ít nhất 16 ký tự"
-            )
-        tokens.add(d["token"])
-        if d["kind"] not in DEVICE_KINDS:
-            fail("devices", i, "kind", f"“kind” phải là một trong: {', '.join(DEVICE_KINDS)}")
-        if d["kind"] == "rating" and d.get("counter") not in numbers:
-            fail("devices", i, "counter", "máy đánh giá cần “counter” là một quầy có thật")
-        for n in d.get("counters", []):
-            if n not in numbers:
-                fail("devices", i, "counters", f"không có quầy số {n}")
-    kinds = {d["name"]: d["kind"] for d in data.get("devices", [])}
-    printed: set[str] = set()
+        known.devices[d["name"]] = d["kind"]
+        if "token" in d:
+            if d["token"] in tokens:
+                fail("devices", i, "token", "mã thiết bị phải riêng cho từng thiết bị")
+            tokens.add(d["token"])
     for i, d in enumerate(data.get("devices", [])):
-        if d.get("kiosks") and d["kind"] != "agent":
-            fail("devices", i, "kiosks", 'chỉ máy trạm phần cứng (kind = "agent") in cho kiosk')
-        for name in d.get("kiosks", []):
-            if kinds.get(name) != "kiosk":
-                fail("devices", i, "kiosks", f"không có kiosk “{name}” trong tệp")
-            if name in printed:
-                fail("devices", i, "kiosks", f"kiosk “{name}” đã được một máy trạm khác in")
-            printed.add(name)
-
-
-def _check_appointments(c: dict, fail) -> None:
-    try:
-        OpeningHours.parse(c.get("hours"), c.get("closed_days"))
-    except HoursError as e:
-        fail("hours" if "hours" in c else "closed_days", str(e))
-    if c.get("slot_minutes", 30) not in (10, 15, 20, 30, 60):
-        fail("slot_minutes", "“slot_minutes” phải là 10, 15, 20, 30 hoặc 60")
-    if not 1 <= c.get("booking_days", 14) <= 90:
-        fail("booking_days", "“booking_days” phải từ 1 đến 90 ngày")
-    if not 1 <= c.get("notify_ahead", 3) <= 20:
-        fail("notify_ahead", "“notify_ahead” phải từ 1 đến 20 người")
-    if not 0 <= c.get("appointment_share", 0.5) <= 0.8:
-        fail(
-            "appointment_share",
-            "“appointment_share” phải từ 0 đến 0.8 (phần còn lại cho người đến trực tiếp)",
-        )
-
-
-def _check_rating(c: dict, fail) -> None:
-    reasons = c.get("rating_reasons")
-    if reasons is not None:
-        if not 1 <= len(reasons) <= MAX_REASONS:
-            fail("rating_reasons", f"“rating_reasons” cần từ 1 đến {MAX_REASONS} lý do")
-        for r in reasons:
-            if not isinstance(r, str) or not clean_text(r):
-                fail("rating_reasons", "mỗi lý do phải là một chuỗi không rỗng")
-            if len(clean_text(r)) > REASON_MAX_LEN:
-                fail("rating_reasons", f"lý do dài quá {REASON_MAX_LEN} ký tự: “{r[:40]}…”")
-        cleaned = [clean_text(r) for r in reasons]
-        if len(set(cleaned)) != len(cleaned):
-            fail("rating_reasons", "“rating_reasons” có lý do bị trùng")
-        c["rating_reasons"] = cleaned
-    low, high = TIMEOUT_RANGE
-    if not low <= c.get("rating_timeout_s", DEFAULT_TIMEOUT_S) <= high:
-        fail("rating_timeout_s", f"“rating_timeout_s” phải từ {low} đến {high} giây")
+        checked("devices", i, d, check_device_refs, known)
+        known.printers.update((name, d["name"]) for name in d.get("kiosks", []))
 
 
 PHOTO_MAX_BYTES = 10 * 1024 * 1024
@@ -429,9 +277,58 @@ def apply(tx: Tx, data: dict) -> Summary:
 
 
 def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
+    """The file's entries, one by one through the functions the admin API calls too
+    (core/admin.py); then what the file no longer lists is retired."""
     summary = Summary()
     c = data["centre"]
-    centre_id = _upsert(
+    centre_id = apply_centre(conn, c, summary)
+
+    def each(table, fn, *args, **kw):
+        """``fn(conn, centre_id, entry, *args, summary)`` for each entry of ``table``; a
+        refusal is the file's, at the entry's line."""
+        out = {}
+        for entry in data.get(table, []):
+            try:
+                out[entry[KEYS[table]]] = fn(conn, centre_id, entry, *args, summary, **kw)
+            except FieldRefused as e:
+                raise ProvisioningError(data.get("_path", ""), entry.get("_line"), e.vi) from e
+        return out
+
+    service_ids = each("services", apply_service)
+    _deactivate(
+        conn, m.services, centre_id, m.services.c.code, set(service_ids), summary, "service"
+    )
+    counter_ids = each("counters", apply_counter, service_ids)
+    usernames = set(each("staff", apply_staff, c["code"], counter_ids, photo=True))
+    _deactivate(conn, m.staff, centre_id, m.staff.c.username, usernames, summary, "staff")
+    # Roles here of accounts the file no longer lists (lent ones included) end.
+    st_, sr = m.staff, m.staff_roles
+    gone = sa.select(st_.c.id).where(st_.c.username.not_in(usernames))
+    conn.execute(sa.delete(sr).where(sr.c.centre_id == centre_id, sr.c.staff_id.in_(gone)))
+    device_ids = each("devices", apply_device, counter_ids)
+    # Which agent prints each kiosk's tickets (none: the kiosk only shows them).
+    printer_of = {
+        k: device_ids[d["name"]] for d in data.get("devices", []) for k in d.get("kiosks", [])
+    }
+    for d in data.get("devices", []):
+        if d["kind"] == "kiosk":
+            set_printer(conn, centre_id, d["name"], printer_of.get(d["name"]), summary)
+    _deactivate(conn, m.devices, centre_id, m.devices.c.name, set(device_ids), summary, "device")
+    return summary, centre_id
+
+
+# -- one entry at a time: the file's entries and the admin API's requests -----------------
+# Each takes a checked entry (core/fields.py) and the ids of what it refers to, creates
+# or updates its rows (noting what changed in ``summary``) and returns the entry's id; a
+# refusal that needs the store (an account another centre owns) is a FieldRefused.
+LOCKED = "!"  # a password hash no password matches: the account waits for one
+LABELS = {"services": "service", "counters": "counter", "staff": "staff", "devices": "device"}
+
+
+def apply_centre(conn, c: dict, summary: Summary) -> int:
+    """The centre's settings (its ``[centre]`` table); a setting left out takes its
+    default."""
+    return _upsert(
         conn,
         m.centres,
         {"code": c["code"]},
@@ -458,171 +355,183 @@ def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
         f"centre {c['code']}",
     )
 
-    service_ids = {}
-    for s in data.get("services", []):
-        values = {
-            "name": s["name"],
-            "name_en": s.get("name_en"),
-            "agency": s["agency"],
-            "agency_en": s.get("agency_en"),
-            "prefix": s["prefix"],
-            "start": s.get("start", 1),
-            "active": s.get("active", True),
-            "slot_capacity": s.get("appointments"),
-        }
-        insert_only = {"avg_service_s": float(s.get("service_minutes", 5) * 60)}
-        service_ids[s["code"]] = _upsert(
-            conn,
-            m.services,
-            {"centre_id": centre_id, "code": s["code"]},
-            values,
-            summary,
-            f"service {s['code']}",
-            insert_only=insert_only,
-        )
-    _deactivate(
-        conn, m.services, centre_id, m.services.c.code, set(service_ids), summary, "service"
+
+def apply_service(conn, centre_id: int, s: dict, summary: Summary) -> int:
+    values = {
+        "name": s["name"],
+        "name_en": s.get("name_en"),
+        "agency": s["agency"],
+        "agency_en": s.get("agency_en"),
+        "prefix": s["prefix"],
+        "start": s.get("start", 1),
+        "active": s.get("active", True),
+        "slot_capacity": s.get("appointments"),
+    }
+    insert_only = {"avg_service_s": float(s.get("service_minutes", 5) * 60)}
+    return _upsert(
+        conn,
+        m.services,
+        {"centre_id": centre_id, "code": s["code"]},
+        values,
+        summary,
+        f"service {s['code']}",
+        insert_only=insert_only,
     )
 
-    counter_ids = {}
-    for ct in data.get("counters", []):
-        counter_ids[ct["number"]] = _upsert(
-            conn,
-            m.counters,
-            {"centre_id": centre_id, "number": ct["number"]},
-            {"name": ct.get("name") or f"Quầy {ct['number']}"},
-            summary,
-            f"counter {ct['number']}",
-        )
-        _set_links(
-            conn,
-            m.counter_services,
-            "counter_id",
-            counter_ids[ct["number"]],
-            "service_id",
-            {service_ids[code] for code in ct["services"]},
-            summary,
-            f"counter {ct['number']}",
-        )
 
-    _apply_staff(conn, data, centre_id, counter_ids, summary)
-
-    names = set()
-    device_ids = {}
-    for d in data.get("devices", []):
-        names.add(d["name"])
-        values = {
-            "kind": d["kind"],
-            "token_hash": token_hash(d["token"]),
-            "active": True,
-            "counter_id": counter_ids[d["counter"]] if d.get("counter") else None,
-        }
-        device_id = _upsert(
-            conn,
-            m.devices,
-            {"centre_id": centre_id, "name": d["name"]},
-            values,
-            summary,
-            f"device {d['name']}",
-        )
-        device_ids[d["name"]] = device_id
-        _set_links(
-            conn,
-            m.device_counters,
-            "device_id",
-            device_id,
-            "counter_id",
-            {counter_ids[n] for n in d.get("counters", [])},
-            summary,
-            f"device {d['name']}",
-        )
-    # Which agent prints each kiosk's tickets (none: the kiosk only shows them).
-    printer_of = {
-        k: device_ids[d["name"]] for d in data.get("devices", []) for k in d.get("kiosks", [])
-    }
-    for d in data.get("devices", []):
-        if d["kind"] == "kiosk":
-            _upsert(
-                conn,
-                m.devices,
-                {"centre_id": centre_id, "name": d["name"]},
-                {"printed_by": printer_of.get(d["name"])},
-                summary,
-                f"device {d['name']}",
-            )
-    _deactivate(conn, m.devices, centre_id, m.devices.c.name, names, summary, "device")
-    return summary, centre_id
+def apply_counter(conn, centre_id: int, ct: dict, service_ids: dict, summary: Summary) -> int:
+    """``service_ids``: the centre's services' ids by code."""
+    label = f"counter {ct['number']}"
+    counter_id = _upsert(
+        conn,
+        m.counters,
+        {"centre_id": centre_id, "number": ct["number"]},
+        {"name": ct.get("name") or f"Quầy {ct['number']}", "active": ct.get("active", True)},
+        summary,
+        label,
+    )
+    wanted = {service_ids[code] for code in ct["services"]}
+    _set_links(
+        conn, m.counter_services, "counter_id", counter_id, "service_id", wanted, summary, label
+    )
+    return counter_id
 
 
-def _apply_staff(conn, data: dict, centre_id: int, counter_ids: dict, summary: Summary):
-    """The centre's staff: accounts it owns (created, updated, deactivated when no longer
-    listed) and accounts lent by another centre (``home``), which get a role and counters
-    here and are otherwise left as their centre keeps them. A username that another
-    centre owns is refused unless the entry says it is lent, so two centres' files never
-    move an account between them."""
+def apply_staff(
+    conn, centre_id: int, st: dict, own: str, counter_ids: dict, summary: Summary, photo: bool
+) -> int:
+    """One of the centre's staff: an account it owns (created or updated) or one lent by
+    another centre (``home``), which gets a role and counters here and is otherwise left
+    as its centre keeps it. A username that another centre owns is refused unless the
+    entry says it is lent, so two centres never move an account between them.
+
+    Without ``password`` an account keeps its password (a new one gets none that works:
+    :data:`LOCKED`). ``photo``: the entry says the photo (``_photo``; none without it),
+    as a file does; the API leaves it as it is."""
     st_, sr = m.staff, m.staff_roles
-    own = data["centre"]["code"]
-    codes = dict(conn.execute(sa.select(m.centres.c.id, m.centres.c.code)).all())
+    existing = conn.execute(sa.select(st_).where(st_.c.username == st["username"])).first()
+    home = st.get("home", own)
+    label = f"staff {st['username']}"
 
-    def fail(entry, what):
-        raise ProvisioningError(data.get("_path", ""), entry.get("_line"), what)
+    def code_of(centre):
+        return conn.execute(sa.select(m.centres.c.code).where(m.centres.c.id == centre)).scalar()
 
-    usernames = set()
-    for st in data.get("staff", []):
-        usernames.add(st["username"])
-        existing = conn.execute(sa.select(st_).where(st_.c.username == st["username"])).first()
-        home = st.get("home", own)
-        label = f"staff {st['username']}"
-        if home != own:
-            if existing is None or codes.get(existing.centre_id) != home:
-                fail(st, f"trung tâm “{home}” không có cán bộ “{st['username']}” để cho mượn")
-            staff_id = existing.id
-        else:
-            if existing is not None and existing.centre_id != centre_id:
-                other = codes[existing.centre_id]
-                fail(
-                    st,
-                    f"tên đăng nhập “{st['username']}” đã thuộc trung tâm “{other}”: hãy đặt "
-                    f'tên khác, hoặc ghi home = "{other}" để mượn cán bộ này',
-                )
-            photo = st.get("_photo")
-            values = {
-                "centre_id": centre_id,
-                "full_name": st["full_name"],
-                "active": True,
-                "photo_digest": hashlib.sha256(photo).hexdigest()[:16] if photo else None,
-            }
+    if home != own:
+        if existing is None or code_of(existing.centre_id) != home:
+            raise FieldRefused(
+                "home",
+                f"trung tâm “{home}” không có cán bộ “{st['username']}” để cho mượn",
+                f"centre '{home}' has no staff member '{st['username']}' to lend",
+                "conflict",
+            )
+        staff_id = existing.id
+    else:
+        if existing is not None and existing.centre_id != centre_id:
+            other = code_of(existing.centre_id)
+            raise FieldRefused(
+                "username",
+                f"tên đăng nhập “{st['username']}” đã thuộc trung tâm “{other}”: hãy đặt "
+                f'tên khác, hoặc ghi home = "{other}" để mượn cán bộ này',
+                f"username '{st['username']}' belongs to centre '{other}': choose another, "
+                f'or say home = "{other}" to borrow this account',
+                "conflict",
+            )
+        values = {"centre_id": centre_id, "full_name": st["full_name"], "active": True}
+        if photo:
+            jpeg = st.get("_photo")
+            values["photo_digest"] = hashlib.sha256(jpeg).hexdigest()[:16] if jpeg else None
             if existing is None or existing.photo_digest != values["photo_digest"]:
-                values["photo"] = photo
+                values["photo"] = jpeg
+        if "password" in st:
             if existing is None or not password_matches(existing.password_hash, st["password"]):
                 values["password_hash"] = hash_password(st["password"])
-            staff_id = _upsert(conn, st_, {"username": st["username"]}, values, summary, label)
-            if existing is not None and "password_hash" in values:
-                end_sessions(conn, staff_id)  # a new password ends the old sessions
-        _upsert(
-            conn,
-            sr,
-            {"staff_id": staff_id, "centre_id": centre_id},
-            {"role": st["role"]},
-            summary,
-            label,
-            key=("staff_id", "centre_id"),
-        )
-        _set_links(
-            conn,
-            m.staff_counters,
-            "staff_id",
-            staff_id,
-            "counter_id",
-            {counter_ids[n] for n in st.get("counters", [])},
-            summary,
-            label,
-            within=sa.select(m.counters.c.id).where(m.counters.c.centre_id == centre_id),
-        )
-    _deactivate(conn, st_, centre_id, st_.c.username, usernames, summary, "staff")
-    # Roles here of accounts the file no longer lists (lent ones included) end.
-    gone = sa.select(st_.c.id).where(st_.c.username.not_in(usernames))
-    conn.execute(sa.delete(sr).where(sr.c.centre_id == centre_id, sr.c.staff_id.in_(gone)))
+        elif existing is None:
+            values["password_hash"] = LOCKED
+        staff_id = _upsert(conn, st_, {"username": st["username"]}, values, summary, label)
+        if existing is not None and "password_hash" in values:
+            end_sessions(conn, staff_id)  # a new password ends the old sessions
+    _upsert(
+        conn,
+        sr,
+        {"staff_id": staff_id, "centre_id": centre_id},
+        {"role": st["role"]},
+        summary,
+        label,
+        key=("staff_id", "centre_id"),
+    )
+    _set_links(
+        conn,
+        m.staff_counters,
+        "staff_id",
+        staff_id,
+        "counter_id",
+        {counter_ids[n] for n in st.get("counters", [])},
+        summary,
+        label,
+        within=sa.select(m.counters.c.id).where(m.counters.c.centre_id == centre_id),
+    )
+    return staff_id
+
+
+def apply_device(conn, centre_id: int, d: dict, counter_ids: dict, summary: Summary) -> int:
+    """A device and the counters it is bound to (which agent prints a kiosk's tickets is
+    :func:`set_printer`'s). Without ``token`` a device keeps its token; a new one, or one
+    retired before, gets one nobody knows (the admin API issues one), so a revoked token
+    never comes back."""
+    d_ = m.devices
+    existing = conn.execute(
+        sa.select(d_).where(d_.c.centre_id == centre_id, d_.c.name == d["name"])
+    ).first()
+    values = {
+        "kind": d["kind"],
+        "active": True,
+        "counter_id": counter_ids[d["counter"]] if d.get("counter") else None,
+    }
+    if "token" in d:
+        values["token_hash"] = token_hash(d["token"])
+        holder = conn.execute(
+            sa.select(d_.c.centre_id, d_.c.name).where(d_.c.token_hash == values["token_hash"])
+        ).first()
+        if holder is not None and (holder.centre_id, holder.name) != (centre_id, d["name"]):
+            raise FieldRefused(
+                "token",
+                "mã thiết bị này đã được dùng cho một thiết bị khác",
+                "this token is already another device's",
+                "conflict",
+            )
+    elif existing is None or not existing.active:
+        values["token_hash"] = token_hash(secrets.token_urlsafe(32))
+    device_id = _upsert(
+        conn,
+        d_,
+        {"centre_id": centre_id, "name": d["name"]},
+        values,
+        summary,
+        f"device {d['name']}",
+    )
+    _set_links(
+        conn,
+        m.device_counters,
+        "device_id",
+        device_id,
+        "counter_id",
+        {counter_ids[n] for n in d.get("counters", [])},
+        summary,
+        f"device {d['name']}",
+    )
+    return device_id
+
+
+def set_printer(conn, centre_id: int, kiosk: str, agent_id: int | None, summary: Summary):
+    """Which agent prints kiosk ``kiosk``'s tickets (None: the kiosk only shows them)."""
+    _upsert(
+        conn,
+        m.devices,
+        {"centre_id": centre_id, "name": kiosk},
+        {"printed_by": agent_id},
+        summary,
+        f"device {kiosk}",
+    )
 
 
 def _upsert(
@@ -691,7 +600,190 @@ def _deactivate(conn, table, centre_id: int, key_col, keep: set, summary: Summar
         )
     ).all()
     for row in rows:
-        conn.execute(sa.update(table).where(table.c.id == row.id).values(active=False))
-        if table is m.staff:
-            end_sessions(conn, row.id)
-        summary.deactivated.append(f"{label} {row[1]}")
+        retire(conn, table, row.id, summary, f"{label} {row[1]}")
+
+
+def retire(conn, table, row_id: int, summary: Summary, label: str) -> None:
+    """Mark a service, counter, account or device inactive (its history stays); an
+    account's sessions end."""
+    conn.execute(sa.update(table).where(table.c.id == row_id).values(active=False))
+    if table is m.staff:
+        end_sessions(conn, row_id)
+    summary.deactivated.append(label)
+
+
+# -- the centre as a provisioning file ----------------------------------------------------
+def export(conn, centre_id: int) -> dict:
+    """The centre's configuration as a provisioning file says it, without passwords,
+    tokens and photos (see :func:`to_toml`); ``provision`` accepts it back."""
+    return {
+        "centre": centre_entry(conn, centre_id),
+        **{t: entries(conn, centre_id, t) for t in EXPORTED},
+    }
+
+
+def centre_entry(conn, centre_id: int) -> dict:
+    """The centre's ``[centre]`` table as a file writes it (``hours`` last: a subtable)."""
+    c = conn.execute(sa.select(m.centres).where(m.centres.c.id == centre_id)).one()
+    centre = {"code": c.code, "name": c.name}
+    optional = {
+        "name_en": c.name_en,
+        "timezone": c.timezone,
+        "ticket_footer": c.ticket_footer,
+        "notice": c.notice,
+        "rating_reasons": c.rating_reasons,
+        "rating_timeout_s": c.rating_timeout_s,
+        "board_layout": c.board_layout,
+        "announce_form": c.announce_form,
+        "announce_repeats": c.announce_repeats,
+        "closed_days": c.closed_days,
+        "slot_minutes": c.slot_minutes,
+        "booking_days": c.booking_days,
+        "appointment_share": c.appointment_share,
+        "notify_ahead": c.notify_ahead,
+        "target_wait_s": c.target_wait_s,
+        "hours": c.opening_hours,
+    }
+    centre.update({k: v for k, v in optional.items() if v is not None})
+    return centre
+
+
+def entries(conn, centre_id: int, table: str, key=None) -> list[dict]:
+    """The centre's entries of ``table`` as a provisioning file writes them (only the one
+    whose code, number, username or name is ``key``, when given): what the export lists
+    and what the audit log keeps before and after a change."""
+    return EXPORTED[table](conn, centre_id, key)
+
+
+def _services(conn, centre_id, key):
+    s = m.services
+    query = sa.select(s).where(s.c.centre_id == centre_id).order_by(s.c.id)
+    out = []
+    for r in conn.execute(query if key is None else query.where(s.c.code == key)):
+        e = {"code": r.code, "name": r.name, "name_en": r.name_en, "agency": r.agency}
+        e.update(agency_en=r.agency_en, prefix=r.prefix, start=r.start)
+        e["service_minutes"] = min(480, max(1, round(r.avg_service_s / 60)))
+        e["appointments"] = r.slot_capacity
+        if not r.active:
+            e["active"] = False
+        out.append({k: v for k, v in e.items() if v is not None})
+    return out
+
+
+def _counters(conn, centre_id, key):
+    c, cs, s = m.counters, m.counter_services, m.services
+    query = sa.select(c).where(c.c.centre_id == centre_id).order_by(c.c.number)
+    out = []
+    for r in conn.execute(query if key is None else query.where(c.c.number == key)):
+        codes = conn.execute(
+            sa.select(s.c.code)
+            .join(cs, cs.c.service_id == s.c.id)
+            .where(cs.c.counter_id == r.id)
+            .order_by(s.c.id)
+        ).scalars()
+        e = {"number": r.number, "name": r.name, "services": list(codes)}
+        if not r.active:
+            e["active"] = False
+        out.append(e)
+    return out
+
+
+def _numbers(conn, link, owner_col: str, owner_id: int, centre_id: int) -> list[int]:
+    c = m.counters
+    return list(
+        conn.execute(
+            sa.select(c.c.number)
+            .join(link, link.c.counter_id == c.c.id)
+            .where(link.c[owner_col] == owner_id, c.c.centre_id == centre_id)
+            .order_by(c.c.number)
+        ).scalars()
+    )
+
+
+def _staff(conn, centre_id, key):
+    st, sr, c = m.staff, m.staff_roles, m.centres
+    query = (
+        sa.select(st, sr.c.role, c.c.code.label("home"))
+        .join(sr, sr.c.staff_id == st.c.id)
+        .join(c, c.c.id == st.c.centre_id)
+        .where(sr.c.centre_id == centre_id)
+        .where(sa.or_(st.c.centre_id != centre_id, st.c.active.is_(True)))
+        .order_by(st.c.id)
+    )
+    out = []
+    for r in conn.execute(query if key is None else query.where(st.c.username == key)):
+        e = {"username": r.username}
+        if r.centre_id == centre_id:
+            e["full_name"] = r.full_name
+        else:
+            e["home"] = r.home
+        e["role"] = r.role
+        numbers = _numbers(conn, m.staff_counters, "staff_id", r.id, centre_id)
+        if numbers:
+            e["counters"] = numbers
+        out.append(e)
+    return out
+
+
+def _devices(conn, centre_id, key):
+    d, c = m.devices, m.counters
+    query = (
+        sa.select(d, c.c.number)
+        .outerjoin(c, c.c.id == d.c.counter_id)
+        .where(d.c.centre_id == centre_id, d.c.active.is_(True))
+        .order_by(d.c.id)
+    )
+    out = []
+    for r in conn.execute(query if key is None else query.where(d.c.name == key)):
+        e = {"name": r.name, "kind": r.kind}
+        if r.number is not None:
+            e["counter"] = r.number
+        numbers = _numbers(conn, m.device_counters, "device_id", r.id, centre_id)
+        if numbers:
+            e["counters"] = numbers
+        if r.kind == "agent":
+            printed = sa.select(d.c.name).where(d.c.printed_by == r.id, d.c.active.is_(True))
+            kiosks = list(conn.execute(printed.order_by(d.c.id)).scalars())
+            if kiosks:
+                e["kiosks"] = kiosks
+        out.append(e)
+    return out
+
+
+EXPORTED = {"services": _services, "counters": _counters, "staff": _staff, "devices": _devices}
+
+EXPORT_HEADER = """\
+# The centre's configuration, exported from motcua (docs/admin.md). `provision` accepts it
+# back. It holds no passwords, tokens or photos: applied to this server, accounts and
+# devices keep theirs; applied to a new one, an account has no password that works and a
+# device no token until an admin sets them (PUT /api/v1/admin/staff/…, …/devices/…).
+# A staff photo is not exported: an entry without `photo` removes it, so add the line
+# `photo = "…"` back before applying this file where photos matter."""
+
+
+def to_toml(data: dict) -> str:
+    """A provisioning file's text for ``data`` (strings, numbers, booleans, lists of them,
+    and the centre's ``hours`` table): JSON's string escapes are TOML's."""
+
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v, ensure_ascii=False)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        raise TypeError(f"no TOML for {v!r}")
+
+    def table(entry: dict) -> list[str]:
+        return [f"{k} = {value(v)}" for k, v in entry.items() if not isinstance(v, dict)]
+
+    lines = [EXPORT_HEADER, "", "[centre]", *table(data["centre"])]
+    for name, sub in data["centre"].items():
+        if isinstance(sub, dict):
+            lines += ["", f"[centre.{name}]", *table(sub)]
+    for name in EXPORTED:
+        for entry in data.get(name, []):
+            lines += ["", f"[[{name}]]", *table(entry)]
+    return "\n".join(lines) + "\n"

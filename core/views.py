@@ -198,7 +198,13 @@ def staff_centre(conn: Connection, principal: Principal, centre_id: int) -> dict
     the other centres the account works for."""
     ctr = centre(conn, centre_id)
     allowed = set(auth.staff_counter_ids(conn, principal.staff_id, centre_id))
-    rows = list(conn.execute(sa.select(_c).where(_c.c.centre_id == ctr.id).order_by(_c.c.number)))
+    rows = list(
+        conn.execute(
+            sa.select(_c)
+            .where(_c.c.centre_id == ctr.id, _c.c.active.is_(True))
+            .order_by(_c.c.number)
+        )
+    )
     codes: dict[int, list[str]] = {}
     cs = m.counter_services
     for counter_id, code in conn.execute(
@@ -397,7 +403,7 @@ def display_snapshot(conn: Connection, centre_id: int, counter_ids=None) -> dict
     counters = list(
         conn.execute(
             sa.select(_c)
-            .where(_c.c.centre_id == centre_id)
+            .where(_c.c.centre_id == centre_id, _c.c.active.is_(True))
             .where(_c.c.id.in_(counter_ids) if counter_ids else sa.true())
             .order_by(_c.c.number)
         )
@@ -704,7 +710,11 @@ def monitor_snapshot(conn: Connection, centre_id: int, presence_s: float = PRESE
     summaries = estimates.summaries(conn, rows, day)
     target = estimates.target_wait_s(ctr)
     counters = list(
-        conn.execute(sa.select(_c).where(_c.c.centre_id == centre_id).order_by(_c.c.number))
+        conn.execute(
+            sa.select(_c)
+            .where(_c.c.centre_id == centre_id, _c.c.active.is_(True))
+            .order_by(_c.c.number)
+        )
     )
     cs = m.counter_services
     codes: dict[int, list[str]] = {}

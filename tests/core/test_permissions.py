@@ -181,14 +181,27 @@ def test_a_lent_entry_may_not_set_what_its_home_centre_owns(tmp_path):
     assert "“password” do trung tâm đó quản lý" in refused.value.what
 
 
-def test_an_entry_that_owns_its_account_needs_a_password(tmp_path):
-    from core.provisioning import load
+def test_an_entry_without_a_password_keeps_the_accounts_or_waits_for_one(store, tmp_path):
+    """As the admin API's export writes them (issue 18): an account keeps its password;
+    a new one has none that works until an admin sets one."""
+    from core.provisioning import LOCKED
 
     text = T2.replace('password = "quanly2-secret"\n', "")
+    text += '\n[[staff]]\nusername = "moi"\nfull_name = "Người mới"\nrole = "clerk"\n'
     (tmp_path / "t2.toml").write_text(text, encoding="utf-8")
-    with pytest.raises(ProvisioningError) as refused:
-        load(tmp_path / "t2.toml")
-    assert "thiếu khóa “password”" in refused.value.what
+    provision(store, tmp_path / "t2.toml")
+    st = m.staff
+    hashes = dict(
+        store.read(
+            lambda conn: conn.execute(
+                sa.select(st.c.username, st.c.password_hash).where(
+                    st.c.username.in_(["quanly2", "moi"])
+                )
+            ).all()
+        )
+    )
+    assert auth.password_matches(hashes["quanly2"], "quanly2-secret")
+    assert hashes["moi"] == LOCKED and not auth.password_matches(LOCKED, "")
 
 
 # -- every HTTP endpoint, with every role and with none ---------------------------------

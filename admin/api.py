@@ -1,0 +1,135 @@
+"""The admin API (docs/admin.md): a provisioning file's entries one at a time, for staff
+holding ``config.manage`` in the centre (its admins, and the installation's admins in
+every centre; ``?centre=CODE`` picks one). ``PUT`` creates or replaces an entry,
+``DELETE`` retires it, ``GET /api/v1/admin/export`` gives the whole centre as a file.
+
+The rules are core/admin.py's; this module reads the request and writes the answer.
+"""
+
+from __future__ import annotations
+
+from flask import Response, current_app, jsonify, make_response, request
+
+from core import admin
+from core.fields import FieldRefused
+from gateway.api import staff_endpoint
+
+from . import bp
+
+PERMISSION = "config.manage"
+
+
+def _ctx():
+    return current_app.extensions["motcua"]
+
+
+def _write(principal, centre_id: int, fn) -> dict:
+    return _ctx().store.write(
+        fn, centre_id=centre_id, actor=f"staff:{principal.staff_id}", urgent=True
+    )
+
+
+def _put(principal, centre_id: int, table: str, key):
+    body = request.get_json(silent=True)
+    answer = _write(
+        principal, centre_id, lambda tx: admin.put(tx, principal, centre_id, table, key, body)
+    )
+    response = make_response(jsonify(answer), 201 if answer["created"] else 200)
+    response.headers["Cache-Control"] = "no-store"  # a generated password or token
+    return response
+
+
+def _delete(principal, centre_id: int, table: str, key):
+    return _write(
+        principal, centre_id, lambda tx: admin.retire(tx, principal, centre_id, table, key)
+    )
+
+
+def _number(text: str) -> int:
+    """A counter's number from the address."""
+    if not text.isdigit() or len(text) > 4:
+        raise FieldRefused(
+            "number", "“number” phải là một số nguyên", "'number' must be a whole number"
+        )
+    return int(text)
+
+
+@bp.put("/api/v1/admin/centre")
+@staff_endpoint(PERMISSION)
+def put_centre(principal, centre_id):
+    """Replace the centre's settings (the fields of the file's ``[centre]`` table)."""
+    body = request.get_json(silent=True)
+    return _write(principal, centre_id, lambda tx: admin.put_centre(tx, principal, centre_id, body))
+
+
+@bp.put("/api/v1/admin/services/<code>")
+@staff_endpoint(PERMISSION)
+def put_service(principal, centre_id, code):
+    """Create or replace a service (the fields of a ``[[services]]`` entry)."""
+    return _put(principal, centre_id, "services", code)
+
+
+@bp.delete("/api/v1/admin/services/<code>")
+@staff_endpoint(PERMISSION)
+def delete_service(principal, centre_id, code):
+    """Retire a service: kiosks stop offering it; its tickets and reports stay."""
+    return _delete(principal, centre_id, "services", code)
+
+
+@bp.put("/api/v1/admin/counters/<number>")
+@staff_endpoint(PERMISSION)
+def put_counter(principal, centre_id, number):
+    return _put(principal, centre_id, "counters", _number(number))
+
+
+@bp.delete("/api/v1/admin/counters/<number>")
+@staff_endpoint(PERMISSION)
+def delete_counter(principal, centre_id, number):
+    """Retire a closed counter: no longer shown or opened; its history stays."""
+    return _delete(principal, centre_id, "counters", _number(number))
+
+
+@bp.put("/api/v1/admin/staff/<username>")
+@staff_endpoint(PERMISSION)
+def put_staff(principal, centre_id, username):
+    """Create or replace an account's entry; a new account without a password gets one,
+    shown in this answer only."""
+    return _put(principal, centre_id, "staff", username)
+
+
+@bp.delete("/api/v1/admin/staff/<username>")
+@staff_endpoint(PERMISSION)
+def delete_staff(principal, centre_id, username):
+    """Deactivate an account the centre owns (its sessions end), or end the role here of
+    one lent by another centre."""
+    return _delete(principal, centre_id, "staff", username)
+
+
+@bp.put("/api/v1/admin/devices/<name>")
+@staff_endpoint(PERMISSION)
+def put_device(principal, centre_id, name):
+    """Create or replace a device; a new one without a token gets one, shown in this
+    answer only."""
+    return _put(principal, centre_id, "devices", name)
+
+
+@bp.delete("/api/v1/admin/devices/<name>")
+@staff_endpoint(PERMISSION)
+def delete_device(principal, centre_id, name):
+    """Revoke a device: its token stops working."""
+    return _delete(principal, centre_id, "devices", name)
+
+
+@bp.get("/api/v1/admin/export")
+@staff_endpoint(PERMISSION)
+def export(principal, centre_id):
+    """The centre's configuration as a provisioning file (no passwords, tokens, photos)."""
+    code, text = _ctx().store.read(lambda conn: admin.export(conn, centre_id))
+    return Response(
+        text,
+        content_type="application/toml; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="motcua-{code}.toml"',
+            "Cache-Control": "private, no-store",
+        },
+    )

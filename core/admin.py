@@ -1,0 +1,286 @@
+"""One entry of a centre's configuration at a time (the admin API, admin/api.py).
+
+An entry is what a provisioning file's ``[[services]]``, ``[[counters]]``, ``[[staff]]``
+or ``[[devices]]`` entry says. It is checked with core/fields.py (the file's checks and
+words), written with core/provisioning.py's per-entry functions (the file's code), in
+the caller's transaction; each change is audited (who, the entry before and after,
+without secrets) and recorded as a ``configured`` change, so the centre's devices take
+new snapshots as they do after ``provision``. A refusal raises before anything is
+written, and the store undoes the operation whatever it had done.
+
+``PUT`` replaces the entry: a field left out takes the file's default, except the
+secrets (an account keeps its password, a device its token) and a staff photo (kept).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import sqlalchemy as sa
+
+from . import models as m
+from . import provisioning as p
+from .errors import QueueError
+from .fields import (
+    KEYS,
+    FieldRefused,
+    Known,
+    check_centre_rules,
+    check_counter_refs,
+    check_device_refs,
+    check_entry,
+    check_staff_refs,
+)
+from .permissions import STAFF_ROLES, Principal
+from .roles import CONFIGURED, change_record
+from .store import Tx
+
+# table -> (its rows, their key column (fields.KEYS), what one is called (vi, en))
+TABLES = {
+    "services": (m.services, m.services.c.code, ("lĩnh vực", "service")),
+    "counters": (m.counters, m.counters.c.number, ("quầy", "counter")),
+    "staff": (m.staff, m.staff.c.username, ("cán bộ", "staff member")),
+    "devices": (m.devices, m.devices.c.name, ("thiết bị", "device")),
+}
+EVERYWHERE = ("quản lý tài khoản quản trị toàn hệ thống", "manage installation-wide admins")
+
+
+def put(tx: Tx, principal: Principal, centre_id: int, table: str, key, body) -> dict:
+    """Create or update the entry of ``table`` whose key is ``key`` (from the address)
+    with ``body``'s fields. The answer: the entry as the export writes it, whether it was
+    created, what changed, and a generated password or token (the only time it is shown)."""
+    conn = tx.conn
+    key_field = KEYS[table]
+    rows, key_col, _what = TABLES[table]
+    if not isinstance(body, dict):
+        raise QueueError("bad_request", "bad_payload")
+    entry = dict(body)
+    if key_field in entry and entry[key_field] != key:
+        raise FieldRefused(
+            key_field,
+            f"“{key_field}” phải giống trong địa chỉ ({key})",
+            f"'{key_field}' must be the address's ({key})",
+        )
+    entry[key_field] = key
+    if table == "staff" and "photo" in entry:
+        raise FieldRefused(
+            "photo",
+            "ảnh của cán bộ chưa đặt được qua API này: hãy dùng tệp cấu hình",
+            "a staff photo cannot be set through this API yet: use the provisioning file",
+        )
+    check_entry(table, entry)
+    known = _known(conn, centre_id)
+    shown: dict = {}
+    summary = p.Summary()
+    before = p.entries(conn, centre_id, table, key)
+    if table == "services":
+        p.apply_service(conn, centre_id, entry, summary)
+    elif table == "counters":
+        check_counter_refs(entry, known)
+        if entry.get("active") is False:
+            _closed(conn, centre_id, key)
+        p.apply_counter(conn, centre_id, entry, _ids(conn, centre_id, "services"), summary)
+    elif table == "staff":
+        check_staff_refs(entry, known)
+        _may_touch(conn, principal, key, entry["role"])
+        if entry.get("home", known.own) == known.own and "password" not in entry:
+            exists = conn.execute(sa.select(rows.c.id).where(key_col == key)).first()
+            if exists is None:
+                entry["password"] = shown["password"] = secrets.token_urlsafe(9)
+        p.apply_staff(
+            conn, centre_id, entry, known.own, _ids(conn, centre_id, "counters"), summary, False
+        )
+    else:
+        check_device_refs(entry, known)
+        if "token" not in entry:
+            row = _row(conn, centre_id, table, key)
+            if row is None or not row.active:
+                entry["token"] = shown["token"] = secrets.token_urlsafe(24)
+        counter_ids = _ids(conn, centre_id, "counters")
+        device_id = p.apply_device(conn, centre_id, entry, counter_ids, summary)
+        _set_printed(conn, centre_id, device_id, entry.get("kiosks", []), summary)
+    after = p.entries(conn, centre_id, table, key)
+    _record(tx, principal, centre_id, table, key, "put", before, after, summary)
+    return {
+        "ok": True,
+        "created": not before,
+        "changes": summary.lines() if summary.changed else [],
+        "entry": after[0],
+        **shown,
+    }
+
+
+def put_centre(tx: Tx, principal: Principal, centre_id: int, body) -> dict:
+    """Replace the centre's settings (a ``[centre]`` table: a setting left out takes its
+    default). Its code is its key and stays."""
+    conn = tx.conn
+    if not isinstance(body, dict):
+        raise QueueError("bad_request", "bad_payload")
+    entry = dict(body)
+    before = p.centre_entry(conn, centre_id)
+    code = before["code"]
+    if entry.get("code", code) != code:
+        raise FieldRefused(
+            "code",
+            f"“code” là mã của trung tâm ({code}), không đổi được",
+            f"'code' is the centre's ({code}) and cannot change",
+        )
+    entry["code"] = code
+    check_entry("centre", entry)
+    check_centre_rules(entry)
+    summary = p.Summary()
+    p.apply_centre(conn, entry, summary)
+    after = p.centre_entry(conn, centre_id)
+    _record(tx, principal, centre_id, "centre", code, "put", [before], [after], summary)
+    return {"ok": True, "changes": summary.lines() if summary.changed else [], "entry": after}
+
+
+def retire(tx: Tx, principal: Principal, centre_id: int, table: str, key) -> dict:
+    """Retire an entry: a service, counter or device becomes inactive (its history and
+    reports stay; a device's token stops working); an account this centre owns is
+    deactivated and its sessions end; an account lent by another centre loses its role
+    and counters here. Retiring what is retired already changes nothing."""
+    conn = tx.conn
+    rows, _key_col, what = TABLES[table]
+    row = _row(conn, centre_id, table, key)
+    if row is None:
+        raise QueueError("not_found", "unknown_entry", what=what, name=str(key)[:64])
+    summary = p.Summary()
+    before = p.entries(conn, centre_id, table, key)
+    label = f"{p.LABELS[table]} {key}"
+    if table == "staff":
+        if row.id == principal.staff_id:
+            raise QueueError("conflict", "retire_self")
+        role = conn.execute(
+            sa.select(m.staff_roles.c.role).where(
+                m.staff_roles.c.staff_id == row.id, m.staff_roles.c.centre_id == centre_id
+            )
+        ).scalar()
+        _may_touch(conn, principal, key, role)
+        here = sa.select(m.counters.c.id).where(m.counters.c.centre_id == centre_id)
+        sc, sr = m.staff_counters, m.staff_roles
+        conn.execute(sc.delete().where(sc.c.staff_id == row.id, sc.c.counter_id.in_(here)))
+        if role is not None:
+            conn.execute(sr.delete().where(sr.c.staff_id == row.id, sr.c.centre_id == centre_id))
+            summary.updated.append(f"{label} (role)")
+        if row.centre_id == centre_id and row.active:
+            p.retire(conn, rows, row.id, summary, label)
+    elif row.active:
+        if table == "counters":
+            _closed(conn, centre_id, key)
+        if table == "devices":  # nothing printed by it, nor for it
+            _set_printed(conn, centre_id, row.id, [], summary)
+            if row.printed_by is not None:
+                p.set_printer(conn, centre_id, row.name, None, summary)
+        p.retire(conn, rows, row.id, summary, label)
+    _record(tx, principal, centre_id, table, key, "delete", before, [], summary)
+    return {"ok": True, "changes": summary.lines() if summary.changed else []}
+
+
+def export(conn, centre_id: int) -> tuple[str, str]:
+    """The centre's code and its configuration as a provisioning file's text."""
+    data = p.export(conn, centre_id)
+    return data["centre"]["code"], p.to_toml(data)
+
+
+# -- helpers ------------------------------------------------------------------------------
+def _row(conn, centre_id: int, table: str, key):
+    """The entry's row: a service, counter or device of the centre; an account this centre
+    owns or one holding a role here."""
+    rows, key_col, _w = TABLES[table]
+    if table != "staff":
+        mine = sa.select(rows).where(rows.c.centre_id == centre_id, key_col == key)
+        return conn.execute(mine).first()
+    sr = m.staff_roles
+    held = sa.select(sr.c.staff_id).where(sr.c.centre_id == centre_id)
+    return conn.execute(
+        sa.select(rows).where(
+            key_col == key, sa.or_(rows.c.centre_id == centre_id, rows.c.id.in_(held))
+        )
+    ).first()
+
+
+def _ids(conn, centre_id: int, table: str) -> dict:
+    """The centre's services' ids by code, or its active counters' ids by number."""
+    rows, key_col, _w = TABLES[table]
+    query = sa.select(key_col, rows.c.id).where(rows.c.centre_id == centre_id)
+    if table == "counters":
+        query = query.where(rows.c.active.is_(True))
+    return dict(conn.execute(query).all())
+
+
+def _known(conn, centre_id: int) -> Known:
+    d = m.devices
+    own = conn.execute(sa.select(m.centres.c.code).where(m.centres.c.id == centre_id)).scalar()
+    devices = conn.execute(
+        sa.select(d.c.id, d.c.name, d.c.kind, d.c.printed_by).where(
+            d.c.centre_id == centre_id, d.c.active.is_(True)
+        )
+    ).all()
+    names = {r.id: r.name for r in devices}
+    return Known(
+        own=own,
+        services=set(_ids(conn, centre_id, "services")),
+        counters=set(_ids(conn, centre_id, "counters")),
+        devices={r.name: r.kind for r in devices},
+        printers={r.name: names[r.printed_by] for r in devices if r.printed_by in names},
+    )
+
+
+def _closed(conn, centre_id: int, number: int) -> None:
+    """A counter is retired only when closed: a clerk at it closes it first."""
+    c = m.counters
+    status = conn.execute(
+        sa.select(c.c.status).where(c.c.centre_id == centre_id, c.c.number == number)
+    ).scalar()
+    if status not in (None, "closed"):
+        raise QueueError("conflict", "retire_open_counter", number=number)
+
+
+def _set_printed(conn, centre_id: int, agent_id: int, kiosks: list, summary) -> None:
+    """Make ``kiosks`` exactly the kiosks this agent prints for."""
+    d = m.devices
+    printed = conn.execute(
+        sa.select(d.c.name).where(d.c.centre_id == centre_id, d.c.printed_by == agent_id)
+    ).scalars()
+    for name in set(printed) - set(kiosks):
+        p.set_printer(conn, centre_id, name, None, summary)
+    for name in kiosks:
+        p.set_printer(conn, centre_id, name, agent_id, summary)
+
+
+def _may_touch(conn, principal: Principal, username: str, role: str | None) -> None:
+    """Only an installation-wide admin grants an installation-wide role, or changes an
+    account that holds one (a centre's admin would otherwise take the province's)."""
+    if principal.everywhere is not None:
+        return
+    sr, st = m.staff_roles, m.staff
+    held = conn.execute(
+        sa.select(sr.c.role).join(st, st.c.id == sr.c.staff_id).where(st.c.username == username)
+    ).scalars()
+    if any(STAFF_ROLES[r].everywhere for r in [role, *held] if r in STAFF_ROLES):
+        raise QueueError("forbidden", "permission_denied", what=EVERYWHERE)
+
+
+def _record(tx: Tx, principal, centre_id, table, key, op, before, after, summary) -> None:
+    """Audit the change (who, the entry before and after) and tell the centre's devices;
+    the centre no longer matches the last file applied to it, which applies in full again."""
+    if not summary.changed:
+        return
+    tx.change(
+        centre_id,
+        CONFIGURED,
+        f"staff:{principal.staff_id}",
+        change=change_record(CONFIGURED),
+        details={
+            "by": principal.username,
+            "entity": table,
+            "key": key,
+            "op": op,
+            "before": before[0] if before else None,
+            "after": after[0] if after else None,
+            "summary": summary.lines(),
+        },
+    )
+    c = m.centres
+    tx.conn.execute(c.update().where(c.c.id == centre_id).values(provisioned_digest=None))
