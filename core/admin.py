@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from . import models as m
 from . import provisioning as p
+from .auth import hash_password
 from .errors import QueueError
 from .fields import (
     KEYS,
@@ -45,10 +46,20 @@ TABLES = {
 EVERYWHERE = ("quản lý tài khoản quản trị toàn hệ thống", "manage installation-wide admins")
 
 
-def put(tx: Tx, principal: Principal, centre_id: int, table: str, key, body) -> dict:
+def put(
+    tx: Tx,
+    principal: Principal,
+    centre_id: int,
+    table: str,
+    key,
+    body,
+    password: tuple[str, str] | None = None,
+) -> dict:
     """Create or update the entry of ``table`` whose key is ``key`` (from the address)
     with ``body``'s fields. The answer: the entry as the export writes it, whether it was
-    created, what changed, and a generated password or token (the only time it is shown)."""
+    created, what changed, and a generated password or token (the only time it is shown).
+    ``password``: for staff, ``(password, its hash)``, hashed before the transaction (it
+    is slow): the body's password, or one to give a new account that comes without."""
     conn = tx.conn
     key_field = KEYS[table]
     rows, key_col, _what = TABLES[table]
@@ -86,7 +97,10 @@ def put(tx: Tx, principal: Principal, centre_id: int, table: str, key, body) -> 
         if entry.get("home", known.own) == known.own and "password" not in entry:
             exists = conn.execute(sa.select(rows.c.id).where(key_col == key)).first()
             if exists is None:
-                entry["password"] = shown["password"] = secrets.token_urlsafe(9)
+                given = password or new_password()
+                entry["password"] = shown["password"] = given[0]
+        if password is not None and entry.get("password") == password[0]:
+            entry["_password_hash"] = password[1]
         p.apply_staff(
             conn, centre_id, entry, known.own, _ids(conn, centre_id, "counters"), summary, False
         )
@@ -108,6 +122,12 @@ def put(tx: Tx, principal: Principal, centre_id: int, table: str, key, body) -> 
         "entry": after[0],
         **shown,
     }
+
+
+def new_password() -> tuple[str, str]:
+    """A password for a new account that comes without one (shown once), and its hash."""
+    password = secrets.token_urlsafe(9)
+    return password, hash_password(password)
 
 
 def put_centre(tx: Tx, principal: Principal, centre_id: int, body) -> dict:

@@ -406,7 +406,9 @@ def apply_staff(
     entry says it is lent, so two centres never move an account between them.
 
     Without ``password`` an account keeps its password (a new one gets none that works:
-    :data:`LOCKED`). ``photo``: the entry says the photo (``_photo``; none without it),
+    :data:`LOCKED`). ``_password_hash``, when given, is ``password`` already hashed: it
+    is set as it is (a password given through the API is a new one, its sessions end).
+    ``photo``: the entry says the photo (``_photo``; none without it),
     as a file does; the API leaves it as it is."""
     st_, sr = m.staff, m.staff_roles
     existing = conn.execute(sa.select(st_).where(st_.c.username == st["username"])).first()
@@ -442,7 +444,9 @@ def apply_staff(
             values["photo_digest"] = hashlib.sha256(jpeg).hexdigest()[:16] if jpeg else None
             if existing is None or existing.photo_digest != values["photo_digest"]:
                 values["photo"] = jpeg
-        if "password" in st:
+        if "_password_hash" in st:  # hashed before the transaction (the admin API)
+            values["password_hash"] = st["_password_hash"]
+        elif "password" in st:
             if existing is None or not password_matches(existing.password_hash, st["password"]):
                 values["password_hash"] = hash_password(st["password"])
         elif existing is None:
