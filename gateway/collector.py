@@ -152,14 +152,13 @@ class PauseRecorder:
     def collect_all(self) -> int:
         """Unfreeze, collect everything and freeze again (SIGUSR2, for measurements):
         what it frees is the cyclic garbage kept frozen since the previous one."""
-        t0, now = perf_counter(), time.time()
+        now = time.time()
         self.deliberate = True
         try:
-            gc.unfreeze()
-            n = gc.collect()
+            n, ms = collect_everything()
         finally:
             self.deliberate = False
-        self.fulls.append((now, n, 1000 * (perf_counter() - t0), now - self._last_full))
+        self.fulls.append((now, n, ms, now - self._last_full))
         self._last_full = now
         freeze(self, "after a full collection asked for")
         return n
@@ -188,6 +187,15 @@ class PauseRecorder:
     def _unwritten(self):
         pauses, self.pauses = self.pauses, deque(maxlen=KEPT_PAUSES)
         return pauses
+
+
+def collect_everything() -> tuple[int, float]:
+    """Unfreeze and collect every generation: (objects freed, ms). The caller freezes
+    what is left alive again."""
+    t0 = perf_counter()
+    gc.unfreeze()
+    collected = gc.collect()
+    return collected, 1000 * (perf_counter() - t0)
 
 
 def freeze(recorder: PauseRecorder | None = None, why: str = "", quiet: bool = False) -> int:
@@ -307,15 +315,13 @@ class Freezer:
         return True
 
     def _collect_all(self, n: int, why: str) -> None:
-        t0 = perf_counter()
-        gc.unfreeze()
-        collected = gc.collect()
+        collected, ms = collect_everything()
         log.warning(
             "full collection (%s; %d connections open): %d objects freed in %.1f ms",
             why,
             n,
             collected,
-            1000 * (perf_counter() - t0),
+            ms,
         )
         self.departed, self.base = 0, max(1, n)
         self._freeze(n, f"after a full collection ({why})")
