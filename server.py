@@ -224,10 +224,11 @@ def create_app(overrides: dict | None = None):
             doors.append(door)
         pages.update(bundle.pages)
     app.extensions["motcua.pages"] = pages
-    # Clerks' sockets closed when their session ends (gateway/sessions.py).
-    app.extensions["motcua.sessions"] = sessions.SessionWatch(
-        socketio, store, doors, float(config["SESSION_CHECK_S"])
-    )
+    # Sockets closed when their credential ends (gateway/sessions.py): a logout, an ended
+    # or expired session, a revoked device; at once in every process after such a change.
+    watch = sessions.SessionWatch(socketio, store, doors, float(config["SESSION_CHECK_S"]))
+    app.extensions["motcua.sessions"] = watch
+    hub.listeners.append(watch.changed)
     # Devices' presence renewed in the store, for the monitor (gateway/presence.py).
     ctx.presence_s = float(config["PRESENCE_S"])
     ctx.presence = presence.PresenceLoop(socketio, store, hub, doors, ctx.presence_s)

@@ -76,6 +76,24 @@ def device_for_token(conn: Connection, token: str) -> Row | None:
     ).first()
 
 
+def device_by_id(conn: Connection, device_id: int) -> Row | None:
+    """The active device ``device_id`` (None once revoked)."""
+    d = m.devices
+    return conn.execute(sa.select(d).where(d.c.id == device_id, d.c.active.is_(True))).first()
+
+
+def revoked_device(conn: Connection, token: str, kind: str) -> bool:
+    """Whether ``token`` was the token of a device of ``kind`` that has been revoked (its
+    connection is refused saying so, not as an unknown token)."""
+    d = m.devices
+    found = conn.execute(
+        sa.select(d.c.id).where(
+            d.c.token_hash == token_hash(token), d.c.kind == kind, d.c.active.is_(False)
+        )
+    ).first()
+    return found is not None
+
+
 def device_counter_ids(conn: Connection, device_id: int) -> list[int]:
     dc = m.device_counters
     return list(
@@ -136,6 +154,15 @@ def live_sessions(conn: Connection, digests: list[str]) -> set[str]:
         .join(st, st.c.id == ss.c.staff_id)
         .where(ss.c.token_hash.in_(digests), ss.c.expires_at > m.utcnow(), st.c.active.is_(True))
     )
+    return set(rows.scalars())
+
+
+def active_devices(conn: Connection, ids: list[int]) -> set[int]:
+    """Which of these devices are active (not revoked)."""
+    if not ids:
+        return set()
+    d = m.devices
+    rows = conn.execute(sa.select(d.c.id).where(d.c.id.in_(ids), d.c.active.is_(True)))
     return set(rows.scalars())
 
 

@@ -280,6 +280,8 @@ class Door(Namespace):
         # A token of another kind (another device's, a clerk's) is refused as unknown: a
         # refusal never tells a prober what else a token would open.
         if device is None or device.kind != kind:
+            if device is None and self.ctx.device_revoked(token, kind):
+                raise QueueError("unauthorized", "device_revoked")
             raise QueueError("unauthorized", "auth_invalid")
         return found
 
