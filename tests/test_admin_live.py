@@ -299,3 +299,64 @@ def test_revoked_devices_and_ended_sessions_are_cut_off_in_the_other_process(pai
     # Nothing else was cut off.
     assert not [n for n, _ in kiosk.history if n == "disconnected"]
     assert kiosk.sio.connected
+
+
+# -- a file applied after the API -------------------------------------------------------------
+def provision(server, *args):
+    import subprocess
+    import sys
+
+    from harness.process import ROOT
+
+    return subprocess.run(
+        [sys.executable, str(ROOT / "server.py"), "provision", str(COMMUNE), *args]
+        + ["--database-url", server.database_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+
+
+def service_name(server, code: str) -> str:
+    engine = sa.create_engine(normalise_url(server.database_url))
+    s = m.services
+    with engine.connect() as conn:
+        name = conn.execute(
+            sa.select(s.c.name).join(m.centres).where(m.centres.c.code == "T2", s.c.code == code)
+        ).scalar()
+    engine.dispose()
+    return name
+
+
+def test_a_file_applied_after_api_changes_says_what_it_would_overwrite(t1):
+    admin = t1.login("quantri2")
+    renamed = {"name": "Hộ tịch (đổi tên)", "agency": "UBND xã", "prefix": "A"}
+    assert call(t1, "PUT", "/services/HT", admin, renamed, centre="T2").ok
+    # A counter the file does not list stays (a file retires counters only by saying so);
+    # a device it does not list is retired.
+    assert call(t1, "PUT", "/counters/3", admin, {"services": ["HT"]}, centre="T2").ok
+    assert call(t1, "PUT", "/devices/Bảng 3", admin, {"kind": "display"}, centre="T2").ok
+    refused = provision(t1)
+    assert refused.returncode == 3, refused.stderr
+    lines = refused.stderr.splitlines()
+    assert "would overwrite changes made through the admin pages or API" in lines[0]
+    assert any(x.startswith("~ service HT (name)  ← API: quantri2, 20") for x in lines), lines
+    assert any(x.startswith("- device Bảng 3  ← API: quantri2, ") for x in lines), lines
+    assert not any("counter 3" in x for x in lines)
+    assert "--force" in lines[-1]
+    assert service_name(t1, "HT") == "Hộ tịch (đổi tên)"  # nothing applied
+    dry = provision(t1, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "~ service HT (name)" in dry.stdout and "- device Bảng 3" in dry.stdout
+    assert "would overwrite" in dry.stdout
+    assert service_name(t1, "HT") == "Hộ tịch (đổi tên)"  # nothing written
+    forced = provision(t1, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "~ service HT (name)" in forced.stdout
+    assert service_name(t1, "HT") == "Hộ tịch"
+    # The file is the last word again: applying it says nothing more.
+    again = provision(t1)
+    assert again.returncode == 0 and "Không có thay đổi" in again.stdout
+    # A file the API did not touch since applies without a word.
+    assert provision(t1, "--dry-run").stdout.splitlines()[1:] == ["Không có thay đổi (no changes)."]
