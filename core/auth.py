@@ -166,6 +166,13 @@ def active_devices(conn: Connection, ids: list[int]) -> set[int]:
     return set(rows.scalars())
 
 
+def principal_by_id(conn: Connection, staff_id: int) -> Principal | None:
+    """The active account ``staff_id`` with the roles it holds now (None: deactivated)."""
+    st = m.staff
+    staff = conn.execute(sa.select(st).where(st.c.id == staff_id, st.c.active.is_(True))).first()
+    return None if staff is None else principal_of(staff, staff_grants(conn, staff.id))
+
+
 def principal_for_token(conn: Connection, token: str) -> Principal:
     """The staff account owning session ``token`` with the roles it holds (unauthorized
     if none)."""

@@ -238,10 +238,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "This device has been revoked: its token no longer works. "
         "Ask the centre's admin for a new one.",
     ),
-    "session_ended": (
-        "Phiên đăng nhập đã kết thúc. Hãy đăng nhập lại.",
-        "The session has ended. Log in again.",
-    ),
     "auth_expired": (
         "Phiên đăng nhập đã hết hạn. Hãy đăng nhập lại.",
         "The session has expired. Log in again.",

@@ -18,7 +18,9 @@ closed here, in every process:
 
 A closed page connects again, is refused with the reason (a revoked device: "device_revoked",
 which the device pages show), and stays refused. A device whose binding changed
-(``device_changed``) is bound again and sent a new snapshot instead.
+(``device_changed``) is bound again and sent a new snapshot instead; an account whose
+entry changed (``staff_changed``) acts with its new roles on its open sockets, and loses
+those it no longer holds.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from __future__ import annotations
 import logging
 
 from core import auth
-from core.roles import ACCESS_KINDS, DEVICE_CHANGED
+from core.roles import ACCESS_KINDS, DEVICE_CHANGED, STAFF_CHANGED
 
 log = logging.getLogger("motcua.sessions")
 
@@ -76,7 +78,10 @@ class SessionWatch:
         kind = change["kind"]
         if kind == DEVICE_CHANGED and change["device"]["active"]:
             self.socketio.start_background_task(self._rebind, change["device"]["id"])
-        elif kind in ACCESS_KINDS and not self._pending:
+            return
+        if kind == STAFF_CHANGED:
+            self.socketio.start_background_task(self._regrant, change["staff"]["id"])
+        if kind in ACCESS_KINDS and not self._pending:
             self._pending = True
             self.socketio.start_background_task(self._check_now)
 
@@ -98,6 +103,41 @@ class SessionWatch:
                     door._send_snapshot(sid, client)
                 except Exception as e:  # noqa: BLE001 - it takes one at its next sync
                     log.warning("could not rebind device %s: %s", device_id, e)
+
+    def _regrant(self, staff_id: int) -> None:
+        """An account's entry changed: its sockets here act with its roles as they now are,
+        and those it may no longer hold (no role with the door's permission in the
+        socket's centre, or a counter no longer among its counters) are closed."""
+        mine = [
+            (door, sid, client)
+            for door, sid, client in self._clients()
+            if client.principal is not None and client.principal.staff_id == staff_id
+        ]
+        if not mine:
+            return
+        centres = {client.actor.centre_id for _, _, client in mine}
+
+        def read(conn):
+            principal = auth.principal_by_id(conn, staff_id)
+            allowed = {c: set(auth.staff_counter_ids(conn, staff_id, c)) for c in centres}
+            return principal, allowed
+
+        try:
+            principal, allowed = self.store.read(read)
+        except Exception as e:  # noqa: BLE001 - the session check still runs
+            log.warning("could not read the roles of staff %s: %s", staff_id, e)
+            return
+        for door, sid, client in mine:
+            centre, counter = client.actor.centre_id, client.actor.counter_id
+            held = principal is not None and (
+                door.permission is None or principal.may(door.permission, centre)
+            )
+            if held and counter is not None and allowed[centre]:
+                held = counter in allowed[centre]
+            if held:
+                client.principal = principal
+            else:
+                self._close(door, sid, "its account no longer holds this connection")
 
     def check(self) -> None:
         clients = self._clients()

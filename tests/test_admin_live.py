@@ -215,6 +215,28 @@ def test_an_admin_lists_and_ends_sessions_and_the_socket_closes(t1, devices):
     ]
 
 
+def test_a_clerk_who_loses_the_role_or_the_counter_is_cut_off_there_only(t1, devices):
+    token = t1.login("clerk1")  # T1's clerk at counter 1, lent to T2 for its counter 2
+    here = watch_disconnect(devices.counter(t1, "clerk1", 1, token=token))
+    lent = watch_disconnect(devices(t1, "/counter", {"token": token, "counter": 2, "centre": "T2"}))
+    clerk2 = watch_disconnect(devices.counter(t1, "clerk2", 2))  # any counter, for now
+    for d in (here, lent, clerk2):
+        d.wait_event("counter_state")
+    started = time.monotonic()
+    assert call(t1, "DELETE", "/staff/clerk1", t1.login("quantri2"), centre="T2").ok
+    lent.wait_event("disconnected", timeout=1)
+    assert time.monotonic() - started < 1.5
+    refused = connect_refused(t1, "/counter", {"token": token, "counter": 2, "centre": "T2"})
+    assert refused["data"]["code"] == "forbidden"
+    # Assigned to counter 1 only, clerk2 leaves counter 2.
+    body = {"full_name": "Trần Thị Bình", "role": "clerk", "counters": [1]}
+    assert call(t1, "PUT", "/staff/clerk2", t1.login("tinh"), body).ok
+    clerk2.wait_event("disconnected", timeout=1)
+    # T1's own connection of clerk1 holds: its session and its role there stand.
+    time.sleep(0.3)
+    assert here.sio.connected and here.call("sync")["ok"]
+
+
 def test_an_expired_sessions_socket_is_closed(tmp_path, devices):
     srv = CentreServer(
         tmp_path,
