@@ -157,13 +157,15 @@ def live_sessions(conn: Connection, digests: list[str]) -> set[str]:
     return set(rows.scalars())
 
 
-def active_devices(conn: Connection, ids: list[int]) -> set[int]:
-    """Which of these devices are active (not revoked)."""
+def active_devices(conn: Connection, ids: list[int]) -> dict[int, str]:
+    """The token digest of each of these devices that is active (not revoked)."""
     if not ids:
-        return set()
+        return {}
     d = m.devices
-    rows = conn.execute(sa.select(d.c.id).where(d.c.id.in_(ids), d.c.active.is_(True)))
-    return set(rows.scalars())
+    rows = conn.execute(
+        sa.select(d.c.id, d.c.token_hash).where(d.c.id.in_(ids), d.c.active.is_(True))
+    )
+    return dict(rows.all())
 
 
 def principal_by_id(conn: Connection, staff_id: int) -> Principal | None:

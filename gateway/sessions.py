@@ -2,7 +2,8 @@
 
 A clerk's session ends when its clerk logs out, when a password is changed or the account
 deactivated (core/auth.py ``end_sessions``: provisioning or the admin API), when an admin
-ends it, or when it expires; a device's token ends when the device is revoked. The token
+ends it, or when it expires; a device's token ends when the device is revoked or given
+another token. The token
 then stops working at once for HTTP and for new connections; the sockets it opened are
 closed here, in every process:
 
@@ -78,7 +79,6 @@ class SessionWatch:
         kind = change["kind"]
         if kind == DEVICE_CHANGED and change["device"]["active"]:
             self.socketio.start_background_task(self._rebind, change["device"]["id"])
-            return
         if kind == STAFF_CHANGED:
             self.socketio.start_background_task(self._regrant, change["staff"]["id"])
         if kind in ACCESS_KINDS and not self._pending:
@@ -153,8 +153,8 @@ class SessionWatch:
         for door, sid, client in clients:
             if client.session and client.session not in live:
                 self._close(door, sid, "its session ended")
-            elif client.actor.kind == "device" and client.actor.id not in active:
-                self._close(door, sid, "the device was revoked")
+            elif client.device_token and active.get(client.actor.id) != client.device_token:
+                self._close(door, sid, "the device was revoked or given another token")
 
     def _run(self) -> None:
         while True:

@@ -148,6 +148,13 @@ class ManagerReplica(Replica):
     read, not followed."""
 
     role = "manager"
+    # Every entry of the configuration is on the monitor: it takes a new snapshot.
+    resync = Replica.resync | {
+        "device_changed",
+        "device_revoked",
+        "staff_changed",
+        "sessions_ended",
+    }
 
     def service(self, summary):
         for s in self.state["services"]:

@@ -321,6 +321,15 @@ def test_revoked_devices_and_ended_sessions_are_cut_off_in_the_other_process(pai
     # Nothing else was cut off.
     assert not [n for n, _ in kiosk.history if n == "disconnected"]
     assert kiosk.sio.connected
+    # A device given another token (a stolen one replaced) loses its open connection too.
+    body = {"kind": "kiosk", "token": "a-new-token-for-kiosk-a"}
+    assert call(a, "PUT", "/devices/Kiosk A", admin, body).ok
+    kiosk.wait_event("disconnected", timeout=1)
+    assert connect_refused(b, "/kiosk", {"token": KIOSK})["data"] == {
+        "code": "unauthorized",
+        "message": "Mã xác thực không đúng hoặc đã bị thu hồi.",
+    }
+    devices.kiosk(b, "a-new-token-for-kiosk-a").wait_event("services")
 
 
 # -- a file applied after the API -------------------------------------------------------------
