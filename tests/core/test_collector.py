@@ -53,7 +53,7 @@ def _arrive(kept, open_now, freezer, n):
     freezer.tick()
 
 
-def test_a_burst_of_connections_is_frozen_and_a_turned_over_set_collected_once(clean_gc):
+def test_a_burst_of_connections_is_frozen(clean_gc):
     open_now = [0]
     freezer = collector.Freezer(lambda: open_now[0], collector.PauseRecorder())
     kept = []
@@ -62,23 +62,17 @@ def test_a_burst_of_connections_is_frozen_and_a_turned_over_set_collected_once(c
     assert gc.get_freeze_count() > 0, "a freeze in the middle of the burst"
     assert freezer.recorder.frozen >= 3 * collector.BURST_CONNECTIONS, "their objects counted"
     assert not any(o is kept[0] for o in gc.get_objects()), "frozen: no collection walks it"
-
-    # Every connection leaves and others come, until the frozen set has turned over
-    # REFREEZE_TURNOVER times: the gone connections' cycles wait in the frozen set...
-    rounds = int(collector.REFREEZE_TURNOVER) + 1
-    for _ in range(rounds):
+    # Connections leaving never cause a full collection (only the night does): theirs
+    # would pause every connection of the process for up to a second.
+    frozen = gc.get_freeze_count()
+    for _ in range(10):
         kept.clear()
         open_now[0] = 0
         freezer.tick()
         _arrive(kept, open_now, freezer, 3 * collector.BURST_CONNECTIONS // 2)
-    assert freezer.departed >= collector.REFREEZE_TURNOVER * freezer.base
-    frozen = gc.get_freeze_count()
-    # ... until no connection has arrived for SETTLE_S: one full collection frees them.
     freezer.last_change -= 2 * collector.SETTLE_S
     freezer.tick()
-    freed = frozen - gc.get_freeze_count()
-    assert freed >= 2 * rounds * collector.BURST_CONNECTIONS, freed
-    assert freezer.departed == 0
+    assert gc.get_freeze_count() >= frozen, "nothing unfrozen"
 
 
 def test_sizes_are_recorded_before_older_collections_when_asked(tmp_path):
