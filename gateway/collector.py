@@ -14,7 +14,9 @@ collection took 150-300 ms, during which calls were neither acknowledged nor del
   is appended to FILE (a line each, once a second) for bench/gc_pauses.py.
   ``MOTCUA_GC_FREEZE=0`` times collections without freezing anything (to compare);
   ``MOTCUA_GC_SIZES=1`` also writes how many objects each generation holds as each
-  collection of generation 1 or 2 starts (``sizes`` lines; slow, for investigations).
+  collection of generation 1 or 2 starts (``sizes`` lines; slow, for investigations),
+  and, when generations 0 and 1 hold more than ``YOUNG_CENSUS``, their commonest types
+  (``young`` lines).
   With the stats file, SIGUSR2 makes the process unfreeze and collect everything once
   and write what that freed (a ``full`` line): the cyclic garbage the frozen set kept
   since the previous one (bench/gc_pauses.py measures it; the collection itself is
@@ -61,6 +63,9 @@ import greenlet
 
 log = logging.getLogger("motcua.gc")
 
+# With MOTCUA_GC_SIZES=1, the commonest types of generations 0 and 1 are written too when
+# they hold more than this as an older collection starts.
+YOUNG_CENSUS = 10_000
 # A collection longer than this is logged (the target: no pause over 20 ms).
 LONG_PAUSE_S = 0.020
 # Pauses kept for the stats file between two writes.
@@ -78,6 +83,7 @@ class PauseRecorder:
         # they free (gc.DEBUG_SAVEALL) and write its commonest types (``garbage`` lines).
         self.garbage = garbage
         self.garbage_types: list[tuple[float, list[tuple[str, int]]]] = []
+        self.young_types: list[tuple[float, list[tuple[str, int]]]] = []  # with ``sizes``
         # MOTCUA_GC_SIZES=1 (an investigation, not production: it walks every generation
         # before each older collection): (wall time, generation, objects in gen 0, 1, 2).
         self.sizes = sizes
@@ -125,6 +131,11 @@ class PauseRecorder:
             if self.sizes and info["generation"] >= 1:
                 counts = [len(gc.get_objects(generation=g)) for g in range(3)]
                 self.sized.append((time.time(), info["generation"], *counts))
+                if counts[0] + counts[1] > YOUNG_CENSUS:  # what they are (``young`` lines)
+                    young = gc.get_objects(generation=0) + gc.get_objects(generation=1)
+                    types = Counter(_type_name(o) for o in young).most_common(25)
+                    del young
+                    self.young_types.append((time.time(), types))
             # A collection can run finalizers, and one that kills a greenlet runs that
             # greenlet's code, which may switch to the hub: the other greenlets then run
             # "inside" the collection. Such a collection is counted apart, not as a pause.
@@ -203,6 +214,11 @@ class PauseRecorder:
             for t, types in self.garbage_types
         ]
         self.garbage_types.clear()
+        lines += [
+            f"young {t:.6f} " + " ".join(f"{name}={n}" for name, n in types) + "\n"
+            for t, types in self.young_types
+        ]
+        self.young_types.clear()
         t0, t1, t2 = gc.get_threshold()
         lines.append(f"state {time.time():.6f} {t0} {t1} {t2} {self.frozen} {self.quiet_freezes}\n")
         with open(path, "a") as f:
@@ -232,14 +248,19 @@ def collect_everything() -> tuple[int, float]:
     return collected, 1000 * (perf_counter() - t0)
 
 
-def freeze(recorder: PauseRecorder | None = None, why: str = "", quiet: bool = False) -> int:
+def freeze(
+    recorder: PauseRecorder | None = None,
+    why: str = "",
+    quiet: bool = False,
+    after_collection: bool = False,
+) -> int:
     """Freeze everything alive: the collector's lists are spliced into the frozen one,
     nothing frozen is walked. Returns how many objects were moved (counting them walks
     only the unfrozen ones, few since the last freeze). ``quiet``: no log line (the
-    freezes after collections, several a second under load)."""
+    freezes after collections and arrivals, several a second under load)."""
     t0 = perf_counter()
     # After a collection generation 0 is empty: its survivors are in 1 or 2.
-    n = sum(len(gc.get_objects(g)) for g in ((1, 2) if quiet else (0, 1, 2)))
+    n = sum(len(gc.get_objects(g)) for g in ((1, 2) if after_collection else (0, 1, 2)))
     gc.freeze()
     d = perf_counter() - t0
     if recorder is not None:
@@ -297,6 +318,7 @@ class Freezer:
         self.zone = ZoneInfo(zone)
         self.full_on = datetime.now(self.zone).date() if full_at else None
         self.arrived = 0  # connections seen arriving since the last freeze
+        self.arrivals = 0  # ... counted one by one (``arrival``)
         self.last = connections()
         self.last_change = time.monotonic()
         self.arriving = False  # connections arrived at the last tick: a burst is on
@@ -305,10 +327,31 @@ class Freezer:
         """Right after each collection (PauseRecorder.after): freeze its survivors when
         it was an older one, or while a burst is on (the module's docstring says why)."""
         if generation >= 1 or self.arriving:
+            freeze(self.recorder, quiet=True, after_collection=True)
+
+    def arrival(self) -> None:
+        """A connection arrived (gateway/guard.py): every BURST_CONNECTIONS of them, what
+        they made is frozen at once. The collector's trigger does not bound generation 0:
+        it counts allocations minus deallocations, so while old connections are freed
+        and new ones made (a hall reconnecting) the count stays low as generation 0 grows
+        to 30,000 objects between two ticks, and the collection that finally walks them
+        took 19 ms of CPU (docs/performance.md)."""
+        self.arrivals += 1
+        if self.arrivals >= BURST_CONNECTIONS:
+            self.arrivals = 0
             freeze(self.recorder, quiet=True)
 
     def tick(self) -> None:
-        """Called about every SETTLE_S / 4."""
+        """Called about every SETTLE_S / 4. Collects generation 0 each time: CPython's
+        trigger counts allocations minus deallocations, so while objects made a while ago
+        die as fast as new ones are made it hardly moves, and generation 0 grows without
+        bound. At 5,000 connections engine.io's pings do that (every connection's ping
+        greenlet, timer and waiter live 25 s and are replaced): generation 0 and 1 grew
+        to 30,000 objects and their collections took 10-19 ms of CPU. Collected four
+        times a second, a young generation holds a quarter second's survivors (1-2 ms).
+        Generation 1 likewise, when its own threshold is reached (only the allocation
+        trigger would collect it): its survivors are then frozen (``after_collection``)."""
+        gc.collect(1 if gc.get_count()[1] >= gc.get_threshold()[1] else 0)
         now = time.monotonic()
         n = self.connections()
         self.arriving = n > self.last
@@ -352,6 +395,10 @@ class Freezer:
         self.arrived = 0
 
 
+def arrival() -> None:
+    """A connection arrived: the installed Freezer's ``arrival`` (nothing until then)."""
+
+
 def install(connections, spawn, sleep) -> PauseRecorder:
     """In the server (cmd_serve), once start-up is done: time collections, freeze what
     start-up made, and keep freezing after bursts of connections; with MOTCUA_GC_STATS
@@ -370,6 +417,8 @@ def install(connections, spawn, sleep) -> PauseRecorder:
     freezer = Freezer(connections, recorder, (int(hour), int(minute or 0)) if full_at else None)
     if freezing:
         recorder.after = freezer.after_collection
+        global arrival
+        arrival = freezer.arrival
     stats_path = os.environ.get("MOTCUA_GC_STATS")
     asked = []
     if stats_path:

@@ -39,7 +39,7 @@ from socketio import packet as sio_packet
 from core import auth
 from core.errors import QueueError
 
-from . import perimeter
+from . import collector, perimeter
 
 log = logging.getLogger("motcua.guard")
 
@@ -271,6 +271,7 @@ class SocketGuard:
 
     # -- engine.io handlers ----------------------------------------------------------------
     def _connect(self, eio_sid, environ):
+        collector.arrival()
         self._unjoined[eio_sid] = time.monotonic()
         if self._sweeper is None and self.join_timeout_s > 0:
             self._sweeper = self.sio.start_background_task(self._sweep)

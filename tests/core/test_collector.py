@@ -172,3 +172,29 @@ def test_the_frozen_set_is_collected_once_a_night_when_quiet(clean_gc):
     after = gc.get_freeze_count()
     freezer.tick()
     assert gc.get_freeze_count() >= after - 10, "once a night"
+
+
+def test_each_tick_collects_the_young_generations_whatever_the_allocation_count(clean_gc):
+    """CPython collects generation 0 when allocations minus deallocations pass 700: while
+    old objects die as fast as new ones are made (a connection's ping greenlet replaced
+    every 25 s), that never happens and the young generations grow without bound. The
+    tick collects them anyway, and generation 1 when its own threshold is reached; the
+    survivors of that are frozen."""
+    open_now = [0]
+    recorder = collector.PauseRecorder().install()
+    freezer = collector.Freezer(lambda: open_now[0], recorder)
+    recorder.after = freezer.after_collection
+    threshold = gc.get_threshold()
+    gc.set_threshold(10**9, 2, 10)  # the allocation trigger never fires here
+    try:
+        made = [[i] for i in range(5000)]
+        assert _tracked(made[0], (0,))
+        freezer.tick()
+        assert not _tracked(made[0], (0,)), "generation 0 collected"
+        for _ in range(3):
+            freezer.tick()
+        assert not _tracked(made[0]), "collected with generation 1, then frozen"
+        assert recorder.count[0] >= 2 and recorder.count[1] >= 1
+    finally:
+        gc.set_threshold(*threshold)
+        recorder.uninstall()
