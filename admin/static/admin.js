@@ -24,6 +24,7 @@ const state = {
   error: null, // a refusal naming no field of the form
   message: null,
   secret: null, // {title, value, link}: a new password or token, shown once
+  draft: null, // what the form held when it was sent, shown again while refused
   busy: false,
 };
 
@@ -205,7 +206,7 @@ function tabs() {
   return el("nav", { class: "a-tabs", role: "tablist" },
     TABS.map((tab) => el("button", {
       type: "button", role: "tab", "aria-selected": String(state.tab === tab), "data-tab": tab,
-      onclick: () => { Object.assign(state, { tab, editing: null, errors: {}, error: null, message: null }); render(); },
+      onclick: () => { Object.assign(state, { tab, editing: null, draft: null, errors: {}, error: null, message: null }); render(); },
     }, t(`tab_${tab}`))),
     el("button", { type: "button", class: "a-plain a-export", onclick: exportFile }, t("export")));
 }
@@ -234,9 +235,10 @@ function panel() {
 
 function settingsView() {
   const entry = state.config.centre;
+  const shown = state.draft || entry;
   const form = el("form", { class: "a-form a-settings", "data-testid": "form", novalidate: true },
     el("p", { class: "a-key" }, `${t("f_code")}: ${entry.code}`),
-    FORMS.settings.map((f) => field(f, entry[f.name], { key: entry.code })),
+    FORMS.settings.map((f) => field(f, shown[f.name], { key: entry.code })),
     el("div", { class: "a-buttons" }, el("button", { type: "submit", class: "a-primary", disabled: state.busy }, t("save"))));
   form.addEventListener("submit", (e) => {
     e.preventDefault();
@@ -246,6 +248,7 @@ function settingsView() {
       if (value === undefined) delete body[f.name];
       else body[f.name] = value;
     }
+    state.draft = body;
     save("PUT", "/api/v1/admin/centre", body);
   });
   return el("section", { class: "a-panel", "data-testid": "panel-settings" }, form);
@@ -263,11 +266,11 @@ function editor() {
   const form = el("form", { class: "a-form", "data-testid": "form", novalidate: true },
     el("h2", {}, key === null ? t("add") : `${t("edit")}: ${key}`),
     lent ? el("p", { class: "a-note" }, t("lent_from", { home: entry.home })) : null,
-    el("div", { class: "a-grid" }, fields.map((f) => field(f, entry[f.name], state.editing))),
+    el("div", { class: "a-grid" }, fields.map((f) => field(f, (state.draft || entry)[f.name], state.editing))),
     table === "staff" && key !== null && !lent ? photoBox(entry) : null,
     el("div", { class: "a-buttons" },
       el("button", { type: "submit", class: "a-primary", disabled: state.busy }, t("save")),
-      el("button", { type: "button", class: "a-plain", onclick: () => { Object.assign(state, { editing: null, errors: {}, error: null }); render(); } }, t("cancel"))));
+      el("button", { type: "button", class: "a-plain", onclick: () => { Object.assign(state, { editing: null, draft: null, errors: {}, error: null }); render(); } }, t("cancel"))));
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     const body = { ...entry };
@@ -278,6 +281,7 @@ function editor() {
       else body[f.name] = value;
     }
     if (body.active === true) delete body.active;
+    state.draft = body;
     const name = body[KEYS[table]] ?? "";
     if (name === "") { // the key is the address: the server cannot be asked without it
       Object.assign(state, { errors: { [KEYS[table]]: t("required", { field: KEYS[table] }) }, message: null });
@@ -397,7 +401,7 @@ function listView() {
 
 // ---- actions ----------------------------------------------------------------------------
 function edit(key) {
-  Object.assign(state, { editing: { table: state.tab, key }, errors: {}, error: null, message: null });
+  Object.assign(state, { editing: { table: state.tab, key }, draft: null, errors: {}, error: null, message: null });
   render();
   document.querySelector("[data-testid=form] input:not([readonly]), [data-testid=form] select")?.focus();
 }
@@ -444,6 +448,7 @@ function done(status, answer, then, keepEditing = false) {
   if (status >= 200 && status < 300) {
     state.message = answer.changes && answer.changes.length === 0 ? t("nothing_changed") : t("saved");
     if (!keepEditing) state.editing = null;
+    state.draft = null;
     then?.(answer);
     return true;
   }
@@ -509,7 +514,7 @@ function moveTo(answer) {
 
 function chooseCentre(code) {
   sessionStorage.setItem(CENTRE, code);
-  Object.assign(state, { centre: null, config: null, editing: null, errors: {}, error: null, message: null, secret: null });
+  Object.assign(state, { centre: null, config: null, editing: null, draft: null, errors: {}, error: null, message: null, secret: null });
   render();
   load();
 }
