@@ -70,8 +70,6 @@ ADMIN_STRINGS = {
     "secret_done": N_("Tôi đã ghi lại"),
     "active": N_("Đang dùng"),
     "inactive": N_("Đã ngừng"),
-    "yes": N_("Có"),
-    "no": N_("Không"),
     "none": N_("(không có)"),
     "lent_from": N_("Mượn từ trung tâm {home}"),
     "photo": N_("Ảnh"),
@@ -173,6 +171,14 @@ AUDIT_STRINGS = {
     "no_rows": N_("Không có thay đổi nào khớp."),
     "times_in": N_("Giờ theo múi giờ của trung tâm: {zone}"),
     "back": N_("Về trang quản trị"),
+    "entity_centre": N_("Cài đặt chung"),
+    "entity_services": N_("Lĩnh vực"),
+    "entity_counters": N_("Quầy"),
+    "entity_staff": N_("Cán bộ"),
+    "entity_devices": N_("Thiết bị"),
+    "op_put": N_("tạo hoặc sửa"),
+    "op_delete": N_("ngừng"),
+    "op_photo": N_("ảnh"),
 }
 AUDIT_KINDS = (
     "configured",

@@ -384,3 +384,21 @@ def test_a_cross_site_form_cannot_change_anything(browser, office):
     finally:
         context.close()
     assert (rows(office, m.services), configured(office)) == before
+
+
+def test_the_page_in_english_says_the_refusal_in_english(admin_page, office):
+    page = admin_page
+    page.goto(office.url + "/admin/?lang=en")
+    page.fill("input[name=username]", "quantri2")
+    page.fill("input[name=password]", "quantri2-secret")
+    page.locator("button[type=submit]").click()
+    expect(page.get_by_role("tab", name="Service")).to_be_visible()
+    page.get_by_test_id("add").click()
+    page.fill("#f-code", "CT")
+    page.fill("#f-prefix", "Ch")
+    page.fill("#f-name", "Certification")
+    page.fill("#f-agency", "Commune")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("[data-error-for=prefix]")).to_have_text(
+        "'prefix' must be 1-4 capital letters without diacritics"
+    )

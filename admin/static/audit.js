@@ -85,6 +85,12 @@ function shown(value) {
   return JSON.stringify(value, null, 1);
 }
 
+function words(family, name) {
+  const key = `${family}_${name}`;
+  const text = t(key);
+  return text === key ? name : text;
+}
+
 function kindName(kind) {
   const key = `kind_${kind}`;
   const text = t(key);
@@ -103,7 +109,7 @@ function results() {
       el("tbody", {}, state.rows.map((r) => {
         const d = r.details || {};
         const configured = r.kind === "configured" && "entity" in d;
-        const entry = configured ? `${d.entity} ${d.key ?? ""} (${d.op})` : "";
+        const entry = configured ? `${words("entity", d.entity)} ${d.key ?? ""} (${words("op", d.op)})` : "";
         const rest = configured ? d.after : d;
         return el("tr", { "data-seq": r.seq },
           el("td", { class: "a-when" }, when(r.at)),
