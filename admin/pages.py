@@ -82,7 +82,8 @@ ADMIN_STRINGS = {
     "export": N_("Tải tệp cấu hình"),
     "hours_note": N_(
         "Mỗi ngày một hoặc nhiều khoảng giờ, cách nhau bởi dấu phẩy, ví dụ "
-        "07:30-11:30, 13:30-17:00. Để trống: nghỉ cả ngày."
+        "07:30-11:30, 13:30-17:00. Để trống một ngày: nghỉ ngày đó; để trống cả tuần: "
+        "giờ hành chính thông thường."
     ),
     "lines_note": N_("Mỗi dòng một mục."),
     "day_mon": N_("Thứ Hai"),
@@ -112,7 +113,8 @@ ADMIN_STRINGS = {
     "f_counters_any": N_("Không chọn quầy nào: làm được ở mọi quầy."),
     "f_kind": N_("Loại thiết bị"),
     "f_counter": N_("Quầy của máy đánh giá"),
-    "f_device_counters": N_("Quầy hiển thị trên màn hình"),
+    "f_device_counters": N_("Quầy gắn với thiết bị (màn hình hiển thị, máy trạm)"),
+    "col_binding": N_("Gắn với"),
     "f_kiosks": N_("In phiếu cho kiosk"),
     "f_timezone": N_("Múi giờ"),
     "f_ticket_footer": N_("Dòng cuối phiếu"),

@@ -362,6 +362,17 @@ def test_a_cross_site_form_cannot_change_anything(browser, office):
             timeout=30,
         )
         assert answer.status_code in (401, 405), (method, answer.status_code)
+    # Another site's script may not send the header: its preflight is not granted.
+    preflight = requests.options(
+        office.url + "/api/v1/admin/services/HT",
+        headers={
+            "Origin": "http://evil.example",
+            "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+        timeout=30,
+    )
+    assert not any(h.lower().startswith("access-control-allow") for h in preflight.headers)
     # A real browser: logged in on the admin page, then a page elsewhere posts a form.
     context = browser.new_context(viewport=CLERK_SCREEN)
     page = context.new_page()

@@ -359,13 +359,21 @@ function button(label, onclick, extra = {}) {
 function row(table, key, cells, actions) {
   return el("tr", { "data-entry": key, class: cells.inactive ? "a-inactive" : null },
     cells.values.map((v) => el("td", {}, v ?? "")),
-    el("td", { class: "a-actions" }, button(t("edit"), () => edit(key), { "data-action": "edit" }), actions));
+    el("td", {}, el("div", { class: "a-actions" }, button(t("edit"), () => edit(key), { "data-action": "edit" }), actions)));
 }
 
 function table(headings, rows) {
   return el("table", { class: "a-table" },
     el("thead", {}, el("tr", {}, headings.map((h) => el("th", {}, t(h))), el("th", {}, t("col_actions")))),
     el("tbody", {}, rows));
+}
+
+// What a device is bound to: a tablet's counter, a board's or agent's counters, the
+// kiosks an agent prints for.
+function binding(d) {
+  const counters = [d.counter, ...(d.counters || [])].filter((n) => n !== undefined && n !== null);
+  return [counters.length ? `${t("f_number")} ${counters.join(", ")}` : null,
+    (d.kiosks || []).length ? `${t("f_kiosks")}: ${d.kiosks.join(", ")}` : null].filter(Boolean).join(" · ");
 }
 
 const status = (e) => (e.active === false ? t("inactive") : t("active"));
@@ -392,9 +400,9 @@ function listView() {
         [st.home ? null : button(t("reset_password"), () => resetPassword(st), { "data-action": "reset" }),
           button(t("deactivate"), () => retire("staff", st.username, "confirm_deactivate"), { "data-action": "retire" })])));
   }
-  return table(["f_name", "f_kind", "f_counter", "f_device_counters"],
+  return table(["f_name", "f_kind", "col_binding"],
     c.devices.map((d) => row("devices", d.name,
-      { values: [d.name, t(`kind_${d.kind}`), d.counter ?? "", [...(d.counters || []), ...(d.kiosks || [])].join(", ")] },
+      { values: [d.name, t(`kind_${d.kind}`), binding(d)] },
       [button(t("new_token"), () => newToken(d), { "data-action": "token" }),
         button(t("revoke"), () => retire("devices", d.name, "confirm_revoke"), { "data-action": "retire" })])));
 }
