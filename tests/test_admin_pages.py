@@ -149,7 +149,7 @@ def test_bad_input_shows_the_fields_error_and_writes_nothing(admin_page, office)
     assert page.errors.errors == [r for r in page.errors.errors if " 400 " in f" {r}"]
 
 
-def test_a_password_reset_is_shown_once_works_and_ends_the_old(admin_page, office):
+def test_a_password_reset_is_shown_once_works_and_ends_the_old(browser, admin_page, office):
     page = admin_page
     # The province's admin, in the test centre T1 (chosen on the page).
     log_in(page, office, "tinh")
@@ -183,6 +183,23 @@ def test_a_password_reset_is_shown_once_works_and_ends_the_old(admin_page, offic
     token = page.get_by_test_id("secret-value").inner_text().strip()
     expect(page.get_by_test_id("secret-link")).to_contain_text(f"/kiosk/?token={token}")
     screenshot(page, "admin-device-token")
+    page.get_by_role("button", name="Tôi đã ghi lại").click()
+
+    # The kiosk opens with it; once revoked on the page, its token is refused.
+    kiosk_context = browser.new_context(viewport=KIOSK_SCREEN, locale="vi-VN", has_touch=True)
+    try:
+        kiosk = kiosk_context.new_page()
+        kiosk.goto(f"{office.url}/kiosk/?token={token}")
+        expect(kiosk.locator("[data-service=TP]")).to_be_visible()
+        page.once("dialog", lambda d: d.accept())
+        page.locator("[data-entry='Kiosk tầng 2'] [data-action=retire]").click()
+        expect(page.locator("[data-entry='Kiosk tầng 2']")).to_have_count(0)
+        kiosk.reload()
+        expect(kiosk.get_by_test_id("message")).to_have_text(
+            "Mã thiết bị không đúng. Vui lòng báo cán bộ kỹ thuật."
+        )
+    finally:
+        kiosk_context.close()
     assert page.errors.errors == []
 
 
