@@ -301,8 +301,11 @@ def test_the_audit_filters_pages_and_escapes(admin_page, office):
     log_in(page, office, "quantri2", "/admin/audit")
     table = page.get_by_test_id("audit")
     expect(table.locator("tbody tr")).to_have_count(4)  # three changes and provisioning
-    expect(table).to_contain_text('"name": "<b>Chứng thực</b>"')  # as text, not markup
+    expect(table).to_contain_text('name: "<b>Chứng thực</b>"')  # as text, not markup
     expect(table.locator("b")).to_have_count(0)
+    # What a change changed is marked: the province's admin changed the start number.
+    changed = table.locator("tbody tr").filter(has_text="tinh").locator(".a-changed")
+    expect(changed).to_have_text(["start: 1", "start: 7"])
     page.fill("input[name=actor]", "tinh")
     page.get_by_role("button", name="Xem").click()
     expect(table.locator("tbody tr")).to_have_count(1)

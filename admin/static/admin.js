@@ -157,8 +157,9 @@ function field(f, value, editing) {
   const error = state.errors[f.name];
   const node = input(f, value);
   if (f.key && editing.key !== null) node.setAttribute("readonly", "");
-  return el("div", { class: `a-field a-${f.type}${error ? " a-bad" : ""}`, "data-field-box": f.name },
-    el("label", { for: `f-${f.name}` }, label),
+  const group = f.type === "checks" || f.type === "hours"; // several inputs: a fieldset
+  return el(group ? "fieldset" : "div", { class: `a-field a-${f.type}${error ? " a-bad" : ""}`, "data-field-box": f.name },
+    group ? el("legend", {}, label) : el("label", { for: `f-${f.name}` }, label),
     node,
     f.note ? el("small", {}, t(f.note)) : null,
     f.type === "hours" ? el("small", {}, t("hours_note")) : null,

@@ -85,6 +85,14 @@ function shown(value) {
   return JSON.stringify(value, null, 1);
 }
 
+// An entry key by key, one line each; a key whose value differs from `other` is marked.
+function entryLines(value, other) {
+  if (!value || typeof value !== "object" || Array.isArray(value)) return el("pre", {}, shown(value));
+  const same = (k) => other && JSON.stringify(other[k]) === JSON.stringify(value[k]);
+  return el("pre", {}, Object.keys(value).sort().map((k) =>
+    el("span", { class: other && !same(k) ? "a-changed" : null, "data-key": k }, `${k}: ${JSON.stringify(value[k])}\n`)));
+}
+
 function words(family, name) {
   const key = `${family}_${name}`;
   const text = t(key);
@@ -116,8 +124,8 @@ function results() {
           el("td", {}, r.who),
           el("td", {}, kindName(r.kind)),
           el("td", {}, entry),
-          el("td", {}, configured && d.before ? el("pre", {}, shown(d.before)) : ""),
-          el("td", {}, rest ? el("pre", {}, shown(rest)) : ""));
+          el("td", {}, configured && d.before ? entryLines(d.before, d.after || {}) : ""),
+          el("td", {}, rest ? entryLines(rest, configured ? d.before : null) : ""));
       }))));
     if (state.next !== null) {
       out.push(el("button", { type: "button", class: "a-plain a-more", "data-testid": "more", onclick: () => show(true) }, t("more")));
