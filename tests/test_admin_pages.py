@@ -448,3 +448,43 @@ def test_the_page_in_english_says_the_refusal_in_english(admin_page, office):
     expect(page.locator("[data-error-for=prefix]")).to_have_text(
         "'prefix' must be 1-4 capital letters without diacritics"
     )
+
+
+def test_in_the_demo_the_admin_changes_a_service_and_the_kiosk_shows_it(browser, tmp_path):
+    """The issue's "done when": in the `make run` demo the admin printed on the start page
+    changes a service from the page and the kiosk shows it at once."""
+    from harness.process import ServerProcess
+
+    demo = ServerProcess(tmp_path, f"sqlite:///{tmp_path / 'demo.sqlite3'}", args=("--demo",))
+    demo.start()
+    context = browser.new_context(viewport=CLERK_SCREEN, locale="vi-VN")
+    kiosk_context = browser.new_context(viewport=KIOSK_SCREEN, locale="vi-VN", has_touch=True)
+    try:
+        kiosk = kiosk_context.new_page()
+        kiosk.goto(demo.url + "/")
+        kiosk.get_by_role("link", name="Máy lấy số").click()
+        expect(kiosk.locator("[data-service=TP]")).to_contain_text("Lý lịch tư pháp")
+
+        page = context.new_page()
+        page.errors = PageErrors(page)
+        page.goto(demo.url + "/")
+        page.get_by_test_id("admin-login").click()
+        page.fill("input[name=username]", "quantri")
+        page.fill("input[name=password]", "motcua-demo-quantri")
+        page.get_by_role("button", name="Đăng nhập").click()
+        expect(page.locator("[data-entry=TP]")).to_be_visible()
+        screenshot(page, "admin-demo-services")
+        page.locator("[data-entry=TP] [data-action=edit]").click()
+        page.fill("#f-name", "Lý lịch tư pháp (cấp trong ngày)")
+        page.get_by_role("button", name="Lưu").click()
+        expect(page.locator("[data-entry=TP]")).to_contain_text("cấp trong ngày")
+        expect(kiosk.locator("[data-service=TP]")).to_contain_text("cấp trong ngày")
+        for tab in ("counters", "staff", "devices"):
+            page.click(f"[data-tab={tab}]")
+            expect(page.get_by_test_id(f"panel-{tab}")).to_be_visible()
+            screenshot(page, f"admin-demo-{tab}")
+        assert page.errors.errors == []
+    finally:
+        context.close()
+        kiosk_context.close()
+        demo.stop()
