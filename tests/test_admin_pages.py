@@ -229,6 +229,10 @@ ROLES = {  # who -> (the admin pages open, the audit API's status in T2)
 @pytest.mark.parametrize("path", ["/admin/", "/admin/audit"])
 def test_every_role_on_the_admin_pages(admin_page, office, path):
     page = admin_page
+    # Nobody logged in: the login form, nothing of the centre.
+    page.goto(office.url + path)
+    expect(page.locator("#app")).to_have_attribute("data-view", "login")
+    expect(page.get_by_test_id("login")).to_be_visible()
     for username, (allowed, _status) in ROLES.items():
         log_in(page, office, username, path)
         app = page.locator("#app")
