@@ -53,6 +53,7 @@ ADMIN_STRINGS = {
     "retire_counter": N_("Ngừng quầy"),
     "deactivate": N_("Khóa tài khoản"),
     "revoke": N_("Thu hồi thiết bị"),
+    "reactivate": N_("Dùng lại"),
     "retired": N_("Đã ngừng."),
     "confirm_retire": N_("Ngừng “{name}”? Lịch sử và báo cáo vẫn được giữ."),
     "confirm_deactivate": N_("Khóa tài khoản “{name}”? Cán bộ này sẽ không đăng nhập được nữa."),

@@ -313,7 +313,8 @@ def _record(tx: Tx, principal, centre_id, table, key, op, before, after, summary
 # -- what the admin pages read (issue 18, second slice) ----------------------------------
 def config(conn, centre_id: int) -> dict:
     """The centre's configuration as the export says it (no secrets), for the admin pages:
-    each account this centre owns says whether it has a photo."""
+    each account this centre owns says whether it has a photo; retired devices and
+    deactivated accounts follow, ``"active": false`` (a ``PUT`` brings one back)."""
     data = p.export(conn, centre_id)
     st = m.staff
     with_photo = set(
@@ -323,6 +324,24 @@ def config(conn, centre_id: int) -> dict:
     )
     for entry in data["staff"]:
         entry["has_photo"] = entry["username"] in with_photo
+    # What the export leaves out: retired devices and deactivated accounts, to bring back.
+    d = m.devices
+    data["devices"] += [
+        {"name": r.name, "kind": r.kind, "active": False}
+        for r in conn.execute(
+            sa.select(d.c.name, d.c.kind)
+            .where(d.c.centre_id == centre_id, d.c.active.is_(False))
+            .order_by(d.c.id)
+        )
+    ]
+    data["staff"] += [
+        {"username": r.username, "full_name": r.full_name, "active": False, "has_photo": False}
+        for r in conn.execute(
+            sa.select(st.c.username, st.c.full_name)
+            .where(st.c.centre_id == centre_id, st.c.active.is_(False))
+            .order_by(st.c.id)
+        )
+    ]
     return data
 
 

@@ -207,14 +207,46 @@ def test_a_password_reset_is_shown_once_works_and_ends_the_old(browser, admin_pa
         kiosk.goto(f"{office.url}/kiosk/?token={token}")
         expect(kiosk.locator("[data-service=TP]")).to_be_visible()
         page.once("dialog", lambda d: d.accept())
-        page.locator("[data-entry='Kiosk tầng 2'] [data-action=retire]").click()
-        expect(page.locator("[data-entry='Kiosk tầng 2']")).to_have_count(0)
+        entry = page.locator("[data-entry='Kiosk tầng 2']")
+        entry.locator("[data-action=retire]").click()
+        expect(entry).to_contain_text("Đã ngừng")
         kiosk.reload()
         expect(kiosk.get_by_test_id("message")).to_have_text(
             "Mã thiết bị không đúng. Vui lòng báo cán bộ kỹ thuật."
         )
+        # Brought back, it gets a new token (shown once); the revoked one stays refused.
+        entry.locator("[data-action=reactivate]").click()
+        page.get_by_role("button", name="Lưu").click()
+        again = page.get_by_test_id("secret-value").inner_text().strip()
+        assert again != token
+        expect(entry).not_to_contain_text("Đã ngừng")
+        kiosk.reload()
+        expect(kiosk.get_by_test_id("message")).to_be_visible()
+        kiosk.goto(f"{office.url}/kiosk/?token={again}")
+        expect(kiosk.locator("[data-service=TP]")).to_be_visible()
     finally:
         kiosk_context.close()
+    assert page.errors.errors == []
+
+
+def test_a_deactivated_account_comes_back_with_a_new_password(admin_page, office):
+    page = admin_page
+    log_in(page, office)
+    page.click("[data-tab=staff]")
+    entry = page.locator("[data-entry=quanly2]")
+    page.once("dialog", lambda d: d.accept())
+    entry.locator("[data-action=retire]").click()
+    expect(entry).to_contain_text("Đã ngừng")
+    with pytest.raises(RuntimeError, match="401"):
+        login(office.url, "quanly2", "quanly2-secret")
+    entry.locator("[data-action=reactivate]").click()
+    page.select_option("#f-role", "manager")
+    page.get_by_role("button", name="Lưu").click()
+    password = page.get_by_test_id("secret-value").inner_text().strip()
+    expect(entry).to_contain_text("Lãnh đạo, quản lý trung tâm")
+    assert login(office.url, "quanly2", password)
+    with pytest.raises(RuntimeError, match="401"):
+        login(office.url, "quanly2", "quanly2-secret")  # not the old one
     assert page.errors.errors == []
 
 

@@ -46,7 +46,7 @@ const services = () => state.config.services.filter((s) => s.active !== false)
   .map((s) => [s.code, `${s.code} · ${s.name}`]);
 const counters = () => state.config.counters.filter((c) => c.active !== false)
   .map((c) => [c.number, c.name || String(c.number)]);
-const kiosks = () => state.config.devices.filter((d) => d.kind === "kiosk").map((d) => [d.name, d.name]);
+const kiosks = () => state.config.devices.filter((d) => d.kind === "kiosk" && d.active !== false).map((d) => [d.name, d.name]);
 const roleName = (role) => data.roles[role]?.[currentLang()] || role;
 
 const FORMS = {
@@ -91,7 +91,7 @@ const FORMS = {
     { name: "kiosks", type: "checks", options: kiosks },
   ],
 };
-const NUMBERS = new Set(["number", "counter"]); // a select's value read back as a number
+const NUMBERS = new Set(["number", "counter", "slot_minutes"]); // selects read back as numbers
 
 function input(f, value) {
   const name = f.name;
@@ -118,8 +118,8 @@ function input(f, value) {
       DAYS.map((d) => el("label", {}, t(`day_${d}`),
         el("input", { name: `hours-${d}`, value: (value?.[d] || []).join(", ") }))));
   }
-  const type = f.type === "int" || f.type === "float" ? "text" : "text";
-  return el("input", { ...common, type, inputmode: f.type === "text" ? null : "decimal", value: value ?? "" });
+  // Numbers as text: what is typed goes to the server as it is, which names a wrong one.
+  return el("input", { ...common, inputmode: f.type === "text" ? null : "decimal", value: value ?? "" });
 }
 
 // What the form says, as the API's entry: an empty field is left out (its default); a
@@ -142,7 +142,7 @@ function read(form, f) {
   const text = node.value.trim();
   if (text === "") return undefined;
   if (f.type === "lines") return text.split("\n").map((s) => s.trim()).filter(Boolean);
-  if (f.type === "int" || (f.type === "select" && (NUMBERS.has(f.name) || f.name === "slot_minutes"))) {
+  if (f.type === "int" || (f.type === "select" && NUMBERS.has(f.name))) {
     return /^-?\d+$/.test(text) ? Number(text) : text;
   }
   if (f.type === "float") {
@@ -268,7 +268,7 @@ function editor() {
     el("h2", {}, key === null ? t("add") : `${t("edit")}: ${key}`),
     lent ? el("p", { class: "a-note" }, t("lent_from", { home: entry.home })) : null,
     el("div", { class: "a-grid" }, fields.map((f) => field(f, (state.draft || entry)[f.name], state.editing))),
-    table === "staff" && key !== null && !lent ? photoBox(entry) : null,
+    table === "staff" && key !== null && !lent && entry.active !== false ? photoBox(entry) : null,
     el("div", { class: "a-buttons" },
       el("button", { type: "submit", class: "a-primary", disabled: state.busy }, t("save")),
       el("button", { type: "button", class: "a-plain", onclick: () => { Object.assign(state, { editing: null, draft: null, errors: {}, error: null }); render(); } }, t("cancel"))));
@@ -281,7 +281,10 @@ function editor() {
       if (value === undefined || (f.type === "checks" && value.length === 0 && !["services"].includes(f.name))) delete body[f.name];
       else body[f.name] = value;
     }
-    if (body.active === true) delete body.active;
+    if (body.active === true || table === "staff" || table === "devices") delete body.active;
+    // An account brought back gets a new password (shown once), not its old one.
+    const revived = table === "staff" && entry.active === false && !body.password;
+    if (revived) body.password = randomText(9);
     state.draft = body;
     const name = body[KEYS[table]] ?? "";
     if (name === "") { // the key is the address: the server cannot be asked without it
@@ -291,7 +294,8 @@ function editor() {
     }
     const address = `/api/v1/admin/${table}/${encodeURIComponent(String(name))}`;
     save("PUT", address, body, (answer) => {
-      if (answer.password) state.secret = { title: t("secret_password", { name }), value: answer.password };
+      const password = answer.password || (revived ? body.password : null);
+      if (password) state.secret = { title: t("secret_password", { name }), value: password };
       if (answer.token) state.secret = tokenSecret(body, answer.token);
     });
   });
@@ -358,9 +362,13 @@ function button(label, onclick, extra = {}) {
 }
 
 function row(table, key, cells, actions) {
-  return el("tr", { "data-entry": key, class: cells.inactive ? "a-inactive" : null },
+  // A retired device or account: only brought back (its form, saved).
+  const edit_ = cells.retired
+    ? button(t("reactivate"), () => edit(key), { "data-action": "reactivate" })
+    : button(t("edit"), () => edit(key), { "data-action": "edit" });
+  return el("tr", { "data-entry": key, class: cells.inactive || cells.retired ? "a-inactive" : null },
     cells.values.map((v) => el("td", {}, v ?? "")),
-    el("td", {}, el("div", { class: "a-actions" }, button(t("edit"), () => edit(key), { "data-action": "edit" }), actions)));
+    el("td", {}, el("div", { class: "a-actions" }, edit_, cells.retired ? null : actions)));
 }
 
 function table(headings, rows) {
@@ -396,14 +404,15 @@ function listView() {
   if (state.tab === "staff") {
     return table(["f_username", "f_full_name", "f_role", "f_counters", "photo"],
       c.staff.map((st) => row("staff", st.username,
-        { values: [st.username, st.home ? t("lent_from", { home: st.home }) : st.full_name, roleName(st.role),
-          (st.counters || []).join(", "), st.has_photo ? "✓" : ""] },
+        { values: [st.username, st.home ? t("lent_from", { home: st.home }) : st.full_name,
+          st.active === false ? t("inactive") : roleName(st.role), (st.counters || []).join(", "), st.has_photo ? "✓" : ""],
+        retired: st.active === false },
         [st.home ? null : button(t("reset_password"), () => resetPassword(st), { "data-action": "reset" }),
           button(t("deactivate"), () => retire("staff", st.username, "confirm_deactivate"), { "data-action": "retire" })])));
   }
   return table(["f_name", "f_kind", "col_binding"],
     c.devices.map((d) => row("devices", d.name,
-      { values: [d.name, t(`kind_${d.kind}`), binding(d)] },
+      { values: [d.name, t(`kind_${d.kind}`), d.active === false ? t("inactive") : binding(d)], retired: d.active === false },
       [button(t("new_token"), () => newToken(d), { "data-action": "token" }),
         button(t("revoke"), () => retire("devices", d.name, "confirm_revoke"), { "data-action": "retire" })])));
 }
