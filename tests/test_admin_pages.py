@@ -405,9 +405,18 @@ def test_a_staff_photo_is_uploaded_checked_and_removed(admin_page, office):
     page.click("[data-tab=staff]")
     page.locator("[data-entry=quanly2] [data-action=edit]").click()
     expect(page.get_by_test_id("photo-state")).to_have_text("✓")
+    screenshot(page, "admin-staff-form")
     page.get_by_role("button", name="Xóa ảnh").click()
     expect(page.get_by_test_id("photo-state")).to_have_text("Chưa có ảnh")
     assert rows_photo(office, "quanly2") is None
+    # Chosen on the page: shrunk by the browser, sent, kept as the tablet's JPEG.
+    page.get_by_test_id("photo-file").set_input_files(
+        files=[{"name": "anh.png", "mimeType": "image/png", "buffer": picture.getvalue()}]
+    )
+    expect(page.get_by_test_id("message")).to_have_text("Đã lưu ảnh.")
+    expect(page.get_by_test_id("photo-state")).to_have_text("✓")
+    with Image.open(io.BytesIO(rows_photo(office, "quanly2"))) as kept:
+        assert kept.format == "JPEG" and max(kept.size) == 360
 
 
 def rows_photo(server, username):
