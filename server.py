@@ -250,6 +250,7 @@ def demo_banner(host: str, port: int) -> str:
         f"  Login API ..... POST {base}/api/v1/auth/login",
         f"  Start page .... {base}/  (opens each device page)",
         f"  Book a time ... {base}/hen/  (a citizen's phone; messages go to this log)",
+        f"  Admin pages ... {base}/admin/  (log in as the admin below; audit: /admin/audit)",
         f"  Printed tickets {instance_path() / DEMO_PRINTED}/  (PNG files: the demo printer)",
         "  Devices connect over Socket.IO (docs/protocol.md) with these credentials:",
     ]
