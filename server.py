@@ -16,9 +16,14 @@ import sys
 
 if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "serve":
     # gevent must patch the standard library before anything else imports it.
+    import gevent
     from gevent import monkey
 
     monkey.patch_all()
+    # No spawning stack, parent or tree locals kept on every greenlet (one per
+    # connection and per event): they cost a dozen objects each, which outlive their
+    # connection in a cycle (gateway/collector.py). Nothing here reads them.
+    gevent.config.track_greenlet_tree = False
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
@@ -123,7 +128,6 @@ def create_app(overrides: dict | None = None):
     """
     import importlib
 
-    from flask import Flask
     from flask_socketio import SocketIO
 
     from core.engine import QueueEngine
@@ -138,7 +142,7 @@ def create_app(overrides: dict | None = None):
     config = {**default_config(), **(overrides or {})}
     private_folder(instance_path())
     # No app-wide static folder: shared files are the web blueprint's (gateway/static).
-    app = Flask(__name__, instance_path=str(instance_path()), static_folder=None)
+    app = perimeter.App(__name__, instance_path=str(instance_path()), static_folder=None)
     app.config.update(config)
     app.config["SECRET_KEY"] = config["SECRET_KEY"] or secret_key()
     socketio = SocketIO(
@@ -248,6 +252,7 @@ def demo_banner(host: str, port: int) -> str:
         f"  Login API ..... POST {base}/api/v1/auth/login",
         f"  Start page .... {base}/  (opens each device page)",
         f"  Book a time ... {base}/hen/  (a citizen's phone; messages go to this log)",
+        f"  Admin pages ... {base}/admin/  (log in as the admin below; audit: /admin/audit)",
         f"  Printed tickets {instance_path() / DEMO_PRINTED}/  (PNG files: the demo printer)",
         "  Devices connect over Socket.IO (docs/protocol.md) with these credentials:",
     ]

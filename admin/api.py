@@ -183,3 +183,78 @@ def export(principal, centre_id):
             "Cache-Control": "private, no-store",
         },
     )
+
+
+# -- for the admin pages (issue 18, second slice) ------------------------------------------
+@bp.get("/api/v1/admin/config")
+@staff_endpoint(PERMISSION)
+def config(principal, centre_id):
+    """The centre's configuration as the export's entries (no secrets), as JSON."""
+    return _ctx().store.read(lambda conn: admin.config(conn, centre_id))
+
+
+@bp.get("/api/v1/admin/audit")
+@staff_endpoint(PERMISSION)
+def audit(principal, centre_id):
+    """The centre's audit log, newest first, filtered by who, what and when."""
+    args = request.args
+    answer = _ctx().store.read(
+        lambda conn: admin.audit(
+            conn,
+            centre_id,
+            actor=args.get("actor"),
+            kind=args.get("kind"),
+            first=args.get("from"),
+            last=args.get("to"),
+            before=args.get("before"),
+            limit=args.get("limit"),
+        )
+    )
+    response = make_response(jsonify(answer))
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
+
+
+@bp.put("/api/v1/admin/staff/<username>/photo")
+@staff_endpoint(PERMISSION)
+def put_photo(principal, centre_id, username):
+    """Set an account's photo: the picture itself as the body (JPEG, PNG or WebP, within
+    the server's body limit), kept as the tablet's JPEG."""
+    kind = (request.content_type or "").split(";")[0].strip().lower()
+    if kind not in PHOTO_TYPES:
+        raise FieldRefused(
+            "photo",
+            "ảnh phải là tệp JPEG, PNG hoặc WebP",
+            "the photo must be a JPEG, PNG or WebP file",
+        )
+    from io import BytesIO
+
+    from core.provisioning import photo_jpeg
+
+    body = request.get_data(cache=False)
+    store = _ctx().store
+    try:  # Pillow's decoding off the event loop, where the server has a thread pool
+        jpeg = (
+            store.offload(photo_jpeg, BytesIO(body)) if store.offload else photo_jpeg(BytesIO(body))
+        )
+    except ValueError:
+        raise FieldRefused(
+            "photo",
+            "không đọc được ảnh: hãy chọn một tệp ảnh JPEG, PNG hoặc WebP",
+            "the picture cannot be read: choose a JPEG, PNG or WebP file",
+        ) from None
+    return _write(
+        principal, centre_id, lambda tx: admin.put_photo(tx, principal, centre_id, username, jpeg)
+    )
+
+
+@bp.delete("/api/v1/admin/staff/<username>/photo")
+@staff_endpoint(PERMISSION)
+def delete_photo(principal, centre_id, username):
+    """Remove an account's photo."""
+    return _write(
+        principal, centre_id, lambda tx: admin.put_photo(tx, principal, centre_id, username, None)
+    )

@@ -118,6 +118,8 @@ def bench_environment(args, centre: Centre, gc_stats: bool = False):
             env["MOTCUA_GC_FREEZE"] = "0"
         if getattr(args, "gc_sizes", False):
             env["MOTCUA_GC_SIZES"] = "1"
+        if getattr(args, "gc_garbage", False):
+            env["MOTCUA_GC_GARBAGE"] = "1"
         if args.event_rate is not None:
             env["MOTCUA_EVENT_RATE"] = str(args.event_rate)
             env["MOTCUA_EVENT_BURST"] = str(args.event_rate * 2)

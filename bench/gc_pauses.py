@@ -79,6 +79,13 @@ def parser() -> argparse.ArgumentParser:
         help="the server also records each generation's size as each older collection "
         "starts (the stats file's 'sizes' lines, kept with --keep): an investigation",
     )
+    p.add_argument(
+        "--gc-garbage",
+        action="store_true",
+        help="the full collections between phases keep what they free and write its "
+        "commonest types (the stats file's 'garbage' lines, kept with --keep): an "
+        "investigation of the cyclic garbage",
+    )
     common_arguments(p)
     return p
 

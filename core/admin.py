@@ -19,7 +19,11 @@ secrets (an account keeps its password, a device its token) and a staff photo (k
 
 from __future__ import annotations
 
+import hashlib
+import re
 import secrets
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -450,3 +454,172 @@ def end_sessions(
             },
         )
     return {"ok": True, "ended": len(rows)}
+
+
+# -- what the admin pages read (issue 18, second slice) ----------------------------------
+def config(conn, centre_id: int) -> dict:
+    """The centre's configuration as the export says it (no secrets), for the admin pages:
+    each account this centre owns says whether it has a photo; retired devices and
+    deactivated accounts follow, ``"active": false`` (a ``PUT`` brings one back)."""
+    data = p.export(conn, centre_id)
+    st = m.staff
+    with_photo = set(
+        conn.execute(
+            sa.select(st.c.username).where(st.c.centre_id == centre_id, st.c.photo.is_not(None))
+        ).scalars()
+    )
+    for entry in data["staff"]:
+        entry["has_photo"] = entry["username"] in with_photo
+    # What the export leaves out: retired devices and deactivated accounts, to bring back.
+    d = m.devices
+    data["devices"] += [
+        {"name": r.name, "kind": r.kind, "active": False}
+        for r in conn.execute(
+            sa.select(d.c.name, d.c.kind)
+            .where(d.c.centre_id == centre_id, d.c.active.is_(False))
+            .order_by(d.c.id)
+        )
+    ]
+    data["staff"] += [
+        {"username": r.username, "full_name": r.full_name, "active": False, "has_photo": False}
+        for r in conn.execute(
+            sa.select(st.c.username, st.c.full_name)
+            .where(st.c.centre_id == centre_id, st.c.active.is_(False))
+            .order_by(st.c.id)
+        )
+    ]
+    return data
+
+
+AUDIT_LIMIT = 200  # rows one page of the audit may ask for
+_ACTION = re.compile(r"[a-z_]{1,32}")
+
+
+def audit(
+    conn,
+    centre_id: int,
+    *,
+    actor: str | None = None,
+    kind: str | None = None,
+    first: str | None = None,
+    last: str | None = None,
+    before: str | None = None,
+    limit: str | None = None,
+) -> dict:
+    """The centre's audit log, newest first: who (``actor``: a username, or an actor as
+    the log writes it, ``device:3``), what (``kind``: the change, ``configured`` for the
+    configuration), when (``first``/``last``: days YYYY-MM-DD in the centre's time zone,
+    both included). ``before``: the ``seq`` the previous page ended at; ``limit`` rows
+    a page (50 unless said, at most :data:`AUDIT_LIMIT`). Times are the centre's."""
+    a, c = m.audit_log, m.centres
+    tz = conn.execute(sa.select(c.c.timezone).where(c.c.id == centre_id)).scalar()
+    zone = ZoneInfo(tz)
+    query = sa.select(a.c.seq, a.c.at, a.c.action, a.c.actor, a.c.details).where(
+        a.c.centre_id == centre_id
+    )
+    if actor:
+        if ":" not in actor:
+            staff_id = conn.execute(
+                sa.select(m.staff.c.id).where(m.staff.c.username == actor)
+            ).scalar()
+            actor = f"staff:{staff_id}" if staff_id is not None else None
+        query = query.where(a.c.actor == actor) if actor else query.where(sa.false())
+    if kind:
+        if not _ACTION.fullmatch(kind):
+            raise FieldRefused(
+                "kind",
+                "“kind” phải là tên một thay đổi, ví dụ configured",
+                "'kind' must name a change, e.g. configured",
+            )
+        query = query.where(a.c.action == kind)
+    for name, value, bound in (("from", first, 0), ("to", last, 1)):
+        if not value:
+            continue
+        try:
+            if len(value) != 10:
+                raise ValueError(value)
+            day = date.fromisoformat(value) + timedelta(days=bound)
+        except ValueError:
+            raise FieldRefused(
+                name,
+                f"“{name}” phải là một ngày dạng YYYY-MM-DD",
+                f"'{name}' must be a date as YYYY-MM-DD",
+            ) from None
+        moment = datetime.combine(day, time(), zone)
+        query = query.where(a.c.at >= moment if bound == 0 else a.c.at < moment)
+    size = _whole("limit", limit, 50, 1, AUDIT_LIMIT)
+    if before is not None and before != "":
+        query = query.where(a.c.seq < _whole("before", before, 0, 1, 2**62))
+    rows = conn.execute(query.order_by(a.c.seq.desc()).limit(size + 1)).all()
+    more = len(rows) > size
+    rows = rows[:size]
+    names = _actor_names(conn, {r.actor for r in rows})
+    return {
+        "timezone": tz,
+        "rows": [
+            {
+                "seq": r.seq,
+                "at": r.at.astimezone(zone).isoformat(timespec="seconds"),
+                "kind": r.action,
+                "actor": r.actor,
+                "who": names.get(r.actor, r.actor),
+                "details": r.details,
+            }
+            for r in rows
+        ],
+        "next": rows[-1].seq if more else None,
+    }
+
+
+def _whole(name: str, text: str | None, default: int, low: int, high: int) -> int:
+    if text is None or text == "":
+        return default
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise FieldRefused(
+            name,
+            f"“{name}” phải là một số nguyên từ {low} đến {high}",
+            f"'{name}' must be a whole number from {low} to {high}",
+        )
+    return int(text)
+
+
+def _actor_names(conn, actors: set[str]) -> dict[str, str]:
+    """``staff:3`` -> "username (full name)", ``device:5`` -> the device's name."""
+    ids = {"staff": [], "device": []}
+    for actor in actors:
+        kind, _, number = actor.partition(":")
+        if kind in ids and number.isdigit():
+            ids[kind].append(int(number))
+    out = {}
+    st, d = m.staff, m.devices
+    if ids["staff"]:
+        for r in conn.execute(
+            sa.select(st.c.id, st.c.username, st.c.full_name).where(st.c.id.in_(ids["staff"]))
+        ):
+            out[f"staff:{r.id}"] = f"{r.username} ({r.full_name})"
+    if ids["device"]:
+        for r in conn.execute(sa.select(d.c.id, d.c.name).where(d.c.id.in_(ids["device"]))):
+            out[f"device:{r.id}"] = r.name
+    return out
+
+
+def put_photo(tx: Tx, principal: Principal, centre_id: int, username: str, jpeg: bytes | None):
+    """Set (or, with ``None``, remove) the photo of an account this centre owns: the JPEG
+    made as a provisioning file's photo is (core/provisioning.py ``photo_jpeg``)."""
+    conn = tx.conn
+    st = m.staff
+    row = conn.execute(
+        sa.select(st).where(st.c.username == username, st.c.centre_id == centre_id)
+    ).first()
+    if row is None or not row.active:
+        raise QueueError("not_found", "unknown_entry", what=TABLES["staff"][2], name=username[:64])
+    _may_touch(conn, principal, username, None)
+    digest = hashlib.sha256(jpeg).hexdigest()[:16] if jpeg else None
+    summary = p.Summary()
+    if digest != row.photo_digest:
+        conn.execute(st.update().where(st.c.id == row.id).values(photo=jpeg, photo_digest=digest))
+        summary.updated.append(f"staff {username} (photo)")
+    before = [{"username": username, "photo": row.photo_digest}]
+    after = [{"username": username, "photo": digest}]
+    _record(tx, principal, centre_id, "staff", username, "photo", before, after, summary)
+    return {"ok": True, "changes": summary.lines() if summary.changed else [], "photo": digest}

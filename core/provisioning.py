@@ -206,22 +206,38 @@ PHOTO_SIZE = 360  # pixels, the longer side of the JPEG kept
 def read_photo(path: Path) -> bytes:
     """A staff photo as the tablet gets it: a JPEG of at most PHOTO_SIZE pixels, made
     the same way every time (applying the file again changes nothing)."""
-    import io
-
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     try:
         if path.stat().st_size > PHOTO_MAX_BYTES:
             raise ValueError("tệp ảnh lớn quá 10 MB")
-        with Image.open(path) as img:
+        with path.open("rb") as f:
+            return photo_jpeg(f)
+    except OSError as e:
+        raise ValueError(f"không đọc được tệp: {e.strerror or e}") from e
+
+
+PHOTO_MAX_PIXELS = 40_000_000  # a camera's picture is 12-50 MP; a bigger one is refused
+
+
+def photo_jpeg(source) -> bytes:
+    """The tablet's JPEG of the picture in ``source`` (a binary file), as
+    :func:`read_photo` makes it; the admin API's upload uses it too. ValueError for
+    what is not a picture (JPEG, PNG, WebP), or one too large to open safely."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(source) as img:
+            if img.format not in ("JPEG", "PNG", "WEBP"):
+                raise ValueError("không phải tệp ảnh (JPEG, PNG, WebP)")
+            if img.width * img.height > PHOTO_MAX_PIXELS:
+                raise ValueError("ảnh lớn quá 40 triệu điểm ảnh")
             img = ImageOps.exif_transpose(img).convert("RGB")
             img.thumbnail((PHOTO_SIZE, PHOTO_SIZE))
             out = io.BytesIO()
             img.save(out, "JPEG", quality=85, optimize=True)
-    except OSError as e:
-        if isinstance(e, UnidentifiedImageError):
-            raise ValueError("không phải tệp ảnh (JPEG, PNG, WebP)") from e
-        raise ValueError(f"không đọc được tệp: {e.strerror or e}") from e
+    except (OSError, Image.DecompressionBombError, SyntaxError) as e:
+        raise ValueError("không phải tệp ảnh (JPEG, PNG, WebP)") from e
     return out.getvalue()
 
 

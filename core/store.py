@@ -249,8 +249,12 @@ class Store:
             job = _Job(fn, centre_id, actor, request_id, self._event(), urgent)
             self._queue.put(job)
             job.done.wait()
-        if job.error is not None:
-            raise job.error
+        error = job.error
+        if error is not None:
+            try:
+                raise error
+            finally:  # the traceback holds this frame, which would hold the error
+                error = job = None
         return job.result
 
     def _writer_loop(self) -> None:
@@ -311,7 +315,9 @@ class Store:
                         except Exception as e:
                             cur.execute("ROLLBACK TO SAVEPOINT job")
                             cur.execute("RELEASE SAVEPOINT job")
-                            job.error = self._refusal(job, e)
+                            # Without the writer's frames: they hold the job, which
+                            # holds the error (a cycle for the collector per refusal).
+                            job.error = self._refusal(job, e).with_traceback(None)
                         else:
                             cur.execute("RELEASE SAVEPOINT job")
                             deliveries.extend(tx.deliveries)

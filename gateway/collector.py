@@ -14,7 +14,9 @@ collection took 150-300 ms, during which calls were neither acknowledged nor del
   is appended to FILE (a line each, once a second) for bench/gc_pauses.py.
   ``MOTCUA_GC_FREEZE=0`` times collections without freezing anything (to compare);
   ``MOTCUA_GC_SIZES=1`` also writes how many objects each generation holds as each
-  collection of generation 1 or 2 starts (``sizes`` lines; slow, for investigations).
+  collection of generation 1 or 2 starts (``sizes`` lines; slow, for investigations),
+  and, when generations 0 and 1 hold more than ``YOUNG_CENSUS``, their commonest types
+  (``young`` lines).
   With the stats file, SIGUSR2 makes the process unfreeze and collect everything once
   and write what that freed (a ``full`` line): the cyclic garbage the frozen set kept
   since the previous one (bench/gc_pauses.py measures it; the collection itself is
@@ -31,12 +33,18 @@ Freezing is O(1) (a list splice), so it is done often:
 - while connections are arriving, right after every collection of generation 0 too: a
   burst's survivors then never pile up in generation 1 (28,000-45,000 objects, 9-22 ms
   collections, when it was frozen only every 0.25 s);
-- after each ``BURST_CONNECTIONS`` new connections and once a burst has settled. Frozen objects
-are never collected as cycles (reference counting still frees the rest), so garbage
-already in a cycle when a freeze happens stays: once the connections frozen have all
-been replaced ``REFREEZE_TURNOVER`` times over, the frozen set is collected in full
-once, when no connection has arrived for ``SETTLE_S`` (one long pause, logged, after a
-day's worth of reconnections rather than during a burst).
+- after each ``BURST_CONNECTIONS`` new connections and once a burst has settled.
+
+Frozen objects are never collected as cycles (reference counting still frees the
+rest), so garbage that is alive in a cycle when a freeze happens and dies later stays
+until the frozen set is collected in full, once a night (``FULL_AT``). A connection
+therefore must not end in a cycle: the websocket, its reader and our send hook let go of
+each other when it closes (gateway/guard.py, gateway/frames.py), greenlets keep no
+spawning stacks (server.py), events are not matched against Flask's routes
+(gateway/perimeter.py ``App``) and a refused operation's error does not hold the
+writer's frames (core/store.py). Measured with ``MOTCUA_GC_GARBAGE=1``: 1,000 displays
+reconnecting left ~93 objects each in the frozen set before, ~1 each after
+(docs/performance.md); tests/test_no_stalls.py holds it.
 """
 
 from __future__ import annotations
@@ -46,7 +54,7 @@ import logging
 import os
 import signal
 import time
-from collections import deque
+from collections import Counter, deque
 from datetime import datetime
 from time import perf_counter, thread_time
 from zoneinfo import ZoneInfo
@@ -55,6 +63,9 @@ import greenlet
 
 log = logging.getLogger("motcua.gc")
 
+# With MOTCUA_GC_SIZES=1, the commonest types of generations 0 and 1 are written too when
+# they hold more than this as an older collection starts.
+YOUNG_CENSUS = 10_000
 # A collection longer than this is logged (the target: no pause over 20 ms).
 LONG_PAUSE_S = 0.020
 # Pauses kept for the stats file between two writes.
@@ -64,8 +75,15 @@ KEPT_PAUSES = 100_000
 class PauseRecorder:
     """Times every collection of this process (gc.callbacks)."""
 
-    def __init__(self, long_pause_s: float = LONG_PAUSE_S, sizes: bool = False):
+    def __init__(
+        self, long_pause_s: float = LONG_PAUSE_S, sizes: bool = False, garbage: bool = False
+    ):
         self.long_pause_s = long_pause_s
+        # MOTCUA_GC_GARBAGE=1 (an investigation): the full collections asked for keep what
+        # they free (gc.DEBUG_SAVEALL) and write its commonest types (``garbage`` lines).
+        self.garbage = garbage
+        self.garbage_types: list[tuple[float, list[tuple[str, int]]]] = []
+        self.young_types: list[tuple[float, list[tuple[str, int]]]] = []  # with ``sizes``
         # MOTCUA_GC_SIZES=1 (an investigation, not production: it walks every generation
         # before each older collection): (wall time, generation, objects in gen 0, 1, 2).
         self.sizes = sizes
@@ -113,6 +131,11 @@ class PauseRecorder:
             if self.sizes and info["generation"] >= 1:
                 counts = [len(gc.get_objects(generation=g)) for g in range(3)]
                 self.sized.append((time.time(), info["generation"], *counts))
+                if counts[0] + counts[1] > YOUNG_CENSUS:  # what they are (``young`` lines)
+                    young = gc.get_objects(generation=0) + gc.get_objects(generation=1)
+                    types = Counter(_type_name(o) for o in young).most_common(25)
+                    del young
+                    self.young_types.append((time.time(), types))
             # A collection can run finalizers, and one that kills a greenlet runs that
             # greenlet's code, which may switch to the hub: the other greenlets then run
             # "inside" the collection. Such a collection is counted apart, not as a pause.
@@ -155,9 +178,16 @@ class PauseRecorder:
         now = time.time()
         self.deliberate = True
         try:
+            if self.garbage:
+                gc.set_debug(gc.DEBUG_SAVEALL)
             n, ms = collect_everything()
         finally:
             self.deliberate = False
+            if self.garbage:
+                gc.set_debug(0)
+                types = Counter(_type_name(o) for o in gc.garbage)
+                gc.garbage.clear()
+                self.garbage_types.append((now, types.most_common(40)))
         self.fulls.append((now, n, ms, now - self._last_full))
         self._last_full = now
         freeze(self, "after a full collection asked for")
@@ -179,6 +209,16 @@ class PauseRecorder:
         self.sized.clear()
         lines += [f"full {t:.6f} {n} {ms:.3f} {since:.3f}\n" for t, n, ms, since in self.fulls]
         self.fulls.clear()
+        lines += [
+            f"garbage {t:.6f} " + " ".join(f"{name}={n}" for name, n in types) + "\n"
+            for t, types in self.garbage_types
+        ]
+        self.garbage_types.clear()
+        lines += [
+            f"young {t:.6f} " + " ".join(f"{name}={n}" for name, n in types) + "\n"
+            for t, types in self.young_types
+        ]
+        self.young_types.clear()
         t0, t1, t2 = gc.get_threshold()
         lines.append(f"state {time.time():.6f} {t0} {t1} {t2} {self.frozen} {self.quiet_freezes}\n")
         with open(path, "a") as f:
@@ -187,6 +227,16 @@ class PauseRecorder:
     def _unwritten(self):
         pauses, self.pauses = self.pauses, deque(maxlen=KEPT_PAUSES)
         return pauses
+
+
+def _type_name(o) -> str:
+    t = type(o)
+    name = f"{t.__module__}.{t.__qualname__}"
+    if t is dict or t is tuple or t is list:
+        return f"{name}[{len(o)}]" if len(o) < 4 else name
+    if t.__name__ in ("function", "method", "cell"):
+        return f"{name}:{getattr(o, '__qualname__', '')}"
+    return name
 
 
 def collect_everything() -> tuple[int, float]:
@@ -198,14 +248,19 @@ def collect_everything() -> tuple[int, float]:
     return collected, 1000 * (perf_counter() - t0)
 
 
-def freeze(recorder: PauseRecorder | None = None, why: str = "", quiet: bool = False) -> int:
+def freeze(
+    recorder: PauseRecorder | None = None,
+    why: str = "",
+    quiet: bool = False,
+    after_collection: bool = False,
+) -> int:
     """Freeze everything alive: the collector's lists are spliced into the frozen one,
     nothing frozen is walked. Returns how many objects were moved (counting them walks
     only the unfrozen ones, few since the last freeze). ``quiet``: no log line (the
-    freezes after collections, several a second under load)."""
+    freezes after collections and arrivals, several a second under load)."""
     t0 = perf_counter()
     # After a collection generation 0 is empty: its survivors are in 1 or 2.
-    n = sum(len(gc.get_objects(g)) for g in ((1, 2) if quiet else (0, 1, 2)))
+    n = sum(len(gc.get_objects(g)) for g in ((1, 2) if after_collection else (0, 1, 2)))
     gc.freeze()
     d = perf_counter() - t0
     if recorder is not None:
@@ -226,12 +281,9 @@ def freeze(recorder: PauseRecorder | None = None, why: str = "", quiet: bool = F
 # the last freeze); freezing is free, so it is done at every tick of a burst.
 BURST_CONNECTIONS = 20
 SETTLE_S = 1.0
-# Unfreeze and collect in full once the connections that left since the last full
-# collection are this many times those open at it (their cycles wait in the frozen set).
-REFREEZE_TURNOVER = 4.0
-# And once a night, when centres are closed (MOTCUA_GC_FULL_AT, "HH:MM" in FULL_ZONE; ""
-# never): objects that were frozen and then died in a cycle wait in the frozen set
-# whatever the connections do. Measured at 1,000 devices calling 10 times a second:
+# The frozen set is collected in full once a night, when centres are closed
+# (MOTCUA_GC_FULL_AT, "HH:MM" in FULL_ZONE; "" never): objects that were frozen and then
+# died in a cycle wait in it until then. Measured at 1,000 devices calling 10 times a second:
 # ~1,400 objects a minute, ~150 ms for the full collection (docs/performance.md).
 FULL_AT = "02:00"
 FULL_ZONE = "Asia/Ho_Chi_Minh"
@@ -246,7 +298,7 @@ THRESHOLDS = (700, 2, 10)
 
 class Freezer:
     """Watches a process's connection count and freezes after each burst; collects the
-    frozen set in full once it has turned over, and once a night.
+    frozen set in full once a night.
 
     connections: returns the number of connections open now (engine.io's sockets).
     """
@@ -265,11 +317,9 @@ class Freezer:
         self.full_at = full_at
         self.zone = ZoneInfo(zone)
         self.full_on = datetime.now(self.zone).date() if full_at else None
-        self.at_freeze = connections()
         self.arrived = 0  # connections seen arriving since the last freeze
-        self.departed = 0  # ... and leaving since the last full collection
-        self.base = BURST_CONNECTIONS  # connections open at the last full collection
-        self.last = self.at_freeze
+        self.arrivals = 0  # ... counted one by one (``arrival``)
+        self.last = connections()
         self.last_change = time.monotonic()
         self.arriving = False  # connections arrived at the last tick: a burst is on
 
@@ -277,32 +327,47 @@ class Freezer:
         """Right after each collection (PauseRecorder.after): freeze its survivors when
         it was an older one, or while a burst is on (the module's docstring says why)."""
         if generation >= 1 or self.arriving:
+            freeze(self.recorder, quiet=True, after_collection=True)
+
+    def arrival(self) -> None:
+        """A connection arrived (gateway/guard.py): every BURST_CONNECTIONS of them, what
+        they made is frozen at once. The collector's trigger does not bound generation 0:
+        it counts allocations minus deallocations, so while old connections are freed
+        and new ones made (a hall reconnecting) the count stays low as generation 0 grows
+        to 30,000 objects between two ticks, and the collection that finally walks them
+        took 19 ms of CPU (docs/performance.md)."""
+        self.arrivals += 1
+        if self.arrivals >= BURST_CONNECTIONS:
+            self.arrivals = 0
             freeze(self.recorder, quiet=True)
 
     def tick(self) -> None:
-        """Called about every SETTLE_S / 4."""
+        """Called about every SETTLE_S / 4. Collects generation 0 each time: CPython's
+        trigger counts allocations minus deallocations, so while objects made a while ago
+        die as fast as new ones are made it hardly moves, and generation 0 grows without
+        bound. At 5,000 connections engine.io's pings do that (every connection's ping
+        greenlet, timer and waiter live 25 s and are replaced): generation 0 and 1 grew
+        to 30,000 objects and their collections took 10-19 ms of CPU. Collected four
+        times a second, a young generation holds a quarter second's survivors (1-2 ms).
+        Generation 1 likewise, when its own threshold is reached (only the allocation
+        trigger would collect it): its survivors are then frozen (``after_collection``)."""
+        gc.collect(1 if gc.get_count()[1] >= gc.get_threshold()[1] else 0)
         now = time.monotonic()
         n = self.connections()
         self.arriving = n > self.last
         if n != self.last:
             if n > self.last:
                 self.arrived += n - self.last
-            else:
-                self.departed += self.last - n
             self.last, self.last_change = n, now
             if self.arrived >= BURST_CONNECTIONS:
-                self._freeze(n, f"{self.arrived} connections arrived")
+                self._freeze(f"{self.arrived} connections arrived")
             return
         if now - self.last_change < SETTLE_S:
             return
-        if self.departed >= REFREEZE_TURNOVER * self.base:
-            # The frozen set is mostly gone connections: one full collection, now that
-            # no connection is arriving, then freeze what is alive.
-            self._collect_all(n, f"{self.departed} connections left")
-        elif self._night():
+        if self._night():
             self._collect_all(n, "the nightly one")
         elif self.arrived:
-            self._freeze(n, f"{self.arrived} connections arrived")
+            self._freeze(f"{self.arrived} connections arrived")
 
     def _night(self) -> bool:
         """The first quiet tick past ``full_at`` each day (never at start-up)."""
@@ -323,20 +388,25 @@ class Freezer:
             collected,
             ms,
         )
-        self.departed, self.base = 0, max(1, n)
-        self._freeze(n, f"after a full collection ({why})")
+        self._freeze(f"after a full collection ({why})")
 
-    def _freeze(self, n: int, why: str) -> None:
+    def _freeze(self, why: str) -> None:
         freeze(self.recorder, why)
-        self.arrived, self.at_freeze = 0, n
-        self.base = max(self.base, n)
+        self.arrived = 0
+
+
+def arrival() -> None:
+    """A connection arrived: the installed Freezer's ``arrival`` (nothing until then)."""
 
 
 def install(connections, spawn, sleep) -> PauseRecorder:
     """In the server (cmd_serve), once start-up is done: time collections, freeze what
     start-up made, and keep freezing after bursts of connections; with MOTCUA_GC_STATS
     write the pauses to that file every second. ``spawn``/``sleep`` are gevent's."""
-    recorder = PauseRecorder(sizes=os.environ.get("MOTCUA_GC_SIZES") == "1").install()
+    recorder = PauseRecorder(
+        sizes=os.environ.get("MOTCUA_GC_SIZES") == "1",
+        garbage=os.environ.get("MOTCUA_GC_GARBAGE") == "1",
+    ).install()
     freezing = os.environ.get("MOTCUA_GC_FREEZE", "1") != "0"
     if freezing:
         threshold = os.environ.get("MOTCUA_GC_THRESHOLD")  # "700,10,10": to compare
@@ -347,6 +417,8 @@ def install(connections, spawn, sleep) -> PauseRecorder:
     freezer = Freezer(connections, recorder, (int(hour), int(minute or 0)) if full_at else None)
     if freezing:
         recorder.after = freezer.after_collection
+        global arrival
+        arrival = freezer.arrival
     stats_path = os.environ.get("MOTCUA_GC_STATS")
     asked = []
     if stats_path:

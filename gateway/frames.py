@@ -110,6 +110,9 @@ def _install_socket_hook() -> None:
             return original(self, ws, *args, **kwargs)
         finally:
             self._motcua_out = None
+            # ``send`` refers to ws, which holds it: without this the pair (and the
+            # websocket's whole state) would wait for a collection as a cycle.
+            ws.__dict__.pop("send", None)
 
     handler._motcua = True
     engineio.socket.Socket._websocket_handler = handler

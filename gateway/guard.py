@@ -31,6 +31,7 @@ import os
 import re
 import threading
 import time
+import weakref
 
 from gevent import pywsgi
 from socketio import packet as sio_packet
@@ -38,7 +39,7 @@ from socketio import packet as sio_packet
 from core import auth
 from core.errors import QueueError
 
-from . import perimeter
+from . import collector, perimeter
 
 log = logging.getLogger("motcua.guard")
 
@@ -270,6 +271,7 @@ class SocketGuard:
 
     # -- engine.io handlers ----------------------------------------------------------------
     def _connect(self, eio_sid, environ):
+        collector.arrival()
         self._unjoined[eio_sid] = time.monotonic()
         if self._sweeper is None and self.join_timeout_s > 0:
             self._sweeper = self.sio.start_background_task(self._sweep)
@@ -363,16 +365,18 @@ class _PacedSocket:
 
     def __init__(self, sock, ws):
         self._sock = sock
-        self._ws = ws
+        # Not the websocket itself: it holds this socket, and the pair would outlive the
+        # connection as a cycle for the collector to find (gateway/collector.py).
+        self._ws = weakref.ref(ws)
         self.send = sock.send  # the hot path (gateway/frames.py writes here)
         self.sendall = sock.sendall
 
     def recv(self, n):
         import gevent
 
-        ws = self._ws
         gevent.sleep(0)
-        while len(ws.input_buffer) >= MAX_PENDING_MESSAGES and ws.connected:
+        ws = self._ws()
+        while ws is not None and len(ws.input_buffer) >= MAX_PENDING_MESSAGES and ws.connected:
             gevent.sleep(0.01)
         return self._sock.recv(n)
 
@@ -392,9 +396,10 @@ def _paced_reader_class():
             self._target = target
 
         def _run(self):
-            ws = self._target.__self__
+            target, self._target = self._target, None  # the websocket holds this reader
+            ws = target.__self__
             ws.sock = _PacedSocket(ws.sock, ws)
-            return self._target()
+            return target()
 
     return PacedReader
 

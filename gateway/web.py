@@ -148,7 +148,7 @@ def demo_devices(demo_file: Path, pages: dict[str, tuple[str, str]]) -> dict:
             "role": st["role"],
         }
         for st in data.get("staff", [])
-        if st["role"] in ("clerk", "manager")
+        if st["role"] in ("clerk", "manager", "admin")
     ]
     return {"devices": devices, "staff": staff}
 

@@ -243,6 +243,8 @@ def test_the_demo_start_page_leads_to_a_working_kiosk(browser, tmp_path):
         )
         expect(page.get_by_test_id("staff-login")).to_have_attribute("href", "/counter/")
         expect(page.locator("code").first).to_have_text("canbo1")  # the demo's public logins
+        expect(page.get_by_test_id("admin-login")).to_have_attribute("href", "/admin/")
+        expect(page.locator("li", has_text="quantri")).to_contain_text("(quản trị)")
         page.get_by_role("link", name="Máy lấy số").click()
         # The demo opens clerks at counters 1 and 3: some services open, others closed.
         expect(service(page, "TP")).to_be_enabled()

@@ -53,7 +53,7 @@ def _arrive(kept, open_now, freezer, n):
     freezer.tick()
 
 
-def test_a_burst_of_connections_is_frozen_and_a_turned_over_set_collected_once(clean_gc):
+def test_a_burst_of_connections_is_frozen(clean_gc):
     open_now = [0]
     freezer = collector.Freezer(lambda: open_now[0], collector.PauseRecorder())
     kept = []
@@ -62,23 +62,17 @@ def test_a_burst_of_connections_is_frozen_and_a_turned_over_set_collected_once(c
     assert gc.get_freeze_count() > 0, "a freeze in the middle of the burst"
     assert freezer.recorder.frozen >= 3 * collector.BURST_CONNECTIONS, "their objects counted"
     assert not any(o is kept[0] for o in gc.get_objects()), "frozen: no collection walks it"
-
-    # Every connection leaves and others come, until the frozen set has turned over
-    # REFREEZE_TURNOVER times: the gone connections' cycles wait in the frozen set...
-    rounds = int(collector.REFREEZE_TURNOVER) + 1
-    for _ in range(rounds):
+    # Connections leaving never cause a full collection (only the night does): theirs
+    # would pause every connection of the process for up to a second.
+    frozen = gc.get_freeze_count()
+    for _ in range(10):
         kept.clear()
         open_now[0] = 0
         freezer.tick()
         _arrive(kept, open_now, freezer, 3 * collector.BURST_CONNECTIONS // 2)
-    assert freezer.departed >= collector.REFREEZE_TURNOVER * freezer.base
-    frozen = gc.get_freeze_count()
-    # ... until no connection has arrived for SETTLE_S: one full collection frees them.
     freezer.last_change -= 2 * collector.SETTLE_S
     freezer.tick()
-    freed = frozen - gc.get_freeze_count()
-    assert freed >= 2 * rounds * collector.BURST_CONNECTIONS, freed
-    assert freezer.departed == 0
+    assert gc.get_freeze_count() >= frozen, "nothing unfrozen"
 
 
 def test_sizes_are_recorded_before_older_collections_when_asked(tmp_path):
@@ -178,3 +172,29 @@ def test_the_frozen_set_is_collected_once_a_night_when_quiet(clean_gc):
     after = gc.get_freeze_count()
     freezer.tick()
     assert gc.get_freeze_count() >= after - 10, "once a night"
+
+
+def test_each_tick_collects_the_young_generations_whatever_the_allocation_count(clean_gc):
+    """CPython collects generation 0 when allocations minus deallocations pass 700: while
+    old objects die as fast as new ones are made (a connection's ping greenlet replaced
+    every 25 s), that never happens and the young generations grow without bound. The
+    tick collects them anyway, and generation 1 when its own threshold is reached; the
+    survivors of that are frozen."""
+    open_now = [0]
+    recorder = collector.PauseRecorder().install()
+    freezer = collector.Freezer(lambda: open_now[0], recorder)
+    recorder.after = freezer.after_collection
+    threshold = gc.get_threshold()
+    gc.set_threshold(10**9, 2, 10)  # the allocation trigger never fires here
+    try:
+        made = [[i] for i in range(5000)]
+        assert _tracked(made[0], (0,))
+        freezer.tick()
+        assert not _tracked(made[0], (0,)), "generation 0 collected"
+        for _ in range(3):
+            freezer.tick()
+        assert not _tracked(made[0]), "collected with generation 1, then frozen"
+        assert recorder.count[0] >= 2 and recorder.count[1] >= 1
+    finally:
+        gc.set_threshold(*threshold)
+        recorder.uninstall()
