@@ -3,12 +3,13 @@
 
     python server.py serve [--host H] [--port P] [--database-url URL] [--redis-url URL]
                            [--provision FILE] [--demo]
-    python server.py provision FILE [--database-url URL]
+    python server.py provision FILE [--database-url URL] [--dry-run | --force]
     python server.py agent --config FILE
 
 This file is the one place that knows every door: it builds the app, registers each
 role's blueprint and Socket.IO namespace, and runs the server. Exit codes: 0 ok, 2 bad
-arguments or an invalid provisioning file, 1 anything else.
+arguments or an invalid provisioning file, 3 a file that would overwrite changes made
+through the admin pages or API (not applied: see --dry-run, --force), 1 anything else.
 """
 
 import sys
@@ -228,10 +229,11 @@ def create_app(overrides: dict | None = None):
             doors.append(door)
         pages.update(bundle.pages)
     app.extensions["motcua.pages"] = pages
-    # Clerks' sockets closed when their session ends (gateway/sessions.py).
-    app.extensions["motcua.sessions"] = sessions.SessionWatch(
-        socketio, store, doors, float(config["SESSION_CHECK_S"])
-    )
+    # Sockets closed when their credential ends (gateway/sessions.py): a logout, an ended
+    # or expired session, a revoked device; at once in every process after such a change.
+    watch = sessions.SessionWatch(socketio, store, doors, float(config["SESSION_CHECK_S"]))
+    app.extensions["motcua.sessions"] = watch
+    hub.listeners.append(watch.changed)
     # Devices' presence renewed in the store, for the monitor (gateway/presence.py).
     ctx.presence_s = float(config["PRESENCE_S"])
     ctx.presence = presence.PresenceLoop(socketio, store, hub, doors, ctx.presence_s)
@@ -376,6 +378,15 @@ def cmd_serve(args) -> int:
     ctx.store.migrate()
     for path in ([DEMO_FILE] if args.demo else []) + ([args.provision] if args.provision else []):
         try:
+            # A file applied at every start must not undo the admin pages' changes: it is
+            # left unapplied, saying why (`server.py provision FILE --force` applies it).
+            _lines, overwritten = provisioning.plan(ctx.store, path, full=False)
+            if overwritten:
+                log.error("provision %s: not applied: %s", Path(path).name, OVERWRITES)
+                for line in overwritten:
+                    log.error("provision %s: %s", Path(path).name, line)
+                log.error("provision %s: %s", Path(path).name, NOT_APPLIED)
+                continue
             for line in provisioning.provision(ctx.store, path):
                 log.info("provision %s: %s", Path(path).name, line)
         except ProvisioningError as e:
@@ -534,12 +545,42 @@ def cmd_provision(args) -> int:
     store = Store(args.database_url or default_database_url())
     store.migrate()
     try:
+        # The admin pages and API edit the same data: a file applied after them would
+        # undo their changes, so it says which first (docs/admin.md).
+        lines, overwritten = provisioning.plan(store, args.file, full=args.dry_run)
+        if args.dry_run:
+            print("Thử, chưa ghi gì (dry run, nothing written):")
+            for line in lines:
+                print(line)
+            if overwritten:
+                print(f"\n{OVERWRITES}")
+                for line in overwritten:
+                    print(line)
+            return 0
+        if overwritten and not args.force:
+            print(f"error: {OVERWRITES}", file=sys.stderr)
+            for line in overwritten:
+                print(line, file=sys.stderr)
+            print(NOT_APPLIED, file=sys.stderr)
+            return 3
         for line in provisioning.provision(store, args.file):
             print(line)
     except ProvisioningError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+OVERWRITES = (
+    "tệp này sẽ ghi đè những thay đổi đã làm qua trang quản trị / API kể từ lần áp dụng tệp "
+    "trước (this file would overwrite changes made through the admin pages or API since "
+    "the last file was applied):"
+)
+NOT_APPLIED = (
+    "Chưa áp dụng gì. Lấy cấu hình hiện tại (GET /api/v1/admin/export) để gộp vào tệp, hoặc "
+    "chạy lại với --force để ghi đè. (Nothing applied. Merge the current configuration, "
+    "from the export, into the file, or run again with --force to overwrite.)"
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -557,6 +598,15 @@ def parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("provision", help="create or update a centre from a TOML file")
     pr.add_argument("file")
     pr.add_argument("--database-url")
+    how = pr.add_mutually_exclusive_group()
+    how.add_argument(
+        "--dry-run", action="store_true", help="print what would change, write nothing"
+    )
+    how.add_argument(
+        "--force",
+        action="store_true",
+        help="apply even where it overwrites changes made through the admin pages or API",
+    )
     pr.set_defaults(func=cmd_provision)
     ag = sub.add_parser("agent", help="run the hardware agent (printers) on a device's PC")
     ag.add_argument("--config", required=True, metavar="FILE", help="the agent's TOML file")

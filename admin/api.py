@@ -11,9 +11,10 @@ from __future__ import annotations
 from flask import Response, current_app, jsonify, make_response, request
 
 from core import admin
-from core.auth import hash_password
+from core.auth import hash_password, token_hash
+from core.errors import QueueError
 from core.fields import FieldRefused
-from gateway.api import staff_endpoint
+from gateway.api import bearer_token, staff_endpoint
 
 from . import bp
 
@@ -135,6 +136,38 @@ def put_device(principal, centre_id, name):
 def delete_device(principal, centre_id, name):
     """Revoke a device: its token stops working."""
     return _delete(principal, centre_id, "devices", name)
+
+
+@bp.get("/api/v1/admin/sessions")
+@staff_endpoint(PERMISSION)
+def list_sessions(principal, centre_id):
+    """The open sessions of the centre's staff: who, since when, until when."""
+    mine = token_hash(bearer_token())
+    return _ctx().store.read(lambda conn: admin.sessions(conn, centre_id, mine))
+
+
+@bp.delete("/api/v1/admin/sessions/<session_id>")
+@staff_endpoint(PERMISSION)
+def end_session(principal, centre_id, session_id):
+    """End one session: its token stops working, its sockets close in every process."""
+    if not session_id.isdigit() or len(session_id) > 18:
+        raise QueueError("not_found", "unknown_entry", what=admin.SESSION, name=session_id[:64])
+    return _write(
+        principal,
+        centre_id,
+        lambda tx: admin.end_sessions(tx, principal, centre_id, session_id=int(session_id)),
+    )
+
+
+@bp.post("/api/v1/admin/staff/<username>/end-sessions")
+@staff_endpoint(PERMISSION)
+def end_staff_sessions(principal, centre_id, username):
+    """End every open session of an account (its password and role unchanged)."""
+    return _write(
+        principal,
+        centre_id,
+        lambda tx: admin.end_sessions(tx, principal, centre_id, username=username),
+    )
 
 
 @bp.get("/api/v1/admin/export")

@@ -4,9 +4,14 @@ An entry is what a provisioning file's ``[[services]]``, ``[[counters]]``, ``[[s
 or ``[[devices]]`` entry says. It is checked with core/fields.py (the file's checks and
 words), written with core/provisioning.py's per-entry functions (the file's code), in
 the caller's transaction; each change is audited (who, the entry before and after,
-without secrets) and recorded as a ``configured`` change, so the centre's devices take
-new snapshots as they do after ``provision``. A refusal raises before anything is
-written, and the store undoes the operation whatever it had done.
+without secrets) under the action ``configured``, and told to the devices it concerns as
+a targeted change (core/roles.py: ``service_changed``, ``counter_changed``,
+``device_changed``, ``device_revoked``, ``staff_changed``; the centre's settings stay a
+whole ``configured``, which every device follows with a new snapshot). A refusal raises
+before anything is written, and the store undoes the operation whatever it had done.
+
+An admin also sees and ends the open sessions of the centre's staff (:func:`sessions`,
+:func:`end_sessions`); every process then closes their sockets (gateway/sessions.py).
 
 ``PUT`` replaces the entry: a field left out takes the file's default, except the
 secrets (an account keeps its password, a device its token) and a staff photo (kept).
@@ -24,7 +29,9 @@ import sqlalchemy as sa
 
 from . import models as m
 from . import provisioning as p
+from . import views
 from .auth import hash_password
+from .clock import iso
 from .errors import QueueError
 from .fields import (
     KEYS,
@@ -37,7 +44,16 @@ from .fields import (
     check_staff_refs,
 )
 from .permissions import STAFF_ROLES, Principal
-from .roles import CONFIGURED, change_record
+from .roles import (
+    CONFIGURED,
+    COUNTER_CHANGED,
+    DEVICE_CHANGED,
+    DEVICE_REVOKED,
+    SERVICE_CHANGED,
+    SESSIONS_ENDED,
+    STAFF_CHANGED,
+    change_record,
+)
 from .store import Tx
 
 # table -> (its rows, their key column (fields.KEYS), what one is called (vi, en))
@@ -47,6 +63,7 @@ TABLES = {
     "staff": (m.staff, m.staff.c.username, ("cán bộ", "staff member")),
     "devices": (m.devices, m.devices.c.name, ("thiết bị", "device")),
 }
+SESSION = ("phiên đăng nhập", "session")
 EVERYWHERE = ("quản lý tài khoản quản trị toàn hệ thống", "manage installation-wide admins")
 
 
@@ -295,7 +312,7 @@ def _record(tx: Tx, principal, centre_id, table, key, op, before, after, summary
         centre_id,
         CONFIGURED,
         f"staff:{principal.staff_id}",
-        change=change_record(CONFIGURED),
+        change=_heard(tx.conn, centre_id, table, key, op, before, after),
         details={
             "by": principal.username,
             "entity": table,
@@ -308,6 +325,135 @@ def _record(tx: Tx, principal, centre_id, table, key, op, before, after, summary
     )
     c = m.centres
     tx.conn.execute(c.update().where(c.c.id == centre_id).values(provisioned_digest=None))
+
+
+def _heard(conn, centre_id: int, table: str, key, op: str, before, after) -> dict:
+    """The change the devices are told: only those it concerns hear it (core/roles.py)."""
+    if table == "centre":
+        return change_record(CONFIGURED)
+    if table == "services":
+        service, summary = views.kiosk_service(conn, centre_id, key)
+        return change_record(
+            SERVICE_CHANGED,
+            {"service": service},
+            services=[key],
+            summaries=[summary] if service["active"] else [],
+        )
+    row = _row(conn, centre_id, table, key)
+    if table == "counters":
+        codes = sorted({c for e in (*before, *after) for c in e.get("services", [])})
+        return change_record(
+            COUNTER_CHANGED,
+            {
+                "counter": {
+                    "id": row.id,
+                    "number": row.number,
+                    "name": row.name,
+                    "active": bool(row.active),
+                }
+            },
+            counters=[row.id],
+            services=codes,
+            summaries=views.service_summaries(conn, centre_id, codes),
+        )
+    if table == "devices":
+        kind = DEVICE_REVOKED if op == "delete" else DEVICE_CHANGED
+        device = {"id": row.id, "name": row.name, "kind": row.kind, "active": bool(row.active)}
+        return change_record(kind, {"device": device})
+    st = m.staff  # a lent account that lost its role here is no longer the centre's row
+    row = conn.execute(sa.select(st.c.id, st.c.username).where(st.c.username == key)).one()
+    return change_record(STAFF_CHANGED, {"staff": {"id": row.id, "username": row.username}})
+
+
+# -- sessions -----------------------------------------------------------------------------
+def _sessions_query(centre_id: int):
+    """The open sessions of the accounts this centre owns or gives a role."""
+    ss, st, sr = m.staff_sessions, m.staff, m.staff_roles
+    held = sa.select(sr.c.staff_id).where(sr.c.centre_id == centre_id)
+    return (
+        sa.select(
+            ss.c.id,
+            ss.c.created_at,
+            ss.c.expires_at,
+            st.c.id.label("staff_id"),
+            st.c.username,
+            st.c.full_name,
+        )
+        .join(st, st.c.id == ss.c.staff_id)
+        .where(
+            sa.or_(st.c.centre_id == centre_id, st.c.id.in_(held)),
+            ss.c.expires_at > m.utcnow(),
+            st.c.active.is_(True),
+        )
+        .order_by(st.c.username, ss.c.created_at)
+    )
+
+
+def sessions(conn, centre_id: int, current: str | None = None) -> dict:
+    """The open sessions of the centre's staff: who, since when, until when (the centre's
+    time); ``current`` (a token digest) marks the caller's own."""
+    tz = views.centre(conn, centre_id).timezone
+    ss = m.staff_sessions
+    mine = None
+    if current is not None:
+        mine = conn.execute(sa.select(ss.c.id).where(ss.c.token_hash == current)).scalar()
+    return {
+        "ok": True,
+        "sessions": [
+            {
+                "id": r.id,
+                "username": r.username,
+                "full_name": r.full_name,
+                "since": iso(r.created_at, tz),
+                "expires": iso(r.expires_at, tz),
+                "current": r.id == mine,
+            }
+            for r in conn.execute(_sessions_query(centre_id))
+        ],
+    }
+
+
+def end_sessions(
+    tx: Tx, principal: Principal, centre_id: int, *, session_id=None, username=None
+) -> dict:
+    """End one open session (``session_id``) or every session of an account
+    (``username``) of the centre's staff: their tokens stop working at once and every
+    server process closes their sockets (the ``sessions_ended`` change). Audited."""
+    conn = tx.conn
+    query = _sessions_query(centre_id)
+    if session_id is not None:
+        query = query.where(m.staff_sessions.c.id == session_id)
+        what, name = SESSION, session_id
+    else:
+        query = query.where(m.staff.c.username == username)
+        what, name = TABLES["staff"][2], username
+        if _row(conn, centre_id, "staff", username) is None:
+            raise QueueError("not_found", "unknown_entry", what=what, name=str(name)[:64])
+    rows = conn.execute(query).all()
+    if session_id is not None and not rows:
+        raise QueueError("not_found", "unknown_entry", what=what, name=str(name)[:64])
+    for account in {(r.staff_id, r.username) for r in rows}:
+        _may_touch(conn, principal, account[1], None)
+    if not rows:
+        return {"ok": True, "ended": 0}
+    ss = m.staff_sessions
+    conn.execute(ss.delete().where(ss.c.id.in_([r.id for r in rows])))
+    for staff_id, account in sorted({(r.staff_id, r.username) for r in rows}):
+        ended = [r for r in rows if r.staff_id == staff_id]
+        tx.change(
+            centre_id,
+            SESSIONS_ENDED,
+            f"staff:{principal.staff_id}",
+            change=change_record(SESSIONS_ENDED, {"staff": {"id": staff_id, "username": account}}),
+            details={
+                "by": principal.username,
+                "username": account,
+                "sessions": [
+                    {"id": r.id, "since": r.created_at.isoformat(timespec="seconds")} for r in ended
+                ],
+            },
+        )
+    return {"ok": True, "ended": len(rows)}
 
 
 # -- what the admin pages read (issue 18, second slice) ----------------------------------

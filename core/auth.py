@@ -76,6 +76,24 @@ def device_for_token(conn: Connection, token: str) -> Row | None:
     ).first()
 
 
+def device_by_id(conn: Connection, device_id: int) -> Row | None:
+    """The active device ``device_id`` (None once revoked)."""
+    d = m.devices
+    return conn.execute(sa.select(d).where(d.c.id == device_id, d.c.active.is_(True))).first()
+
+
+def revoked_device(conn: Connection, token: str, kind: str) -> bool:
+    """Whether ``token`` was the token of a device of ``kind`` that has been revoked (its
+    connection is refused saying so, not as an unknown token)."""
+    d = m.devices
+    found = conn.execute(
+        sa.select(d.c.id).where(
+            d.c.token_hash == token_hash(token), d.c.kind == kind, d.c.active.is_(False)
+        )
+    ).first()
+    return found is not None
+
+
 def device_counter_ids(conn: Connection, device_id: int) -> list[int]:
     dc = m.device_counters
     return list(
@@ -137,6 +155,27 @@ def live_sessions(conn: Connection, digests: list[str]) -> set[str]:
         .where(ss.c.token_hash.in_(digests), ss.c.expires_at > m.utcnow(), st.c.active.is_(True))
     )
     return set(rows.scalars())
+
+
+def active_devices(conn: Connection, ids: list[int]) -> dict[int, str]:
+    """The token digest of each of these devices that is active (not revoked)."""
+    d = m.devices
+    found: dict[int, str] = {}
+    for i in range(0, len(ids), 900):  # a hall of thousands: under SQLite's 999 parameters
+        rows = conn.execute(
+            sa.select(d.c.id, d.c.token_hash).where(
+                d.c.id.in_(ids[i : i + 900]), d.c.active.is_(True)
+            )
+        )
+        found.update(rows.all())
+    return found
+
+
+def principal_by_id(conn: Connection, staff_id: int) -> Principal | None:
+    """The active account ``staff_id`` with the roles it holds now (None: deactivated)."""
+    st = m.staff
+    staff = conn.execute(sa.select(st).where(st.c.id == staff_id, st.c.active.is_(True))).first()
+    return None if staff is None else principal_of(staff, staff_grants(conn, staff.id))
 
 
 def principal_for_token(conn: Connection, token: str) -> Principal:

@@ -232,6 +232,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Mã xác thực không đúng hoặc đã bị thu hồi.",
         "The token is wrong or has been revoked.",
     ),
+    "device_revoked": (
+        "Thiết bị này đã bị thu hồi: mã của nó không còn dùng được. "
+        "Hãy báo quản trị viên của trung tâm để cấp mã mới.",
+        "This device has been revoked: its token no longer works. "
+        "Ask the centre's admin for a new one.",
+    ),
     "auth_expired": (
         "Phiên đăng nhập đã hết hạn. Hãy đăng nhập lại.",
         "The session has expired. Log in again.",
@@ -302,8 +308,15 @@ class QueueError(Exception):
         self.key = key
         self.params = params
 
+    # Refusals whose reason a page tells apart (a revoked tablet says so): their answer
+    # carries ``reason``, the message's key.
+    REASONS = frozenset(("device_revoked",))
+
     def as_dict(self, lang: str = "vi") -> dict:
-        return {"code": self.code, "message": message(self.key, lang, **self.params)}
+        answer = {"code": self.code, "message": message(self.key, lang, **self.params)}
+        if self.key in self.REASONS:
+            answer["reason"] = self.key
+        return answer
 
 
 def is_database_failure(e: BaseException) -> bool:

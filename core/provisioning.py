@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 
 from . import models as m
 from .auth import end_sessions, hash_password, password_matches, token_hash
+from .clock import iso
 from .errors import Refused
 from .fields import (
     FIELDS,
@@ -246,6 +247,78 @@ def provision(store: Store, path: str | Path) -> list[str]:
     data = load(path)
     summary = store.write(lambda tx: apply(tx, data), centre_id=0, actor="provisioning")
     return summary.lines()
+
+
+class _Planned(Refused):
+    """A dry run's outcome, raised inside the write so that the store undoes it."""
+
+    def __init__(self, lines: list[str], overwritten: list[str]):
+        super().__init__("dry run")
+        self.lines = lines
+        self.overwritten = overwritten
+
+
+def plan(store: Store, path: str | Path, full: bool = True) -> tuple[list[str], list[str]]:
+    """What applying the file would change, without changing anything: the lines
+    ``provision`` would print, and of those the ones that overwrite an entry the admin API
+    changed since the last file was applied to the centre, each with who changed it and
+    when (docs/admin.md, "Applying a file after the API"). Not ``full``: when the API
+    changed nothing, ``([], [])`` at once (a dry run checks every password: slow)."""
+    data = load(path)
+
+    def op(tx: Tx):
+        changed = api_changes(tx.conn, data["centre"]["code"])
+        if not changed and not full:
+            raise _Planned([], [])
+        summary = apply(tx, data)
+        items = [
+            *(("+", x) for x in summary.created),
+            *(("~", x) for x in summary.updated),
+            *(("-", x) for x in summary.deactivated),
+        ]
+        overwritten = []
+        for sign, item in items:
+            for label, (by, at) in changed.items():
+                if item == label or item.startswith(label + " ("):
+                    overwritten.append(f"{sign} {item}  ← API: {by}, {at}")
+                    break
+        raise _Planned(summary.lines(), overwritten)
+
+    try:
+        store.write(op, centre_id=0, actor="provisioning")
+    except _Planned as planned:
+        return planned.lines, planned.overwritten
+    raise AssertionError("a dry run always raises")  # pragma: no cover
+
+
+def api_changes(conn: Connection, code: str) -> dict[str, tuple[str, str]]:
+    """The entries of centre ``code`` the admin API changed since a file was last applied
+    to it, by their summary label (``service CC``): who changed each last, and when."""
+    c, a = m.centres, m.audit_log
+    centre = conn.execute(sa.select(c.c.id, c.c.timezone).where(c.c.code == code)).first()
+    if centre is None:
+        return {}
+    last_file = conn.execute(
+        sa.select(sa.func.max(a.c.id)).where(
+            a.c.centre_id == centre.id, a.c.actor == "provisioning"
+        )
+    ).scalar()
+    rows = conn.execute(
+        sa.select(a.c.at, a.c.details)
+        .where(
+            a.c.centre_id == centre.id,
+            a.c.action == CONFIGURED,
+            a.c.actor.like("staff:%"),
+            a.c.id > (last_file or 0),
+        )
+        .order_by(a.c.id)
+    )
+    changed = {}
+    for at, details in rows:
+        entity = details.get("entity")
+        label = f"{LABELS.get(entity, entity)} {details.get('key')}"
+        changed[label] = (details.get("by", "?"), iso(at, centre.timezone))
+    return changed
 
 
 def file_digest(data: dict) -> str:

@@ -15,6 +15,20 @@ from dataclasses import dataclass
 TICKET_KINDS = ("issued", "called", "started", "finished", "no_show", "transferred", "cancelled")
 COUNTER_KINDS = ("counter_opened", "counter_paused", "counter_resumed", "counter_closed")
 CONFIGURED = "configured"  # provisioning changed the centre: every device takes a snapshot
+# One entry of the configuration changed (the admin API, core/admin.py): only the devices
+# it concerns hear it (docs/protocol.md section 6.6). The audit log's action stays
+# ``configured``; these are the kinds devices are told.
+SERVICE_CHANGED = "service_changed"  # with the service as a kiosk shows it (``active``)
+COUNTER_CHANGED = "counter_changed"  # its devices take a new snapshot
+DEVICE_CHANGED = "device_changed"  # its open connections are bound again
+DEVICE_REVOKED = "device_revoked"  # its open connections are closed
+STAFF_CHANGED = "staff_changed"  # an account's entry; its ended sessions' sockets close
+SESSIONS_ENDED = "sessions_ended"  # an admin ended sessions: their sockets close
+# After these, every process checks the credentials of its open connections at once
+# (gateway/sessions.py): a revoked device or an ended session is cut off everywhere.
+ACCESS_KINDS = frozenset(
+    (CONFIGURED, DEVICE_CHANGED, DEVICE_REVOKED, STAFF_CHANGED, SESSIONS_ENDED)
+)
 PRINTED = "printed"  # an agent reported a print job's result
 DEVICE_ALERT = "device_alert"  # a device needs staff (a printer out of paper), or no longer
 
@@ -74,12 +88,17 @@ class Audience:
 
 
 def _kiosk(a: Audience, change: Mapping) -> bool:
-    """Counts and waits (the batch's services), and how the printing of tickets went."""
-    return change["kind"] == PRINTED
+    """Counts and waits (the batch's services), how the printing of tickets went, and the
+    services offered (a service added, changed or retired)."""
+    return change["kind"] in (PRINTED, SERVICE_CHANGED)
 
 
 # A board shows each counter's status and current number: what changes them.
-_BOARD_KINDS = frozenset((*TICKET_KINDS, *COUNTER_KINDS)) - {"issued", "started", "cancelled"}
+_BOARD_KINDS = frozenset((*TICKET_KINDS, *COUNTER_KINDS, COUNTER_CHANGED)) - {
+    "issued",
+    "started",
+    "cancelled",
+}
 
 
 def _board(a: Audience, change: Mapping) -> bool:
@@ -89,11 +108,11 @@ def _board(a: Audience, change: Mapping) -> bool:
 
 def _counter(a: Audience, change: Mapping) -> bool:
     """Its own counter's changes and tickets, and every change to the tickets waiting
-    for its services (issued, called elsewhere, transferred in or out); the centre's
-    device alerts (clerks are the staff in the hall)."""
+    for its services (issued, called elsewhere, transferred in or out), and changes to
+    those services' entries; the centre's device alerts (clerks are the staff in the hall)."""
     if change["kind"] == DEVICE_ALERT or a.follows_counter(change):
         return True
-    return change["kind"] in TICKET_KINDS and a.follows_service(change)
+    return change["kind"] in (*TICKET_KINDS, SERVICE_CHANGED) and a.follows_service(change)
 
 
 def _agent(a: Audience, change: Mapping) -> bool:
@@ -112,7 +131,10 @@ def _ticket(a: Audience, change: Mapping) -> bool:
     return ticket is not None and ticket.get("id") == a.device
 
 
-_TABLET_KINDS = frozenset((*TICKET_KINDS, *COUNTER_KINDS, "rated")) - {"issued", "cancelled"}
+_TABLET_KINDS = frozenset((*TICKET_KINDS, *COUNTER_KINDS, COUNTER_CHANGED, "rated")) - {
+    "issued",
+    "cancelled",
+}
 
 
 def _tablet(a: Audience, change: Mapping) -> bool:
@@ -158,8 +180,8 @@ ROLES: dict[str, Role] = {
             "services",
             _kiosk,
             False,
-            "how the printing of tickets went (`printed`); counts, waits and open/closed of "
-            "every service",
+            "how the printing of tickets went (`printed`); every service added, changed or "
+            "retired (`service_changed`); counts, waits and open/closed of every service",
         ),
         Role(
             "counter",
@@ -167,8 +189,9 @@ ROLES: dict[str, Role] = {
             "counter_state",
             _counter,
             False,
-            "every change to its counter and its tickets, and to the tickets waiting for "
-            "its services; the centre's device alerts; counts of its services",
+            "every change to its counter (`counter_changed` included) and its tickets, to "
+            "the tickets waiting for its services and to those services' entries "
+            "(`service_changed`); the centre's device alerts; counts of its services",
             credential="staff",
         ),
         Role(
@@ -177,8 +200,8 @@ ROLES: dict[str, Role] = {
             "snapshot",
             _board,
             True,
-            "calls, recalls and status changes of its counters (all, or those it is bound "
-            "to); counts of their services",
+            "calls, recalls, status and entry changes (`counter_changed`) of its counters "
+            "(all, or those it is bound to); counts of their services",
         ),
         Role(
             "rating",
@@ -186,8 +209,8 @@ ROLES: dict[str, Role] = {
             "rating_state",
             _tablet,
             False,
-            "its counter's visits and status (a `finished` is the rate request) and "
-            "ratings; no counts",
+            "its counter's visits, status and entry (a `finished` is the rate request; "
+            "`counter_changed`) and ratings; no counts",
         ),
         Role(
             "agent",
@@ -196,7 +219,8 @@ ROLES: dict[str, Role] = {
             _agent,
             False,
             "the tickets it is to print (`issued` with `print`); what its counters' devices "
-            "show: calls, recalls and status changes of its counters; counts of their services",
+            "show: calls, recalls, status and entry changes of its counters; counts of their "
+            "services",
             private=(),
         ),
         Role(
@@ -215,8 +239,9 @@ ROLES: dict[str, Role] = {
             "monitor_state",
             _manager,
             False,
-            "every change of its centre (tickets, counters, device alerts); counts of every "
-            "service; new tickets and print results paced like counts",
+            "every change of its centre (tickets, counters, device alerts, configuration "
+            "entries, access ended); counts of every service; new tickets and print results "
+            "paced like counts",
             credential="staff",
             paced=frozenset(("issued", PRINTED)),
         ),

@@ -161,16 +161,37 @@ def kiosk_snapshot(conn: Connection, centre_id: int) -> dict:
             "timezone": ctr.timezone,
         },
         "services": [
-            {
-                "name": s.name,
-                "name_en": s.name_en,
-                "agency": s.agency,
-                "agency_en": s.agency_en,
-                **summary,
-            }
-            for s, summary in zip(rows, summaries, strict=True)
+            _kiosk_service(s, summary) for s, summary in zip(rows, summaries, strict=True)
         ],
     }
+
+
+def _kiosk_service(s: Row, summary: dict) -> dict:
+    return {
+        "name": s.name,
+        "name_en": s.name_en,
+        "agency": s.agency,
+        "agency_en": s.agency_en,
+        **summary,
+    }
+
+
+def kiosk_service(conn: Connection, centre_id: int, code: str) -> tuple[dict, dict]:
+    """A service as the kiosk's snapshot lists it, with ``active`` (a retired one is no
+    longer offered), and its summary (for the batch's counts)."""
+    ctr = centre(conn, centre_id)
+    _, day = _now_day(ctr)
+    row = conn.execute(sa.select(_s).where(_s.c.centre_id == centre_id, _s.c.code == code)).one()
+    [summary] = estimates.summaries(conn, [row], day)
+    return {**_kiosk_service(row, summary), "active": bool(row.active)}, summary
+
+
+def service_summaries(conn: Connection, centre_id: int, codes) -> list[dict]:
+    """The summaries (counts, waits, open) of the centre's active services ``codes``."""
+    ctr = centre(conn, centre_id)
+    _, day = _now_day(ctr)
+    rows = [r for r in services(conn, centre_id, active_only=True) if r.code in set(codes)]
+    return estimates.summaries(conn, rows, day)
 
 
 def alert_view(device, alert: str | None, since, tz: str) -> dict:

@@ -45,6 +45,10 @@ class ServerContext:
 
         return self.store.read(read)
 
+    def device_revoked(self, token: str, kind: str) -> bool:
+        """Whether ``token`` was a revoked device's of ``kind`` (asked after a refusal)."""
+        return self.store.read(lambda conn: auth.revoked_device(conn, token, kind))
+
     def device_binding(self, device_id: int) -> tuple[list[int], frozenset[str] | None]:
         """The counters a device is bound to and the codes of their services (None: not
         bound, so all of them)."""

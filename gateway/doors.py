@@ -16,6 +16,7 @@ from typing import Any
 from flask_socketio import ConnectionRefusedError, Namespace
 from gevent.event import AsyncResult
 
+from core.auth import token_hash
 from core.engine import Actor
 from core.errors import QueueError, refusal_of
 from core.permissions import Principal, require
@@ -43,6 +44,7 @@ class Client:
     tokens: float = 0.0
     refilled: float = field(default_factory=time.monotonic)
     session: str | None = None  # a clerk's session token's digest (gateway/sessions.py)
+    device_token: str | None = None  # a device's token's digest (gateway/sessions.py)
 
 
 def refusal(error: QueueError, lang: str) -> ConnectionRefusedError:
@@ -106,6 +108,8 @@ class Door(Namespace):
             if auth is not None and not isinstance(auth, dict):
                 raise QueueError("bad_request", "bad_payload")
             client = self.authenticate(auth or {}, lang)
+            if client.actor.kind == "device":  # its open sockets close when it is replaced
+                client.device_token = token_hash(auth["token"])
             client.lang = lang
             client.tokens = self.ctx.event_burst
             self.admit(client)
@@ -280,6 +284,8 @@ class Door(Namespace):
         # A token of another kind (another device's, a clerk's) is refused as unknown: a
         # refusal never tells a prober what else a token would open.
         if device is None or device.kind != kind:
+            if device is None and self.ctx.device_revoked(token, kind):
+                raise QueueError("unauthorized", "device_revoked")
             raise QueueError("unauthorized", "auth_invalid")
         return found
 

@@ -68,6 +68,10 @@ class ChangeHub:
       not one per ticket (docs/performance.md). 0 sends counts at once. A role's
       ``paced`` events (core/roles.py: the monitor's new tickets) are held with counts.
 
+    listeners: called with each change released here (in the centre's seq order, after its
+      batches went out), for what a process does itself on a change: gateway/sessions.py
+      closes the sockets whose credential a change ended.
+
     A change committed just as a centre starts to be followed may pass before its channel
     is subscribed: the gap fill (when a later change comes) or the sweep delivers it.
     """
@@ -102,6 +106,7 @@ class ChangeHub:
         self._gap_timers: dict[int, gevent.Greenlet] = {}
         self._outbox: gevent.queue.Queue | None = None
         self._greenlets: list[gevent.Greenlet] = []
+        self.listeners: list = []
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -291,6 +296,9 @@ class ChangeHub:
                 batch["events"] = state.held_events + batch["events"]
             self._send(state, batch, now)
         self._flushed[centre_id] = changes[-1]["seq"]
+        for listener in self.listeners:
+            for c in changes:
+                listener(c["change"])
 
     def _send(self, state: _AudienceState, batch: dict, now: float) -> None:
         state.last = batch["seq"]

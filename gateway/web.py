@@ -77,6 +77,11 @@ DEVICE_PAGE_STRINGS = {
     "token_wrong_hint": N_(
         "Cán bộ kỹ thuật: kiểm tra lại mã trong địa chỉ …/?token=…, hoặc mã đã bị thu hồi."
     ),
+    "token_revoked": N_("Thiết bị này đã bị thu hồi. Vui lòng báo quản trị viên của trung tâm."),
+    "token_revoked_hint": N_(
+        "Quản trị viên: cấp mã mới cho thiết bị trên trang quản trị, rồi mở trang này với "
+        "mã mới …/?token=…"
+    ),
     "token_kept": N_(
         "Cán bộ kỹ thuật: mã trong địa chỉ không đúng; mã đã lưu trước đó vẫn được giữ. "
         "Mở lại trang không kèm mã để dùng mã đã lưu."

@@ -22,7 +22,10 @@ class NeedsSync(Exception):
 
 class Following:
     """A role's state: a snapshot, then each ``changes`` batch; subclasses say what an
-    event and a service summary change (``event``, ``service``)."""
+    event and a service summary change (``event``, ``service``). ``resync``: the kinds
+    after which it takes a snapshot instead (docs/protocol.md 6.4)."""
+
+    resync = frozenset(("configured", "counter_changed", "service_changed"))
 
     def __init__(self, snapshot: dict):
         assert snapshot["protocol"] == 2, snapshot
@@ -40,8 +43,8 @@ class Following:
             raise NeedsSync(f"gap: applied up to {self.seq}, batch starts after {batch['after']}")
         for event in batch["events"]:
             if event["seq"] > self.seq:
-                if event["kind"] == "configured":
-                    raise NeedsSync("the centre was reconfigured")
+                if event["kind"] in self.resync:
+                    raise NeedsSync(f"the centre's configuration changed ({event['kind']})")
                 self.event(event)
         for summary in batch["services"]:
             self.service(summary)

@@ -21,6 +21,22 @@ class Replica(Following):
 
 class KioskReplica(Replica):
     role = "kiosk"
+    resync = frozenset(("configured",))
+
+    def event(self, event):
+        """A service added, changed or retired (docs/protocol.md 8.1)."""
+        if event["kind"] != "service_changed":
+            return
+        shown = {k: v for k, v in event["service"].items() if k != "active"}
+        services = self.state["services"]
+        at = next((i for i, s in enumerate(services) if s["code"] == shown["code"]), None)
+        if not event["service"]["active"]:
+            if at is not None:
+                del services[at]
+        elif at is not None:
+            services[at] = shown
+        else:
+            services.append(shown)
 
     def service(self, summary):
         for s in self.state["services"]:
@@ -132,6 +148,13 @@ class ManagerReplica(Replica):
     read, not followed."""
 
     role = "manager"
+    # Every entry of the configuration is on the monitor: it takes a new snapshot.
+    resync = Replica.resync | {
+        "device_changed",
+        "device_revoked",
+        "staff_changed",
+        "sessions_ended",
+    }
 
     def service(self, summary):
         for s in self.state["services"]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, render_template
 
-from core import views
+from core import auth, views
 from core.rating import DEFAULT_REASONS, RATING_FIELDS
 from core.roles import Audience
 from core.validation import Field
@@ -35,6 +35,12 @@ class RatingDoor(Door):
     def authenticate(self, auth: dict, lang: str) -> Client:
         device = self.device(auth, "rating")
         return Client(self.device_actor(device, counter_id=device.counter_id))
+
+    def refresh(self, client: Client) -> None:
+        """Its counter read again (an admin moved the tablet: ``device_changed``)."""
+        device = self.read(auth.device_by_id, client.actor.id)
+        if device is not None:
+            client.actor = self.device_actor(device, counter_id=device.counter_id)
 
     def audience(self, client: Client) -> Audience:
         return Audience(

@@ -659,8 +659,8 @@ def test_services_and_counters_created_changed_retired_and_audited(office, devic
         "start": 1,
         "service_minutes": 5,
     }
-    # The kiosk hears of it as after `provision`, and offers the service.
-    kiosk.wait_change("configured")
+    # The kiosk hears of it (a targeted change, docs/protocol.md 6.6), and offers it.
+    assert kiosk.wait_change("service_changed")["service"]["code"] == "CC"
     assert any(s["code"] == "CC" for s in kiosk.fresh_snapshot("services")["services"])
     same = call(office, "PUT", "/services/CC", admin, BASE["services"][1])
     assert (same.status_code, same.json()["changes"]) == (200, [])

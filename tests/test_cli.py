@@ -93,7 +93,9 @@ def test_help_and_bad_arguments():
 
 
 def test_removing_a_device_from_the_file_revokes_its_token(sqlite_server, devices, tmp_path):
-    devices.kiosk(sqlite_server, KIOSK_B).close()
+    kiosk = devices.kiosk(sqlite_server, KIOSK_B)
+    kiosk.wait_event("services")
+    kiosk.sio.on("disconnect", lambda *a: kiosk._record("disconnected"), namespace="/kiosk")
     text = CENTRE.read_text(encoding="utf-8")
     start = text.index('[[devices]]\nname = "Kiosk B"')
     end = text.index("[[devices]]", start + 1)
@@ -104,9 +106,12 @@ def test_removing_a_device_from_the_file_revokes_its_token(sqlite_server, device
     result = run("provision", str(path), "--database-url", sqlite_server.database_url)
     assert result.returncode == 0, result.stderr
     assert "- device Kiosk B" in result.stdout
+    # Its open connection is closed (made by another program: heard through the store).
+    kiosk.wait_event("disconnected", timeout=5)
     refused = connect_refused(sqlite_server, "/kiosk", {"token": KIOSK_B})
     assert refused["data"]["code"] == "unauthorized"
-    assert refused["message"] == "Mã xác thực không đúng hoặc đã bị thu hồi."
+    assert refused["data"]["reason"] == "device_revoked"
+    assert refused["message"].startswith("Thiết bị này đã bị thu hồi")
 
 
 def test_provisioning_while_serving_tells_devices_to_take_a_new_snapshot(

@@ -315,8 +315,10 @@ function snapshot(s) {
 // ---- start -------------------------------------------------------------------------------
 function setup(refused = null) {
   state.board = null;
-  $("message").textContent = t(refused ? "token_wrong" : "setup_needed");
-  const hint = refused ? (refused.kept ? "token_kept" : "token_wrong_hint") : "setup_hint";
+  $("message").textContent = t(refused ? (refused.revoked ? "token_revoked" : "token_wrong") : "setup_needed");
+  const hint = refused
+    ? refused.revoked ? "token_revoked_hint" : refused.kept ? "token_kept" : "token_wrong_hint"
+    : "setup_hint";
   $("message").append(el("span", { class: "b-hint", "data-testid": "hint" }, t(hint)));
   $("message").hidden = false;
   $("board").hidden = true;
@@ -378,8 +380,8 @@ if (!token) {
         state.online = up;
         if (state.board) offlineNote.hidden = up;
       },
-      refused() {
-        setup(tokenRefusal());
+      refused(error) {
+        setup(tokenRefusal(error));
       },
     },
   });

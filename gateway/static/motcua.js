@@ -94,17 +94,24 @@ export async function api(method, path, { token = null, body = null } = {}) {
 
 // Why a device page was refused, for its words: "wrong" (the token it used is not a
 // device's of this kind), with `kept` when a token saved before stays for the next start.
-export function tokenRefusal() {
+// `revoked` when an admin revoked the device (the server's error says so).
+export function tokenRefusal(error = null) {
   const kept = offered !== null && localStorage.getItem(offered.key) !== null;
-  return { wrong: true, kept };
+  return { wrong: true, kept, revoked: error?.reason === "device_revoked" };
 }
 
 // ---- following state ---------------------------------------------------------------
+// The changes after which a page takes a new snapshot instead of applying the batch
+// (docs/protocol.md 6.4): the centre reprovisioned, a counter's or a service's entry
+// changed. A page that applies one itself (the kiosk, `service_changed`) passes its own.
+export const RESYNC_KINDS = ["configured", "counter_changed", "service_changed"];
+
 // Calls handlers.snapshot(s) with each snapshot and handlers.batch(events, services) with
 // each batch's news; handlers.online(bool) when the link comes and goes; handlers.refused
 // (error) when the server refuses the connection (a bad token: nothing will change until
-// someone fixes it, so it retries slowly).
-export function follow({ namespace, auth, snapshotEvent, handlers }) {
+// someone fixes it, so it retries slowly; a revoked device's error has reason
+// "device_revoked").
+export function follow({ namespace, auth, snapshotEvent, handlers, resyncOn = RESYNC_KINDS }) {
   const socket = io(namespace, {
     transports: ["websocket"],
     // Read at every (re)connection: socket.io-client hands auth functions a callback.
@@ -129,7 +136,7 @@ export function follow({ namespace, auth, snapshotEvent, handlers }) {
     if (batch.seq <= last) return;
     if (batch.after > last) return sync();
     const news = batch.events.filter((e) => e.seq > last);
-    if (news.some((e) => e.kind === "configured")) return sync();
+    if (news.some((e) => resyncOn.includes(e.kind))) return sync();
     last = batch.seq;
     handlers.batch?.(news, batch.services || []);
   }

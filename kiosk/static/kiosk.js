@@ -280,8 +280,9 @@ function messageView(text, { setup = false, hint = "setup_hint" } = {}) {
 function render() {
   let content;
   if (state.view === "setup" && state.refused) {
-    content = messageView(t("token_wrong"), {
-      setup: true, hint: state.refused.kept ? "token_kept" : "token_wrong_hint" });
+    const { revoked, kept } = state.refused;
+    content = messageView(t(revoked ? "token_revoked" : "token_wrong"), {
+      setup: true, hint: revoked ? "token_revoked_hint" : kept ? "token_kept" : "token_wrong_hint" });
   } else if (state.view === "setup") content = messageView(t("setup_needed"), { setup: true });
   else if (state.view === "priority") content = priorityView();
   else if (state.view in KEYPADS) content = keypadView();
@@ -399,6 +400,20 @@ for (const button of document.querySelectorAll(".k-lang")) {
   });
 }
 
+// A service added, changed or retired by an admin (docs/protocol.md 8.1): replaced where it
+// was, added at the end (the page groups by agency), dropped when no longer offered.
+function serviceChanged(service) {
+  const { active, ...shown } = service;
+  const at = state.services.findIndex((s) => s.code === shown.code);
+  if (!active) {
+    if (at >= 0) state.services.splice(at, 1);
+  } else if (at >= 0) {
+    state.services[at] = shown;
+  } else {
+    state.services.push(shown);
+  }
+}
+
 const token = deviceToken("kiosk");
 if (!token) {
   show("setup");
@@ -407,6 +422,7 @@ if (!token) {
     namespace: "/kiosk",
     auth: () => ({ token }),
     snapshotEvent: "services",
+    resyncOn: ["configured"], // a service_changed is applied below
     handlers: {
       snapshot(s) {
         const first = state.centre === null;
@@ -419,6 +435,7 @@ if (!token) {
       },
       batch(events, services) {
         for (const e of events) {
+          if (e.kind === "service_changed") serviceChanged(e.service);
           if (e.kind !== "printed") continue;
           printResults.set(e.ticket.id, e.state);
           if (printResults.size > 50) printResults.delete(printResults.keys().next().value);
@@ -428,15 +445,16 @@ if (!token) {
           const s = state.services.find((x) => x.code === summary.code);
           if (s) Object.assign(s, summary);
         }
-        if (state.view === "services" && services.length) render();
+        const offered = events.some((e) => e.kind === "service_changed");
+        if (state.view === "services" && (services.length || offered)) render();
       },
       online(up) {
         state.online = up;
         if (state.view === "services" || state.view === "setup") render();
         else offlineNote.hidden = up;
       },
-      refused() {
-        show("setup", { refused: tokenRefusal() });
+      refused(error) {
+        show("setup", { refused: tokenRefusal(error) });
       },
     },
   });

@@ -2,7 +2,7 @@
 // State: the /manage snapshot (monitor_state) and its batches, applied as docs/protocol.md
 // section 8.7 says (harness/replica.py ManagerReplica is the reference). Today's figures
 // (served, mean waits) are read again after the changes that move them.
-import { api as callApi, currentLang, el, follow, minutes, t, staffLogin } from "/static/motcua.js";
+import { RESYNC_KINDS, api as callApi, currentLang, el, follow, minutes, t, staffLogin } from "/static/motcua.js";
 
 const app = document.getElementById("app");
 const data = JSON.parse(document.getElementById("monitor-data").textContent);
@@ -390,6 +390,9 @@ function connect() {
     namespace: "/manage",
     auth: () => ({ token: state.token, ...(state.centre ? { centre: state.centre } : {}) }),
     snapshotEvent: "monitor_state",
+    // An entry of the configuration changed: the monitor shows them all (counters,
+    // services, devices, clerks), so it takes a new snapshot.
+    resyncOn: [...RESYNC_KINDS, "device_changed", "device_revoked", "staff_changed", "sessions_ended"],
     handlers: {
       snapshot(s) {
         state.snap = s;

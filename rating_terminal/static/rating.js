@@ -217,9 +217,12 @@ function thanksView() {
 let refused = null; // why the server refused this tablet's token, once it has
 
 function setupView() {
-  const hint = refused ? (refused.kept ? "token_kept" : "token_wrong_hint") : "setup_hint";
+  const hint = refused
+    ? refused.revoked ? "token_revoked_hint" : refused.kept ? "token_kept" : "token_wrong_hint"
+    : "setup_hint";
+  const message = refused ? (refused.revoked ? "token_revoked" : "token_wrong") : "setup_needed";
   return [
-    el("p", { class: "r-big", "data-testid": "message" }, t(refused ? "token_wrong" : "setup_needed")),
+    el("p", { class: "r-big", "data-testid": "message" }, t(message)),
     el("p", { class: "r-note", "data-testid": "hint" }, t(hint)),
   ];
 }
@@ -370,8 +373,8 @@ if (!token) {
         offlineNote.hidden = up || state.view === "setup";
         if (up) flush();
       },
-      refused() {
-        refused = tokenRefusal();
+      refused(error) {
+        refused = tokenRefusal(error);
         show("setup");
       },
     },
