@@ -176,6 +176,9 @@ BASE = {
 STR = ("phải là một chuỗi ký tự không rỗng", "must be a non-empty string")
 INT = ("phải là một số nguyên", "must be a whole number")
 BOOL = ("phải là true hoặc false", "must be true or false")
+TABLE = ("phải là một bảng", "must be a table")
+LIST = ("phải là một danh sách", "must be a list")
+GROUPS = "elderly, disabled, pregnant, infant, merit"
 
 
 def named(field, words):
@@ -253,6 +256,59 @@ CASES = [
         "'appointments' must be from 0 to 100 a slot",
         400,
         True,
+    ),
+    # A service's own hours (the centre's rules) and the priority groups it accepts.
+    ("services", {"hours": "07:30-11:30"}, "hours", *named("hours", TABLE), 400, True),
+    (
+        "services",
+        {"hours": {"tue": ["7:30-11:30"]}},
+        "hours",
+        "khoảng giờ “7:30-11:30” (tue) phải có dạng 07:30-11:30",
+        "the range '7:30-11:30' (tue) must look like 07:30-11:30",
+        400,
+        True,
+    ),
+    (
+        "services",
+        {"hours": {"tuesday": ["07:30-11:30"]}},
+        "hours",
+        "ngày lạ “tuesday” trong “hours” (dùng mon, tue, wed, thu, fri, sat, sun)",
+        "unknown day 'tuesday' in 'hours' (use mon, tue, wed, thu, fri, sat, sun)",
+        400,
+        True,
+    ),
+    (
+        "services",
+        {"hours": {"thu": ["13:30-17:00", "07:30-11:30"]}},
+        "hours",
+        "các khoảng giờ của thu phải tăng dần, không chồng nhau",
+        "the ranges of thu must go forward without overlapping",
+        400,
+        True,
+    ),
+    (
+        "services",
+        {"hours": {}},
+        "hours",
+        "“hours” cần ít nhất một khoảng giờ (bỏ trống: theo giờ của trung tâm)",
+        "'hours' needs at least one range (leave it out: the centre's hours)",
+        400,
+        True,
+    ),
+    ("services", {"priorities": "elderly"}, "priorities", *named("priorities", LIST), 400, True),
+    *(
+        (
+            "services",
+            {"priorities": groups},
+            "priorities",
+            "“priorities” phải là một hoặc vài nhóm ưu tiên khác nhau trong: "
+            f"{GROUPS} (bỏ trống: nhận mọi nhóm)",
+            "'priorities' must be one or more different priority groups among: "
+            f"{GROUPS} (leave it out: every group)",
+            400,
+            True,
+        )
+        for groups in (["old"], [], ["elderly", "elderly"])
     ),
     (
         "services",
@@ -606,7 +662,10 @@ def test_a_provisioning_file_refuses_the_same_input_with_the_same_words(tmp_path
         header = max(i for i, text in enumerate(lines) if text == f"[[{table}]]")
         at = lines[refused.value.line - 1]
         assert refused.value.line > header, (table, changes, at)
-        assert at.startswith(f"{field} =") if field in entry else at == f"[[{table}]]", at
+        if field not in entry:
+            assert at == f"[[{table}]]", at
+        else:  # a table's field is a subtable: [services.hours]
+            assert at.startswith(f"{field} =") or at == f"[{table}.{field}]", at
 
 
 # The centre's settings, from the same definition (a file only: not in the API yet).
@@ -791,7 +850,10 @@ def test_the_export_reproduces_both_centres_on_a_fresh_database(office, tmp_path
     province = office.login("tinh")
     admin = office.login("quantri2")
     # Something the API made, so the export covers it too.
-    call(office, "PUT", "/services/CC", admin, {**BASE["services"][1], "appointments": 2})
+    own = {"appointments": 2, "hours": {"tue": ["07:30-11:30"], "thu": ["07:30-11:30"]}}
+    own["priorities"] = ["elderly", "disabled"]
+    made = call(office, "PUT", "/services/CC", admin, {**BASE["services"][1], **own})
+    assert made.status_code == 201 and {**made.json()["entry"], **own} == made.json()["entry"]
     call(office, "PUT", "/counters/7", admin, {"services": ["CC"], "name": "Quầy công chứng"})
     call(office, "PUT", "/counters/7", admin, {"services": ["CC"], "active": False})
     call(
