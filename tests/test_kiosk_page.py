@@ -15,8 +15,8 @@ import requests
 import segno
 from playwright.sync_api import expect
 
-from harness.browser import KIOSK_SCREEN, PageErrors, screenshot, wait_until
 from core.hours import WEEKDAYS
+from harness.browser import KIOSK_SCREEN, PageErrors, screenshot, wait_until
 from harness.centre import COMMUNE, KIOSK, KIOSK_B, CentreServer
 from harness.printer import FakeNetworkPrinter, decode_tickets
 from harness.process import ServerProcess
