@@ -10,6 +10,8 @@ its manager ``quanly2``, the province's admin ``tinh``, clerk1 lent by T1)."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -18,6 +20,7 @@ import sqlalchemy as sa
 
 from core import models as m
 from core import provisioning as p
+from core.hours import WEEKDAYS
 from core.roles import DEVICE_KINDS
 from core.store import Store, normalise_url
 from harness.centre import COMMUNE, COMMUNE_PASSWORDS, PASSWORDS
@@ -753,6 +756,42 @@ def test_services_and_counters_created_changed_retired_and_audited(office, devic
     assert (first["entity"], first["key"], first["before"]) == ("services", "CC", None)
     assert first["after"]["prefix"] == "C"
     assert records[1][3]["before"]["start"] == 1 and records[1][3]["after"]["start"] == 500
+
+
+def test_a_services_hours_and_groups_apply_at_once(office, devices):
+    """Set through the API, a service's own hours and priority groups rule the next
+    ticket (the engine, on both stores) and reach the kiosk's snapshot."""
+    admin = office.login("quantri2")
+    kiosk = devices.kiosk(office, KIOSK_T2)
+    ht = {"name": "Hộ tịch", "agency": "UBND xã", "prefix": "A"}
+    tomorrow = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date() + timedelta(days=1)
+    day = WEEKDAYS[tomorrow.weekday()]
+    answer = call(office, "PUT", "/services/HT", admin, {**ht, "hours": {day: ["07:30-11:30"]}})
+    assert answer.status_code == 200, answer.text
+    refused = kiosk.call("issue", {"service": "HT", "lang": "en"})
+    assert refused["ok"] is False and refused["error"]["code"] == "conflict"
+    weekday = tomorrow.strftime("%A")
+    when = f"07:30 {weekday} {tomorrow.strftime('%d/%m/%Y')}"
+    assert refused["error"]["message"] == (
+        "Service 'Hộ tịch' takes tickets only within its own opening hours, and it is "
+        f"closed now. Please come back at {when}."
+    )
+    opening = kiosk.fresh_snapshot("services")["services"][0]["opening"]
+    assert opening[0] == [f"{tomorrow}T07:30:00+07:00", f"{tomorrow}T11:30:00+07:00"]
+    every_day = {d: ["00:00-24:00"] for d in WEEKDAYS}
+    answer = call(
+        office, "PUT", "/services/HT", admin, {**ht, "hours": every_day, "priorities": ["merit"]}
+    )
+    assert answer.status_code == 200, answer.text
+    no = kiosk.call("issue", {"service": "HT", "priority": "elderly"})
+    assert no["error"]["code"] == "bad_request"
+    assert no["error"]["message"] == (
+        "Lĩnh vực “Hộ tịch” không nhận đối tượng ưu tiên “Người cao tuổi”. Lĩnh vực này nhận: "
+        "Người có công với cách mạng. Ông/Bà vẫn lấy được số thường."
+    )
+    assert kiosk.call("issue", {"service": "HT", "priority": "merit"})["ok"] is True
+    assert kiosk.call("issue", {"service": "HT"})["ok"] is True
+    assert kiosk.fresh_snapshot("services")["services"][0]["priorities"] == ["merit"]
 
 
 def test_staff_password_generated_once_changed_and_deactivated(office):

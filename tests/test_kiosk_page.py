@@ -478,3 +478,24 @@ def test_a_service_outside_its_hours_and_its_priority_groups(kiosk_page, sqlite_
     expect(page.get_by_test_id("number")).to_have_text("B100")
     expect(page.get_by_test_id("ticket")).to_contain_text("Ưu tiên: Người khuyết tật")
     assert page.errors.errors == []
+
+
+def test_a_kiosk_whose_clock_is_wrong_says_the_servers_refusal(kiosk_page, sqlite_server, devices):
+    """The server decides: a kiosk whose clock says the service is open (here, tomorrow
+    morning) has its ticket refused with the server's words, saying when it opens."""
+    page = kiosk_page
+    devices.counter(sqlite_server, "clerk1", 1)
+    sqlite_server.provision_also(COMMUNE)
+    admin = sqlite_server.login("tinh")
+    zone = ZoneInfo("Asia/Ho_Chi_Minh")
+    tomorrow = datetime.now(zone).date() + timedelta(days=1)
+    put_service(sqlite_server, admin, "TP", hours={WEEKDAYS[tomorrow.weekday()]: ["07:30-11:30"]})
+    page.clock.set_fixed_time(datetime(tomorrow.year, tomorrow.month, tomorrow.day, 8, tzinfo=zone))
+    open_kiosk(page, sqlite_server)
+    expect(service(page, "TP")).to_be_enabled()
+    service(page, "TP").tap()
+    expect(page.get_by_test_id("message")).to_contain_text(
+        f"Mời Ông/Bà quay lại lúc 07:30 {'thứ ' if tomorrow.weekday() < 6 else ''}"
+    )
+    expect(page.get_by_test_id("message")).to_contain_text(tomorrow.strftime("%d/%m/%Y"))
+    assert page.errors.errors == []

@@ -364,7 +364,10 @@ async function issue(service) {
   // One touch, one ticket; not outside its hours, nor with a group it does not accept.
   if (state.view !== "services" || !service.open || !hoursNow(service).open) return;
   if (state.priority && !accepts(service, state.priority)) return;
-  await take("issue", { service: service.code, priority: state.priority, lang: currentLang() });
+  // A service with hours or groups of its own: the server's words say when it opens or
+  // which groups it takes (in this language), should the clock or a change beat the screen.
+  const own = (error) => ((service.opening || service.priorities) && error?.message) || null;
+  await take("issue", { service: service.code, priority: state.priority, lang: currentLang() }, own);
 }
 
 async function checkIn() {
