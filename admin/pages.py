@@ -11,6 +11,7 @@ from flask import render_template
 
 from core.fields import ANNOUNCE_FORMS, BOARD_LAYOUTS, SLOT_MINUTES
 from core.permissions import STAFF_ROLES
+from core.priorities import PRIORITIES
 from core.roles import DEVICE_KINDS
 from gateway.api import access
 from gateway.web import N_
@@ -131,6 +132,14 @@ ADMIN_STRINGS = {
     "f_booking_days": N_("Đặt hẹn trước tối đa (ngày)"),
     "f_appointment_share": N_("Tỉ lệ thời gian dành cho lịch hẹn (0 đến 0,8)"),
     "f_hours": N_("Giờ làm việc"),
+    "f_service_hours": N_("Giờ nhận hồ sơ riêng của lĩnh vực"),
+    "service_hours_note": N_(
+        "Mỗi ngày một hoặc nhiều khoảng giờ, cách nhau bởi dấu phẩy, ví dụ 07:30-11:30. Để "
+        "trống một ngày: không nhận hồ sơ ngày đó; để trống cả tuần: theo giờ làm việc của "
+        "trung tâm. Ngày nghỉ của trung tâm cũng là ngày nghỉ của lĩnh vực."
+    ),
+    "f_priorities": N_("Đối tượng ưu tiên được nhận"),
+    "f_priorities_all": N_("Không chọn nhóm nào: nhận mọi đối tượng ưu tiên."),
     "f_closed_days": N_("Ngày nghỉ (YYYY-MM-DD)"),
     "kind_kiosk": N_("Kiosk lấy số"),
     "kind_display": N_("Màn hình hiển thị"),
@@ -204,6 +213,7 @@ def _page_data() -> dict:
         "layouts": list(BOARD_LAYOUTS),
         "announce_forms": list(ANNOUNCE_FORMS),
         "slot_minutes": list(SLOT_MINUTES),
+        "priorities": [{"code": c, "vi": vi, "en": en} for c, (vi, en) in PRIORITIES.items()],
         "audit_kinds": list(AUDIT_KINDS),
     }
 

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from . import models as m
 from . import notices
 from .errors import QueueError
-from .hours import OpeningHours
+from .hours import HoursError, OpeningHours
 from .roles import change_record
 from .store import Store, Tx
 from .validation import Field, parse
@@ -135,6 +135,18 @@ def _setting(conn, centre_id: int) -> _Setting:
     )
 
 
+def service_hours(centre: OpeningHours, service) -> OpeningHours:
+    """A service's own opening hours (its slots are cut from them) with the centre's closed
+    days, or the centre's hours when it has none."""
+    if service.opening_hours is None:
+        return centre
+    try:
+        own = OpeningHours.parse(service.opening_hours)
+    except HoursError:
+        return centre
+    return OpeningHours(own.week, centre.closed)
+
+
 def _service(conn, centre_id: int, code: str):
     s = m.services
     row = conn.execute(
@@ -175,7 +187,9 @@ def _day_slots(conn, setting: _Setting, service, day: date, now: datetime) -> li
     counters = _counters_serving(conn, service.id)
     periods = [
         (start, end)
-        for start, end in setting.hours.periods(day, setting.slot_minutes, setting.zone)
+        for start, end in service_hours(setting.hours, service).periods(
+            day, setting.slot_minutes, setting.zone
+        )
         if start > now
     ]
     if not periods:

@@ -12,6 +12,7 @@ device hears of it is decided at delivery, by the role table (core/roles.py).
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import replace
 from datetime import timedelta
@@ -26,8 +27,9 @@ from . import dossiers as dossier_records
 from . import models as m
 from .acting import Actor, record
 from .auth import counter_by_number
-from .clock import business_date, iso
+from .clock import business_date, iso, zone
 from .errors import QueueError
+from .hours import HoursError, OpeningHours, when_words
 from .lifecycle import (
     AT_COUNTER,
     COUNTER_TRANSITIONS,
@@ -40,19 +42,13 @@ from .lifecycle import (
     ticket_guard,
 )
 from .ordering import CounterQueue, OrderingPolicy, PriorityWithFairness, counter_service_ids
+from .priorities import PRIORITIES
 from .raw import Raw
 from .store import Store, Tx
 
 __all__ = ["Actor", "QueueEngine", "PRIORITIES", "OUTCOMES"]
 
-# Who may be served first (Vietnamese law gives priority to these groups).
-PRIORITIES = {
-    "elderly": ("Người cao tuổi", "Elderly"),
-    "disabled": ("Người khuyết tật", "Person with a disability"),
-    "pregnant": ("Phụ nữ mang thai", "Pregnant woman"),
-    "infant": ("Người đi cùng trẻ nhỏ", "With a small child"),
-    "merit": ("Người có công với cách mạng", "Person of merit"),
-}
+# Who may be served first: PRIORITIES (core/priorities.py); a service may accept only some.
 
 # What a visit ended with, for the reports (dossiers received, results returned...).
 OUTCOMES = ("received", "returned", "supplemented", "guided", "other")
@@ -66,7 +62,8 @@ _OPERATION_OF = {"call": "call_ticket", "close": "close_counter"}
 _t, _c, _ns = m.tickets, m.counters, m.number_sequences
 _SERVICE_BY_CODE = Raw(
     """SELECT s.id, s.code, s.name, s.prefix, s.start, s.avg_service_s, s.active, c.timezone,
-              s.agency, c.name, c.ticket_footer, s.name_en
+              s.agency, c.name, c.ticket_footer, s.name_en, s.opening_hours, s.priorities,
+              c.closed_days
        FROM services s JOIN centres c ON c.id = s.centre_id
        WHERE s.centre_id = :centre_id AND s.code = :code"""
 )
@@ -99,6 +96,43 @@ class _Service(NamedTuple):
     centre_name: str
     ticket_footer: str | None
     name_en: str | None = None
+    # JSON (text on SQLite): its own hours, the groups it accepts, the centre's closed days.
+    opening_hours: object = None
+    priorities: object = None
+    closed_days: object = None
+
+
+def _json(value):
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _check_service_takes(svc: _Service, priority: str | None, now) -> None:
+    """A walk-in ticket of ``svc`` only within its own opening hours (when it has some)
+    and only with a priority group it accepts."""
+    words = (svc.name, svc.name_en or svc.name)
+    accepted = _json(svc.priorities)
+    if priority is not None and accepted is not None and priority not in accepted:
+        raise QueueError(
+            "bad_request",
+            "priority_not_accepted",
+            service=words,
+            group=PRIORITIES[priority],
+            allowed=tuple(", ".join(PRIORITIES[g][i] for g in accepted) for i in (0, 1)),
+        )
+    own = _json(svc.opening_hours)  # SQLAlchemy writes None as JSON's null
+    if own is None:
+        return
+    try:
+        hours = OpeningHours.parse(own, _json(svc.closed_days))
+    except HoursError:
+        return  # stored hours that no longer read (checked when written): as the centre's
+    tz = zone(svc.timezone)
+    if hours.is_open(now, tz):
+        return
+    opens = hours.next_open(now, tz)
+    if opens is None:
+        raise QueueError("conflict", "service_closed", service=words)
+    raise QueueError("conflict", "service_closed_now", service=words, when=when_words(opens, tz))
 
 
 def _service(conn: Connection, centre_id: int, code: str) -> _Service:
@@ -310,10 +344,13 @@ class QueueEngine:
         lang: str,
         booked_for=None,
         details: dict | None = None,
+        walk_in: bool = True,
     ) -> dict:
         conn = tx.conn
         tx.lock_centre(actor.centre_id)
         svc = _service(conn, actor.centre_id, service)
+        if walk_in:  # a booking's slot was within the service's hours, even a late one's
+            _check_service_takes(svc, priority, tx.now)
         day = business_date(tx.now, svc.timezone)
         seq_no = self._next_number(conn, actor.centre_id, svc.prefix, day, svc.start)
         ticket = {
@@ -433,6 +470,7 @@ class QueueEngine:
                 found.lang if lang == "vi" else lang,
                 booked_for=booked_for,
                 details={"appointment": code, "late": found.late},
+                walk_in=False,
             )
             appointments.mark_checked_in(tx.conn, found, answer["ticket"]["id"], tx.now)
             answer["appointment"] = {

@@ -54,6 +54,22 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Lĩnh vực “{service}” đang tạm dừng nhận hồ sơ.",
         "Service '{service}' is not taking tickets now.",
     ),
+    "service_closed_now": (
+        "Lĩnh vực “{service}” chỉ nhận hồ sơ trong giờ làm việc riêng của lĩnh vực: hiện "
+        "đang ngoài giờ. Mời Ông/Bà quay lại lúc {when}.",
+        "Service '{service}' takes tickets only within its own opening hours, and it is "
+        "closed now. Please come back at {when}.",
+    ),
+    "service_closed": (
+        "Lĩnh vực “{service}” hiện đang ngoài giờ làm việc và chưa có lịch mở lại.",
+        "Service '{service}' is closed now and has no opening time ahead.",
+    ),
+    "priority_not_accepted": (
+        "Lĩnh vực “{service}” không nhận đối tượng ưu tiên “{group}”. Lĩnh vực này nhận: "
+        "{allowed}. Ông/Bà vẫn lấy được số thường.",
+        "Service '{service}' does not accept the priority group '{group}'. It accepts: "
+        "{allowed}. A normal ticket can still be taken.",
+    ),
     "unknown_priority": (
         "Đối tượng ưu tiên “{value}” không hợp lệ. Chọn: {allowed}.",
         "Unknown priority '{value}'. Choose one of: {allowed}.",

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .errors import QueueError
 from .hours import HoursError, OpeningHours
 from .permissions import STAFF_ROLES
+from .priorities import PRIORITIES
 from .rating import MAX_REASONS, REASON_MAX_LEN, TIMEOUT_RANGE, clean_text
 from .roles import DEVICE_KINDS
 
@@ -169,6 +170,21 @@ FIELDS: dict[str, dict[str, Spec]] = {
         "active": Spec(bool),
         # Bookings a slot takes (0: none; absent: the centre's share of the counters' time).
         "appointments": Spec(int, **_between(0, 100, ("lượt một khung giờ", "a slot"))),
+        # Its own opening hours, the centre's ``hours`` form (absent: the centre's hours);
+        # the centre's closed days close it too. Checked by check_service_rules.
+        "hours": Spec(dict),
+        # The priority groups it accepts (absent: every group).
+        "priorities": Spec(
+            list,
+            items=str,
+            check=lambda v: 0 < len(v) == len(set(v)) and all(g in PRIORITIES for g in v),
+            must=(
+                f"phải là một hoặc vài nhóm ưu tiên khác nhau trong: {', '.join(PRIORITIES)}"
+                " (bỏ trống: nhận mọi nhóm)",
+                f"must be one or more different priority groups among: {', '.join(PRIORITIES)}"
+                " (leave it out: every group)",
+            ),
+        ),
     },
     "counters": {
         "number": Spec(int, True, **_between(1, 9999)),
@@ -253,6 +269,8 @@ def check_entry(table: str, entry: dict) -> None:
             raise refuse(key, (f"dài quá {s.max_len} ký tự", f"is longer than {s.max_len}"))
         if s.check is not None and not s.check(value):
             raise refuse(key, s.must)
+    if table == "services":
+        check_service_rules(entry)
 
 
 def _storable(text: str) -> bool:
@@ -305,6 +323,25 @@ def check_centre_rules(c: dict) -> None:
     if len(set(cleaned)) != len(cleaned):
         raise bad("“rating_reasons” có lý do bị trùng", "'rating_reasons' repeats a reason")
     c["rating_reasons"] = cleaned
+
+
+def check_service_rules(s: dict) -> None:
+    """A service's own opening hours: the centre's rules (core/hours.py), and at least one
+    range (a service without hours of its own leaves ``hours`` out)."""
+    if "hours" not in s:
+        return
+    try:
+        hours = OpeningHours.parse(s["hours"])
+    except HoursError as e:
+        raise FieldRefused("hours", e.vi, e.en) from None
+    if not any(hours.week):
+        raise refuse(
+            "hours",
+            (
+                "cần ít nhất một khoảng giờ (bỏ trống: theo giờ của trung tâm)",
+                "needs at least one range (leave it out: the centre's hours)",
+            ),
+        )
 
 
 @dataclass

@@ -123,3 +123,33 @@ class OpeningHours:
             while start < end:
                 yield start, min(start + step, end)
                 start += step
+
+    def upcoming(self, at: datetime, zone: ZoneInfo, days: int):
+        """The opening ranges (aware datetimes) that end after ``at``, from its day on for
+        ``days`` days."""
+        today = at.astimezone(zone).date()
+        for k in range(days):
+            day = today + timedelta(days=k)
+            for opens, closes in self.ranges(day):
+                start = datetime.combine(day, opens, zone)
+                end = datetime.combine(day, closes, zone)
+                if end > at:
+                    yield start, end
+
+    def next_open(self, at: datetime, zone: ZoneInfo, days: int = 366) -> datetime | None:
+        """When it opens next after ``at`` (within ``days``; None: not in that time)."""
+        for start, _ in self.upcoming(at, zone, days):
+            if start > at:
+                return start
+        return None
+
+
+def when_words(at: datetime, zone: ZoneInfo) -> tuple[str, str]:
+    """A moment as a citizen reads it, ``(vi, en)``: "07:30 thứ Ba 08/12/2026",
+    "07:30 Tuesday 08/12/2026" (in the centre's time zone)."""
+    local = at.astimezone(zone)
+    vi_day = ("thứ Hai", "thứ Ba", "thứ Tư", "thứ Năm", "thứ Sáu", "thứ Bảy", "Chủ nhật")
+    en_day = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+    wd = local.weekday()
+    hm, dmy = local.strftime("%H:%M"), local.strftime("%d/%m/%Y")
+    return f"{hm} {vi_day[wd]} {dmy}", f"{hm} {en_day[wd]} {dmy}"

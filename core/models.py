@@ -104,6 +104,11 @@ services = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
     # Bookings a slot takes (NULL: from the centre's share of the counters' time; 0: none).
     sa.Column("slot_capacity", sa.Integer),
+    # Its own opening hours, as the centre's (core/hours.py; NULL: the centre's), within
+    # which its tickets are issued, and the priority groups it accepts (core/engine.py
+    # PRIORITIES' codes; NULL: every group).
+    sa.Column("opening_hours", sa.JSON),
+    sa.Column("priorities", sa.JSON),
     sa.UniqueConstraint("centre_id", "code"),
 )
 

@@ -94,8 +94,13 @@ class _Locator:
                 if index is None or seen == index:
                     if key is None:
                         return i + 1
+                    sub = re.compile(r"^\s*\[\s*" + re.escape(f"{table}.{key}") + r"\s*\]")
                     for j in range(i + 1, len(self.lines)):
-                        if re.match(r"^\s*\[", self.lines[j]):
+                        if sub.match(self.lines[j]):  # the entry's subtable: [services.hours]
+                            return j + 1
+                        if re.match(r"^\s*\[", self.lines[j]) and not re.match(
+                            r"^\s*\[\s*" + re.escape(table) + r"\.", self.lines[j]
+                        ):
                             break
                         if re.match(r"^\s*" + re.escape(key) + r"\s*=", self.lines[j]):
                             return j + 1
@@ -455,6 +460,8 @@ def apply_service(conn, centre_id: int, s: dict, summary: Summary) -> int:
         "start": s.get("start", 1),
         "active": s.get("active", True),
         "slot_capacity": s.get("appointments"),
+        "opening_hours": s.get("hours"),
+        "priorities": s.get("priorities"),
     }
     insert_only = {"avg_service_s": float(s.get("service_minutes", 5) * 60)}
     return _upsert(
@@ -757,8 +764,10 @@ def _services(conn, centre_id, key):
         e.update(agency_en=r.agency_en, prefix=r.prefix, start=r.start)
         e["service_minutes"] = min(480, max(1, round(r.avg_service_s / 60)))
         e["appointments"] = r.slot_capacity
+        e["priorities"] = r.priorities
         if not r.active:
             e["active"] = False
+        e["hours"] = r.opening_hours  # last: a subtable in a file
         out.append({k: v for k, v in e.items() if v is not None})
     return out
 
@@ -856,7 +865,7 @@ EXPORT_HEADER = """\
 
 def to_toml(data: dict) -> str:
     """A provisioning file's text for ``data`` (strings, numbers, booleans, lists of them,
-    and the centre's ``hours`` table): JSON's string escapes are TOML's."""
+    and the centre's and services' ``hours`` tables): JSON's string escapes are TOML's."""
 
     def value(v):
         if isinstance(v, bool):
@@ -872,11 +881,17 @@ def to_toml(data: dict) -> str:
     def table(entry: dict) -> list[str]:
         return [f"{k} = {value(v)}" for k, v in entry.items() if not isinstance(v, dict)]
 
+    def subtables(prefix: str, entry: dict) -> list[str]:
+        # After the entry's own keys (TOML's [[services]] then [services.hours]).
+        out = []
+        for name, sub in entry.items():
+            if isinstance(sub, dict):
+                out += ["", f"[{prefix}.{name}]", *table(sub)]
+        return out
+
     lines = [EXPORT_HEADER, "", "[centre]", *table(data["centre"])]
-    for name, sub in data["centre"].items():
-        if isinstance(sub, dict):
-            lines += ["", f"[centre.{name}]", *table(sub)]
+    lines += subtables("centre", data["centre"])
     for name in EXPORTED:
         for entry in data.get(name, []):
-            lines += ["", f"[[{name}]]", *table(entry)]
+            lines += ["", f"[[{name}]]", *table(entry), *subtables(name, entry)]
     return "\n".join(lines) + "\n"

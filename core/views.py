@@ -15,7 +15,8 @@ from sqlalchemy.engine import Connection, Row
 
 from . import auth, estimates, rating
 from . import models as m
-from .clock import business_date, day_start, iso
+from .clock import business_date, day_start, iso, zone
+from .hours import HoursError, OpeningHours
 from .lifecycle import AT_COUNTER, WAITING, counter_actions, manager_actions
 from .ordering import CounterQueue, counter_service_ids
 from .permissions import Principal
@@ -146,9 +147,31 @@ def _now_day(centre_row: Row) -> tuple[datetime, object]:
 
 
 # -- snapshots --------------------------------------------------------------------------
+# How far ahead a kiosk is told a service's own opening times (a kiosk takes a new
+# snapshot at every reconnection and every configuration change).
+KIOSK_HOURS_DAYS = 15
+
+
+def service_opening(service: Row, ctr: Row, now: datetime) -> list[list[str]] | None:
+    """A service's own opening times from now on (``[[opens, closes], ...]``, ISO in the
+    centre's time zone, for KIOSK_HOURS_DAYS days): the kiosk shows it closed outside
+    them and says when it opens. None: it has none of its own (the centre's apply)."""
+    if service.opening_hours is None:
+        return None
+    try:
+        own = OpeningHours.parse(service.opening_hours, ctr.closed_days)
+    except HoursError:
+        return None
+    tz = zone(ctr.timezone)
+    return [
+        [iso(a, ctr.timezone), iso(b, ctr.timezone)]
+        for a, b in own.upcoming(now, tz, KIOSK_HOURS_DAYS)
+    ]
+
+
 def kiosk_snapshot(conn: Connection, centre_id: int) -> dict:
     ctr = centre(conn, centre_id)
-    _, day = _now_day(ctr)
+    now, day = _now_day(ctr)
     rows = services(conn, centre_id, active_only=True)
     summaries = estimates.summaries(conn, rows, day)
     return {
@@ -161,17 +184,20 @@ def kiosk_snapshot(conn: Connection, centre_id: int) -> dict:
             "timezone": ctr.timezone,
         },
         "services": [
-            _kiosk_service(s, summary) for s, summary in zip(rows, summaries, strict=True)
+            _kiosk_service(s, summary, ctr, now) for s, summary in zip(rows, summaries, strict=True)
         ],
     }
 
 
-def _kiosk_service(s: Row, summary: dict) -> dict:
+def _kiosk_service(s: Row, summary: dict, ctr: Row, now) -> dict:
     return {
         "name": s.name,
         "name_en": s.name_en,
         "agency": s.agency,
         "agency_en": s.agency_en,
+        # Its own opening times, and the priority groups it accepts (None: all).
+        "opening": service_opening(s, ctr, now),
+        "priorities": s.priorities,
         **summary,
     }
 
@@ -180,10 +206,10 @@ def kiosk_service(conn: Connection, centre_id: int, code: str) -> tuple[dict, di
     """A service as the kiosk's snapshot lists it, with ``active`` (a retired one is no
     longer offered), and its summary (for the batch's counts)."""
     ctr = centre(conn, centre_id)
-    _, day = _now_day(ctr)
+    now, day = _now_day(ctr)
     row = conn.execute(sa.select(_s).where(_s.c.centre_id == centre_id, _s.c.code == code)).one()
     [summary] = estimates.summaries(conn, [row], day)
-    return {**_kiosk_service(row, summary), "active": bool(row.active)}, summary
+    return {**_kiosk_service(row, summary, ctr, now), "active": bool(row.active)}, summary
 
 
 def service_summaries(conn: Connection, centre_id: int, codes) -> list[dict]:

@@ -237,6 +237,23 @@ KIOSK_STRINGS = {
     "setup_needed": N_("Máy lấy số chưa được cài đặt. Vui lòng báo cán bộ kỹ thuật."),
     "setup_hint": N_("Cán bộ kỹ thuật: mở trang này một lần với mã thiết bị, /kiosk/?token=…"),
     "no_services": N_("Hiện chưa có lĩnh vực nào nhận hồ sơ."),
+    # A service with opening hours of its own, outside them; one that does not accept the
+    # priority group chosen (docs/admin.md).
+    "hours_closed": N_("Ngoài giờ nhận hồ sơ của lĩnh vực này"),
+    "opens_at": N_("Mở lúc {time} {day}"),
+    "opens_none": N_("Chưa có lịch nhận hồ sơ"),
+    "day_today": N_("hôm nay"),
+    "day_tomorrow": N_("ngày mai"),
+    "day_on": N_("{weekday}, {date}"),
+    "weekday_0": N_("Chủ nhật"),
+    "weekday_1": N_("thứ Hai"),
+    "weekday_2": N_("thứ Ba"),
+    "weekday_3": N_("thứ Tư"),
+    "weekday_4": N_("thứ Năm"),
+    "weekday_5": N_("thứ Sáu"),
+    "weekday_6": N_("thứ Bảy"),
+    "priority_not_here": N_("Lĩnh vực này không nhận diện ưu tiên đã chọn"),
+    "priority_only": N_("Ưu tiên: {groups}"),
     # Checking in a booking (docs/appointments.md).
     "phone_open": N_("Nhắn tin cho tôi khi sắp đến lượt"),
     "phone_title": N_("Số điện thoại di động của Ông/Bà"),

@@ -10,6 +10,8 @@ its manager ``quanly2``, the province's admin ``tinh``, clerk1 lent by T1)."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -18,6 +20,7 @@ import sqlalchemy as sa
 
 from core import models as m
 from core import provisioning as p
+from core.hours import WEEKDAYS
 from core.roles import DEVICE_KINDS
 from core.store import Store, normalise_url
 from harness.centre import COMMUNE, COMMUNE_PASSWORDS, PASSWORDS
@@ -176,6 +179,9 @@ BASE = {
 STR = ("phải là một chuỗi ký tự không rỗng", "must be a non-empty string")
 INT = ("phải là một số nguyên", "must be a whole number")
 BOOL = ("phải là true hoặc false", "must be true or false")
+TABLE = ("phải là một bảng", "must be a table")
+LIST = ("phải là một danh sách", "must be a list")
+GROUPS = "elderly, disabled, pregnant, infant, merit"
 
 
 def named(field, words):
@@ -253,6 +259,59 @@ CASES = [
         "'appointments' must be from 0 to 100 a slot",
         400,
         True,
+    ),
+    # A service's own hours (the centre's rules) and the priority groups it accepts.
+    ("services", {"hours": "07:30-11:30"}, "hours", *named("hours", TABLE), 400, True),
+    (
+        "services",
+        {"hours": {"tue": ["7:30-11:30"]}},
+        "hours",
+        "khoảng giờ “7:30-11:30” (tue) phải có dạng 07:30-11:30",
+        "the range '7:30-11:30' (tue) must look like 07:30-11:30",
+        400,
+        True,
+    ),
+    (
+        "services",
+        {"hours": {"tuesday": ["07:30-11:30"]}},
+        "hours",
+        "ngày lạ “tuesday” trong “hours” (dùng mon, tue, wed, thu, fri, sat, sun)",
+        "unknown day 'tuesday' in 'hours' (use mon, tue, wed, thu, fri, sat, sun)",
+        400,
+        True,
+    ),
+    (
+        "services",
+        {"hours": {"thu": ["13:30-17:00", "07:30-11:30"]}},
+        "hours",
+        "các khoảng giờ của thu phải tăng dần, không chồng nhau",
+        "the ranges of thu must go forward without overlapping",
+        400,
+        True,
+    ),
+    (
+        "services",
+        {"hours": {}},
+        "hours",
+        "“hours” cần ít nhất một khoảng giờ (bỏ trống: theo giờ của trung tâm)",
+        "'hours' needs at least one range (leave it out: the centre's hours)",
+        400,
+        True,
+    ),
+    ("services", {"priorities": "elderly"}, "priorities", *named("priorities", LIST), 400, True),
+    *(
+        (
+            "services",
+            {"priorities": groups},
+            "priorities",
+            "“priorities” phải là một hoặc vài nhóm ưu tiên khác nhau trong: "
+            f"{GROUPS} (bỏ trống: nhận mọi nhóm)",
+            "'priorities' must be one or more different priority groups among: "
+            f"{GROUPS} (leave it out: every group)",
+            400,
+            True,
+        )
+        for groups in (["old"], [], ["elderly", "elderly"])
     ),
     (
         "services",
@@ -606,7 +665,10 @@ def test_a_provisioning_file_refuses_the_same_input_with_the_same_words(tmp_path
         header = max(i for i, text in enumerate(lines) if text == f"[[{table}]]")
         at = lines[refused.value.line - 1]
         assert refused.value.line > header, (table, changes, at)
-        assert at.startswith(f"{field} =") if field in entry else at == f"[[{table}]]", at
+        if field not in entry:
+            assert at == f"[[{table}]]", at
+        else:  # a table's field is a subtable: [services.hours]
+            assert at.startswith(f"{field} =") or at == f"[{table}.{field}]", at
 
 
 # The centre's settings, from the same definition (a file only: not in the API yet).
@@ -694,6 +756,42 @@ def test_services_and_counters_created_changed_retired_and_audited(office, devic
     assert (first["entity"], first["key"], first["before"]) == ("services", "CC", None)
     assert first["after"]["prefix"] == "C"
     assert records[1][3]["before"]["start"] == 1 and records[1][3]["after"]["start"] == 500
+
+
+def test_a_services_hours_and_groups_apply_at_once(office, devices):
+    """Set through the API, a service's own hours and priority groups rule the next
+    ticket (the engine, on both stores) and reach the kiosk's snapshot."""
+    admin = office.login("quantri2")
+    kiosk = devices.kiosk(office, KIOSK_T2)
+    ht = {"name": "Hộ tịch", "agency": "UBND xã", "prefix": "A"}
+    tomorrow = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date() + timedelta(days=1)
+    day = WEEKDAYS[tomorrow.weekday()]
+    answer = call(office, "PUT", "/services/HT", admin, {**ht, "hours": {day: ["07:30-11:30"]}})
+    assert answer.status_code == 200, answer.text
+    refused = kiosk.call("issue", {"service": "HT", "lang": "en"})
+    assert refused["ok"] is False and refused["error"]["code"] == "conflict"
+    weekday = tomorrow.strftime("%A")
+    when = f"07:30 {weekday} {tomorrow.strftime('%d/%m/%Y')}"
+    assert refused["error"]["message"] == (
+        "Service 'Hộ tịch' takes tickets only within its own opening hours, and it is "
+        f"closed now. Please come back at {when}."
+    )
+    opening = kiosk.fresh_snapshot("services")["services"][0]["opening"]
+    assert opening[0] == [f"{tomorrow}T07:30:00+07:00", f"{tomorrow}T11:30:00+07:00"]
+    every_day = {d: ["00:00-24:00"] for d in WEEKDAYS}
+    answer = call(
+        office, "PUT", "/services/HT", admin, {**ht, "hours": every_day, "priorities": ["merit"]}
+    )
+    assert answer.status_code == 200, answer.text
+    no = kiosk.call("issue", {"service": "HT", "priority": "elderly"})
+    assert no["error"]["code"] == "bad_request"
+    assert no["error"]["message"] == (
+        "Lĩnh vực “Hộ tịch” không nhận đối tượng ưu tiên “Người cao tuổi”. Lĩnh vực này nhận: "
+        "Người có công với cách mạng. Ông/Bà vẫn lấy được số thường."
+    )
+    assert kiosk.call("issue", {"service": "HT", "priority": "merit"})["ok"] is True
+    assert kiosk.call("issue", {"service": "HT"})["ok"] is True
+    assert kiosk.fresh_snapshot("services")["services"][0]["priorities"] == ["merit"]
 
 
 def test_staff_password_generated_once_changed_and_deactivated(office):
@@ -791,7 +889,10 @@ def test_the_export_reproduces_both_centres_on_a_fresh_database(office, tmp_path
     province = office.login("tinh")
     admin = office.login("quantri2")
     # Something the API made, so the export covers it too.
-    call(office, "PUT", "/services/CC", admin, {**BASE["services"][1], "appointments": 2})
+    own = {"appointments": 2, "hours": {"tue": ["07:30-11:30"], "thu": ["07:30-11:30"]}}
+    own["priorities"] = ["elderly", "disabled"]
+    made = call(office, "PUT", "/services/CC", admin, {**BASE["services"][1], **own})
+    assert made.status_code == 201 and {**made.json()["entry"], **own} == made.json()["entry"]
     call(office, "PUT", "/counters/7", admin, {"services": ["CC"], "name": "Quầy công chứng"})
     call(office, "PUT", "/counters/7", admin, {"services": ["CC"], "active": False})
     call(

@@ -534,3 +534,54 @@ def test_in_the_demo_the_admin_changes_a_service_and_the_kiosk_shows_it(browser,
         context.close()
         kiosk_context.close()
         demo.stop()
+
+
+def test_a_services_own_hours_and_priority_groups_from_its_form(admin_page, office):
+    """The service form's hours (entered as the settings' are) and priority groups: a bad
+    range refused beside the field with nothing written, then saved, shown again, and
+    cleared back to the centre's hours and every group."""
+    page = admin_page
+    log_in(page, office)
+    page.locator("[data-entry=HT] [data-action=edit]").click()
+    before = (rows(office, m.services), configured(office))
+    page.fill("input[name=hours-tue]", "7:30-11:30")
+    page.check("input[name=priorities][value=elderly]")
+    page.get_by_role("button", name="Lưu").click()
+    expect(page.locator("[data-error-for=hours]")).to_have_text(
+        "khoảng giờ “7:30-11:30” (tue) phải có dạng 07:30-11:30"
+    )
+    assert (rows(office, m.services), configured(office)) == before
+    page.fill("input[name=hours-tue]", "07:30-11:30")
+    page.fill("input[name=hours-thu]", "07:30-11:30, 13:30-16:00")
+    page.check("input[name=priorities][value=disabled]")
+    screenshot(page, "admin-service-hours")
+    page.get_by_role("button", name="Lưu").click()
+    expect(page.get_by_test_id("message")).to_have_text("Đã lưu.")
+    token = office.login("quantri2")
+    config = requests.get(
+        office.url + "/api/v1/admin/config",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    ).json()
+    ht = next(s for s in config["services"] if s["code"] == "HT")
+    assert ht["hours"] == {"tue": ["07:30-11:30"], "thu": ["07:30-11:30", "13:30-16:00"]}
+    assert ht["priorities"] == ["elderly", "disabled"]
+    # Shown again in the form; cleared, the centre's hours and every group again.
+    page.locator("[data-entry=HT] [data-action=edit]").click()
+    expect(page.locator("input[name=hours-thu]")).to_have_value("07:30-11:30, 13:30-16:00")
+    expect(page.locator("input[name=priorities][value=disabled]")).to_be_checked()
+    expect(page.locator("input[name=priorities][value=merit]")).not_to_be_checked()
+    for day in ("tue", "thu"):
+        page.fill(f"input[name=hours-{day}]", "")
+    for group in ("elderly", "disabled"):
+        page.uncheck(f"input[name=priorities][value={group}]")
+    page.get_by_role("button", name="Lưu").click()
+    expect(page.get_by_test_id("message")).to_have_text("Đã lưu.")
+    s = m.services
+    kept = [r for r in rows(office, s) if r[[c.name for c in s.c].index("code")] == "HT"]
+    hours_at, groups_at = (
+        [c.name for c in s.c].index("opening_hours"),
+        [c.name for c in s.c].index("priorities"),
+    )
+    assert all(r[hours_at] is None and r[groups_at] is None for r in kept)
+    assert all(" 400 " in f" {r}" for r in page.errors.errors)

@@ -6,15 +6,18 @@ from __future__ import annotations
 import io
 import re
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 import segno
 from playwright.sync_api import expect
 
+from core.hours import WEEKDAYS
 from harness.browser import KIOSK_SCREEN, PageErrors, screenshot, wait_until
-from harness.centre import KIOSK, KIOSK_B, CentreServer
+from harness.centre import COMMUNE, KIOSK, KIOSK_B, CentreServer
 from harness.printer import FakeNetworkPrinter, decode_tickets
 from harness.process import ServerProcess
 
@@ -417,3 +420,82 @@ def test_the_start_page_names_the_centre_in_english(sqlite_server):
     assert "Trung tâm Phục vụ hành chính công thử nghiệm" in vi
     assert "Test Public Administrative Service Centre" in en
     assert "Trung tâm Phục vụ hành chính công thử nghiệm" not in en
+
+
+def put_service(server, token, code, **changes):
+    """Change a service of T1 through the admin API, as its form does (the province's
+    installation admin)."""
+    api = f"{server.url}/api/v1/admin"
+    headers = {"Authorization": f"Bearer {token}"}
+    config = requests.get(f"{api}/config?centre=T1", headers=headers, timeout=30).json()
+    entry = next(s for s in config["services"] if s["code"] == code)
+    answer = requests.put(
+        f"{api}/services/{code}?centre=T1",
+        headers=headers,
+        json={**entry, **changes},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_service_outside_its_hours_and_its_priority_groups(kiosk_page, sqlite_server, devices):
+    """A service with hours of its own is shown closed outside them, with when it opens;
+    the priority screen offers the groups the services in their hours accept, and a
+    service that does not accept the group chosen cannot be chosen with it."""
+    page = kiosk_page
+    devices.counter(sqlite_server, "clerk1", 1)  # TP and HT open
+    sqlite_server.provision_also(COMMUNE)
+    admin = sqlite_server.login("tinh")
+    tomorrow = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date() + timedelta(days=1)
+    put_service(sqlite_server, admin, "TP", hours={WEEKDAYS[tomorrow.weekday()]: ["07:30-11:30"]})
+    put_service(sqlite_server, admin, "HT", priorities=["elderly", "disabled"])
+    put_service(sqlite_server, admin, "DD", priorities=["elderly"])
+    open_kiosk(page, sqlite_server)
+    tp = service(page, "TP")
+    expect(tp).to_be_disabled()
+    expect(tp).to_contain_text("Ngoài giờ nhận hồ sơ của lĩnh vực này")
+    expect(tp.get_by_test_id("opens")).to_have_text("Mở lúc 07:30 ngày mai")
+    expect(service(page, "HT")).to_contain_text("Ưu tiên: Người cao tuổi, Người khuyết tật")
+    # As large as the service's name: read from a distance.
+    size = "e => parseFloat(getComputedStyle(e).fontSize)"
+    opens = tp.get_by_test_id("opens").evaluate(size)
+    assert opens >= tp.locator(".k-service-name").evaluate(size), opens
+    screenshot(page, "kiosk-service-off-hours")
+    tp.tap(force=True)
+    expect(page.locator("#screen")).to_have_attribute("data-view", "services")
+    page.get_by_role("button", name="English").tap()
+    expect(tp.get_by_test_id("opens")).to_have_text("Opens at 07:30 tomorrow")
+    page.get_by_role("button", name="Tiếng Việt").tap()
+
+    page.get_by_test_id("priority-open").tap()
+    expect(page.locator("[data-priority]")).to_have_count(2)
+    expect(page.locator("[data-priority]")).to_have_text(["Người cao tuổi", "Người khuyết tật"])
+    screenshot(page, "kiosk-priority-groups-accepted")
+    page.locator("[data-priority=disabled]").tap()
+    expect(service(page, "DD")).to_be_disabled()
+    expect(service(page, "DD")).to_contain_text("Lĩnh vực này không nhận diện ưu tiên đã chọn")
+    service(page, "HT").tap()
+    expect(page.get_by_test_id("number")).to_have_text("B100")
+    expect(page.get_by_test_id("ticket")).to_contain_text("Ưu tiên: Người khuyết tật")
+    assert page.errors.errors == []
+
+
+def test_a_kiosk_whose_clock_is_wrong_says_the_servers_refusal(kiosk_page, sqlite_server, devices):
+    """The server decides: a kiosk whose clock says the service is open (here, tomorrow
+    morning) has its ticket refused with the server's words, saying when it opens."""
+    page = kiosk_page
+    devices.counter(sqlite_server, "clerk1", 1)
+    sqlite_server.provision_also(COMMUNE)
+    admin = sqlite_server.login("tinh")
+    zone = ZoneInfo("Asia/Ho_Chi_Minh")
+    tomorrow = datetime.now(zone).date() + timedelta(days=1)
+    put_service(sqlite_server, admin, "TP", hours={WEEKDAYS[tomorrow.weekday()]: ["07:30-11:30"]})
+    page.clock.set_fixed_time(datetime(tomorrow.year, tomorrow.month, tomorrow.day, 8, tzinfo=zone))
+    open_kiosk(page, sqlite_server)
+    expect(service(page, "TP")).to_be_enabled()
+    service(page, "TP").tap()
+    expect(page.get_by_test_id("message")).to_contain_text(
+        f"Mời Ông/Bà quay lại lúc 07:30 {'thứ ' if tomorrow.weekday() < 6 else ''}"
+    )
+    expect(page.get_by_test_id("message")).to_contain_text(tomorrow.strftime("%d/%m/%Y"))
+    assert page.errors.errors == []

@@ -47,6 +47,7 @@ const services = () => state.config.services.filter((s) => s.active !== false)
 const counters = () => state.config.counters.filter((c) => c.active !== false)
   .map((c) => [c.number, c.name || String(c.number)]);
 const kiosks = () => state.config.devices.filter((d) => d.kind === "kiosk" && d.active !== false).map((d) => [d.name, d.name]);
+const priorityGroups = () => data.priorities.map((p) => [p.code, p[currentLang()] || p.vi]);
 const roleName = (role) => data.roles[role]?.[currentLang()] || role;
 
 const FORMS = {
@@ -73,6 +74,9 @@ const FORMS = {
     { name: "agency", type: "text" }, { name: "agency_en", type: "text" },
     { name: "start", type: "int" }, { name: "service_minutes", type: "int" },
     { name: "appointments", type: "int" }, { name: "active", type: "bool" },
+    // Its own hours (none: the centre's) and the priority groups it accepts (none: all).
+    { name: "hours", type: "hours", label: "f_service_hours", hoursNote: "service_hours_note" },
+    { name: "priorities", type: "checks", options: priorityGroups, note: "f_priorities_all" },
   ],
   counters: [
     { name: "number", type: "int", key: true }, { name: "name", type: "text" },
@@ -129,7 +133,7 @@ function read(form, f) {
   if (f.type === "bool") return node.checked;
   if (f.type === "checks") {
     const values = [...form.querySelectorAll(`input[name="${f.name}"]:checked`)].map((i) => i.value);
-    return f.name === "services" || f.name === "kiosks" ? values : values.map(Number);
+    return ["services", "kiosks", "priorities"].includes(f.name) ? values : values.map(Number);
   }
   if (f.type === "hours") {
     const hours = {};
@@ -162,7 +166,7 @@ function field(f, value, editing) {
     group ? el("legend", {}, label) : el("label", { for: `f-${f.name}` }, label),
     node,
     f.note ? el("small", {}, t(f.note)) : null,
-    f.type === "hours" ? el("small", {}, t("hours_note")) : null,
+    f.type === "hours" ? el("small", {}, t(f.hoursNote || "hours_note")) : null,
     f.type === "lines" ? el("small", {}, t("lines_note")) : null,
     el("p", { class: "a-error", id: `e-${f.name}`, "data-error-for": f.name }, error || ""));
 }

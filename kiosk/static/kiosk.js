@@ -80,19 +80,58 @@ function autoBack(seconds, node) {
   }, 1000);
 }
 
+// ---- a service's own hours and priority groups ------------------------------------------
+// A service with opening hours of its own (the snapshot's `opening`: its next opening
+// times, ISO in the centre's time zone) takes tickets only within them: outside, its card
+// says when it opens. `priorities`: the groups it accepts (null: every group).
+function hoursNow(s) {
+  if (!s.opening) return { open: true };
+  const now = Date.now();
+  if (s.opening.some(([a, b]) => Date.parse(a) <= now && now < Date.parse(b))) return { open: true };
+  const next = s.opening.find(([a]) => Date.parse(a) > now);
+  return { open: false, next: next ? next[0] : null };
+}
+
+// "07:30 hôm nay", "07:30 thứ Năm, 10/12": the ISO time's own (the centre's) clock.
+function opensText(iso) {
+  const day = iso.slice(0, 10);
+  const zone = state.centre?.timezone || "Asia/Ho_Chi_Minh";
+  const today = new Intl.DateTimeFormat("en-CA", { timeZone: zone }).format(new Date());
+  const tomorrow = new Date(Date.parse(`${today}T00:00:00Z`) + 86400000).toISOString().slice(0, 10);
+  const weekday = new Date(`${day}T00:00:00Z`).getUTCDay();
+  const words = day === today ? t("day_today") : day === tomorrow ? t("day_tomorrow")
+    : t("day_on", { weekday: t(`weekday_${weekday}`), date: `${day.slice(8, 10)}/${day.slice(5, 7)}` });
+  return t("opens_at", { time: iso.slice(11, 16), day: words });
+}
+
+const accepts = (s, group) => !s.priorities || s.priorities.includes(group);
+
+// The groups offered on the priority screen: those some service within its hours takes.
+function offeredPriorities() {
+  const now = state.services.filter((s) => hoursNow(s).open);
+  return data.priorities.filter((p) => now.some((s) => accepts(s, p.code)));
+}
+
 // ---- screens -------------------------------------------------------------------------
 function serviceButton(s) {
+  const hours = hoursNow(s);
+  if (!hours.open) return closedByHours(s, hours.next);
+  if (state.priority && !accepts(s, state.priority)) return notForPriority(s);
   const usable = s.open && state.online;
+  const only = s.priorities && !state.priority
+    ? el("span", { "data-testid": "priorities" },
+      t("priority_only", { groups: s.priorities.map(priorityLabel).join(", ") }))
+    : null;
   // A service whose counters are all on a break still takes tickets: they are served
   // after the break, and the card says so.
   const meta = s.open
-    ? [
+    ? [only,
         el("span", { "data-testid": "waiting" },
           s.waiting > 0 ? t("waiting", { n: s.waiting }) : t("nobody_waiting")),
         s.on_break ? el("span", { class: "k-break", "data-testid": "on-break" }, t("on_break")) : null,
         s.waiting > 0 ? el("span", {}, t("wait_about", { m: minutes(s.estimated_wait_s) })) : null,
       ]
-    : [el("span", {}, t("closed"))];
+    : [only, el("span", {}, t("closed"))];
   return el(
     "button",
     {
@@ -105,6 +144,23 @@ function serviceButton(s) {
     el("span", { class: "k-service-name" }, named(s)),
     el("span", { class: "k-service-meta" }, meta),
   );
+}
+
+// Shown, not tappable, with when it opens (big: the citizen comes back then).
+function closedByHours(s, next) {
+  return el("button", { type: "button", class: "k-service closed k-off-hours", disabled: true,
+    "data-service": s.code, "data-testid": "off-hours" },
+  el("span", { class: "k-service-name" }, named(s)),
+  el("span", { class: "k-service-meta" },
+    el("span", {}, t("hours_closed")),
+    el("span", { class: "k-opens", "data-testid": "opens" }, next ? opensText(next) : t("opens_none"))));
+}
+
+function notForPriority(s) {
+  return el("button", { type: "button", class: "k-service closed", disabled: true,
+    "data-service": s.code, "data-testid": "not-for-priority" },
+  el("span", { class: "k-service-name" }, named(s)),
+  el("span", { class: "k-service-meta" }, el("span", {}, t("priority_not_here"))));
 }
 
 function servicesView() {
@@ -135,8 +191,8 @@ function servicesView() {
   if (!state.priority) {
     parts.push(
       el("div", { class: "k-more" },
-        el("button", { type: "button", class: "k-priority-open", "data-testid": "priority-open",
-          onclick: () => show("priority") }, t("priority_open")),
+        offeredPriorities().length ? el("button", { type: "button", class: "k-priority-open", "data-testid": "priority-open",
+          onclick: () => show("priority") }, t("priority_open")) : null,
         el("button", { type: "button", class: "k-priority-open k-booked-open", "data-testid": "booked-open",
           onclick: () => show("booked", { code: "" }) }, t("booked_open"))),
     );
@@ -196,7 +252,7 @@ function priorityView() {
     el("h1", { class: "k-title" }, t("priority_title")),
     el("p", { class: "k-note" }, t("priority_hint")),
     el("div", { class: "k-choices" },
-      data.priorities.map((p) =>
+      offeredPriorities().map((p) =>
         el("button", { type: "button", class: "k-choice", "data-priority": p.code,
           onclick: () => show("services", { priority: p.code }) }, priorityLabel(p.code))),
       el("button", { type: "button", class: "k-choice plain",
@@ -306,8 +362,13 @@ function refusalText(error) {
 let link = null;
 
 async function issue(service) {
-  if (state.view !== "services" || !service.open) return; // one touch, one ticket
-  await take("issue", { service: service.code, priority: state.priority, lang: currentLang() });
+  // One touch, one ticket; not outside its hours, nor with a group it does not accept.
+  if (state.view !== "services" || !service.open || !hoursNow(service).open) return;
+  if (state.priority && !accepts(service, state.priority)) return;
+  // A service with hours or groups of its own: the server's words say when it opens or
+  // which groups it takes (in this language), should the clock or a change beat the screen.
+  const own = (error) => ((service.opening || service.priorities) && error?.message) || null;
+  await take("issue", { service: service.code, priority: state.priority, lang: currentLang() }, own);
 }
 
 async function checkIn() {
@@ -390,6 +451,12 @@ function idleCheck(touched) {
 for (const type of ["pointerdown", "keydown"]) {
   document.addEventListener(type, () => idleCheck(true), true);
 }
+
+// A service with hours of its own opens and closes by the clock: the start screen is
+// drawn again each half minute while one is shown.
+setInterval(() => {
+  if (state.view === "services" && state.services.some((s) => s.opening)) render();
+}, 30000);
 
 // ---- start ---------------------------------------------------------------------------
 for (const button of document.querySelectorAll(".k-lang")) {

@@ -6,12 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from core import models as m
 from core.lifecycle import durations
-from core.migrations import upgrade
+from core.migrations import config, upgrade
 
 
 def test_staff_roles_migration_keeps_each_accounts_role(tmp_path):
@@ -122,3 +123,29 @@ def test_the_durations_migration_gives_every_ticket_its_seconds(store_url):
     assert expected[0] == {"wait_s": 600, "service_s": 300}  # 600.4 and 300.1 s
     assert expected[1] == {"wait_s": 600, "service_s": 312}  # 312.3 s from the call
     assert expected[2] == {"wait_s": 613, "service_s": None}  # 612.6 s; not served
+
+
+def test_the_service_hours_migration_keeps_services_as_they_were(store_url):
+    """Migration 0021: a service already there has no hours of its own (the centre's) and
+    accepts every priority group; the schema is the models'; it goes back down."""
+    engine = sa.create_engine(store_url)
+    upgrade(engine, "0018")
+    with engine.begin() as conn:
+        conn.execute(sa.insert(m.centres).values(code="A", name="A", timezone="Asia/Ho_Chi_Minh"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO services (centre_id, code, name, agency, prefix)"
+                " VALUES (1, 'S', 'S', 'S', 'A')"
+            )
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(m.services.c.opening_hours, m.services.c.priorities)).one()
+        assert tuple(row) == (None, None)
+        assert compare_metadata(MigrationContext.configure(conn), m.metadata) == []
+    with engine.connect() as conn:
+        command.downgrade(config(conn), "0018")
+        conn.commit()
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("services")}
+    assert "opening_hours" not in columns and "priorities" not in columns
+    engine.dispose()
