@@ -74,6 +74,21 @@ def t1(tmp_path):
 
 
 # -- only where it matters ------------------------------------------------------------------
+def test_a_services_own_hours_and_groups_reach_an_open_kiosk(t1, devices):
+    """Hours and priority groups set through the API reach the kiosk in the targeted
+    change, as the snapshot would list them (the kiosk shows the service closed and
+    offers only those groups without a snapshot)."""
+    admin = t1.login("tinh")
+    kiosk = devices.kiosk(t1, KIOSK)
+    kiosk.wait_event("services")
+    body = {**SERVICE_CC, "hours": {"mon": ["07:30-08:00"]}, "priorities": ["elderly"]}
+    assert call(t1, "PUT", "/services/CC", admin, body).status_code == 201
+    heard = kiosk.wait_change("service_changed", timeout=1)["service"]
+    assert heard["priorities"] == ["elderly"]
+    assert heard["opening"] and all("T07:30:00" in a for a, _ in heard["opening"])
+    assert heard == {**kiosk.fresh_snapshot("services")["services"][-1], "active": True}
+
+
 def test_a_service_reaches_kiosks_as_a_targeted_change_and_nobody_else_resyncs(t1, devices):
     admin = t1.login("tinh")
     kiosk = devices.kiosk(t1)
@@ -101,6 +116,8 @@ def test_a_service_reaches_kiosks_as_a_targeted_change_and_nobody_else_resyncs(t
         "name_en": None,
         "agency": "Sở Tư pháp",
         "agency_en": None,
+        "opening": None,  # the centre's hours
+        "priorities": None,  # every group
         "waiting": 0,
         "estimated_wait_s": heard["service"]["estimated_wait_s"],
         "open": False,
