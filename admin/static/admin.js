@@ -3,11 +3,10 @@
 // admin API (/api/v1/admin/…, docs/admin.md) with the session's Bearer token; a refusal
 // names its field and is shown beside it; a new password or token is shown once.
 import { api as callApi, currentLang, el, t, staffLogin } from "/static/motcua.js";
+import { TOKEN, adminCentre, administered, chooseCentre as pickCentre, endSession } from "./account.js";
 
 const app = document.getElementById("app");
 const data = JSON.parse(document.getElementById("admin-data").textContent);
-const TOKEN = "motcua.admin.session";
-const CENTRE = "motcua.admin.centre"; // the centre chosen, for an account in several
 const TABS = ["settings", "services", "counters", "staff", "devices"];
 const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 const PAGES = { kiosk: "/kiosk/", display: "/display/", rating: "/rating/" };
@@ -196,7 +195,7 @@ function refusedView() {
 }
 
 function header() {
-  const centres = (state.centre?.centres || []).filter((c) => ["admin", "installation_admin"].includes(c.role));
+  const centres = administered(state.centre);
   return el("header", { class: "a-head" },
     el("div", { class: "a-centre" }, `${t("title")} · ${state.centre?.centre.name || ""}`),
     centres.length > 1
@@ -508,34 +507,17 @@ async function reload() {
 }
 
 async function load() {
-  const code = sessionStorage.getItem(CENTRE);
-  const { status, answer } = await callApi("GET", "/api/v1/centre" + (code ? `?centre=${encodeURIComponent(code)}` : ""), { token: state.token });
-  if (status === 401) {
-    forget();
-    render();
-    return;
-  }
-  if (status !== 200) {
-    state.refused = status === 403 ? t("refused") : answer.error?.message || t("server_trouble");
-    render();
-    return;
-  }
-  state.centre = answer;
-  if (moveTo(answer)) return;
-  await reload();
-}
-
-// An account that administers another centre than its own opens there.
-function moveTo(answer) {
-  const mine = ["admin", "installation_admin"];
-  const other = (answer.centres || []).find((c) => mine.includes(c.role));
-  if (mine.includes(answer.staff.role) || !other || sessionStorage.getItem(CENTRE)) return false;
-  chooseCentre(other.code);
-  return true;
+  const got = await adminCentre(state.token);
+  if (got.moveTo) return chooseCentre(got.moveTo);
+  if (got.forget) forget();
+  state.refused = got.refused || null;
+  state.centre = got.centre || null;
+  if (got.centre) await reload();
+  else render();
 }
 
 function chooseCentre(code) {
-  sessionStorage.setItem(CENTRE, code);
+  pickCentre(code);
   Object.assign(state, { centre: null, config: null, editing: null, draft: null, errors: {}, error: null, message: null, secret: null });
   render();
   load();
@@ -545,7 +527,7 @@ async function logout() {
   const token = state.token;
   forget();
   render();
-  await callApi("POST", "/api/v1/auth/logout", { token }).catch(() => null);
+  await endSession(token);
 }
 
 async function exportFile() {

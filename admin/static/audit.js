@@ -2,11 +2,10 @@
 // from GET /api/v1/admin/audit (docs/admin.md) with the session's Bearer token. What a
 // change held before and after is shown as text, never as markup.
 import { api as callApi, el, t, staffLogin } from "/static/motcua.js";
+import { TOKEN, adminCentre, administered, chooseCentre as pickCentre, endSession } from "./account.js";
 
 const app = document.getElementById("app");
 const data = JSON.parse(document.getElementById("admin-data").textContent);
-const TOKEN = "motcua.admin.session"; // the admin page's session: one login for both
-const CENTRE = "motcua.admin.centre";
 
 const state = {
   token: sessionStorage.getItem(TOKEN),
@@ -44,7 +43,7 @@ function loginView() {
 }
 
 function header() {
-  const centres = (state.centre?.centres || []).filter((c) => ["admin", "installation_admin"].includes(c.role));
+  const centres = administered(state.centre);
   return el("header", { class: "a-head" },
     el("div", { class: "a-centre" }, `${t("audit_title")} · ${state.centre?.centre.name || ""}`),
     centres.length > 1
@@ -159,35 +158,17 @@ async function show(more) {
 }
 
 async function load() {
-  const code = sessionStorage.getItem(CENTRE);
-  const { status, answer } = await callApi("GET", "/api/v1/centre" + (code ? `?centre=${encodeURIComponent(code)}` : ""), { token: state.token });
-  if (status === 401) {
-    forget();
-    render();
-    return;
-  }
-  if (status !== 200) {
-    state.refused = status === 403 ? t("refused") : answer.error?.message || t("server_trouble");
-    render();
-    return;
-  }
-  state.centre = answer;
-  if (moveTo(answer)) return;
+  const got = await adminCentre(state.token);
+  if (got.moveTo) return chooseCentre(got.moveTo);
+  if (got.forget) forget();
+  state.refused = got.refused || null;
+  state.centre = got.centre || null;
   render();
-  await show(false);
-}
-
-// An account that administers another centre than its own opens there.
-function moveTo(answer) {
-  const mine = ["admin", "installation_admin"];
-  const other = (answer.centres || []).find((c) => mine.includes(c.role));
-  if (mine.includes(answer.staff.role) || !other || sessionStorage.getItem(CENTRE)) return false;
-  chooseCentre(other.code);
-  return true;
+  if (got.centre) await show(false);
 }
 
 function chooseCentre(code) {
-  sessionStorage.setItem(CENTRE, code);
+  pickCentre(code);
   Object.assign(state, { centre: null, rows: [], next: null, loaded: false });
   render();
   load();
@@ -197,7 +178,7 @@ async function logout() {
   const token = state.token;
   forget();
   render();
-  await callApi("POST", "/api/v1/auth/logout", { token }).catch(() => null);
+  await endSession(token);
 }
 
 render();
