@@ -73,6 +73,7 @@ def _fill(url: str, args) -> int:
 
 def run(args, url: str) -> dict:
     """Every report endpoint and download over the year, on a real server on ``url``."""
+    import urllib.error
     import urllib.request
 
     import sqlalchemy as sa
@@ -124,8 +125,11 @@ def run(args, url: str) -> dict:
                         headers={"Authorization": f"Bearer {token}"},
                     )
                     t = time.perf_counter()
-                    with urllib.request.urlopen(request, timeout=60) as answer:
-                        size = len(answer.read())
+                    try:
+                        with urllib.request.urlopen(request, timeout=60) as answer:
+                            size = len(answer.read())
+                    except urllib.error.HTTPError as e:
+                        raise SystemExit(f"{name}: HTTP {e.code} {e.read()[:500]!r}") from None
                     took.append(time.perf_counter() - t)
                 took.sort()
                 timings[name] = {"p50_s": took[len(took) // 2], "max_s": took[-1], "bytes": size}

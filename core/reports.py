@@ -305,15 +305,31 @@ def _grouped(conn: Connection, keys: _Keys, key, frm, where, *columns):
     group = [sa.literal_column("k")] if key is not None else []
     group += [sa.literal_column(f"c{i}") for i in range(len(columns))]
     q = sa.select(*labelled, sa.func.count().label("n")).select_from(frm).where(*where)
-    for row in conn.execute(q.group_by(*group)):
+    for row in _fetch(conn, q.group_by(*group)):
         yield (keys.read(row[0]), *row[1:])
 
 
-def _add_tickets(conn: Connection, span: Span, keys: _Keys, group) -> None:
+def _fetch(conn: Connection, q) -> list[tuple]:
+    """``q``'s rows as the driver's tuples (its ``fetchall``, in C), not SQLAlchemy rows
+    one by one: a year's histograms are 100,000s of rows of plain integers and strings,
+    which need none of SQLAlchemy's processing (no column here is a date or a time)."""
+    result = conn.execute(q)
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
+
+
+def _add_tickets(conn: Connection, span: Span, keys: _Keys, group, arrived=None) -> None:
     """The range's tickets: those issued on its days (``business_date``, the local day of
     ``issued_at``): by status, transferred or not, and their durations (the seconds each
-    ticket keeps, core/lifecycle.py durations). Two passes over the range's tickets: one
-    counts them by status and wait, one their service times."""
+    ticket keeps, core/lifecycle.py durations). The status counts come from the queue's
+    index alone (``ix_tickets_queue``: centre, day, status, service, issue time); the
+    waits and the service times are one pass each, grouped by the key and the seconds
+    only (a year has ~100,000 distinct waits; with the status as well, 165,000 groups).
+
+    ``arrived`` (the summary's :class:`_Arrived`) takes the waits split into walk-ins'
+    and appointments' from the same pass (the appointments' from their slot's start)."""
     t = _t
     key = keys.of(
         at=t.c.issued_at,
@@ -328,19 +344,45 @@ def _add_tickets(conn: Connection, span: Span, keys: _Keys, group) -> None:
         t.c.business_date >= span.first,
         t.c.business_date <= span.last,
     ]
-    for k, status, seconds, n in _grouped(conn, keys, key, frm, where, t.c.status, t.c.wait_s):
+    for k, status, n in _grouped(conn, keys, key, frm, where, t.c.status):
         f = group(k)
         f.tickets["issued"] += n
         if status in _STATUS_FIGURE:
             f.tickets[_STATUS_FIGURE[status]] += n
-        if seconds is not None:
-            f.waits[seconds] += n
     sent = sa.select(_a.c.ticket_id).where(_a.c.action == _TRANSFERRED)
     for k, n in _grouped(conn, keys, key, frm, [*where, t.c.id.in_(sent)]):
         group(k).tickets["transferred"] += n
+    waited = [*where, t.c.wait_s.isnot(None)]
+    if arrived is None:
+        for k, seconds, n in _grouped(conn, keys, key, frm, waited, t.c.wait_s):
+            group(k).waits[seconds] += n
+    else:
+        booked = sa.case((t.c.booked_for.isnot(None), _n(1)), else_=_n(0))
+        for k, seconds, is_booked, n in _grouped(conn, keys, key, frm, waited, t.c.wait_s, booked):
+            group(k).waits[seconds] += n
+            if not is_booked:
+                arrived.walk_ins[seconds] += n
+        # The appointments' own wait (from the slot's start, or the check-in when later):
+        # a few tickets a day (ix_tickets_booked_day), read from the table.
+        began = sa.case((t.c.booked_for > t.c.issued_at, t.c.booked_for), else_=t.c.issued_at)
+        own = _seconds(keys.sqlite, t.c.called_at, began)
+        for _k, seconds, n in _grouped(
+            conn, keys, None, t, [*waited, t.c.booked_for.isnot(None)], own
+        ):
+            arrived.appointments[max(0, seconds)] += n
     done = [*where, t.c.status == "done", t.c.service_s.isnot(None)]
     for k, seconds, n in _grouped(conn, keys, key, frm, done, t.c.service_s):
         group(k).services[seconds] += n
+
+
+@dataclass
+class _Arrived:
+    """The waits of the range's called tickets, walk-ins' (their ``wait_s``: from taking
+    the number) apart from appointments' (from the slot's start, or the check-in when
+    later), as ``{seconds: how many}``."""
+
+    walk_ins: Counter = field(default_factory=Counter)
+    appointments: Counter = field(default_factory=Counter)
 
 
 _STATUS_FIGURE = {"done": "served", "no_show": "no_show", "cancelled": "cancelled"}
@@ -399,7 +441,9 @@ def _add_dossiers(conn: Connection, span: Span, keys: _Keys, group, now: datetim
 
 
 # -- the answers --------------------------------------------------------------------------------
-def _figures(conn: Connection, span: Span, by: str | None, now: datetime) -> dict:
+def _figures(
+    conn: Connection, span: Span, by: str | None, now: datetime, arrived: _Arrived | None = None
+) -> dict:
     groups: dict[Any, Figures] = {}
 
     def group(key) -> Figures:
@@ -411,7 +455,7 @@ def _figures(conn: Connection, span: Span, by: str | None, now: datetime) -> dic
     keys = _Keys(conn, span, by)
     families = FAMILIES[by]
     if "tickets" in families:
-        _add_tickets(conn, span, keys, group)
+        _add_tickets(conn, span, keys, group, arrived)
     if "ratings" in families:
         _add_ratings(conn, span, keys, group)
     if "dossiers" in families:
@@ -432,19 +476,24 @@ def summary(conn: Connection, centre_id: int, first: date, last: date, now: date
     """The whole centre over the range (``now``: the moment "overdue now" is judged at),
     with the comments given with the range's ratings."""
     span = Span.of(conn, centre_id, first, last)
-    groups = _figures(conn, span, None, now)
+    arrived = _Arrived()
+    groups = _figures(conn, span, None, now, arrived)
     return {
         **_head(span),
         **groups.get(None, Figures()).answer(FAMILIES[None], span.target),
         "comments": comments(conn, span),
-        "appointments": appointments(conn, span, now),
+        "appointments": appointments(conn, span, now, arrived),
     }
 
 
-def appointments(conn: Connection, span: Span, now: datetime) -> dict:
+def appointments(
+    conn: Connection, span: Span, now: datetime, arrived: _Arrived | None = None
+) -> dict:
     """Bookings whose slot begins in the range (docs/reports.md): how they ended, and the
     waits of the appointments checked in in their window (from the slot's start, or the
-    check-in when later) against the walk-ins' (from taking the number) of the range."""
+    check-in when later) against the walk-ins' (from taking the number) of the range.
+    ``arrived``: those waits as the summary's pass over the tickets counted them (read
+    here when not given)."""
     a, t = m.appointments, _t
     rows = conn.execute(
         sa.select(a.c.status, a.c.slot_end, t.c.booked_for)
@@ -461,20 +510,10 @@ def appointments(conn: Connection, span: Span, now: datetime) -> dict:
             out["missed" if slot_end <= now else "upcoming"] += 1
         elif status == "cancelled":
             out["cancelled"] += 1
-    sqlite = conn.dialect.name == "sqlite"
-    began = sa.case((t.c.booked_for > t.c.issued_at, t.c.booked_for), else_=t.c.issued_at)
-    waits = {"appointments": Counter(), "walk_ins": Counter()}
-    for booked, seconds, n in conn.execute(
-        sa.select(
-            t.c.booked_for.isnot(None),
-            _seconds(sqlite, t.c.called_at, began),
-            sa.func.count(),
-        )
-        .where(t.c.centre_id == span.centre_id, t.c.called_at.isnot(None))
-        .where(t.c.business_date >= span.first, t.c.business_date <= span.last)
-        .group_by(t.c.booked_for.isnot(None), _seconds(sqlite, t.c.called_at, began))
-    ):
-        waits["appointments" if booked else "walk_ins"][max(0, seconds)] += n
+    if arrived is None:
+        arrived = _Arrived()
+        _add_tickets(conn, span, _Keys(conn, span, None), lambda _k: Figures(), arrived)
+    waits = {"appointments": arrived.appointments, "walk_ins": arrived.walk_ins}
     out["wait_s"] = {k: {**times(v), "n": sum(v.values())} for k, v in waits.items()}
     return out
 
