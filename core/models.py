@@ -412,7 +412,24 @@ ratings = sa.Table(
     sa.Column("reasons", sa.JSON, nullable=False),
     sa.Column("comment", sa.Text),
     sa.Column("rated_at", UTCDateTime, nullable=False),
-    sa.Index("ix_ratings_centre_rated", "centre_id", "rated_at"),  # reports (migration 0016)
+    # The reports' range (migration 0016), with what their counts read (migration 0019).
+    sa.Index(
+        "ix_ratings_centre_rated",
+        "centre_id",
+        "rated_at",
+        "score",
+        "service_id",
+        "counter_id",
+        "staff_id",
+    ),
+    # The ratings that give reasons (a low rating's): the reports read their reasons.
+    sa.Index(
+        "ix_ratings_reasons",
+        "centre_id",
+        "rated_at",
+        sqlite_where=sa.text("CAST(reasons AS TEXT) != '[]'"),
+        postgresql_where=sa.text("CAST(reasons AS TEXT) != '[]'"),
+    ),
     # The ratings with a comment (the reports' comments, migration 0019).
     sa.Index(
         "ix_ratings_comment",

@@ -328,8 +328,9 @@ def _add_tickets(conn: Connection, span: Span, keys: _Keys, group, arrived=None)
     waits and the service times are one pass each, grouped by the key and the seconds
     only (a year has ~100,000 distinct waits; with the status as well, 165,000 groups).
 
-    ``arrived`` (the summary's :class:`_Arrived`) takes the waits split into walk-ins'
-    and appointments' from the same pass (the appointments' from their slot's start)."""
+    ``arrived`` (the summary's :class:`_Arrived`, ``keys`` of the whole range) takes the
+    walk-ins' waits from the same pass: the range's less the appointments', which are
+    read apart (a few a day) with their own wait from the slot's start."""
     t = _t
     key = keys.of(
         at=t.c.issued_at,
@@ -353,23 +354,20 @@ def _add_tickets(conn: Connection, span: Span, keys: _Keys, group, arrived=None)
     for k, n in _grouped(conn, keys, key, frm, [*where, t.c.id.in_(sent)]):
         group(k).tickets["transferred"] += n
     waited = [*where, t.c.wait_s.isnot(None)]
-    if arrived is None:
-        for k, seconds, n in _grouped(conn, keys, key, frm, waited, t.c.wait_s):
-            group(k).waits[seconds] += n
-    else:
-        booked = sa.case((t.c.booked_for.isnot(None), _n(1)), else_=_n(0))
-        for k, seconds, is_booked, n in _grouped(conn, keys, key, frm, waited, t.c.wait_s, booked):
-            group(k).waits[seconds] += n
-            if not is_booked:
-                arrived.walk_ins[seconds] += n
-        # The appointments' own wait (from the slot's start, or the check-in when later):
-        # a few tickets a day (ix_tickets_booked_day), read from the table.
+    for k, seconds, n in _grouped(conn, keys, key, frm, waited, t.c.wait_s):
+        group(k).waits[seconds] += n
+    if arrived is not None:
+        # The appointments checked in (a few a day, ix_tickets_booked_day): their own
+        # wait (from the slot's start, or the check-in when later) and their wait_s,
+        # taken from the range's to leave the walk-ins'.
         began = sa.case((t.c.booked_for > t.c.issued_at, t.c.booked_for), else_=t.c.issued_at)
         own = _seconds(keys.sqlite, t.c.called_at, began)
-        for _k, seconds, n in _grouped(
-            conn, keys, None, t, [*waited, t.c.booked_for.isnot(None)], own
-        ):
-            arrived.appointments[max(0, seconds)] += n
+        booked = [*waited, t.c.booked_for.isnot(None)]
+        walk_ins = Counter(group(None).waits)  # the summary's: one group
+        for _k, seconds, from_slot, n in _grouped(conn, keys, None, t, booked, t.c.wait_s, own):
+            arrived.appointments[max(0, from_slot)] += n
+            walk_ins[seconds] -= n
+        arrived.walk_ins = +walk_ins
     done = [*where, t.c.status == "done", t.c.service_s.isnot(None)]
     for k, seconds, n in _grouped(conn, keys, key, frm, done, t.c.service_s):
         group(k).services[seconds] += n
@@ -400,11 +398,16 @@ def _add_ratings(conn: Connection, span: Span, keys: _Keys, group) -> None:
     )
     frm = r.join(_s, _s.c.id == r.c.service_id) if keys.by == "agency" else r
     where = [r.c.centre_id == span.centre_id, r.c.rated_at >= span.start, r.c.rated_at < span.end]
+    for k, score, n in _grouped(conn, keys, key, frm, where, r.c.score):
+        group(k).levels[score] += n
+    # The reasons of those that give some (a low rating's, a few in a hundred): the
+    # partial index ix_ratings_reasons (migration 0019) has them, its condition spelt
+    # the same here so that SQLite and PostgreSQL see it applies.
     reasons = sa.cast(r.c.reasons, sa.Text)  # JSON has no equality on PostgreSQL
-    for k, score, given, n in _grouped(conn, keys, key, frm, where, r.c.score, reasons):
+    given = [*where, reasons != sa.literal_column("'[]'")]
+    for k, text, n in _grouped(conn, keys, key, frm, given, reasons):
         f = group(k)
-        f.levels[score] += n
-        for reason in json.loads(given or "[]"):
+        for reason in json.loads(text or "[]"):
             f.reasons[reason] += n
 
 
@@ -512,7 +515,8 @@ def appointments(
             out["cancelled"] += 1
     if arrived is None:
         arrived = _Arrived()
-        _add_tickets(conn, span, _Keys(conn, span, None), lambda _k: Figures(), arrived)
+        whole = Figures()
+        _add_tickets(conn, span, _Keys(conn, span, None), lambda _k: whole, arrived)
     waits = {"appointments": arrived.appointments, "walk_ins": arrived.walk_ins}
     out["wait_s"] = {k: {**times(v), "n": sum(v.values())} for k, v in waits.items()}
     return out

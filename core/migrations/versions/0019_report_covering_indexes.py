@@ -10,7 +10,10 @@ columns the reports count, so the passes read the index alone:
   the counter, the clerk and the booked slot;
 - ``ix_tickets_booked_day``: the tickets an appointment checked in as, by centre and day
   (their waits from the slot's start are read from the table, a few a day);
-- ``ix_ratings_comment``: the ratings that have a comment, by centre and time;
+- ``ix_ratings_centre_rated`` (centre, time) gains the level, service, counter and
+  clerk; ``ix_ratings_reasons``: the ratings that give reasons (a low rating's), by
+  centre and time (JSON cannot be a key of a PostgreSQL index); ``ix_ratings_comment``:
+  those that have a comment;
 - the dossiers' received and returned indexes gain what those counts read (channel,
   field; due date, field).
 
@@ -30,9 +33,11 @@ QUEUE = ["centre_id", "business_date", "status", "service_id", "issued_at"]
 REPORTED = ["wait_s", "service_s", "counter_id", "staff_id", "booked_for"]
 BOOKED = "booked_for IS NOT NULL"
 COMMENTED = "comment IS NOT NULL"
+GIVEN = "CAST(reasons AS TEXT) != '[]'"
+RATED = ["centre_id", "rated_at"]
 
 
-def _indexes(received: list[str], returned: list[str], queue: list[str]) -> None:
+def _indexes(received: list[str], returned: list[str], queue: list[str], rated) -> None:
     with op.batch_alter_table("tickets") as batch:
         batch.drop_index("ix_tickets_queue")
         batch.create_index("ix_tickets_queue", queue)
@@ -40,6 +45,8 @@ def _indexes(received: list[str], returned: list[str], queue: list[str]) -> None
     op.create_index("ix_dossiers_centre_received", "dossiers", received)
     op.drop_index("ix_dossiers_centre_returned", "dossiers")
     op.create_index("ix_dossiers_centre_returned", "dossiers", returned)
+    op.drop_index("ix_ratings_centre_rated", "ratings")
+    op.create_index("ix_ratings_centre_rated", "ratings", rated)
 
 
 def upgrade() -> None:
@@ -47,6 +54,7 @@ def upgrade() -> None:
         ["centre_id", "received_at", "submitted_via", "field"],
         ["centre_id", "returned_at", "due_at", "field"],
         QUEUE + REPORTED,
+        RATED + ["score", "service_id", "counter_id", "staff_id"],
     )
     op.create_index(
         "ix_tickets_booked_day",
@@ -64,7 +72,17 @@ def upgrade() -> None:
     )
 
 
+    op.create_index(
+        "ix_ratings_reasons",
+        "ratings",
+        RATED,
+        sqlite_where=sa.text(GIVEN),
+        postgresql_where=sa.text(GIVEN),
+    )
+
+
 def downgrade() -> None:
+    op.drop_index("ix_ratings_reasons", "ratings")
     op.drop_index("ix_ratings_comment", "ratings")
     op.drop_index("ix_tickets_booked_day", "tickets")
-    _indexes(["centre_id", "received_at"], ["centre_id", "returned_at"], QUEUE)
+    _indexes(["centre_id", "received_at"], ["centre_id", "returned_at"], QUEUE, RATED)
