@@ -267,8 +267,13 @@ class _Keys:
         self.sqlite = conn.dialect.name == "sqlite"
         self.offset = _fixed_offset(span) if by in ("hour", "weekday") else None
         self.zone = zone(span.tz)
+        # An agency is its services' (a few dozen rows): rows are grouped by service,
+        # each read back as its agency, rather than each joined to its service.
+        self.agency_of = {}
+        if by == "agency":
+            self.agency_of = dict(conn.execute(sa.select(_s.c.id, _s.c.agency)).all())
 
-    def of(self, at=None, agency=None, service=None, counter=None, clerk=None, fld=None):
+    def of(self, at=None, service=None, counter=None, clerk=None, fld=None):
         """The key's expression (None: the whole range, one group)."""
         by = self.by
         if by in ("hour", "weekday"):
@@ -280,7 +285,7 @@ class _Keys:
                 return local // _n(3600) % _n(24)
             return (local // _n(86400) + _n(3)) % _n(7)  # 1970-01-01 was a Thursday
         return {
-            "agency": agency,
+            "agency": service,
             "service": service,
             "counter": counter,
             "clerk": clerk,
@@ -288,6 +293,8 @@ class _Keys:
         }.get(by)
 
     def read(self, key):
+        if self.by == "agency" and key is not None:
+            return self.agency_of[key]
         if self.by not in ("hour", "weekday") or key is None:
             return key
         key = int(key)
@@ -334,12 +341,11 @@ def _add_tickets(conn: Connection, span: Span, keys: _Keys, group, arrived=None)
     t = _t
     key = keys.of(
         at=t.c.issued_at,
-        agency=_s.c.agency,
         service=t.c.service_id,
         counter=t.c.counter_id,
         clerk=t.c.staff_id,
     )
-    frm = t.join(_s, _s.c.id == t.c.service_id) if keys.by == "agency" else t
+    frm = t
     where = [
         t.c.centre_id == span.centre_id,
         t.c.business_date >= span.first,
@@ -391,12 +397,11 @@ def _add_ratings(conn: Connection, span: Span, keys: _Keys, group) -> None:
     r = _r
     key = keys.of(
         at=r.c.rated_at,
-        agency=_s.c.agency,
         service=r.c.service_id,
         counter=r.c.counter_id,
         clerk=r.c.staff_id,
     )
-    frm = r.join(_s, _s.c.id == r.c.service_id) if keys.by == "agency" else r
+    frm = r
     where = [r.c.centre_id == span.centre_id, r.c.rated_at >= span.start, r.c.rated_at < span.end]
     for k, score, n in _grouped(conn, keys, key, frm, where, r.c.score):
         group(k).levels[score] += n
