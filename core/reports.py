@@ -292,6 +292,13 @@ class _Keys:
             "field": fld,
         }.get(by)
 
+    @property
+    def as_read(self) -> bool:
+        """Whether every key reads back as itself (:meth:`read`)."""
+        return self.by != "agency" and (
+            self.by not in ("hour", "weekday") or self.offset is not None
+        )
+
     def read(self, key):
         if self.by == "agency" and key is not None:
             return self.agency_of[key]
@@ -312,8 +319,10 @@ def _grouped(conn: Connection, keys: _Keys, key, frm, where, *columns):
     group = [sa.literal_column("k")] if key is not None else []
     group += [sa.literal_column(f"c{i}") for i in range(len(columns))]
     q = sa.select(*labelled, sa.func.count().label("n")).select_from(frm).where(*where)
-    for row in _fetch(conn, q.group_by(*group)):
-        yield (keys.read(row[0]), *row[1:])
+    rows = _fetch(conn, q.group_by(*group))
+    if keys.as_read:  # most keys are read back as they are: the rows as fetched
+        return rows
+    return [(keys.read(row[0]), *row[1:]) for row in rows]
 
 
 def _fetch(conn: Connection, q) -> list[tuple]:
@@ -360,8 +369,11 @@ def _add_tickets(conn: Connection, span: Span, keys: _Keys, group, arrived=None)
     for k, n in _grouped(conn, keys, key, frm, [*where, t.c.id.in_(sent)]):
         group(k).tickets["transferred"] += n
     waited = [*where, t.c.wait_s.isnot(None)]
+    seen, waits = _NONE, None
     for k, seconds, n in _grouped(conn, keys, key, frm, waited, t.c.wait_s):
-        group(k).waits[seconds] += n
+        if k != seen:  # the rows come by key: a year's are 100,000s
+            seen, waits = k, group(k).waits
+        waits[seconds] += n
     if arrived is not None:
         # The appointments checked in (a few a day, ix_tickets_booked_day): their own
         # wait (from the slot's start, or the check-in when later) and their wait_s,
@@ -389,6 +401,7 @@ class _Arrived:
     appointments: Counter = field(default_factory=Counter)
 
 
+_NONE = object()  # a key no row has
 _STATUS_FIGURE = {"done": "served", "no_show": "no_show", "cancelled": "cancelled"}
 
 
