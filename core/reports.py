@@ -374,11 +374,23 @@ def _add_tickets(conn: Connection, span: Span, keys: _Keys, group, arrived=None)
         t.c.business_date >= span.first,
         t.c.business_date <= span.last,
     ]
-    for k, status, n in _grouped(conn, keys, key, frm, where, t.c.status):
-        f = group(k)
-        f.tickets["issued"] += n
-        if status in _STATUS_FIGURE:
-            f.tickets[_STATUS_FIGURE[status]] += n
+    if keys.by in ("hour", "weekday"):
+        # The hour or day of each ticket is worked out once for the statuses and the
+        # service seconds (only those done have any: one group for each other status).
+        served = t.c.service_s
+        for k, status, seconds, n in _grouped(conn, keys, key, frm, where, t.c.status, served):
+            f = group(k)
+            f.tickets["issued"] += n
+            if status in _STATUS_FIGURE:
+                f.tickets[_STATUS_FIGURE[status]] += n
+            if status == "done" and seconds is not None:
+                f.services[seconds] += n
+    else:
+        for k, status, n in _grouped(conn, keys, key, frm, where, t.c.status):
+            f = group(k)
+            f.tickets["issued"] += n
+            if status in _STATUS_FIGURE:
+                f.tickets[_STATUS_FIGURE[status]] += n
     sent = sa.select(_a.c.ticket_id).where(_a.c.action == _TRANSFERRED)
     for k, n in _grouped(conn, keys, key, frm, [*where, t.c.id.in_(sent)]):
         group(k).tickets["transferred"] += n
@@ -400,9 +412,10 @@ def _add_tickets(conn: Connection, span: Span, keys: _Keys, group, arrived=None)
             arrived.appointments[max(0, from_slot)] += n
             walk_ins[seconds] -= n
         arrived.walk_ins = +walk_ins
-    done = [*where, t.c.status == "done", t.c.service_s.isnot(None)]
-    for k, seconds, n in _grouped(conn, keys, key, frm, done, t.c.service_s):
-        group(k).services[seconds] += n
+    if keys.by not in ("hour", "weekday"):
+        done = [*where, t.c.status == "done", t.c.service_s.isnot(None)]
+        for k, seconds, n in _grouped(conn, keys, key, frm, done, t.c.service_s):
+            group(k).services[seconds] += n
 
 
 @dataclass
