@@ -259,7 +259,29 @@ tickets = sa.Table(
     # ticket's day ends (core/appointments.py purge_phones).
     sa.Column("phone", sa.String(16)),
     sa.UniqueConstraint("centre_id", "prefix", "business_date", "seq_no"),
-    sa.Index("ix_tickets_queue", "centre_id", "business_date", "status", "service_id", "issued_at"),
+    # The queue's look-ups (its leading columns) and the reports' passes over a range of
+    # days, which read this index alone (the columns after issued_at, migration 0019).
+    sa.Index(
+        "ix_tickets_queue",
+        "centre_id",
+        "business_date",
+        "status",
+        "service_id",
+        "issued_at",
+        "wait_s",
+        "service_s",
+        "counter_id",
+        "staff_id",
+        "booked_for",
+    ),
+    # The tickets an appointment checked in as, by day (the reports, migration 0019).
+    sa.Index(
+        "ix_tickets_booked_day",
+        "centre_id",
+        "business_date",
+        sqlite_where=sa.text("booked_for IS NOT NULL"),
+        postgresql_where=sa.text("booked_for IS NOT NULL"),
+    ),
     sa.Index("ix_tickets_counter_status", "counter_id", "status"),
     # The head of each queue (core/ordering.py), one index probe per call (migration 0004).
     *(
@@ -360,9 +382,10 @@ dossiers = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("centre_id", "code"),
-    # The reports' ranges (core/reports.py, migration 0016): received, returned, still open.
-    sa.Index("ix_dossiers_centre_received", "centre_id", "received_at"),
-    sa.Index("ix_dossiers_centre_returned", "centre_id", "returned_at"),
+    # The reports' ranges (core/reports.py, migrations 0016 and 0019): received, returned
+    # (each with what its counts read, so that they read the index alone), still open.
+    sa.Index("ix_dossiers_centre_received", "centre_id", "received_at", "submitted_via", "field"),
+    sa.Index("ix_dossiers_centre_returned", "centre_id", "returned_at", "due_at", "field"),
     sa.Index(
         "ix_dossiers_open_due",
         "centre_id",
@@ -394,7 +417,32 @@ ratings = sa.Table(
     sa.Column("reasons", sa.JSON, nullable=False),
     sa.Column("comment", sa.Text),
     sa.Column("rated_at", UTCDateTime, nullable=False),
-    sa.Index("ix_ratings_centre_rated", "centre_id", "rated_at"),  # reports (migration 0016)
+    # The reports' range (migration 0016), with what their counts read (migration 0019).
+    sa.Index(
+        "ix_ratings_centre_rated",
+        "centre_id",
+        "rated_at",
+        "score",
+        "service_id",
+        "counter_id",
+        "staff_id",
+    ),
+    # The ratings that give reasons (a low rating's): the reports read their reasons.
+    sa.Index(
+        "ix_ratings_reasons",
+        "centre_id",
+        "rated_at",
+        sqlite_where=sa.text("CAST(reasons AS TEXT) != '[]'"),
+        postgresql_where=sa.text("CAST(reasons AS TEXT) != '[]'"),
+    ),
+    # The ratings with a comment (the reports' comments, migration 0019).
+    sa.Index(
+        "ix_ratings_comment",
+        "centre_id",
+        "rated_at",
+        sqlite_where=sa.text("comment IS NOT NULL"),
+        postgresql_where=sa.text("comment IS NOT NULL"),
+    ),
 )
 
 # A citizen's booked time (core/appointments.py): ``booked`` until checked in at a kiosk

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -228,11 +229,24 @@ def _n(value: int):
     return sa.literal_column(str(int(value)), sa.BigInteger)
 
 
+# SQLite 3.38 has unixepoch(): the seconds strftime('%s') writes as text (both from the
+# same milliseconds, both cut down to the second), as an integer, ~40 ms less a pass over
+# a year's tickets.
+_UNIXEPOCH = sqlite3.sqlite_version_info >= (3, 38)
+
+
 def _epoch(sqlite: bool, col):
     """Whole seconds since 1970 (UTC) of a time column."""
     if sqlite:  # stored as UTC text (core/models.py UTCDateTime)
+        if _UNIXEPOCH:  # the same whole seconds as strftime's, without the text between
+            return sa.func.unixepoch(col)
         return sa.cast(sa.func.strftime("%s", col), sa.Integer)
-    return sa.cast(sa.func.floor(sa.extract("epoch", col)), sa.BigInteger)
+    # date_part's double, not extract's numeric (PostgreSQL 14+): a third of the time
+    # over a year's rows, and as exact here: microseconds since 1970 are below 2**53,
+    # so the quotient is within 1.2e-7 s of the true one, never across a whole second.
+    return sa.cast(
+        sa.func.floor(sa.func.date_part(sa.literal_column("'epoch'"), col)), sa.BigInteger
+    )
 
 
 def _seconds(sqlite: bool, later, earlier):
@@ -267,8 +281,13 @@ class _Keys:
         self.sqlite = conn.dialect.name == "sqlite"
         self.offset = _fixed_offset(span) if by in ("hour", "weekday") else None
         self.zone = zone(span.tz)
+        # An agency is its services' (a few dozen rows): rows are grouped by service,
+        # each read back as its agency, rather than each joined to its service.
+        self.agency_of = {}
+        if by == "agency":
+            self.agency_of = dict(conn.execute(sa.select(_s.c.id, _s.c.agency)).all())
 
-    def of(self, at=None, agency=None, service=None, counter=None, clerk=None, fld=None):
+    def of(self, at=None, service=None, counter=None, clerk=None, fld=None):
         """The key's expression (None: the whole range, one group)."""
         by = self.by
         if by in ("hour", "weekday"):
@@ -280,14 +299,23 @@ class _Keys:
                 return local // _n(3600) % _n(24)
             return (local // _n(86400) + _n(3)) % _n(7)  # 1970-01-01 was a Thursday
         return {
-            "agency": agency,
+            "agency": service,
             "service": service,
             "counter": counter,
             "clerk": clerk,
             "field": fld,
         }.get(by)
 
+    @property
+    def as_read(self) -> bool:
+        """Whether every key reads back as itself (:meth:`read`)."""
+        return self.by != "agency" and (
+            self.by not in ("hour", "weekday") or self.offset is not None
+        )
+
     def read(self, key):
+        if self.by == "agency" and key is not None:
+            return self.agency_of[key]
         if self.by not in ("hour", "weekday") or key is None:
             return key
         key = int(key)
@@ -305,44 +333,102 @@ def _grouped(conn: Connection, keys: _Keys, key, frm, where, *columns):
     group = [sa.literal_column("k")] if key is not None else []
     group += [sa.literal_column(f"c{i}") for i in range(len(columns))]
     q = sa.select(*labelled, sa.func.count().label("n")).select_from(frm).where(*where)
-    for row in conn.execute(q.group_by(*group)):
-        yield (keys.read(row[0]), *row[1:])
+    rows = _fetch(conn, q.group_by(*group))
+    if keys.as_read:  # most keys are read back as they are: the rows as fetched
+        return rows
+    return [(keys.read(row[0]), *row[1:]) for row in rows]
 
 
-def _add_tickets(conn: Connection, span: Span, keys: _Keys, group) -> None:
+def _fetch(conn: Connection, q) -> list[tuple]:
+    """``q``'s rows as the driver's tuples (its ``fetchall``, in C), not SQLAlchemy rows
+    one by one: a year's histograms are 100,000s of rows of plain integers and strings,
+    which need none of SQLAlchemy's processing (no column here is a date or a time)."""
+    result = conn.execute(q)
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
+
+
+def _add_tickets(conn: Connection, span: Span, keys: _Keys, group, arrived=None) -> None:
     """The range's tickets: those issued on its days (``business_date``, the local day of
     ``issued_at``): by status, transferred or not, and their durations (the seconds each
-    ticket keeps, core/lifecycle.py durations). Two passes over the range's tickets: one
-    counts them by status and wait, one their service times."""
+    ticket keeps, core/lifecycle.py durations). The status counts come from the queue's
+    index alone (``ix_tickets_queue``: centre, day, status, service, issue time); the
+    waits and the service times are one pass each, grouped by the key and the seconds
+    only (a year has ~100,000 distinct waits; with the status as well, 165,000 groups).
+
+    ``arrived`` (the summary's :class:`_Arrived`, ``keys`` of the whole range) takes the
+    walk-ins' waits from the same pass: the range's less the appointments', which are
+    read apart (a few a day) with their own wait from the slot's start."""
     t = _t
     key = keys.of(
         at=t.c.issued_at,
-        agency=_s.c.agency,
         service=t.c.service_id,
         counter=t.c.counter_id,
         clerk=t.c.staff_id,
     )
-    frm = t.join(_s, _s.c.id == t.c.service_id) if keys.by == "agency" else t
+    frm = t
     where = [
         t.c.centre_id == span.centre_id,
         t.c.business_date >= span.first,
         t.c.business_date <= span.last,
     ]
-    for k, status, seconds, n in _grouped(conn, keys, key, frm, where, t.c.status, t.c.wait_s):
-        f = group(k)
-        f.tickets["issued"] += n
-        if status in _STATUS_FIGURE:
-            f.tickets[_STATUS_FIGURE[status]] += n
-        if seconds is not None:
-            f.waits[seconds] += n
+    if keys.by in ("hour", "weekday"):
+        # The hour or day of each ticket is worked out once for the statuses and the
+        # service seconds (only those done have any: one group for each other status).
+        served = t.c.service_s
+        for k, status, seconds, n in _grouped(conn, keys, key, frm, where, t.c.status, served):
+            f = group(k)
+            f.tickets["issued"] += n
+            if status in _STATUS_FIGURE:
+                f.tickets[_STATUS_FIGURE[status]] += n
+            if status == "done" and seconds is not None:
+                f.services[seconds] += n
+    else:
+        for k, status, n in _grouped(conn, keys, key, frm, where, t.c.status):
+            f = group(k)
+            f.tickets["issued"] += n
+            if status in _STATUS_FIGURE:
+                f.tickets[_STATUS_FIGURE[status]] += n
     sent = sa.select(_a.c.ticket_id).where(_a.c.action == _TRANSFERRED)
     for k, n in _grouped(conn, keys, key, frm, [*where, t.c.id.in_(sent)]):
         group(k).tickets["transferred"] += n
-    done = [*where, t.c.status == "done", t.c.service_s.isnot(None)]
-    for k, seconds, n in _grouped(conn, keys, key, frm, done, t.c.service_s):
-        group(k).services[seconds] += n
+    waited = [*where, t.c.wait_s.isnot(None)]
+    seen, waits = _NONE, None
+    for k, seconds, n in _grouped(conn, keys, key, frm, waited, t.c.wait_s):
+        if k != seen:  # the rows come by key: a year's are 100,000s
+            seen, waits = k, group(k).waits
+        waits[seconds] += n
+    if arrived is not None:
+        # The appointments checked in (a few a day, ix_tickets_booked_day): their own
+        # wait (from the slot's start, or the check-in when later) and their wait_s,
+        # taken from the range's to leave the walk-ins'.
+        began = sa.case((t.c.booked_for > t.c.issued_at, t.c.booked_for), else_=t.c.issued_at)
+        own = _seconds(keys.sqlite, t.c.called_at, began)
+        booked = [*waited, t.c.booked_for.isnot(None)]
+        walk_ins = Counter(group(None).waits)  # the summary's: one group
+        for _k, seconds, from_slot, n in _grouped(conn, keys, None, t, booked, t.c.wait_s, own):
+            arrived.appointments[max(0, from_slot)] += n
+            walk_ins[seconds] -= n
+        arrived.walk_ins = +walk_ins
+    if keys.by not in ("hour", "weekday"):
+        done = [*where, t.c.status == "done", t.c.service_s.isnot(None)]
+        for k, seconds, n in _grouped(conn, keys, key, frm, done, t.c.service_s):
+            group(k).services[seconds] += n
 
 
+@dataclass
+class _Arrived:
+    """The waits of the range's called tickets, walk-ins' (their ``wait_s``: from taking
+    the number) apart from appointments' (from the slot's start, or the check-in when
+    later), as ``{seconds: how many}``."""
+
+    walk_ins: Counter = field(default_factory=Counter)
+    appointments: Counter = field(default_factory=Counter)
+
+
+_NONE = object()  # a key no row has
 _STATUS_FIGURE = {"done": "served", "no_show": "no_show", "cancelled": "cancelled"}
 
 
@@ -351,18 +437,22 @@ def _add_ratings(conn: Connection, span: Span, keys: _Keys, group) -> None:
     r = _r
     key = keys.of(
         at=r.c.rated_at,
-        agency=_s.c.agency,
         service=r.c.service_id,
         counter=r.c.counter_id,
         clerk=r.c.staff_id,
     )
-    frm = r.join(_s, _s.c.id == r.c.service_id) if keys.by == "agency" else r
+    frm = r
     where = [r.c.centre_id == span.centre_id, r.c.rated_at >= span.start, r.c.rated_at < span.end]
+    for k, score, n in _grouped(conn, keys, key, frm, where, r.c.score):
+        group(k).levels[score] += n
+    # The reasons of those that give some (a low rating's, a few in a hundred): the
+    # partial index ix_ratings_reasons (migration 0019) has them, its condition spelt
+    # the same here so that SQLite and PostgreSQL see it applies.
     reasons = sa.cast(r.c.reasons, sa.Text)  # JSON has no equality on PostgreSQL
-    for k, score, given, n in _grouped(conn, keys, key, frm, where, r.c.score, reasons):
+    given = [*where, reasons != sa.literal_column("'[]'")]
+    for k, text, n in _grouped(conn, keys, key, frm, given, reasons):
         f = group(k)
-        f.levels[score] += n
-        for reason in json.loads(given or "[]"):
+        for reason in json.loads(text or "[]"):
             f.reasons[reason] += n
 
 
@@ -399,7 +489,9 @@ def _add_dossiers(conn: Connection, span: Span, keys: _Keys, group, now: datetim
 
 
 # -- the answers --------------------------------------------------------------------------------
-def _figures(conn: Connection, span: Span, by: str | None, now: datetime) -> dict:
+def _figures(
+    conn: Connection, span: Span, by: str | None, now: datetime, arrived: _Arrived | None = None
+) -> dict:
     groups: dict[Any, Figures] = {}
 
     def group(key) -> Figures:
@@ -411,7 +503,7 @@ def _figures(conn: Connection, span: Span, by: str | None, now: datetime) -> dic
     keys = _Keys(conn, span, by)
     families = FAMILIES[by]
     if "tickets" in families:
-        _add_tickets(conn, span, keys, group)
+        _add_tickets(conn, span, keys, group, arrived)
     if "ratings" in families:
         _add_ratings(conn, span, keys, group)
     if "dossiers" in families:
@@ -432,19 +524,24 @@ def summary(conn: Connection, centre_id: int, first: date, last: date, now: date
     """The whole centre over the range (``now``: the moment "overdue now" is judged at),
     with the comments given with the range's ratings."""
     span = Span.of(conn, centre_id, first, last)
-    groups = _figures(conn, span, None, now)
+    arrived = _Arrived()
+    groups = _figures(conn, span, None, now, arrived)
     return {
         **_head(span),
         **groups.get(None, Figures()).answer(FAMILIES[None], span.target),
         "comments": comments(conn, span),
-        "appointments": appointments(conn, span, now),
+        "appointments": appointments(conn, span, now, arrived),
     }
 
 
-def appointments(conn: Connection, span: Span, now: datetime) -> dict:
+def appointments(
+    conn: Connection, span: Span, now: datetime, arrived: _Arrived | None = None
+) -> dict:
     """Bookings whose slot begins in the range (docs/reports.md): how they ended, and the
     waits of the appointments checked in in their window (from the slot's start, or the
-    check-in when later) against the walk-ins' (from taking the number) of the range."""
+    check-in when later) against the walk-ins' (from taking the number) of the range.
+    ``arrived``: those waits as the summary's pass over the tickets counted them (read
+    here when not given)."""
     a, t = m.appointments, _t
     rows = conn.execute(
         sa.select(a.c.status, a.c.slot_end, t.c.booked_for)
@@ -461,20 +558,11 @@ def appointments(conn: Connection, span: Span, now: datetime) -> dict:
             out["missed" if slot_end <= now else "upcoming"] += 1
         elif status == "cancelled":
             out["cancelled"] += 1
-    sqlite = conn.dialect.name == "sqlite"
-    began = sa.case((t.c.booked_for > t.c.issued_at, t.c.booked_for), else_=t.c.issued_at)
-    waits = {"appointments": Counter(), "walk_ins": Counter()}
-    for booked, seconds, n in conn.execute(
-        sa.select(
-            t.c.booked_for.isnot(None),
-            _seconds(sqlite, t.c.called_at, began),
-            sa.func.count(),
-        )
-        .where(t.c.centre_id == span.centre_id, t.c.called_at.isnot(None))
-        .where(t.c.business_date >= span.first, t.c.business_date <= span.last)
-        .group_by(t.c.booked_for.isnot(None), _seconds(sqlite, t.c.called_at, began))
-    ):
-        waits["appointments" if booked else "walk_ins"][max(0, seconds)] += n
+    if arrived is None:
+        arrived = _Arrived()
+        whole = Figures()
+        _add_tickets(conn, span, _Keys(conn, span, None), lambda _k: whole, arrived)
+    waits = {"appointments": arrived.appointments, "walk_ins": arrived.walk_ins}
     out["wait_s"] = {k: {**times(v), "n": sum(v.values())} for k, v in waits.items()}
     return out
 
