@@ -129,7 +129,7 @@ def test_the_service_hours_migration_keeps_services_as_they_were(store_url):
     """Migration 0021: a service already there has no hours of its own (the centre's) and
     accepts every priority group; the schema is the models'; it goes back down."""
     engine = sa.create_engine(store_url)
-    upgrade(engine, "0018")
+    upgrade(engine, "0019")
     with engine.begin() as conn:
         conn.execute(sa.insert(m.centres).values(code="A", name="A", timezone="Asia/Ho_Chi_Minh"))
         conn.execute(
@@ -144,7 +144,7 @@ def test_the_service_hours_migration_keeps_services_as_they_were(store_url):
         assert tuple(row) == (None, None)
         assert compare_metadata(MigrationContext.configure(conn), m.metadata) == []
     with engine.connect() as conn:
-        command.downgrade(config(conn), "0018")
+        command.downgrade(config(conn), "0019")
         conn.commit()
         columns = {c["name"] for c in sa.inspect(conn).get_columns("services")}
     assert "opening_hours" not in columns and "priorities" not in columns
