@@ -61,6 +61,11 @@ ADMIN_STRINGS = {
     "confirm_revoke": N_("Thu hồi thiết bị “{name}”? Mã của thiết bị sẽ không dùng được nữa."),
     "reset_password": N_("Đặt lại mật khẩu"),
     "confirm_reset": N_("Đặt mật khẩu mới cho “{name}”? Mật khẩu cũ sẽ không dùng được nữa."),
+    "end_sessions": N_("Đăng xuất mọi nơi"),
+    "confirm_end_sessions": N_(
+        "Đăng xuất “{name}” khỏi mọi máy đang dùng? Mật khẩu không đổi: cán bộ đăng nhập lại được."
+    ),
+    "sessions_ended": N_("Đã đăng xuất {n} phiên."),
     "new_token": N_("Cấp mã mới"),
     "confirm_token": N_("Cấp mã mới cho “{name}”? Mã cũ sẽ không dùng được nữa."),
     "secret_password": N_("Mật khẩu mới của “{name}”"),

@@ -230,6 +230,31 @@ def test_a_password_reset_is_shown_once_works_and_ends_the_old(browser, admin_pa
     assert page.errors.errors == []
 
 
+def test_an_admin_logs_a_clerk_out_everywhere_from_the_staff_tab(admin_page, office):
+    """A lost phone or a shared computer: every session of the account ends, its
+    password stays."""
+    clerk = [login(office.url, "clerk2", PASSWORDS["clerk2"]) for _ in range(2)]
+
+    def status(token):
+        return requests.get(
+            office.url + "/api/v1/centre", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        ).status_code
+
+    assert [status(t) for t in clerk] == [200, 200]
+    page = admin_page
+    log_in(page, office, "tinh")
+    expect(page.get_by_test_id("panel-services")).to_be_visible()
+    page.get_by_test_id("centre").select_option("T1")
+    expect(page.locator("[data-entry=TP]")).to_be_visible()
+    page.click("[data-tab=staff]")
+    page.once("dialog", lambda d: d.accept())
+    page.locator("[data-entry=clerk2] [data-action=end-sessions]").click()
+    expect(page.get_by_text("Đã đăng xuất 2 phiên.")).to_be_visible()
+    assert [status(t) for t in clerk] == [401, 401]
+    assert status(login(office.url, "clerk2", PASSWORDS["clerk2"])) == 200  # same password
+    assert page.errors.errors == []
+
+
 def test_a_deactivated_account_comes_back_with_a_new_password(admin_page, office):
     page = admin_page
     log_in(page, office)

@@ -411,6 +411,7 @@ function listView() {
           st.active === false ? t("inactive") : roleName(st.role), (st.counters || []).join(", "), st.has_photo ? "✓" : ""],
         retired: st.active === false },
         [st.home ? null : button(t("reset_password"), () => resetPassword(st), { "data-action": "reset" }),
+          button(t("end_sessions"), () => endSessions(st), { "data-action": "end-sessions" }),
           button(t("deactivate"), () => retire("staff", st.username, "confirm_deactivate"), { "data-action": "retire" })])));
   }
   return table(["f_name", "f_kind", "col_binding"],
@@ -441,6 +442,15 @@ async function resetPassword(st) {
   delete body.has_photo;
   await save("PUT", `/api/v1/admin/staff/${encodeURIComponent(st.username)}`, body, () => {
     state.secret = { title: t("secret_password", { name: st.username }), value: password };
+  });
+}
+
+// Logs the account out everywhere (a lost phone, a shared computer): its pages close and
+// ask for the password again, which is unchanged.
+async function endSessions(st) {
+  if (!confirm(t("confirm_end_sessions", { name: st.username }))) return;
+  await save("POST", `/api/v1/admin/staff/${encodeURIComponent(st.username)}/end-sessions`, null, (answer) => {
+    state.message = t("sessions_ended", { n: answer.ended });
   });
 }
 
