@@ -196,30 +196,29 @@ def test_closed_connections_leave_no_cycles_behind(tmp_path):
         deadline = time.monotonic() + 10
         while not lines("state") and time.monotonic() < deadline:
             time.sleep(0.1)
-        collect_all()  # what start-up left
-        n = 100
-        displays = [RawSocket(srv.port, "/display", {"token": DISPLAY}) for _ in range(n)]
-        clerk = RawSocket(srv.port, "/counter", {"token": srv.login("clerk1"), "counter": 1})
-        for i in range(n):  # events: each runs in a Flask request context
-            clerk.send_text(f'42/counter,{i}["pause",{{"reason":"x"}}]')
-        clerk.drain(0.5)
-        time.sleep(1.5)  # a burst's objects frozen while the connections are open
-        for d in displays + [clerk]:
-            d.s.close()
-        time.sleep(1.0)  # the server sees them go
+
+        def connect_pause_close(n: int) -> None:
+            displays = [RawSocket(srv.port, "/display", {"token": DISPLAY}) for _ in range(n)]
+            clerk = RawSocket(srv.port, "/counter", {"token": srv.login("clerk1"), "counter": 1})
+            for i in range(n):  # events: each runs in a Flask request context
+                clerk.send_text(f'42/counter,{i}["pause",{{"reason":"x"}}]')
+            clerk.drain(0.5)
+            time.sleep(1.5)  # a burst's objects frozen while the connections are open
+            for d in displays + [clerk]:
+                d.s.close()
+            time.sleep(1.0)  # the server sees them go
+
+        # First uses (statements compiled, caches filled) and start-up's leftovers.
+        connect_pause_close(10)
+        collect_all()
+        n = 200
+        connect_pause_close(n)
         freed, types = collect_all()
-        # Nothing per connection or per event. Plain containers aside: what start-up
-        # made and froze dies late (SQLAlchemy's caches evicting), a few hundred sets,
-        # dicts and tuples once, whatever the connections do.
-        plain = (
-            "builtins.set",
-            "builtins.frozenset",
-            "builtins.dict",
-            "builtins.list",
-            "builtins.tuple",
-        )
-        per_each = {t: c for t, c in types.items() if int(c) >= n // 2 and not t.startswith(plain)}
+        # Nothing per connection or per event: before, every such type counted n or more.
+        # What start-up made and froze may still die late, once, whatever the
+        # connections do (SQLAlchemy's caches evicting: 60-85 objects of one type).
+        per_each = {t: c for t, c in types.items() if int(c) >= 0.9 * n}
         assert not per_each, f"{freed} objects of cyclic garbage, per connection: {per_each}"
-        assert freed < 10 * n, f"{freed} objects of cyclic garbage after {n} connections: {types}"
+        assert freed < 5 * n, f"{freed} objects of cyclic garbage after {n} connections: {types}"
     finally:
         srv.stop()
