@@ -40,11 +40,11 @@ rest), so garbage that is alive in a cycle when a freeze happens and dies later 
 until the frozen set is collected in full, once a night (``FULL_AT``). A connection
 therefore must not end in a cycle: the websocket, its reader and our send hook let go of
 each other when it closes (gateway/guard.py, gateway/frames.py), greenlets keep no
-spawning stacks (server.py), events are not matched against Flask's routes
-(gateway/perimeter.py ``App``) and a refused operation's error does not hold the
-writer's frames (core/store.py). Measured with ``MOTCUA_GC_GARBAGE=1``: 1,000 displays
-reconnecting left ~93 objects each in the frozen set before, ~1 each after
-(docs/performance.md); tests/test_no_stalls.py holds it.
+spawning stacks (server.py), the request contexts of connect and disconnect handlers
+are not matched against Flask's routes (gateway/perimeter.py ``App``) and a refused
+operation's error does not hold the writer's frames (core/store.py). Measured with
+``MOTCUA_GC_GARBAGE=1``: 1,000 displays reconnecting left ~93 objects each in the
+frozen set before, ~1 each after (docs/performance.md); tests/test_no_stalls.py holds it.
 """
 
 from __future__ import annotations

@@ -173,11 +173,12 @@ class JSONProvider(DefaultJSONProvider):
 
 
 class App(Flask):
-    """The server's Flask app. flask-socketio runs every Socket.IO event inside a request
-    context built from its connection's first request, whose path, ``/socket.io/``, no
-    route answers (engine.io takes those requests before Flask): matching it raised and
-    kept a NotFound on every event, 17 µs and a reference cycle of 39 objects each
-    (traceback, frames, request) left for the collector (gateway/collector.py). Those
+    """The server's Flask app. flask-socketio runs a namespace's connect and disconnect
+    handlers (the doors run their other events without one) inside a request context
+    built from the connection's first request, whose path, ``/socket.io/``, no route
+    answers (engine.io takes those requests before Flask): matching it raised and kept a
+    NotFound each time, 17 µs and a reference cycle of 39 objects (traceback, frames,
+    request) left for the collector (gateway/collector.py), twice per connection. Those
     contexts are not matched; nothing in a Socket.IO handler builds a URL."""
 
     def create_url_adapter(self, request):

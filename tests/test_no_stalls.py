@@ -164,8 +164,9 @@ def test_closed_connections_leave_no_cycles_behind(tmp_path):
     """A websocket that ends, and the events it sent, leave nothing for the collector:
     what the process froze while they were open is freed by reference counting when they
     close. Before: ~93 objects of cyclic garbage per connection (the websocket and its
-    reader, our send hook, gevent's spawning stacks) and 39 per event (a NotFound kept
-    by Flask's URL matching), which waited in the frozen set for a full collection."""
+    reader, our send hook, gevent's spawning stacks, a NotFound kept by Flask's URL
+    matching at connect and disconnect) and ~49 per refused event (the error holding the
+    writer's frames), which waited in the frozen set for a full collection."""
     import signal
 
     from harness.centre import CentreServer
@@ -200,7 +201,7 @@ def test_closed_connections_leave_no_cycles_behind(tmp_path):
         def connect_pause_close(n: int) -> None:
             displays = [RawSocket(srv.port, "/display", {"token": DISPLAY}) for _ in range(n)]
             clerk = RawSocket(srv.port, "/counter", {"token": srv.login("clerk1"), "counter": 1})
-            for i in range(n):  # events: each runs in a Flask request context
+            for i in range(n):  # events, refused after the first: the counter is paused
                 clerk.send_text(f'42/counter,{i}["pause",{{"reason":"x"}}]')
             clerk.drain(0.5)
             time.sleep(1.5)  # a burst's objects frozen while the connections are open
