@@ -14,7 +14,7 @@ from core.permissions import STAFF_ROLES
 from core.priorities import PRIORITIES
 from core.roles import DEVICE_KINDS
 from gateway.api import access
-from gateway.web import N_
+from gateway.web import N_, STAFF_LOGIN_STRINGS
 
 from . import bp
 
@@ -22,11 +22,7 @@ from . import bp
 COMMON = {
     "title": N_("Quản trị trung tâm"),
     "login_title": N_("Đăng nhập quản trị"),
-    "username": N_("Tên đăng nhập"),
-    "password": N_("Mật khẩu"),
-    "login": N_("Đăng nhập"),
-    "logout": N_("Đăng xuất"),
-    "server_unreachable": N_("Không kết nối được máy chủ. Hãy kiểm tra mạng rồi thử lại."),
+    **STAFF_LOGIN_STRINGS,
     "loading": N_("Đang tải…"),
     "centre": N_("Trung tâm"),
     "refused": N_(

@@ -14,7 +14,7 @@ from core.validation import INT_LIMIT, REQUEST_ID, TYPE_NAMES, Field
 from gateway.api import access
 from gateway.bundle import RoleBundle
 from gateway.doors import Client, EngineOp, StaffDoor
-from gateway.web import N_
+from gateway.web import N_, STAFF_LOGIN_STRINGS
 
 bp = Blueprint(
     "counter",
@@ -110,12 +110,8 @@ class CounterDoor(StaffDoor):
 # The clerk's page's words (its script renders every screen).
 COUNTER_STRINGS = {
     "login_title": N_("Đăng nhập cán bộ"),
-    "username": N_("Tên đăng nhập"),
-    "password": N_("Mật khẩu"),
-    "login": N_("Đăng nhập"),
-    "logout": N_("Đăng xuất"),
+    **STAFF_LOGIN_STRINGS,
     "change_counter": N_("Đổi quầy"),
-    "server_unreachable": N_("Không kết nối được máy chủ. Hãy kiểm tra mạng rồi thử lại."),
     "no_answer": N_("Máy chủ chưa trả lời; thao tác có thể chưa được ghi nhận. Hãy thử lại."),
     "loading": N_("Đang tải…"),
     "choose_counter": N_("Chọn quầy làm việc"),

@@ -70,6 +70,15 @@ COMMON_STRINGS = {
     "reconnecting": N_("Đang kết nối lại…"),
     "server_trouble": N_("Máy chủ đang gặp sự cố. Hãy thử lại sau giây lát."),
 }
+# The staff login form's words (gateway/static/motcua.js staffLogin) and the logout, which
+# each staff page (clerk, monitor, reports, admin) adds to its words.
+STAFF_LOGIN_STRINGS = {
+    "username": N_("Tên đăng nhập"),
+    "password": N_("Mật khẩu"),
+    "login": N_("Đăng nhập"),
+    "logout": N_("Đăng xuất"),
+    "server_unreachable": N_("Không kết nối được máy chủ. Hãy kiểm tra mạng rồi thử lại."),
+}
 # What a device page (kiosk, board, tablet) says when the server refused its token
 # (gateway/static/motcua.js tokenRefusal); each of those pages adds them to its words.
 DEVICE_PAGE_STRINGS = {

@@ -21,7 +21,7 @@ from core.roles import Audience
 from core.validation import REQUEST_ID, Field
 from gateway.api import access
 from gateway.doors import Client, EngineOp, StaffDoor
-from gateway.web import N_
+from gateway.web import N_, STAFF_LOGIN_STRINGS
 
 from . import bp
 
@@ -108,11 +108,7 @@ MONITOR_STRINGS = {
     "title": N_("Giám sát trực tiếp"),
     "centre": N_("Trung tâm"),
     "login_title": N_("Đăng nhập lãnh đạo, quản lý"),
-    "username": N_("Tên đăng nhập"),
-    "password": N_("Mật khẩu"),
-    "login": N_("Đăng nhập"),
-    "logout": N_("Đăng xuất"),
-    "server_unreachable": N_("Không kết nối được máy chủ. Hãy kiểm tra mạng rồi thử lại."),
+    **STAFF_LOGIN_STRINGS,
     "no_answer": N_("Máy chủ chưa trả lời; thao tác có thể chưa được ghi nhận. Hãy thử lại."),
     "loading": N_("Đang tải…"),
     "services": N_("Lĩnh vực và hàng chờ"),

@@ -22,7 +22,7 @@ from core import reports
 from core.clock import business_date
 from core.errors import QueueError
 from gateway.api import access, request_lang, staff_endpoint
-from gateway.web import N_
+from gateway.web import N_, STAFF_LOGIN_STRINGS
 
 from . import bp
 
@@ -230,11 +230,7 @@ def staffing(principal, centre_id):
 REPORT_STRINGS = {
     "title": N_("Báo cáo của trung tâm"),
     "login_title": N_("Đăng nhập lãnh đạo, quản lý"),
-    "username": N_("Tên đăng nhập"),
-    "password": N_("Mật khẩu"),
-    "login": N_("Đăng nhập"),
-    "logout": N_("Đăng xuất"),
-    "server_unreachable": N_("Không kết nối được máy chủ. Hãy kiểm tra mạng rồi thử lại."),
+    **STAFF_LOGIN_STRINGS,
     "loading": N_("Đang tải…"),
     "from": N_("Từ ngày"),
     "to": N_("Đến ngày"),

@@ -48,6 +48,15 @@ def log_in(page, server, username="quantri2", path="/admin/"):
     page.get_by_role("button", name="Đăng nhập").click()
 
 
+def open_t1_staff(page, server) -> None:
+    """The province's admin on the staff tab of the test centre T1 (chosen on the page)."""
+    log_in(page, server, "tinh")
+    expect(page.get_by_test_id("panel-services")).to_be_visible()
+    page.get_by_test_id("centre").select_option("T1")
+    expect(page.locator("[data-entry=TP]")).to_be_visible()
+    page.click("[data-tab=staff]")
+
+
 def rows(server, table) -> list:
     engine = sa.create_engine(normalise_url(server.database_url))
     try:
@@ -166,12 +175,7 @@ def test_bad_input_shows_the_fields_error_and_writes_nothing(admin_page, office)
 
 def test_a_password_reset_is_shown_once_works_and_ends_the_old(browser, admin_page, office):
     page = admin_page
-    # The province's admin, in the test centre T1 (chosen on the page).
-    log_in(page, office, "tinh")
-    expect(page.get_by_test_id("panel-services")).to_be_visible()
-    page.get_by_test_id("centre").select_option("T1")
-    expect(page.locator("[data-entry=TP]")).to_be_visible()
-    page.click("[data-tab=staff]")
+    open_t1_staff(page, office)
     page.once("dialog", lambda d: d.accept())
     page.locator("[data-entry=clerk2] [data-action=reset]").click()
     secret = page.get_by_test_id("secret-value")
@@ -242,11 +246,7 @@ def test_an_admin_logs_a_clerk_out_everywhere_from_the_staff_tab(admin_page, off
 
     assert [status(t) for t in clerk] == [200, 200]
     page = admin_page
-    log_in(page, office, "tinh")
-    expect(page.get_by_test_id("panel-services")).to_be_visible()
-    page.get_by_test_id("centre").select_option("T1")
-    expect(page.locator("[data-entry=TP]")).to_be_visible()
-    page.click("[data-tab=staff]")
+    open_t1_staff(page, office)
     page.once("dialog", lambda d: d.accept())
     page.locator("[data-entry=clerk2] [data-action=end-sessions]").click()
     expect(page.get_by_text("Đã đăng xuất 2 phiên.")).to_be_visible()
