@@ -1,6 +1,6 @@
 // The admin pages' account (/admin/ and /admin/audit share one login): the centre it
 // administers, read from GET /api/v1/centre, and logging out.
-import { api as callApi, t } from "/static/motcua.js";
+import { api as callApi, el, staffLogin, t } from "/static/motcua.js";
 
 export const TOKEN = "motcua.admin.session";
 export const CENTRE = "motcua.admin.centre"; // the centre chosen, for an account in several
@@ -32,4 +32,14 @@ export function chooseCentre(code) {
 // Ends the session on the server (logged out here whatever it answers).
 export function endSession(token) {
   return callApi("POST", "/api/v1/auth/logout", { token }).catch(() => null);
+}
+
+// The login screen of an admin page titled ``title``: the session is kept (both pages
+// share it) and ``loggedIn(token)`` called once the server accepts the account.
+export function adminLogin(title, loggedIn) {
+  const form = staffLogin("a", async (token) => {
+    sessionStorage.setItem(TOKEN, token);
+    await loggedIn(token);
+  });
+  return [el("header", { class: "a-head" }, el("div", { class: "a-centre" }, title)), form];
 }

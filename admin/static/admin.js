@@ -2,8 +2,8 @@
 // settings, services, counters, staff and devices. Every entry comes from and goes to the
 // admin API (/api/v1/admin/…, docs/admin.md) with the session's Bearer token; a refusal
 // names its field and is shown beside it; a new password or token is shown once.
-import { api as callApi, currentLang, el, t, staffLogin } from "/static/motcua.js";
-import { TOKEN, adminCentre, administered, chooseCentre as pickCentre, endSession } from "./account.js";
+import { api as callApi, currentLang, el, t } from "/static/motcua.js";
+import { TOKEN, adminCentre, adminLogin, administered, chooseCentre as pickCentre, endSession } from "./account.js";
 
 const app = document.getElementById("app");
 const data = JSON.parse(document.getElementById("admin-data").textContent);
@@ -182,12 +182,10 @@ function render() {
 }
 
 function loginView() {
-  const form = staffLogin("a", async (token) => {
+  return adminLogin(t("title"), async (token) => {
     state.token = token;
-    sessionStorage.setItem(TOKEN, token);
     await load();
   });
-  return [el("header", { class: "a-head" }, el("div", { class: "a-centre" }, t("title"))), form];
 }
 
 function refusedView() {

@@ -1,8 +1,8 @@
 // The audit page (/admin/audit): who changed what and when in the centre, newest first,
 // from GET /api/v1/admin/audit (docs/admin.md) with the session's Bearer token. What a
 // change held before and after is shown as text, never as markup.
-import { api as callApi, el, t, staffLogin } from "/static/motcua.js";
-import { TOKEN, adminCentre, administered, chooseCentre as pickCentre, endSession } from "./account.js";
+import { api as callApi, el, t } from "/static/motcua.js";
+import { TOKEN, adminCentre, adminLogin, administered, chooseCentre as pickCentre, endSession } from "./account.js";
 
 const app = document.getElementById("app");
 const data = JSON.parse(document.getElementById("admin-data").textContent);
@@ -34,12 +34,10 @@ function render() {
 }
 
 function loginView() {
-  const form = staffLogin("a", async (token) => {
+  return adminLogin(t("audit_title"), async (token) => {
     state.token = token;
-    sessionStorage.setItem(TOKEN, token);
     await load();
   });
-  return [el("header", { class: "a-head" }, el("div", { class: "a-centre" }, t("audit_title"))), form];
 }
 
 function header() {
