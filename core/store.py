@@ -30,6 +30,9 @@ from sqlalchemy.engine import Connection
 
 from . import models as m
 from .errors import QueueError, Refused, refusal_of
+from .pgwait import Connection as _Connection
+from .pgwait import blocking as _blocking
+from .pgwait import green as _green
 from .raw import DRIVER_ERRORS, JSONValue, Raw
 
 log = logging.getLogger("motcua.store")
@@ -46,6 +49,7 @@ _AUDIT_COLUMNS = (
 )  # fmt: skip
 _RESULT_COLUMNS = ("actor", "request_id", "result", "created_at")
 _LOCK_CENTRE = Raw("SELECT id, seq FROM centres WHERE id = :id FOR UPDATE")
+_TRY_LOCK_CENTRE = Raw("SELECT id, seq FROM centres WHERE id = :id FOR UPDATE SKIP LOCKED")
 _CENTRE_SEQ = Raw("SELECT id, seq FROM centres WHERE id = :id")
 _STORED_RESULT = Raw(
     "SELECT result FROM request_results WHERE actor = :actor AND request_id = :request_id"
@@ -64,14 +68,24 @@ def normalise_url(url: str) -> str:
 def lock_centres(conn: Connection, centre_ids, is_postgres: bool) -> dict[int, int]:
     """The centres' last seqs, their rows locked on PostgreSQL until the transaction ends
     (in id order, as every process locks them, so batches cannot deadlock); SQLite has
-    one writer."""
+    one writer. A lock another process holds is waited for cooperatively (other
+    greenlets run meanwhile); one that is free is taken at once."""
     ids = sorted(centre_ids)
     if len(ids) == 1:  # the usual batch: one statement on the driver's cursor
-        lock = _LOCK_CENTRE if is_postgres else _CENTRE_SEQ
-        return dict(lock.run(conn, {"id": ids[0]}).fetchall())
+        if not is_postgres:
+            return dict(_CENTRE_SEQ.run(conn, {"id": ids[0]}).fetchall())
+        with _blocking(conn):
+            got = dict(_TRY_LOCK_CENTRE.run(conn, {"id": ids[0]}).fetchall())
+        if got:
+            return got
+        with _green(conn):
+            return dict(_LOCK_CENTRE.run(conn, {"id": ids[0]}).fetchall())
     c = m.centres
     query = sa.select(c.c.id, c.c.seq).where(c.c.id.in_(ids)).order_by(c.c.id)
-    return dict(conn.execute(query.with_for_update() if is_postgres else query).all())
+    if not is_postgres:
+        return dict(conn.execute(query).all())
+    with _green(conn):
+        return dict(conn.execute(query.with_for_update()).all())
 
 
 _FLUSHES: dict[tuple, list[Raw]] = {}
@@ -243,7 +257,13 @@ def _make_engine(url: str, *, writer: bool) -> sa.Engine:
         begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
         return engine
-    return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    event.listen(
+        engine,
+        "do_connect",
+        lambda _dialect, _record, cargs, cparams: _Connection.connect(*cargs, **cparams),
+    )
+    return engine
 
 
 class Store:
@@ -369,8 +389,6 @@ class Store:
         """Run jobs in one transaction, each in a savepoint (a job alone in the
         transaction, as a clerk's is, needs none: a refusal rolls the transaction back);
         return the deliveries."""
-        deliveries: list[dict] = []
-        alone = len(jobs) == 1
         try:
             with self.engine.connect() as conn:
                 with conn.begin() as transaction:
@@ -378,35 +396,42 @@ class Store:
                     # Locked before any job's savepoint: a lock taken inside a savepoint
                     # that is rolled back would be released with it.
                     seqs = lock_centres(conn, {j.centre_id for j in jobs}, self.is_postgres)
-                    # Savepoints on the driver's cursor: SQLAlchemy's nested transactions
-                    # cost more than a hot-path job's own statements (core/raw.py).
-                    cur = conn.connection.driver_connection.cursor()
-                    for job in jobs:
-                        tx = Tx(conn, now, self.is_postgres, seqs=dict(seqs))
-                        if not alone:
-                            cur.execute("SAVEPOINT job")
-                        try:
-                            job.result = self._run_job(tx, job)
-                        except Exception as e:
-                            if alone:
-                                transaction.rollback()
-                            else:
-                                cur.execute("ROLLBACK TO SAVEPOINT job")
-                                cur.execute("RELEASE SAVEPOINT job")
-                            # Without the writer's frames: they hold the job, which
-                            # holds the error (a cycle for the collector per refusal).
-                            job.error = self._refusal(job, e).with_traceback(None)
-                        else:
-                            if not alone:
-                                cur.execute("RELEASE SAVEPOINT job")
-                            seqs = tx.seqs
-                            deliveries.extend(tx.deliveries)
+                    # The commit, at the end of this block, waits cooperatively.
+                    with _blocking(conn):
+                        return self._run_jobs(conn, transaction, now, seqs, jobs)
         except (sa.exc.DBAPIError, *DRIVER_ERRORS) as e:
             log.error("database refused a batch of %d operations: %s", len(jobs), e)
             for job in jobs:
                 job.result = None
                 job.error = QueueError("unavailable", "unavailable")
             return []
+
+    def _run_jobs(self, conn: Connection, transaction, now, seqs, jobs) -> list[dict]:
+        deliveries: list[dict] = []
+        alone = len(jobs) == 1
+        # Savepoints on the driver's cursor: SQLAlchemy's nested transactions cost more
+        # than a hot-path job's own statements (core/raw.py).
+        cur = conn.connection.driver_connection.cursor()
+        for job in jobs:
+            tx = Tx(conn, now, self.is_postgres, seqs=dict(seqs))
+            if not alone:
+                cur.execute("SAVEPOINT job")
+            try:
+                job.result = self._run_job(tx, job)
+            except Exception as e:
+                if alone:
+                    transaction.rollback()
+                else:
+                    cur.execute("ROLLBACK TO SAVEPOINT job")
+                    cur.execute("RELEASE SAVEPOINT job")
+                # Without the writer's frames: they hold the job, which holds the error
+                # (a cycle for the collector per refusal).
+                job.error = self._refusal(job, e).with_traceback(None)
+            else:
+                if not alone:
+                    cur.execute("RELEASE SAVEPOINT job")
+                seqs = tx.seqs
+                deliveries.extend(tx.deliveries)
         return deliveries
 
     @staticmethod
