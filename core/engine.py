@@ -838,7 +838,15 @@ class QueueEngine:
                 target_number=None,
             )
             values = {"service_id": svc.id, "target_counter_id": None}
-            return values, {"to_service": service}, None
+            details = {"to_service": service}
+            # A service that does not take the ticket's priority group (core/priorities.py)
+            # queues it as a walk-in's, and the audit says so.
+            accepted = _json(svc.priorities)
+            if ticket["priority"] is not None and accepted is not None:
+                if ticket["priority"] not in accepted:
+                    details["priority_dropped"] = ticket["priority"]
+                    values["priority"] = None
+            return values, details, None
         target = counter_by_number(conn, actor.centre_id, counter)
         if target.id == same_counter:
             raise QueueError("conflict", "transfer_same", number=ticket["number"])
@@ -890,20 +898,18 @@ class QueueEngine:
         ticket = self._ticket(conn, actor, ticket_id)
         ticket_guard("move", ticket["status"], ticket["number"])
         was_sent_to = ticket["target_counter_id"]
-        old = (ticket["service_id"], ticket["service_code"])
+        old = (ticket["service_id"], ticket["service_code"], ticket["priority"])
         values, details, _ = self._destination(conn, actor, ticket, service, counter, was_sent_to)
         t, _ = self._move(tx, ticket, "move", **values)
         summaries = []
         if t.requeues and ticket["service_id"] != old[0]:
             # Out of the old service's queue, into the new one's, its issue time kept.
             day = ticket["business_date"]
-            for service_id, code, delta in (
+            for service_id, code, priority, delta in (
                 (*old, -1),
-                (ticket["service_id"], ticket["service_code"], +1),
+                (ticket["service_id"], ticket["service_code"], ticket["priority"], +1),
             ):
-                estimates.count_waiting(
-                    conn, service_id, day, delta, ticket["priority"] is not None
-                )
+                estimates.count_waiting(conn, service_id, day, delta, priority is not None)
                 summaries.append(estimates.summary_after(tx, service_id, code, day))
         view = self._ticket_change(
             tx,
