@@ -177,19 +177,21 @@ def test_a_ticket_sent_to_a_service_not_taking_its_group_waits_as_a_walk_ins(loc
     def counts(conn):
         q, s = m.queue_counts, m.services
         rows = conn.execute(
-            sa.select(s.c.code, q.c.waiting, q.c.waiting_priority).join(
-                q, q.c.service_id == s.c.id
-            )
+            sa.select(s.c.code, q.c.waiting, q.c.waiting_priority).join(q, q.c.service_id == s.c.id)
         ).all()
         return {code: (w, p) for code, w, p in rows}
 
     assert local.read(counts) == {"TP": (0, 0), "HT": (2, 0)}
     details = local.read(
-        lambda conn: conn.execute(
-            sa.select(m.audit_log.c.details).where(
-                m.audit_log.c.action.in_(("transferred", "moved"))
+        lambda conn: (
+            conn.execute(
+                sa.select(m.audit_log.c.details).where(
+                    m.audit_log.c.action.in_(("transferred", "moved"))
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     )
     assert [d.get("priority_dropped") for d in details] == ["elderly", "elderly"]
     # A service taking the group keeps it.
