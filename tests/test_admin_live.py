@@ -114,8 +114,8 @@ def test_a_service_reaches_kiosks_as_a_targeted_change_and_nobody_else_resyncs(t
         "code": "CC",
         "name": "Công chứng",
         "name_en": None,
-        "agency": "Sở Tư pháp",
-        "agency_en": None,
+        "agency": "Sở Tư pháp",  # T1's agency of that name, with its English name
+        "agency_en": "Department of Justice",
         "opening": None,  # the centre's hours
         "priorities": None,  # every group
         "waiting": 0,

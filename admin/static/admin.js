@@ -7,10 +7,10 @@ import { TOKEN, adminCentre, adminLogin, administered, chooseCentre as pickCentr
 
 const app = document.getElementById("app");
 const data = JSON.parse(document.getElementById("admin-data").textContent);
-const TABS = ["settings", "services", "counters", "staff", "devices"];
+const TABS = ["settings", "agencies", "services", "counters", "staff", "devices"];
 const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 const PAGES = { kiosk: "/kiosk/", display: "/display/", rating: "/rating/" };
-const KEYS = { services: "code", counters: "number", staff: "username", devices: "name" };
+const KEYS = { agencies: "code", services: "code", counters: "number", staff: "username", devices: "name" };
 
 const state = {
   token: sessionStorage.getItem(TOKEN),
@@ -41,6 +41,13 @@ function forget() {
 
 // ---- the forms' fields ------------------------------------------------------------------
 // type: text, area, int, float, bool, select (options), checks (options), lines, hours.
+// A service's agency: the active ones, and the one it has (even retired), by code.
+const agencies = (current) => state.config.agencies.filter((a) => a.active !== false || a.code === current)
+  .map((a) => [a.code, `${a.code} · ${a.name}`]);
+const agencyName = (code) => {
+  const a = state.config.agencies.find((x) => x.code === code);
+  return a ? (currentLang() === "en" && a.name_en) || a.name : code;
+};
 const services = () => state.config.services.filter((s) => s.active !== false)
   .map((s) => [s.code, `${s.code} · ${s.name}`]);
 const counters = () => state.config.counters.filter((c) => c.active !== false)
@@ -67,10 +74,14 @@ const FORMS = {
     { name: "hours", type: "hours" },
     { name: "closed_days", type: "lines" },
   ],
+  agencies: [
+    { name: "code", type: "text", key: true }, { name: "name", type: "text" },
+    { name: "name_en", type: "text" }, { name: "active", type: "bool" },
+  ],
   services: [
     { name: "code", type: "text", key: true }, { name: "prefix", type: "text" },
     { name: "name", type: "text" }, { name: "name_en", type: "text" },
-    { name: "agency", type: "text" }, { name: "agency_en", type: "text" },
+    { name: "agency", type: "select", options: agencies, note: "f_agency_note" },
     { name: "start", type: "int" }, { name: "service_minutes", type: "int" },
     { name: "appointments", type: "int" }, { name: "active", type: "bool" },
     // Its own hours (none: the centre's) and the priority groups it accepts (none: all).
@@ -103,9 +114,9 @@ function input(f, value) {
   if (f.type === "lines") return el("textarea", { ...common, rows: 3 }, (value || []).join("\n"));
   if (f.type === "bool") return el("input", { ...common, type: "checkbox", checked: value !== false });
   if (f.type === "select") {
-    const options = f.options();
+    const options = f.options(value);
     return el("select", common, [
-      ...(options.some(([v]) => String(v) === "") || f.name === "role" || f.name === "kind"
+      ...(options.some(([v]) => String(v) === "") || ["role", "kind", "agency"].includes(f.name)
         ? [] : [el("option", { value: "" }, t("default"))]),
       ...options.map(([v, label]) => el("option", { value: v, selected: String(v) === String(value ?? "") }, label)),
     ]);
@@ -390,10 +401,17 @@ const status = (e) => (e.active === false ? t("inactive") : t("active"));
 
 function listView() {
   const c = state.config;
+  if (state.tab === "agencies") {
+    const count = (code) => c.services.filter((s) => s.agency === code && s.active !== false).length;
+    return table(["f_code", "f_name", "f_name_en", "col_services", "f_active"],
+      c.agencies.map((a) => row("agencies", a.code,
+        { values: [a.code, a.name, a.name_en, count(a.code), status(a)], inactive: a.active === false },
+        a.active === false ? null : button(t("retire_agency"), () => retire("agencies", a.code, "confirm_retire"), { "data-action": "retire" }))));
+  }
   if (state.tab === "services") {
     return table(["f_code", "f_prefix", "f_name", "f_agency", "f_start", "f_active"],
       c.services.map((s) => row("services", s.code,
-        { values: [s.code, s.prefix, s.name, s.agency, s.start ?? 1, status(s)], inactive: s.active === false },
+        { values: [s.code, s.prefix, s.name, agencyName(s.agency), s.start ?? 1, status(s)], inactive: s.active === false },
         s.active === false ? null : button(t("retire_service"), () => retire("services", s.code, "confirm_retire"), { "data-action": "retire" }))));
   }
   if (state.tab === "counters") {
