@@ -35,6 +35,7 @@ COMMON = {
     "tab_counters": N_("Quầy"),
     "tab_staff": N_("Cán bộ"),
     "tab_devices": N_("Thiết bị"),
+    "tab_sessions": N_("Phiên đăng nhập"),
     "tab_audit": N_("Nhật ký thay đổi"),
 }
 
@@ -64,6 +65,20 @@ ADMIN_STRINGS = {
         "Đăng xuất “{name}” khỏi mọi máy đang dùng? Mật khẩu không đổi: cán bộ đăng nhập lại được."
     ),
     "sessions_ended": N_("Đã đăng xuất {n} phiên."),
+    "sessions_note": N_(
+        "Các phiên đăng nhập đang mở của cán bộ trung tâm. Kết thúc một phiên: trang của "
+        "phiên đó bị ngắt ngay và phải đăng nhập lại; mật khẩu không đổi."
+    ),
+    "no_sessions": N_("Không có phiên đăng nhập nào đang mở."),
+    "col_since": N_("Đăng nhập lúc"),
+    "col_seen": N_("Thấy lần cuối"),
+    "col_expires": N_("Hết hạn lúc"),
+    "col_address": N_("Đăng nhập từ"),
+    "this_session": N_("Phiên này của bạn"),
+    "end_session": N_("Kết thúc phiên"),
+    "confirm_end_session": N_(
+        "Kết thúc phiên đăng nhập này của “{name}”? Trang của phiên đó bị ngắt ngay."
+    ),
     "new_token": N_("Cấp mã mới"),
     "confirm_token": N_("Cấp mã mới cho “{name}”? Mã cũ sẽ không dùng được nữa."),
     "secret_password": N_("Mật khẩu mới của “{name}”"),

@@ -442,11 +442,15 @@ def _sessions_query(centre_id: int):
             ss.c.id,
             ss.c.created_at,
             ss.c.expires_at,
+            ss.c.seen_at,
+            ss.c.address,
             st.c.id.label("staff_id"),
             st.c.username,
             st.c.full_name,
+            sr.c.role,
         )
         .join(st, st.c.id == ss.c.staff_id)
+        .outerjoin(sr, (sr.c.staff_id == st.c.id) & (sr.c.centre_id == centre_id))
         .where(
             sa.or_(st.c.centre_id == centre_id, st.c.id.in_(held)),
             ss.c.expires_at > m.utcnow(),
@@ -457,8 +461,10 @@ def _sessions_query(centre_id: int):
 
 
 def sessions(conn, centre_id: int, current: str | None = None) -> dict:
-    """The open sessions of the centre's staff: who, since when, until when (the centre's
-    time); ``current`` (a token digest) marks the caller's own."""
+    """The open sessions of the centre's staff: who, their role here, since when, last
+    seen when, until when (the centre's time), from which address (``seen`` and
+    ``address`` null for a session opened before they were kept); ``current`` (a token
+    digest) marks the caller's own."""
     tz = views.centre(conn, centre_id).timezone
     ss = m.staff_sessions
     mine = None
@@ -471,8 +477,11 @@ def sessions(conn, centre_id: int, current: str | None = None) -> dict:
                 "id": r.id,
                 "username": r.username,
                 "full_name": r.full_name,
+                "role": r.role,
                 "since": iso(r.created_at, tz),
+                "seen": iso(r.seen_at, tz),
                 "expires": iso(r.expires_at, tz),
+                "address": r.address,
                 "current": r.id == mine,
             }
             for r in conn.execute(_sessions_query(centre_id))

@@ -192,6 +192,10 @@ staff_sessions = sa.Table(
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
+    # Where it logged in from (the client's address as the server saw it), and when a page
+    # of it was last seen connected (gateway/sessions.py, every minute; at first: login).
+    sa.Column("address", sa.String(64)),
+    sa.Column("seen_at", UTCDateTime),
 )
 
 devices = sa.Table(

@@ -192,6 +192,9 @@ def test_an_admin_lists_and_ends_sessions_and_the_socket_closes(t1, devices):
     listed = call(t1, "GET", "/sessions", admin).json()["sessions"]
     mine = [s for s in listed if s["username"] == "clerk1"]
     assert len(mine) == 1 and mine[0]["full_name"] and mine[0]["expires"] > mine[0]["since"]
+    # Its role here, where it logged in from, and when it was last seen (at first: login).
+    assert (mine[0]["role"], mine[0]["address"]) == ("clerk", "127.0.0.1")
+    assert mine[0]["since"] <= mine[0]["seen"] < mine[0]["expires"]
     assert not any(s["current"] for s in listed)  # the province's admin is no T1 staff
     # T2's own admin sees T2's staff (and its own session), not T1's.
     other = call(t1, "GET", "/sessions", t1.login("quantri2"), centre="T2").json()["sessions"]

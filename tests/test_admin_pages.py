@@ -297,6 +297,45 @@ def test_an_admin_logs_a_clerk_out_everywhere_from_the_staff_tab(admin_page, off
     assert page.errors.errors == []
 
 
+def test_an_admin_ends_a_clerks_session_and_the_clerks_page_is_cut_off(browser, admin_page, office):
+    """The sessions tab lists the centre's open sessions (who, role, since, last seen,
+    until, from where); ending the clerk's cuts the clerk's open page off at once, back
+    to its login, while the clerk's other session stays."""
+    other = login(office.url, "clerk3", PASSWORDS["clerk3"])
+    clerk_context = browser.new_context(viewport=CLERK_SCREEN, locale="vi-VN")
+    try:
+        clerk = clerk_context.new_page()
+        clerk.errors = PageErrors(clerk)
+        clerk.goto(office.url + "/counter/")
+        clerk.fill("input[name=username]", "clerk3")
+        clerk.fill("input[name=password]", PASSWORDS["clerk3"])
+        clerk.get_by_role("button", name="Đăng nhập").click()
+        clerk.locator("[data-counter='3']").click()
+        expect(clerk.get_by_test_id("counter-status")).to_have_text("Đang mở")
+
+        page = admin_page
+        open_t1_staff(page, office)
+        page.click("[data-tab=sessions]")
+        rows = page.locator("[data-user=clerk3]")
+        expect(rows).to_have_count(2)
+        expect(rows.first).to_contain_text("clerk3 · Phạm Văn Cường")
+        expect(rows.first).to_contain_text("Cán bộ tiếp nhận")
+        expect(rows.first).to_contain_text("127.0.0.1")
+        screenshot(page, "admin-sessions")
+        page.once("dialog", lambda d: d.accept())
+        rows.last.locator("[data-action=end-session]").click()  # the page's, the newer
+        expect(page.get_by_test_id("message")).to_have_text("Đã đăng xuất 1 phiên.")
+        expect(rows).to_have_count(1)
+        # The clerk's page is cut off at once, without a reload, and asks to log in.
+        expect(clerk.locator("#app")).to_have_attribute("data-view", "login", timeout=4000)
+        assert requests.get(
+            office.url + "/api/v1/centre", headers={"Authorization": f"Bearer {other}"}, timeout=10
+        ).ok
+        assert page.errors.errors == []
+    finally:
+        clerk_context.close()
+
+
 def test_a_deactivated_account_comes_back_with_a_new_password(admin_page, office):
     page = admin_page
     log_in(page, office)

@@ -7,7 +7,7 @@ import { TOKEN, adminCentre, adminLogin, administered, chooseCentre as pickCentr
 
 const app = document.getElementById("app");
 const data = JSON.parse(document.getElementById("admin-data").textContent);
-const TABS = ["settings", "agencies", "services", "counters", "staff", "devices"];
+const TABS = ["settings", "agencies", "services", "counters", "staff", "devices", "sessions"];
 const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 const PAGES = { kiosk: "/kiosk/", display: "/display/", rating: "/rating/" };
 const KEYS = { agencies: "code", services: "code", counters: "number", staff: "username", devices: "name" };
@@ -16,6 +16,7 @@ const state = {
   token: sessionStorage.getItem(TOKEN),
   centre: null, // GET /api/v1/centre
   config: null, // GET /api/v1/admin/config
+  sessions: null, // GET /api/v1/admin/sessions, on the sessions tab
   refused: null, // the API's words when this account may not administer the centre
   tab: "services",
   editing: null, // {table, key (null: a new entry)}
@@ -219,7 +220,7 @@ function tabs() {
   return el("nav", { class: "a-tabs", role: "tablist" },
     TABS.map((tab) => el("button", {
       type: "button", role: "tab", "aria-selected": String(state.tab === tab), "data-tab": tab,
-      onclick: () => { Object.assign(state, { tab, editing: null, draft: null, errors: {}, error: null, message: null }); render(); },
+      onclick: () => { Object.assign(state, { tab, editing: null, draft: null, errors: {}, error: null, message: null, sessions: null }); render(); if (tab === "sessions") reload(); },
     }, t(`tab_${tab}`))),
     el("button", { type: "button", class: "a-plain a-export", onclick: exportFile }, t("export")));
 }
@@ -241,6 +242,7 @@ function notices() {
 
 function panel() {
   if (state.tab === "settings") return settingsView();
+  if (state.tab === "sessions") return sessionsView();
   return el("section", { class: "a-panel", "data-testid": `panel-${state.tab}` },
     state.editing ? editor() : el("button", { type: "button", class: "a-primary", "data-testid": "add", onclick: () => edit(null) }, t("add")),
     listView());
@@ -437,6 +439,33 @@ function listView() {
         button(t("revoke"), () => retire("devices", d.name, "confirm_revoke"), { "data-action": "retire" })])));
 }
 
+// The open sessions of the centre's staff, each with a button that ends it (its pages are
+// cut off at once and ask for the password again, which is unchanged).
+const clock = (iso) => (iso ? `${iso.slice(11, 16)} ${iso.slice(8, 10)}/${iso.slice(5, 7)}` : "—");
+
+function sessionsView() {
+  const list = state.sessions || [];
+  return el("section", { class: "a-panel", "data-testid": "panel-sessions" },
+    el("p", { class: "a-note" }, t("sessions_note")),
+    !state.sessions ? el("p", { class: "a-note" }, t("loading"))
+      : !list.length ? el("p", { class: "a-note", "data-testid": "no-sessions" }, t("no_sessions"))
+        : table(["f_username", "f_role", "col_since", "col_seen", "col_expires", "col_address"],
+          list.map((x) => el("tr", { "data-session": x.id, "data-user": x.username },
+            el("td", {}, `${x.username} · ${x.full_name}`),
+            el("td", {}, x.role ? roleName(x.role) : ""),
+            el("td", {}, clock(x.since)), el("td", {}, clock(x.seen)), el("td", {}, clock(x.expires)),
+            el("td", {}, x.address || "—"),
+            el("td", {}, x.current ? el("span", { class: "a-note" }, t("this_session"))
+              : button(t("end_session"), () => endOne(x), { "data-action": "end-session" }))))));
+}
+
+async function endOne(x) {
+  if (!confirm(t("confirm_end_session", { name: x.username }))) return;
+  await save("DELETE", `/api/v1/admin/sessions/${x.id}`, null, (answer) => {
+    state.message = t("sessions_ended", { n: answer.ended });
+  });
+}
+
 // ---- actions ----------------------------------------------------------------------------
 function edit(key) {
   Object.assign(state, { editing: { table: state.tab, key }, draft: null, errors: {}, error: null, message: null });
@@ -527,6 +556,12 @@ async function reload() {
   if (status === 401) forget();
   else if (status === 200) state.config = answer;
   else state.refused = status === 403 ? t("refused") : answer.error?.message || t("server_trouble");
+  if (status === 200 && state.tab === "sessions") {
+    const listed = await api("GET", "/api/v1/admin/sessions");
+    if (listed.status === 401) forget();
+    state.sessions = listed.status === 200 ? listed.answer.sessions : null;
+    if (listed.status !== 200 && listed.status !== 401) state.error = listed.answer.error?.message || t("server_trouble");
+  }
   render();
   const bad = Object.keys(state.errors)[0];
   if (bad) document.getElementById(`f-${bad}`)?.focus();
