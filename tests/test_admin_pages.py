@@ -306,10 +306,7 @@ def test_an_admin_ends_a_clerks_session_and_the_clerks_page_is_cut_off(browser, 
     try:
         clerk = clerk_context.new_page()
         clerk.errors = PageErrors(clerk)
-        clerk.goto(office.url + "/counter/")
-        clerk.fill("input[name=username]", "clerk3")
-        clerk.fill("input[name=password]", PASSWORDS["clerk3"])
-        clerk.get_by_role("button", name="Đăng nhập").click()
+        log_in(clerk, office, "clerk3", "/counter/")
         clerk.locator("[data-counter='3']").click()
         expect(clerk.get_by_test_id("counter-status")).to_have_text("Đang mở")
 
