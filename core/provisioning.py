@@ -474,7 +474,21 @@ def apply_centre(conn, c: dict, summary: Summary) -> int:
 
 
 def apply_agency(conn, centre_id: int, a: dict, summary: Summary) -> int:
-    """An agency of the centre, by its code (retired with ``active = false``)."""
+    """An agency of the centre, by its code (retired with ``active = false``). Two
+    agencies of a centre never share a name: a service may name its agency by name, and
+    reports group by it."""
+    ag = m.agencies
+    other = conn.execute(
+        sa.select(ag.c.code).where(
+            ag.c.centre_id == centre_id, ag.c.name == a["name"], ag.c.code != a["code"]
+        )
+    ).scalar()
+    if other is not None:
+        raise FieldRefused(
+            "name",
+            f"“{a['name']}” đã là tên của cơ quan “{other}”: mỗi cơ quan một tên riêng",
+            f"'{a['name']}' is already the name of agency '{other}': each agency has its own",
+        )
     return _upsert(
         conn,
         m.agencies,

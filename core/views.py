@@ -128,9 +128,9 @@ def service_codes(conn: Connection, counter_ids) -> frozenset[str]:
 
 
 # A service's row with its agency's names (``agency``, ``agency_en``), as pages show it.
-SERVICE_ROWS = sa.select(
-    _s, _a.c.name.label("agency"), _a.c.name_en.label("agency_en"), _a.c.code.label("agency_code")
-).join(_a, _a.c.id == _s.c.agency_id)
+SERVICE_ROWS = sa.select(_s, _a.c.name.label("agency"), _a.c.name_en.label("agency_en")).join(
+    _a, _a.c.id == _s.c.agency_id
+)
 
 
 def services(conn: Connection, centre_id: int, ids=None, active_only=False) -> list[Row]:

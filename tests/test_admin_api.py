@@ -228,6 +228,15 @@ CASES = [
     ("agencies", {"active": "no"}, "active", *named("active", BOOL), 400, True),
     (
         "agencies",
+        {"name": "UBND xã"},
+        "name",
+        "“UBND xã” đã là tên của cơ quan “UBND”: mỗi cơ quan một tên riêng",
+        "'UBND xã' is already the name of agency 'UBND': each agency has its own",
+        400,
+        False,
+    ),
+    (
+        "agencies",
         {"ten": "Sở Tư pháp"},
         "ten",
         "[agencies] có khóa lạ “ten”",
