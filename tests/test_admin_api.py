@@ -634,6 +634,7 @@ def test_bad_input_on_every_field_is_refused_by_name_and_writes_nothing(office):
         ("/counters/0", counter, "number", "“number” phải từ 1 đến 9999"),
         ("/counters/abc", counter, "number", "“number” phải là một số nguyên"),
         ("/staff/" + "u" * 65, account, "username", "“username” dài quá 64 ký tự"),
+        ("/agencies/" + "C" * 33, {"name": "Sở"}, "code", "“code” dài quá 32 ký tự"),
     ):
         answer = call(office, "PUT", path, admin, body)
         assert answer.status_code == 400, (path, answer.text)
