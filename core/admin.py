@@ -358,7 +358,7 @@ def _record(tx: Tx, principal, centre_id, table, key, op, before, after, summary
     tx.conn.execute(c.update().where(c.c.id == centre_id).values(provisioned_digest=None))
     if table == "staff":
         by = {"by": principal.username, "username": heard["staff"]["username"]}
-        _elsewhere(tx, principal, centre_id, heard, by)
+        p.tell_elsewhere(tx, f"staff:{principal.staff_id}", centre_id, heard, by)
     if table == "agencies" and before and after:
         renamed = {k: (before[0].get(k), after[0].get(k)) for k in ("name", "name_en")}
         if any(old != new for old, new in renamed.values()):
@@ -391,31 +391,6 @@ def _renamed(tx: Tx, principal, centre_id: int, code: str, renamed: dict) -> Non
                 "after": {k: new for k, (_old, new) in renamed.items()},
                 "summary": [f"service {service} (agency)"],
             },
-        )
-
-
-def _elsewhere(tx: Tx, principal, centre_id: int, heard: dict, details: dict) -> None:
-    """An account's change (``staff_changed``, ``sessions_ended``) told to the other
-    centres it works for too: a clerk lent to another centre is connected there, maybe in
-    a process that follows only that centre, and is cut off at once like the others
-    (gateway/sessions.py), not by the periodic check. One audit record in each of them
-    (the action is the change's kind, not a change of their configuration; ``details``
-    and the centre where it was made)."""
-    staff = heard["staff"]
-    sr, c = m.staff_roles, m.centres
-    here = tx.conn.execute(sa.select(c.c.code).where(c.c.id == centre_id)).scalar()
-    others = tx.conn.execute(
-        sa.select(sr.c.centre_id)
-        .where(sr.c.staff_id == staff["id"], sr.c.centre_id != centre_id)
-        .order_by(sr.c.centre_id)
-    ).scalars()
-    for other in list(others):
-        tx.change(
-            other,
-            heard["kind"],
-            f"staff:{principal.staff_id}",
-            change=heard,
-            details={**details, "centre": here},
         )
 
 
@@ -553,7 +528,7 @@ def end_sessions(
                 {"id": r.id, "since": r.created_at.isoformat(timespec="seconds")} for r in ended
             ],
         }
-        _elsewhere(tx, principal, centre_id, heard, details)
+        p.tell_elsewhere(tx, f"staff:{principal.staff_id}", centre_id, heard, details)
         tx.change(
             centre_id, SESSIONS_ENDED, f"staff:{principal.staff_id}", change=heard, details=details
         )

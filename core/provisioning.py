@@ -43,7 +43,7 @@ from .fields import (
     check_entry,
     check_staff_refs,
 )
-from .roles import CONFIGURED, change_record
+from .roles import CONFIGURED, STAFF_CHANGED, change_record
 from .store import Store, Tx
 
 
@@ -65,6 +65,10 @@ class Summary:
     @property
     def changed(self) -> bool:
         return bool(self.created or self.updated or self.deactivated)
+
+    def changes(self) -> list[str]:
+        """What changed, as labels ("staff canbo1 (password_hash)"), without the signs."""
+        return [*self.created, *self.updated, *self.deactivated]
 
     def lines(self) -> list[str]:
         if not self.changed:
@@ -373,7 +377,41 @@ def apply(tx: Tx, data: dict) -> Summary:
             change=change_record(CONFIGURED),
             details={"summary": summary.lines()},
         )
+        _accounts_elsewhere(tx, centre_id, summary)
     return summary
+
+
+def _accounts_elsewhere(tx: Tx, centre_id: int, summary: Summary) -> None:
+    """The accounts the file changed (a password, deactivated, a role or counters), told to
+    the other centres they work for (:func:`tell_elsewhere`)."""
+    labelled = (re.fullmatch(r"staff (.+?)( \(.*\))?", x) for x in summary.changes())
+    names = {found.group(1) for found in labelled if found}
+    st = m.staff
+    for staff_id, username in tx.conn.execute(
+        sa.select(st.c.id, st.c.username).where(st.c.username.in_(sorted(names))).order_by(st.c.id)
+    ):
+        heard = change_record(STAFF_CHANGED, {"staff": {"id": staff_id, "username": username}})
+        details = {"by": "provisioning", "username": username}
+        tell_elsewhere(tx, "provisioning", centre_id, heard, details)
+
+
+def tell_elsewhere(tx: Tx, actor: str, centre_id: int, heard: dict, details: dict) -> None:
+    """An account's change (``staff_changed``, ``sessions_ended``) told to the other
+    centres it works for too: a clerk lent to another centre is connected there, maybe in
+    a process that follows only that centre, and is cut off at once like the others
+    (gateway/sessions.py), not by the periodic check. One audit record in each of them
+    (the action is the change's kind, not a change of their configuration; ``details``
+    and ``centre``, the code of the centre where it was made)."""
+    staff = heard["staff"]
+    sr, c = m.staff_roles, m.centres
+    here = tx.conn.execute(sa.select(c.c.code).where(c.c.id == centre_id)).scalar()
+    others = tx.conn.execute(
+        sa.select(sr.c.centre_id)
+        .where(sr.c.staff_id == staff["id"], sr.c.centre_id != centre_id)
+        .order_by(sr.c.centre_id)
+    ).scalars()
+    for other in list(others):
+        tx.change(other, heard["kind"], actor, change=heard, details={**details, "centre": here})
 
 
 def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:

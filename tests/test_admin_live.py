@@ -417,15 +417,53 @@ def test_a_lent_clerk_is_cut_off_at_once_in_a_process_following_only_the_other_c
             b.stop()
 
 
+def test_a_file_giving_a_lent_clerk_a_new_password_cuts_it_off_where_it_is_lent(tmp_path, devices):
+    """T1's file applied by `server.py provision` (another program) while clerk1 works at
+    T2's counter 2 on a server that follows only T2 and checks by itself every 600 s: the
+    file's change of the account is told to T2 too, and the clerk is cut off at once."""
+    home = open_all_day(tmp_path)
+    srv = CentreServer(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'motcua.sqlite3'}",
+        env={"MOTCUA_SESSION_CHECK_S": "600"},
+        provision=home,
+    ).start()
+    try:
+        srv.provision_also(COMMUNE)
+        token = login(srv.url, "clerk1", PASSWORDS["clerk1"])
+        lent = watch_disconnect(
+            devices(srv, "/counter", {"token": token, "counter": 2, "centre": "T2"})
+        )
+        lent.wait_event("counter_state")
+        text = home.read_text(encoding="utf-8")
+        changed = tmp_path / "t1-new-password.toml"
+        changed.write_text(
+            text.replace(f'password = "{PASSWORDS["clerk1"]}"', 'password = "mat-khau-moi-11"'),
+            encoding="utf-8",
+        )
+        applied = provision(srv, str(changed), path=None)
+        assert applied.returncode == 0, applied.stderr
+        assert "~ staff clerk1 (password_hash)" in applied.stdout
+        lent.wait_event("disconnected", timeout=3)  # the server's sweep: every second
+    finally:
+        srv.stop()
+
+
 # -- a file applied after the API -------------------------------------------------------------
-def provision(server, *args):
+def provision(server, *args, path=COMMUNE):
     import subprocess
     import sys
 
     from harness.process import ROOT
 
     return subprocess.run(
-        [sys.executable, str(ROOT / "server.py"), "provision", str(COMMUNE), *args]
+        [
+            sys.executable,
+            str(ROOT / "server.py"),
+            "provision",
+            *([str(path)] if path else []),
+            *args,
+        ]
         + ["--database-url", server.database_url],
         capture_output=True,
         text=True,
