@@ -237,11 +237,6 @@ class QueueEngine:
     def _counter(conn: Connection, counter_id: int) -> dict:
         return dict(conn.execute(_COUNTER, {"counter_id": counter_id}).one()._mapping)
 
-    @staticmethod
-    def _summary(conn: Connection, service_id: int, code: str, avg: float, waiting: int):
-        serving = estimates.counters_serving_one(conn, service_id)
-        return estimates.summary(code, waiting, avg, serving)
-
     def _move(self, tx: Tx, ticket: dict, operation: str, **values):
         """Move ``ticket`` by ``operation`` as its lifecycle table says: its new state, the
         time it stamps, the fields it clears, with ``values`` besides; and its service's
@@ -279,17 +274,16 @@ class QueueEngine:
         ticket.update(values)
         if not t.waiting:
             return t, None
-        waiting, _ = estimates.count_waiting(
+        estimates.count_waiting(
             tx.conn,
             ticket["service_id"],
             ticket["business_date"],
             t.waiting,
             ticket["priority"] is not None,
         )
-        summary = self._summary(
-            tx.conn, ticket["service_id"], ticket["service_code"], ticket["avg_service_s"], waiting
+        return t, estimates.summary_after(
+            tx, ticket["service_id"], ticket["service_code"], ticket["business_date"]
         )
-        return t, summary
 
     def _ticket_change(
         self, tx, actor, request_id, ticket: dict, kind: str, *, body=None, **route
@@ -761,9 +755,9 @@ class QueueEngine:
         """Finish the visit; the tablet at its counter asks for a rating on hearing it."""
         conn = tx.conn
         started = ticket["started_at"] or ticket["called_at"]
-        avg = conn.execute(
+        conn.execute(
             estimates.service_time_average(ticket["service_id"], (tx.now - started).total_seconds())
-        ).scalar_one()
+        )
         for code in dossiers:
             conn.execute(m.ticket_dossiers.insert().values(ticket_id=ticket["id"], code=code))
             dossier_records.record_visit(
@@ -771,9 +765,9 @@ class QueueEngine:
             )
         t, _ = self._move(tx, ticket, "finish", outcome=outcome)
         # A new average moves the service's estimated wait.
-        sid = ticket["service_id"]
-        waiting = estimates.waiting_counts(conn, ticket["business_date"], [sid]).get(sid, 0)
-        summary = self._summary(conn, sid, ticket["service_code"], avg, waiting)
+        summary = estimates.summary_after(
+            tx, ticket["service_id"], ticket["service_code"], ticket["business_date"]
+        )
         if actor.staff_id and ticket["staff_id"] in (None, actor.staff_id):
             served_by = actor.staff_name
         else:
@@ -845,7 +839,15 @@ class QueueEngine:
                 target_number=None,
             )
             values = {"service_id": svc.id, "target_counter_id": None}
-            return values, {"to_service": service}, None
+            details = {"to_service": service}
+            # A service that does not take the ticket's priority group (core/priorities.py)
+            # queues it as a walk-in's, and the audit says so.
+            accepted = _json(svc.priorities)
+            if ticket["priority"] is not None and accepted is not None:
+                if ticket["priority"] not in accepted:
+                    details["priority_dropped"] = ticket["priority"]
+                    values["priority"] = None
+            return values, details, None
         target = counter_by_number(conn, actor.centre_id, counter)
         if target.id == same_counter:
             raise QueueError("conflict", "transfer_same", number=ticket["number"])
@@ -897,20 +899,19 @@ class QueueEngine:
         ticket = self._ticket(conn, actor, ticket_id)
         ticket_guard("move", ticket["status"], ticket["number"])
         was_sent_to = ticket["target_counter_id"]
-        old = (ticket["service_id"], ticket["service_code"], ticket["avg_service_s"])
+        old = (ticket["service_id"], ticket["service_code"], ticket["priority"])
         values, details, _ = self._destination(conn, actor, ticket, service, counter, was_sent_to)
         t, _ = self._move(tx, ticket, "move", **values)
         summaries = []
         if t.requeues and ticket["service_id"] != old[0]:
             # Out of the old service's queue, into the new one's, its issue time kept.
-            for service_id, code, avg, delta in (
+            day = ticket["business_date"]
+            for service_id, code, priority, delta in (
                 (*old, -1),
-                (ticket["service_id"], ticket["service_code"], ticket["avg_service_s"], +1),
+                (ticket["service_id"], ticket["service_code"], ticket["priority"], +1),
             ):
-                waiting, _ = estimates.count_waiting(
-                    conn, service_id, ticket["business_date"], delta, ticket["priority"] is not None
-                )
-                summaries.append(self._summary(conn, service_id, code, avg, waiting))
+                estimates.count_waiting(conn, service_id, day, delta, priority is not None)
+                summaries.append(estimates.summary_after(tx, service_id, code, day))
         view = self._ticket_change(
             tx,
             actor,

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, Row
 from . import models as m
 from .lifecycle import WAITING
 from .raw import Raw
+from .store import Tx
 
 SERVICE_TIME_WEIGHT = 0.2  # weight of the newest service time in the moving average
 SERVICE_TIME_BOUNDS = (30.0, 7200.0)  # a visit shorter or longer counts as these
@@ -57,7 +58,6 @@ def service_time_average(service_id: int, took_s: float) -> sa.Update:
         .values(
             avg_service_s=s.c.avg_service_s * (1 - SERVICE_TIME_WEIGHT) + took * SERVICE_TIME_WEIGHT
         )
-        .returning(s.c.avg_service_s)
     )
 
 
@@ -126,6 +126,48 @@ def summary(code: str, waiting: int, avg_service_s: float, serving: tuple) -> di
         "open": s.open + s.paused > 0,
         "on_break": s.open == 0 and s.paused > 0,
     }
+
+
+_SUMMARY_ROWS: dict[int, Raw] = {}
+
+
+def _summary_rows(n: int) -> Raw:
+    """Per service of ``n``: its code, average, waiting on ``:day`` and its counters
+    (open, assigned, paused), in one statement."""
+    raw = _SUMMARY_ROWS.get(n)
+    if raw is None:
+        ids = ", ".join(f":s{i}" for i in range(n))
+        raw = _SUMMARY_ROWS[n] = Raw(
+            f"""SELECT s.id, s.code, s.avg_service_s, COALESCE(MAX(q.waiting), 0),
+                  COALESCE(SUM(CASE WHEN c.status = 'open' THEN 1 ELSE 0 END), 0),
+                  COUNT(c.id),
+                  COALESCE(SUM(CASE WHEN c.status = 'paused' THEN 1 ELSE 0 END), 0)
+               FROM services s
+               LEFT JOIN queue_counts q ON q.service_id = s.id AND q.business_date = :day
+               LEFT JOIN counter_services cs ON cs.service_id = s.id
+               LEFT JOIN counters c ON c.id = cs.counter_id AND c.active
+               WHERE s.id IN ({ids})
+               GROUP BY s.id, s.code, s.avg_service_s"""
+        )
+    return raw
+
+
+def summary_after(tx: Tx, service_id: int, code: str, day) -> dict:
+    """The summary of a service as the operation leaves it, for a change to carry: filled
+    in before its changes are written, for all of its services at once (an operation
+    that moves two tickets of one service reads it once)."""
+    wanted = tx.at_flush(_fill_summaries)
+    return wanted.setdefault((service_id, day), {"code": code})
+
+
+def _fill_summaries(tx: Tx, wanted: dict) -> None:
+    days: dict = {}
+    for service_id, day in wanted:
+        days.setdefault(day, []).append(service_id)
+    for day, ids in days.items():
+        params = {"day": day, **{f"s{i}": sid for i, sid in enumerate(ids)}}
+        for sid, code, avg, waiting, *serving in _summary_rows(len(ids)).run(tx.conn, params):
+            wanted[sid, day].update(summary(code, int(waiting), avg, tuple(map(int, serving))))
 
 
 def summaries(conn: Connection, services: Iterable[Row], day) -> list[dict]:

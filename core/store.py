@@ -30,6 +30,9 @@ from sqlalchemy.engine import Connection
 
 from . import models as m
 from .errors import QueueError, Refused, refusal_of
+from .pgwait import Connection as _Connection
+from .pgwait import blocking as _blocking
+from .pgwait import green as _green
 from .raw import DRIVER_ERRORS, JSONValue, Raw
 
 log = logging.getLogger("motcua.store")
@@ -40,19 +43,16 @@ log = logging.getLogger("motcua.store")
 MAX_BATCH = 16
 
 # Statements run for every change, on the driver's cursor (core/raw.py).
-_ADVANCE_SEQ = Raw("UPDATE centres SET seq = seq + 1 WHERE id = :id RETURNING seq")
-_INSERT_AUDIT = Raw(
-    """INSERT INTO audit_log
-       (centre_id, seq, at, action, actor, request_id, ticket_id, counter_id, details, delivery)
-       VALUES (:centre_id, :seq, :at, :action, :actor, :request_id, :ticket_id, :counter_id,
-               :details, :delivery)"""
-)
+_AUDIT_COLUMNS = (
+    "centre_id", "seq", "at", "action", "actor", "request_id", "ticket_id", "counter_id",
+    "details", "delivery",
+)  # fmt: skip
+_RESULT_COLUMNS = ("actor", "request_id", "result", "created_at")
+_LOCK_CENTRE = Raw("SELECT id, seq FROM centres WHERE id = :id FOR UPDATE")
+_TRY_LOCK_CENTRE = Raw("SELECT id, seq FROM centres WHERE id = :id FOR UPDATE SKIP LOCKED")
+_CENTRE_SEQ = Raw("SELECT id, seq FROM centres WHERE id = :id")
 _STORED_RESULT = Raw(
     "SELECT result FROM request_results WHERE actor = :actor AND request_id = :request_id"
-)
-_STORE_RESULT = Raw(
-    """INSERT INTO request_results (actor, request_id, result, created_at)
-       VALUES (:actor, :request_id, :result, :created_at)"""
 )
 
 
@@ -65,6 +65,60 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def lock_centres(conn: Connection, centre_ids, is_postgres: bool) -> dict[int, int]:
+    """The centres' last seqs, their rows locked on PostgreSQL until the transaction ends
+    (in id order, as every process locks them, so batches cannot deadlock); SQLite has
+    one writer. A lock another process holds is waited for cooperatively (other
+    greenlets run meanwhile); one that is free is taken at once."""
+    ids = sorted(centre_ids)
+    if len(ids) == 1:  # the usual batch: one statement on the driver's cursor
+        if not is_postgres:
+            return dict(_CENTRE_SEQ.run(conn, {"id": ids[0]}).fetchall())
+        with _blocking(conn):
+            got = dict(_TRY_LOCK_CENTRE.run(conn, {"id": ids[0]}).fetchall())
+        if got:
+            return got
+        with _green(conn):
+            return dict(_LOCK_CENTRE.run(conn, {"id": ids[0]}).fetchall())
+    c = m.centres
+    query = sa.select(c.c.id, c.c.seq).where(c.c.id.in_(ids)).order_by(c.c.id)
+    if not is_postgres:
+        return dict(conn.execute(query).all())
+    with _green(conn):
+        return dict(conn.execute(query.with_for_update()).all())
+
+
+_FLUSHES: dict[tuple, list[Raw]] = {}
+
+
+def _flush_statements(centres: int, rows: int, result: bool, postgres: bool) -> list[Raw]:
+    """What writes a job's changes: each centre's last seq, the audit rows and the stored
+    result; on PostgreSQL one statement (one round trip), its writes in a WITH."""
+    key = (centres, rows, result, postgres)
+    statements = _FLUSHES.get(key)
+    if statements is None:
+
+        def values(columns, prefix):
+            return "(" + ", ".join(f":{prefix}_{c}" for c in columns) + ")"
+
+        writes = [f"UPDATE centres SET seq = :c{i}_seq WHERE id = :c{i}_id" for i in range(centres)]
+        if result:
+            writes.append(
+                f"INSERT INTO request_results ({', '.join(_RESULT_COLUMNS)}) "
+                f"VALUES {values(_RESULT_COLUMNS, 'r')}"
+            )
+        if rows:
+            writes.append(
+                f"INSERT INTO audit_log ({', '.join(_AUDIT_COLUMNS)}) VALUES "
+                + ", ".join(values(_AUDIT_COLUMNS, f"a{j}") for j in range(rows))
+            )
+        if postgres and len(writes) > 1:
+            ctes = ", ".join(f"w{i} AS ({w})" for i, w in enumerate(writes[:-1]))
+            writes = [f"WITH {ctes} {writes[-1]}"]
+        statements = _FLUSHES[key] = [Raw(w) for w in writes]
+    return statements
+
+
 @dataclass
 class Tx:
     """One operation's view of a write transaction."""
@@ -73,17 +127,16 @@ class Tx:
     now: datetime
     is_postgres: bool
     deliveries: list[dict] = field(default_factory=list)
-    _locked: set[int] = field(default_factory=set)
+    # The centres locked, each with its last seq: changes are numbered here and written
+    # with their audit rows by ``flush``.
+    seqs: dict[int, int] = field(default_factory=dict)
+    _audit: list[dict] = field(default_factory=list)
+    _at_flush: dict = field(default_factory=dict)
 
     def lock_centre(self, centre_id: int) -> None:
         """Serialise changes of one centre (PostgreSQL row lock; SQLite has one writer)."""
-        if centre_id in self._locked:
-            return
-        if self.is_postgres:
-            self.conn.execute(
-                sa.select(m.centres.c.id).where(m.centres.c.id == centre_id).with_for_update()
-            )
-        self._locked.add(centre_id)
+        if centre_id not in self.seqs:
+            self.seqs.update(lock_centres(self.conn, [centre_id], self.is_postgres))
 
     def change(
         self,
@@ -97,12 +150,12 @@ class Tx:
         counter_id: int | None = None,
         details: dict | None = None,
     ) -> int:
-        """Record one change: advance the centre's seq, append the audit row (which keeps
-        ``change``, what devices are told), and queue it for delivery after commit."""
+        """Record one change: the centre's next seq, its audit row (which keeps
+        ``change``, what devices are told), written by ``flush``, and its delivery after
+        commit."""
         self.lock_centre(centre_id)
-        (seq,) = _ADVANCE_SEQ.one(self.conn, {"id": centre_id})
-        _INSERT_AUDIT.run(
-            self.conn,
+        seq = self.seqs[centre_id] = self.seqs[centre_id] + 1
+        self._audit.append(
             {
                 "centre_id": centre_id,
                 "seq": seq,
@@ -114,10 +167,40 @@ class Tx:
                 "counter_id": counter_id,
                 "details": JSONValue(details or {}),
                 "delivery": JSONValue(change),
-            },
+            }
         )
         self.deliveries.append({"centre": centre_id, "seq": seq, "change": change})
         return seq
+
+    def at_flush(self, fn: Callable[[Tx, Any], None], make: Callable[[], Any] = dict) -> Any:
+        """The state of ``fn(tx, state)``, run once before the operation's changes are
+        written: what is better done once for all of them (core/estimates.py's
+        summaries)."""
+        state = self._at_flush.get(fn)
+        if state is None:
+            state = self._at_flush[fn] = make()
+        return state
+
+    def flush(self, stored: dict | None = None) -> None:
+        """Write the operation's changes (the centres' seqs, the audit rows) and, with
+        ``stored``, the result remembered for its request id."""
+        while self._at_flush:
+            fn, state = self._at_flush.popitem()
+            fn(self, state)
+        centres = sorted({row["centre_id"] for row in self._audit})
+        params: dict[str, Any] = {}
+        for i, centre_id in enumerate(centres):
+            params[f"c{i}_seq"] = self.seqs[centre_id]
+            params[f"c{i}_id"] = centre_id
+        for j, row in enumerate(self._audit):
+            params.update((f"a{j}_{k}", v) for k, v in row.items())
+        if stored is not None:
+            params.update((f"r_{k}", v) for k, v in stored.items())
+        for statement in _flush_statements(
+            len(centres), len(self._audit), stored is not None, self.is_postgres
+        ):
+            statement.run(self.conn, params)
+        self._audit.clear()
 
 
 class _Job:
@@ -174,7 +257,13 @@ def _make_engine(url: str, *, writer: bool) -> sa.Engine:
         begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
         return engine
-    return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    event.listen(
+        engine,
+        "do_connect",
+        lambda _dialect, _record, cargs, cparams: _Connection.connect(*cargs, **cparams),
+    )
+    return engine
 
 
 class Store:
@@ -297,36 +386,52 @@ class Store:
                 job.done.set()
 
     def _run_batch(self, jobs: list[_Job]) -> list[dict]:
-        """Run jobs in one transaction, each in a savepoint; return the deliveries."""
-        deliveries: list[dict] = []
+        """Run jobs in one transaction, each in a savepoint (a job alone in the
+        transaction, as a clerk's is, needs none: a refusal rolls the transaction back);
+        return the deliveries."""
         try:
             with self.engine.connect() as conn:
-                with conn.begin():
+                with conn.begin() as transaction:
                     now = m.utcnow()
-                    locked = self._lock_centres(conn, {j.centre_id for j in jobs})
-                    # Savepoints on the driver's cursor: SQLAlchemy's nested transactions
-                    # cost more than a hot-path job's own statements (core/raw.py).
-                    cur = conn.connection.driver_connection.cursor()
-                    for job in jobs:
-                        tx = Tx(conn, now, self.is_postgres, _locked=set(locked))
-                        cur.execute("SAVEPOINT job")
-                        try:
-                            job.result = self._run_job(tx, job)
-                        except Exception as e:
-                            cur.execute("ROLLBACK TO SAVEPOINT job")
-                            cur.execute("RELEASE SAVEPOINT job")
-                            # Without the writer's frames: they hold the job, which
-                            # holds the error (a cycle for the collector per refusal).
-                            job.error = self._refusal(job, e).with_traceback(None)
-                        else:
-                            cur.execute("RELEASE SAVEPOINT job")
-                            deliveries.extend(tx.deliveries)
+                    # Locked before any job's savepoint: a lock taken inside a savepoint
+                    # that is rolled back would be released with it.
+                    seqs = lock_centres(conn, {j.centre_id for j in jobs}, self.is_postgres)
+                    # The commit, at the end of this block, waits cooperatively.
+                    with _blocking(conn):
+                        return self._run_jobs(conn, transaction, now, seqs, jobs)
         except (sa.exc.DBAPIError, *DRIVER_ERRORS) as e:
             log.error("database refused a batch of %d operations: %s", len(jobs), e)
             for job in jobs:
                 job.result = None
                 job.error = QueueError("unavailable", "unavailable")
             return []
+
+    def _run_jobs(self, conn: Connection, transaction, now, seqs, jobs) -> list[dict]:
+        deliveries: list[dict] = []
+        alone = len(jobs) == 1
+        # Savepoints on the driver's cursor: SQLAlchemy's nested transactions cost more
+        # than a hot-path job's own statements (core/raw.py).
+        cur = conn.connection.driver_connection.cursor()
+        for job in jobs:
+            tx = Tx(conn, now, self.is_postgres, seqs=dict(seqs))
+            if not alone:
+                cur.execute("SAVEPOINT job")
+            try:
+                job.result = self._run_job(tx, job)
+            except Exception as e:
+                if alone:
+                    transaction.rollback()
+                else:
+                    cur.execute("ROLLBACK TO SAVEPOINT job")
+                    cur.execute("RELEASE SAVEPOINT job")
+                # Without the writer's frames: they hold the job, which holds the error
+                # (a cycle for the collector per refusal).
+                job.error = self._refusal(job, e).with_traceback(None)
+            else:
+                if not alone:
+                    cur.execute("RELEASE SAVEPOINT job")
+                seqs = tx.seqs
+                deliveries.extend(tx.deliveries)
         return deliveries
 
     @staticmethod
@@ -342,21 +447,6 @@ class Store:
             log.error("operation failed for %s", job.actor, exc_info=e)
         return error
 
-    def _lock_centres(self, conn: Connection, centre_ids: set[int]) -> set[int]:
-        """On PostgreSQL, lock the batch's centres once, before any job's savepoint (a
-        lock taken inside a savepoint that is rolled back would be released with it)."""
-        if not self.is_postgres:
-            return set()
-        c = m.centres
-        return set(
-            conn.execute(
-                sa.select(c.c.id)
-                .where(c.c.id.in_(sorted(centre_ids)))
-                .order_by(c.c.id)
-                .with_for_update()
-            ).scalars()
-        )
-
     @staticmethod
     def _run_job(tx: Tx, job: _Job) -> Any:
         key = {"actor": job.actor, "request_id": job.request_id}
@@ -365,8 +455,10 @@ class Store:
             if stored is not None:
                 return json.loads(stored[0]) if isinstance(stored[0], str) else stored[0]
         result = job.fn(tx)
+        stored = None
         if job.request_id:
-            _STORE_RESULT.run(tx.conn, {**key, "result": JSONValue(result), "created_at": tx.now})
+            stored = {**key, "result": JSONValue(result), "created_at": tx.now}
+        tx.flush(stored)
         return result
 
     # -- reading ---------------------------------------------------------------------

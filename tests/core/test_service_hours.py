@@ -156,3 +156,47 @@ def test_booking_slots_are_cut_from_the_services_own_hours(local):
     assert [s.start.strftime("%H:%M") for s in slots("TP", tuesday)] == ["07:30", "08:00", "08:30"]
     assert slots("TP", wednesday) == []
     assert len(slots("HT", wednesday)) == 15  # the centre's hours: 7 + 8 half hours
+
+
+def test_a_ticket_sent_to_a_service_not_taking_its_group_waits_as_a_walk_ins(local):
+    """A clerk's transfer and a manager's move: the ticket keeps its place but not a
+    priority its new service does not take; the queue's counts follow, and the audit
+    says what was dropped."""
+    kiosk, engine = local.device(KIOSK), local.engine
+    set_service(local, code="HT", priorities=["disabled"])
+    clerk = local.clerk("clerk1", 1)  # counter 1 serves TP and HT
+    elderly = engine.issue_ticket(kiosk, "TP", "elderly")["ticket"]
+    waiting = engine.issue_ticket(kiosk, "TP", "elderly")["ticket"]
+    engine.call_next(clerk)
+    engine.start(clerk, elderly["id"])
+    sent = engine.transfer(clerk, elderly["id"], service="HT")["ticket"]
+    assert sent["priority"] is None and sent["service"]["code"] == "HT"
+    moved = engine.move_ticket(local.manager(), waiting["id"], service="HT")["ticket"]
+    assert moved["priority"] is None
+
+    def counts(conn):
+        q, s = m.queue_counts, m.services
+        rows = conn.execute(
+            sa.select(s.c.code, q.c.waiting, q.c.waiting_priority).join(q, q.c.service_id == s.c.id)
+        ).all()
+        return {code: (w, p) for code, w, p in rows}
+
+    assert local.read(counts) == {"TP": (0, 0), "HT": (2, 0)}
+    details = local.read(
+        lambda conn: (
+            conn.execute(
+                sa.select(m.audit_log.c.details).where(
+                    m.audit_log.c.action.in_(("transferred", "moved"))
+                )
+            )
+            .scalars()
+            .all()
+        )
+    )
+    assert [d.get("priority_dropped") for d in details] == ["elderly", "elderly"]
+    # A service taking the group keeps it.
+    set_service(local, code="HT", priorities=None)
+    kept = engine.issue_ticket(kiosk, "TP", "disabled")["ticket"]
+    kept = engine.move_ticket(local.manager(), kept["id"], service="HT")["ticket"]
+    assert kept["priority"] == "disabled"
+    assert local.read(counts)["HT"] == (3, 1)
