@@ -80,6 +80,22 @@ def put_centre(principal, centre_id):
     return _write(principal, centre_id, lambda tx: admin.put_centre(tx, principal, centre_id, body))
 
 
+@bp.put("/api/v1/admin/agencies/<code>")
+@staff_endpoint(PERMISSION)
+def put_agency(principal, centre_id, code):
+    """Create or replace an agency (the fields of an ``[[agencies]]`` entry); a new name
+    reaches the kiosks showing its services at once."""
+    return _put(principal, centre_id, "agencies", code)
+
+
+@bp.delete("/api/v1/admin/agencies/<code>")
+@staff_endpoint(PERMISSION)
+def delete_agency(principal, centre_id, code):
+    """Retire an agency no active service is of (refused, naming them, while one is);
+    its services' history and reports stay."""
+    return _delete(principal, centre_id, "agencies", code)
+
+
 @bp.put("/api/v1/admin/services/<code>")
 @staff_endpoint(PERMISSION)
 def put_service(principal, centre_id, code):

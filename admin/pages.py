@@ -30,10 +30,12 @@ COMMON = {
         "quản trị, hoặc nhờ quản trị viên cấp quyền."
     ),
     "tab_settings": N_("Cài đặt chung"),
+    "tab_agencies": N_("Cơ quan"),
     "tab_services": N_("Lĩnh vực"),
     "tab_counters": N_("Quầy"),
     "tab_staff": N_("Cán bộ"),
     "tab_devices": N_("Thiết bị"),
+    "tab_sessions": N_("Phiên đăng nhập"),
     "tab_audit": N_("Nhật ký thay đổi"),
 }
 
@@ -46,6 +48,7 @@ ADMIN_STRINGS = {
     "saved": N_("Đã lưu."),
     "required": N_("“{field}” cần được điền."),
     "nothing_changed": N_("Không có gì thay đổi."),
+    "retire_agency": N_("Ngừng cơ quan"),
     "retire_service": N_("Ngừng lĩnh vực"),
     "retire_counter": N_("Ngừng quầy"),
     "deactivate": N_("Khóa tài khoản"),
@@ -62,6 +65,20 @@ ADMIN_STRINGS = {
         "Đăng xuất “{name}” khỏi mọi máy đang dùng? Mật khẩu không đổi: cán bộ đăng nhập lại được."
     ),
     "sessions_ended": N_("Đã đăng xuất {n} phiên."),
+    "sessions_note": N_(
+        "Các phiên đăng nhập đang mở của cán bộ trung tâm. Kết thúc một phiên: trang của "
+        "phiên đó bị ngắt ngay và phải đăng nhập lại; mật khẩu không đổi."
+    ),
+    "no_sessions": N_("Không có phiên đăng nhập nào đang mở."),
+    "col_since": N_("Đăng nhập lúc"),
+    "col_seen": N_("Thấy lần cuối"),
+    "col_expires": N_("Hết hạn lúc"),
+    "col_address": N_("Đăng nhập từ"),
+    "this_session": N_("Phiên này của bạn"),
+    "end_session": N_("Kết thúc phiên"),
+    "confirm_end_session": N_(
+        "Kết thúc phiên đăng nhập này của “{name}”? Trang của phiên đó bị ngắt ngay."
+    ),
     "new_token": N_("Cấp mã mới"),
     "confirm_token": N_("Cấp mã mới cho “{name}”? Mã cũ sẽ không dùng được nữa."),
     "secret_password": N_("Mật khẩu mới của “{name}”"),
@@ -101,7 +118,8 @@ ADMIN_STRINGS = {
     "f_name": N_("Tên"),
     "f_name_en": N_("Tên tiếng Anh"),
     "f_agency": N_("Cơ quan giải quyết"),
-    "f_agency_en": N_("Tên cơ quan tiếng Anh"),
+    "f_agency_note": N_("Thêm hoặc đổi tên cơ quan ở thẻ “Cơ quan”."),
+    "col_services": N_("Số lĩnh vực đang dùng"),
     "f_prefix": N_("Chữ đầu số phiếu"),
     "f_start": N_("Số bắt đầu"),
     "f_service_minutes": N_("Thời gian phục vụ dự kiến (phút)"),
@@ -185,6 +203,7 @@ AUDIT_STRINGS = {
     "times_in": N_("Giờ theo múi giờ của trung tâm: {zone}"),
     "back": N_("Về trang quản trị"),
     "entity_centre": N_("Cài đặt chung"),
+    "entity_agencies": N_("Cơ quan"),
     "entity_services": N_("Lĩnh vực"),
     "entity_counters": N_("Quầy"),
     "entity_staff": N_("Cán bộ"),
@@ -192,6 +211,7 @@ AUDIT_STRINGS = {
     "op_put": N_("tạo hoặc sửa"),
     "op_delete": N_("ngừng"),
     "op_photo": N_("ảnh"),
+    "op_renamed": N_("tên mới đến lĩnh vực"),
 }
 AUDIT_KINDS = (
     "configured",

@@ -45,6 +45,7 @@ from .fields import (
 )
 from .permissions import STAFF_ROLES, Principal
 from .roles import (
+    AGENCY_CHANGED,
     CONFIGURED,
     COUNTER_CHANGED,
     DEVICE_CHANGED,
@@ -58,6 +59,7 @@ from .store import Tx
 
 # table -> (its rows, their key column (fields.KEYS), what one is called (vi, en))
 TABLES = {
+    "agencies": (m.agencies, m.agencies.c.code, ("cơ quan", "agency")),
     "services": (m.services, m.services.c.code, ("lĩnh vực", "service")),
     "counters": (m.counters, m.counters.c.number, ("quầy", "counter")),
     "staff": (m.staff, m.staff.c.username, ("cán bộ", "staff member")),
@@ -105,7 +107,11 @@ def put(
     shown: dict = {}
     summary = p.Summary()
     before = p.entries(conn, centre_id, table, key)
-    if table == "services":
+    if table == "agencies":
+        if entry.get("active") is False:
+            _unused(conn, centre_id, key)
+        p.apply_agency(conn, centre_id, entry, summary)
+    elif table == "services":
         p.apply_service(conn, centre_id, entry, summary)
     elif table == "counters":
         check_counter_refs(entry, known)
@@ -207,6 +213,8 @@ def retire(tx: Tx, principal: Principal, centre_id: int, table: str, key) -> dic
         if row.centre_id == centre_id and row.active:
             p.retire(conn, rows, row.id, summary, label)
     elif row.active:
+        if table == "agencies":
+            _unused(conn, centre_id, key)
         if table == "counters":
             _closed(conn, centre_id, key)
         if table == "devices":  # nothing printed by it, nor for it
@@ -268,6 +276,28 @@ def _known(conn, centre_id: int) -> Known:
     )
 
 
+def _unused(conn, centre_id: int, code: str) -> None:
+    """An agency is retired only when no active service is its: a centre's services are
+    moved to another agency, or retired, first (never retired along with it)."""
+    s, a = m.services, m.agencies
+    codes = conn.execute(
+        sa.select(s.c.code)
+        .join(a, a.c.id == s.c.agency_id)
+        .where(a.c.centre_id == centre_id, a.c.code == code, s.c.active.is_(True))
+        .order_by(s.c.id)
+    ).scalars()
+    used = ", ".join(codes)
+    if used:
+        raise FieldRefused(
+            "active",
+            f"cơ quan “{code}” còn lĩnh vực đang dùng: {used}. Hãy chuyển các lĩnh vực đó"
+            " sang cơ quan khác hoặc ngừng chúng trước",
+            f"agency '{code}' still has active services: {used}. Move them to another"
+            " agency or retire them first",
+            "conflict",
+        )
+
+
 def _closed(conn, centre_id: int, number: int) -> None:
     """A counter is retired only when closed: a clerk at it closes it first."""
     c = m.counters
@@ -308,11 +338,12 @@ def _record(tx: Tx, principal, centre_id, table, key, op, before, after, summary
     the centre no longer matches the last file applied to it, which applies in full again."""
     if not summary.changed:
         return
+    heard = _heard(tx.conn, centre_id, table, key, op, before, after)
     tx.change(
         centre_id,
         CONFIGURED,
         f"staff:{principal.staff_id}",
-        change=_heard(tx.conn, centre_id, table, key, op, before, after),
+        change=heard,
         details={
             "by": principal.username,
             "entity": table,
@@ -325,12 +356,52 @@ def _record(tx: Tx, principal, centre_id, table, key, op, before, after, summary
     )
     c = m.centres
     tx.conn.execute(c.update().where(c.c.id == centre_id).values(provisioned_digest=None))
+    if table == "staff":
+        by = {"by": principal.username, "username": heard["staff"]["username"]}
+        p.tell_elsewhere(tx, f"staff:{principal.staff_id}", centre_id, heard, by)
+    if table == "agencies" and before and after:
+        renamed = {k: (before[0].get(k), after[0].get(k)) for k in ("name", "name_en")}
+        if any(old != new for old, new in renamed.values()):
+            _renamed(tx, principal, centre_id, key, renamed)
+
+
+def _renamed(tx: Tx, principal, centre_id: int, code: str, renamed: dict) -> None:
+    """An agency's new name reaches every kiosk and counter at once: a ``service_changed``
+    of each of its active services (each audited beside the agency's change)."""
+    s, a = m.services, m.agencies
+    services = tx.conn.execute(
+        sa.select(s.c.code)
+        .join(a, a.c.id == s.c.agency_id)
+        .where(a.c.centre_id == centre_id, a.c.code == code, s.c.active.is_(True))
+        .order_by(s.c.id)
+    ).scalars()
+    for service in list(services):
+        tx.change(
+            centre_id,
+            CONFIGURED,
+            f"staff:{principal.staff_id}",
+            change=_heard(tx.conn, centre_id, "services", service, "put", [], []),
+            details={
+                "by": principal.username,
+                "entity": "agencies",
+                "key": code,
+                "op": "renamed",
+                "service": service,
+                "before": {k: old for k, (old, _new) in renamed.items()},
+                "after": {k: new for k, (_old, new) in renamed.items()},
+                "summary": [f"service {service} (agency)"],
+            },
+        )
 
 
 def _heard(conn, centre_id: int, table: str, key, op: str, before, after) -> dict:
     """The change the devices are told: only those it concerns hear it (core/roles.py)."""
     if table == "centre":
         return change_record(CONFIGURED)
+    if table == "agencies":
+        row = _row(conn, centre_id, table, key)
+        agency = {"code": row.code, "name": row.name, "active": bool(row.active)}
+        return change_record(AGENCY_CHANGED, {"agency": agency})
     if table == "services":
         service, summary = views.kiosk_service(conn, centre_id, key)
         return change_record(
@@ -375,11 +446,15 @@ def _sessions_query(centre_id: int):
             ss.c.id,
             ss.c.created_at,
             ss.c.expires_at,
+            ss.c.seen_at,
+            ss.c.address,
             st.c.id.label("staff_id"),
             st.c.username,
             st.c.full_name,
+            sr.c.role,
         )
         .join(st, st.c.id == ss.c.staff_id)
+        .outerjoin(sr, (sr.c.staff_id == st.c.id) & (sr.c.centre_id == centre_id))
         .where(
             sa.or_(st.c.centre_id == centre_id, st.c.id.in_(held)),
             ss.c.expires_at > m.utcnow(),
@@ -390,8 +465,10 @@ def _sessions_query(centre_id: int):
 
 
 def sessions(conn, centre_id: int, current: str | None = None) -> dict:
-    """The open sessions of the centre's staff: who, since when, until when (the centre's
-    time); ``current`` (a token digest) marks the caller's own."""
+    """The open sessions of the centre's staff: who, their role here, since when, last
+    seen when, until when (the centre's time), from which address (``seen`` and
+    ``address`` null for a session opened before they were kept); ``current`` (a token
+    digest) marks the caller's own."""
     tz = views.centre(conn, centre_id).timezone
     ss = m.staff_sessions
     mine = None
@@ -404,8 +481,11 @@ def sessions(conn, centre_id: int, current: str | None = None) -> dict:
                 "id": r.id,
                 "username": r.username,
                 "full_name": r.full_name,
+                "role": r.role,
                 "since": iso(r.created_at, tz),
+                "seen": iso(r.seen_at, tz),
                 "expires": iso(r.expires_at, tz),
+                "address": r.address,
                 "current": r.id == mine,
             }
             for r in conn.execute(_sessions_query(centre_id))
@@ -440,18 +520,17 @@ def end_sessions(
     conn.execute(ss.delete().where(ss.c.id.in_([r.id for r in rows])))
     for staff_id, account in sorted({(r.staff_id, r.username) for r in rows}):
         ended = [r for r in rows if r.staff_id == staff_id]
+        heard = change_record(SESSIONS_ENDED, {"staff": {"id": staff_id, "username": account}})
+        details = {
+            "by": principal.username,
+            "username": account,
+            "sessions": [
+                {"id": r.id, "since": r.created_at.isoformat(timespec="seconds")} for r in ended
+            ],
+        }
+        p.tell_elsewhere(tx, f"staff:{principal.staff_id}", centre_id, heard, details)
         tx.change(
-            centre_id,
-            SESSIONS_ENDED,
-            f"staff:{principal.staff_id}",
-            change=change_record(SESSIONS_ENDED, {"staff": {"id": staff_id, "username": account}}),
-            details={
-                "by": principal.username,
-                "username": account,
-                "sessions": [
-                    {"id": r.id, "since": r.created_at.isoformat(timespec="seconds")} for r in ended
-                ],
-            },
+            centre_id, SESSIONS_ENDED, f"staff:{principal.staff_id}", change=heard, details=details
         )
     return {"ok": True, "ended": len(rows)}
 

@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from . import models as m
-from . import notices
+from . import notices, views
 from .errors import QueueError
 from .hours import HoursError, OpeningHours
 from .roles import change_record
@@ -231,7 +231,9 @@ def bookable(conn, centre_id: int) -> list[dict]:
     setting = _setting(conn, centre_id)
     s = m.services
     rows = conn.execute(
-        sa.select(s).where(s.c.centre_id == centre_id, s.c.active).order_by(s.c.agency, s.c.name)
+        views.SERVICE_ROWS.where(s.c.centre_id == centre_id, s.c.active).order_by(
+            m.agencies.c.name, s.c.name
+        )
     ).all()
     full = setting.slot_minutes * 60
     return [

@@ -143,6 +143,31 @@ def end_sessions(conn: Connection, staff_id: int) -> None:
     conn.execute(ss.delete().where(ss.c.staff_id == staff_id))
 
 
+SEEN_EVERY_S = 60  # how often an open page's session is marked seen (gateway/sessions.py)
+
+
+def seen(store: Store, digests: list[str]) -> None:
+    """Mark these sessions seen now (their pages are connected), where the mark is older
+    than :data:`SEEN_EVERY_S`: a few rows a minute, one statement."""
+    if not digests:
+        return
+
+    def op(tx: Tx) -> dict:
+        ss = m.staff_sessions
+        stale = tx.now - timedelta(seconds=SEEN_EVERY_S)
+        tx.conn.execute(
+            ss.update()
+            .where(
+                ss.c.token_hash.in_(digests),
+                sa.or_(ss.c.seen_at.is_(None), ss.c.seen_at < stale),
+            )
+            .values(seen_at=tx.now)
+        )
+        return {}
+
+    store.write(op, centre_id=0, actor="sessions")
+
+
 def live_sessions(conn: Connection, digests: list[str]) -> set[str]:
     """Which of these session token digests still open a session (not ended, not
     expired, their staff member active)."""
@@ -390,6 +415,8 @@ def login(
                 token_hash=token_hash(token),
                 created_at=tx.now,
                 expires_at=expires,
+                address=address[:64],
+                seen_at=tx.now,
             )
         )
         return {"expires_at": expires.isoformat(timespec="seconds")}

@@ -62,9 +62,10 @@ _OPERATION_OF = {"call": "call_ticket", "close": "close_counter"}
 _t, _c, _ns = m.tickets, m.counters, m.number_sequences
 _SERVICE_BY_CODE = Raw(
     """SELECT s.id, s.code, s.name, s.prefix, s.start, s.avg_service_s, s.active, c.timezone,
-              s.agency, c.name, c.ticket_footer, s.name_en, s.opening_hours, s.priorities,
+              a.name, c.name, c.ticket_footer, s.name_en, s.opening_hours, s.priorities,
               c.closed_days
        FROM services s JOIN centres c ON c.id = s.centre_id
+            JOIN agencies a ON a.id = s.agency_id
        WHERE s.centre_id = :centre_id AND s.code = :code"""
 )
 _NEXT_NUMBER = Raw(

@@ -40,7 +40,13 @@ ITEM_WORDS: dict[type, tuple[str, str]] = {
     int: ("một danh sách số nguyên", "a list of whole numbers"),
 }
 # Each table's key: what names an entry in a file, and in the admin API's addresses.
-KEYS = {"services": "code", "counters": "number", "staff": "username", "devices": "name"}
+KEYS = {
+    "agencies": "code",
+    "services": "code",
+    "counters": "number",
+    "staff": "username",
+    "devices": "name",
+}
 PASSWORD_MIN = 8
 TOKEN_MIN = 16
 
@@ -149,10 +155,20 @@ FIELDS: dict[str, dict[str, Spec]] = {
         "notify_ahead": Spec(int, **_between(1, 20, ("người", "people"))),
         "target_wait_s": Spec(int, **_between(60, 4 * 3600, ("giây", "seconds"))),
     },
+    # The agencies whose procedures the centre receives (cơ quan: "Sở Tư pháp").
+    "agencies": {
+        "code": Spec(str, True, max_len=32),
+        "name": Spec(str, True, max_len=255),
+        "name_en": Spec(str, max_len=255),
+        "active": Spec(bool),  # false: retired (refused while an active service is its)
+    },
     "services": {
         "code": Spec(str, True, max_len=32),
         "name": Spec(str, True, max_len=255),
         "name_en": Spec(str, max_len=255),
+        # The code of its agency. Files written before agencies were entries name the
+        # agency itself here (and its English name in ``agency_en``): an agency of that
+        # name is taken, or made (core/provisioning.py resolve_agency).
         "agency": Spec(str, True, max_len=255),
         "agency_en": Spec(str, max_len=255),
         "prefix": Spec(

@@ -86,6 +86,20 @@ centres = sa.Table(
     sa.Column("target_wait_s", sa.Integer),
 )
 
+# The agencies (cơ quan: "Sở Tư pháp") whose procedures a centre receives: each service
+# is one agency's. A retired agency keeps its services' history and reports.
+agencies = sa.Table(
+    "agencies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("centre_id", sa.ForeignKey("centres.id"), nullable=False),
+    sa.Column("code", sa.String(32), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("name_en", sa.String(255)),  # null: the Vietnamese name on English pages
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.UniqueConstraint("centre_id", "code"),
+)
+
 services = sa.Table(
     "services",
     metadata,
@@ -93,10 +107,9 @@ services = sa.Table(
     sa.Column("centre_id", sa.ForeignKey("centres.id"), nullable=False),
     sa.Column("code", sa.String(32), nullable=False),
     sa.Column("name", sa.String(255), nullable=False),
-    sa.Column("agency", sa.String(255), nullable=False),
-    # Both in English, for pages in English and tickets taken in English (null: Vietnamese).
+    sa.Column("agency_id", sa.ForeignKey("agencies.id"), nullable=False),
+    # In English, for pages in English and tickets taken in English (null: Vietnamese).
     sa.Column("name_en", sa.String(255)),
-    sa.Column("agency_en", sa.String(255)),
     sa.Column("prefix", sa.String(4), nullable=False),
     sa.Column("start", sa.Integer, nullable=False, server_default="1"),
     # Moving average of recent service times, a cache rebuilt by every finish.
@@ -179,6 +192,10 @@ staff_sessions = sa.Table(
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
+    # Where it logged in from (the client's address as the server saw it), and when a page
+    # of it was last seen connected (gateway/sessions.py, every minute; at first: login).
+    sa.Column("address", sa.String(64)),
+    sa.Column("seen_at", UTCDateTime),
 )
 
 devices = sa.Table(

@@ -20,6 +20,7 @@ import json
 import re
 import secrets
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ from .fields import (
     check_entry,
     check_staff_refs,
 )
-from .roles import CONFIGURED, change_record
+from .roles import CONFIGURED, STAFF_CHANGED, change_record
 from .store import Store, Tx
 
 
@@ -64,6 +65,10 @@ class Summary:
     @property
     def changed(self) -> bool:
         return bool(self.created or self.updated or self.deactivated)
+
+    def changes(self) -> list[str]:
+        """What changed, as labels ("staff canbo1 (password_hash)"), without the signs."""
+        return [*self.created, *self.updated, *self.deactivated]
 
     def lines(self) -> list[str]:
         if not self.changed:
@@ -169,6 +174,11 @@ def _check(path: str, data: dict, loc: _Locator) -> None:
             checked(table, i, entry)
             entry["_line"] = loc.line(table, i, key)
 
+    codes: set[str] = set()
+    for i, a in enumerate(data.get("agencies", [])):
+        if a["code"] in codes:
+            fail("agencies", i, "code", f"mã cơ quan “{a['code']}” bị trùng")
+        codes.add(a["code"])
     known = Known(own=data["centre"]["code"])
     for i, s in enumerate(data.get("services", [])):
         if s["code"] in known.services:
@@ -367,7 +377,41 @@ def apply(tx: Tx, data: dict) -> Summary:
             change=change_record(CONFIGURED),
             details={"summary": summary.lines()},
         )
+        _accounts_elsewhere(tx, centre_id, summary)
     return summary
+
+
+def _accounts_elsewhere(tx: Tx, centre_id: int, summary: Summary) -> None:
+    """The accounts the file changed (a password, deactivated, a role or counters), told to
+    the other centres they work for (:func:`tell_elsewhere`)."""
+    labelled = (re.fullmatch(r"staff (.+?)( \(.*\))?", x) for x in summary.changes())
+    names = {found.group(1) for found in labelled if found}
+    st = m.staff
+    for staff_id, username in tx.conn.execute(
+        sa.select(st.c.id, st.c.username).where(st.c.username.in_(sorted(names))).order_by(st.c.id)
+    ):
+        heard = change_record(STAFF_CHANGED, {"staff": {"id": staff_id, "username": username}})
+        details = {"by": "provisioning", "username": username}
+        tell_elsewhere(tx, "provisioning", centre_id, heard, details)
+
+
+def tell_elsewhere(tx: Tx, actor: str, centre_id: int, heard: dict, details: dict) -> None:
+    """An account's change (``staff_changed``, ``sessions_ended``) told to the other
+    centres it works for too: a clerk lent to another centre is connected there, maybe in
+    a process that follows only that centre, and is cut off at once like the others
+    (gateway/sessions.py), not by the periodic check. One audit record in each of them
+    (the action is the change's kind, not a change of their configuration; ``details``
+    and ``centre``, the code of the centre where it was made)."""
+    staff = heard["staff"]
+    sr, c = m.staff_roles, m.centres
+    here = tx.conn.execute(sa.select(c.c.code).where(c.c.id == centre_id)).scalar()
+    others = tx.conn.execute(
+        sa.select(sr.c.centre_id)
+        .where(sr.c.staff_id == staff["id"], sr.c.centre_id != centre_id)
+        .order_by(sr.c.centre_id)
+    ).scalars()
+    for other in list(others):
+        tx.change(other, heard["kind"], actor, change=heard, details={**details, "centre": here})
 
 
 def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
@@ -388,10 +432,21 @@ def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
                 raise ProvisioningError(data.get("_path", ""), entry.get("_line"), e.vi) from e
         return out
 
+    agency_codes = set(each("agencies", apply_agency))
     service_ids = each("services", apply_service)
     _deactivate(
         conn, m.services, centre_id, m.services.c.code, set(service_ids), summary, "service"
     )
+    # The agencies the file lists, and those its services name the old way, stay.
+    a, s_ = m.agencies, m.services
+    agency_codes |= set(
+        conn.execute(
+            sa.select(a.c.code)
+            .join(s_, s_.c.agency_id == a.c.id)
+            .where(s_.c.id.in_(list(service_ids.values())))
+        ).scalars()
+    )
+    _deactivate(conn, a, centre_id, a.c.code, agency_codes, summary, "agency")
     counter_ids = each("counters", apply_counter, service_ids)
     usernames = set(each("staff", apply_staff, c["code"], counter_ids, photo=True))
     _deactivate(conn, m.staff, centre_id, m.staff.c.username, usernames, summary, "staff")
@@ -416,7 +471,13 @@ def _apply(conn: Connection, data: dict) -> tuple[Summary, int]:
 # or updates its rows (noting what changed in ``summary``) and returns the entry's id; a
 # refusal that needs the store (an account another centre owns) is a FieldRefused.
 LOCKED = "!"  # a password hash no password matches: the account waits for one
-LABELS = {"services": "service", "counters": "counter", "staff": "staff", "devices": "device"}
+LABELS = {
+    "agencies": "agency",
+    "services": "service",
+    "counters": "counter",
+    "staff": "staff",
+    "devices": "device",
+}
 
 
 def apply_centre(conn, c: dict, summary: Summary) -> int:
@@ -450,12 +511,94 @@ def apply_centre(conn, c: dict, summary: Summary) -> int:
     )
 
 
+def apply_agency(conn, centre_id: int, a: dict, summary: Summary) -> int:
+    """An agency of the centre, by its code (retired with ``active = false``). Two
+    agencies of a centre never share a name: a service may name its agency by name, and
+    reports group by it."""
+    ag = m.agencies
+    other = conn.execute(
+        sa.select(ag.c.code).where(
+            ag.c.centre_id == centre_id, ag.c.name == a["name"], ag.c.code != a["code"]
+        )
+    ).scalar()
+    if other is not None:
+        raise FieldRefused(
+            "name",
+            f"“{a['name']}” đã là tên của cơ quan “{other}”: mỗi cơ quan một tên riêng",
+            f"'{a['name']}' is already the name of agency '{other}': each agency has its own",
+        )
+    return _upsert(
+        conn,
+        m.agencies,
+        {"centre_id": centre_id, "code": a["code"]},
+        {"name": a["name"], "name_en": a.get("name_en"), "active": a.get("active", True)},
+        summary,
+        f"agency {a['code']}",
+    )
+
+
+def agency_code(name: str, taken: set[str]) -> str:
+    """A code for an agency known only by its name: the initials of its words without
+    diacritics, a word in capitals whole ("Sở Tư pháp" STP, "UBND xã Tân Hòa" UBNDXTH),
+    a number after it when ``taken`` has it already (then added to ``taken``)."""
+    plain = unicodedata.normalize("NFD", name.replace("Đ", "D").replace("đ", "d"))
+    plain = "".join(ch for ch in plain if not unicodedata.combining(ch))
+    words = re.findall(r"[A-Za-z0-9]+", plain)
+    base = "".join(w if w.isupper() else w[0] for w in words).upper()[:28] or "CQ"
+    code, n = base, 1
+    while code in taken:
+        n += 1
+        code = f"{base}{n}"
+    taken.add(code)
+    return code
+
+
+def resolve_agency(conn, centre_id: int, s: dict, summary: Summary) -> int:
+    """The id of service ``s``'s agency: the centre's agency whose code is ``agency``;
+    else (a file written before agencies were entries) the one whose name it is, or a
+    new one of that name and ``agency_en``, with a code from :func:`agency_code`. An
+    active service's agency must be active; ``agency_en`` goes only with a name."""
+    a = m.agencies
+    rows = conn.execute(sa.select(a).where(a.c.centre_id == centre_id)).all()
+    given = s["agency"]
+    found = next((r for r in rows if r.code == given), None)
+    if found is not None and "agency_en" in s:
+        raise FieldRefused(
+            "agency_en",
+            f"“agency_en” chỉ đi cùng tên cơ quan; “{given}” là mã một cơ quan: tên tiếng"
+            " Anh của nó ghi ở mục [[agencies]] của cơ quan đó",
+            f"'agency_en' goes only with an agency's name; '{given}' is an agency's code:"
+            " its English name belongs to that agency's [[agencies]] entry",
+        )
+    found = found or next((r for r in rows if r.name == given), None)
+    if found is None:
+        return apply_agency(
+            conn,
+            centre_id,
+            {
+                "code": agency_code(given, {r.code for r in rows}),
+                "name": given,
+                **({"name_en": s["agency_en"]} if "agency_en" in s else {}),
+            },
+            summary,
+        )
+    if not found.active and s.get("active", True):
+        raise FieldRefused(
+            "agency",
+            f"cơ quan “{found.code}” ({found.name}) đã ngừng: hãy dùng lại cơ quan đó"
+            " trước, hoặc chọn cơ quan khác",
+            f"agency '{found.code}' ({found.name}) is retired: bring it back first, or"
+            " choose another",
+        )
+    return found.id
+
+
 def apply_service(conn, centre_id: int, s: dict, summary: Summary) -> int:
+    """A service; its agency is :func:`resolve_agency`'s."""
     values = {
         "name": s["name"],
         "name_en": s.get("name_en"),
-        "agency": s["agency"],
-        "agency_en": s.get("agency_en"),
+        "agency_id": resolve_agency(conn, centre_id, s, summary),
         "prefix": s["prefix"],
         "start": s.get("start", 1),
         "active": s.get("active", True),
@@ -755,13 +898,30 @@ def entries(conn, centre_id: int, table: str, key=None) -> list[dict]:
     return EXPORTED[table](conn, centre_id, key)
 
 
+def _agencies(conn, centre_id, key):
+    a = m.agencies
+    query = sa.select(a).where(a.c.centre_id == centre_id).order_by(a.c.id)
+    out = []
+    for r in conn.execute(query if key is None else query.where(a.c.code == key)):
+        e = {"code": r.code, "name": r.name, "name_en": r.name_en}
+        if not r.active:
+            e["active"] = False
+        out.append({k: v for k, v in e.items() if v is not None})
+    return out
+
+
 def _services(conn, centre_id, key):
-    s = m.services
-    query = sa.select(s).where(s.c.centre_id == centre_id).order_by(s.c.id)
+    s, a = m.services, m.agencies
+    query = (
+        sa.select(s, a.c.code.label("agency"))
+        .join(a, a.c.id == s.c.agency_id)
+        .where(s.c.centre_id == centre_id)
+        .order_by(s.c.id)
+    )
     out = []
     for r in conn.execute(query if key is None else query.where(s.c.code == key)):
         e = {"code": r.code, "name": r.name, "name_en": r.name_en, "agency": r.agency}
-        e.update(agency_en=r.agency_en, prefix=r.prefix, start=r.start)
+        e.update(prefix=r.prefix, start=r.start)
         e["service_minutes"] = min(480, max(1, round(r.avg_service_s / 60)))
         e["appointments"] = r.slot_capacity
         e["priorities"] = r.priorities
@@ -852,7 +1012,13 @@ def _devices(conn, centre_id, key):
     return out
 
 
-EXPORTED = {"services": _services, "counters": _counters, "staff": _staff, "devices": _devices}
+EXPORTED = {
+    "agencies": _agencies,
+    "services": _services,
+    "counters": _counters,
+    "staff": _staff,
+    "devices": _devices,
+}
 
 EXPORT_HEADER = """\
 # The centre's configuration, exported from motcua (docs/admin.md). `provision` accepts it

@@ -285,7 +285,10 @@ class _Keys:
         # each read back as its agency, rather than each joined to its service.
         self.agency_of = {}
         if by == "agency":
-            self.agency_of = dict(conn.execute(sa.select(_s.c.id, _s.c.agency)).all())
+            a = m.agencies
+            self.agency_of = dict(
+                conn.execute(sa.select(_s.c.id, a.c.name).join(a, a.c.id == _s.c.agency_id)).all()
+            )
 
     def of(self, at=None, service=None, counter=None, clerk=None, fld=None):
         """The key's expression (None: the whole range, one group)."""

@@ -24,6 +24,9 @@ DEVICE_CHANGED = "device_changed"  # its open connections are bound again
 DEVICE_REVOKED = "device_revoked"  # its open connections are closed
 STAFF_CHANGED = "staff_changed"  # an account's entry; its ended sessions' sockets close
 SESSIONS_ENDED = "sessions_ended"  # an admin ended sessions: their sockets close
+# An agency's entry (the monitor hears it); a new name reaches kiosks and counters as a
+# ``service_changed`` of each of its services.
+AGENCY_CHANGED = "agency_changed"
 # After these, every process checks the credentials of its open connections at once
 # (gateway/sessions.py): a revoked device or an ended session is cut off everywhere.
 ACCESS_KINDS = frozenset(

@@ -27,7 +27,7 @@ RECENT_CALLS = 10
 OFFICE_MAX_COUNTERS = 6  # a board showing this many counters or fewer: the "office" layout
 QUEUE_LIST_LIMIT = 300  # waiting tickets listed in a counter's snapshot
 
-_t, _s, _c = m.tickets, m.services, m.counters
+_t, _s, _c, _a = m.tickets, m.services, m.counters, m.agencies
 _served_by = _c.alias("served_by")
 _target = _c.alias("target")
 
@@ -39,13 +39,14 @@ TICKET_DETAIL = (
         _s.c.code.label("service_code"),
         _s.c.name.label("service_name"),
         _s.c.name_en.label("service_name_en"),
-        _s.c.agency_en,
+        _a.c.name_en.label("agency_en"),
         _s.c.avg_service_s,
         _served_by.c.number.label("counter_number"),
         _target.c.number.label("target_number"),
         m.centres.c.timezone,
     )
     .join(_s, _s.c.id == _t.c.service_id)
+    .join(_a, _a.c.id == _s.c.agency_id)
     .join(m.centres, m.centres.c.id == _t.c.centre_id)
     .outerjoin(_served_by, _served_by.c.id == _t.c.counter_id)
     .outerjoin(_target, _target.c.id == _t.c.target_counter_id)
@@ -126,8 +127,14 @@ def service_codes(conn: Connection, counter_ids) -> frozenset[str]:
     )
 
 
+# A service's row with its agency's names (``agency``, ``agency_en``), as pages show it.
+SERVICE_ROWS = sa.select(_s, _a.c.name.label("agency"), _a.c.name_en.label("agency_en")).join(
+    _a, _a.c.id == _s.c.agency_id
+)
+
+
 def services(conn: Connection, centre_id: int, ids=None, active_only=False) -> list[Row]:
-    q = sa.select(_s).where(_s.c.centre_id == centre_id).order_by(_s.c.id)
+    q = SERVICE_ROWS.where(_s.c.centre_id == centre_id).order_by(_s.c.id)
     if ids is not None:
         q = q.where(_s.c.id.in_(list(ids)))
     if active_only:
@@ -207,7 +214,7 @@ def kiosk_service(conn: Connection, centre_id: int, code: str) -> tuple[dict, di
     longer offered), and its summary (for the batch's counts)."""
     ctr = centre(conn, centre_id)
     now, day = _now_day(ctr)
-    row = conn.execute(sa.select(_s).where(_s.c.centre_id == centre_id, _s.c.code == code)).one()
+    row = conn.execute(SERVICE_ROWS.where(_s.c.centre_id == centre_id, _s.c.code == code)).one()
     [summary] = estimates.summaries(conn, [row], day)
     return {**_kiosk_service(row, summary, ctr, now), "active": bool(row.active)}, summary
 

@@ -14,7 +14,8 @@ closed here, in every process:
   (gateway/hub.py, through Redis between processes) and answers by checking the
   credentials of all its open sockets against the store (one query each for sessions and
   devices): the store says what holds, the change only says when to look;
-- within ``interval_s`` otherwise for sessions (one expired), and for devices within
+- within ``interval_s`` otherwise for sessions (one expired; the live ones are marked seen
+  every ``core.auth.SEEN_EVERY_S``, for the admin's list), and for devices within
   ``interval_s`` per ``PERIODIC_DEVICES`` of them open here (a change made by another
   program while no process followed the centre).
 
@@ -28,6 +29,7 @@ those it no longer holds.
 from __future__ import annotations
 
 import logging
+import time
 
 from core import auth
 from core.roles import ACCESS_KINDS, DEVICE_CHANGED, STAFF_CHANGED
@@ -52,6 +54,7 @@ class SessionWatch:
         self._task = None
         self._pending = False  # a check is due: changes arriving meanwhile share it
         self._after = 0  # the periodic check's next devices: those with greater ids, in turn
+        self._marked = 0.0  # when the open sessions were last marked seen (monotonic)
 
     def start(self) -> None:
         if self._task is None and self.interval_s > 0:
@@ -165,6 +168,10 @@ class SessionWatch:
             return auth.live_sessions(conn, sessions), auth.active_devices(conn, devices)
 
         live, active = self.store.read(read)
+        if not changed and live and time.monotonic() - self._marked >= auth.SEEN_EVERY_S:
+            # The admin's list of sessions says when each was last seen (core/admin.py).
+            self._marked = time.monotonic()
+            auth.seen(self.store, sorted(live))
         checked = set(devices)
         for door, sid, client in clients:
             if client.session and client.session not in live:

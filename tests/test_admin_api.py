@@ -62,6 +62,7 @@ def connects(server, namespace, token) -> bool:
 # configuration's changes.
 WATCHED = (
     m.centres,
+    m.agencies,
     m.services,
     m.counters,
     m.counter_services,
@@ -126,8 +127,10 @@ def office(any_server):
 # -- who may call it ----------------------------------------------------------------------
 ENDPOINTS = [
     ("PUT", "/centre", {"name": "Bộ phận Một cửa xã thử nghiệm"}),
-    ("PUT", "/services/CC", {"name": "Công chứng", "agency": "Sở Tư pháp", "prefix": "C"}),
+    ("PUT", "/agencies/TP", {"name": "Sở Tư pháp"}),
+    ("PUT", "/services/CC", {"name": "Công chứng", "agency": "TP", "prefix": "C"}),
     ("DELETE", "/services/CC", None),
+    ("DELETE", "/agencies/TP", None),
     ("PUT", "/counters/7", {"services": ["HT"]}),
     ("DELETE", "/counters/7", None),
     ("PUT", "/staff/moi1", {"full_name": "Cán Bộ Mới", "role": "clerk"}),
@@ -171,6 +174,7 @@ def test_admins_only_and_a_token_first(office):
 
 # -- bad input on every field ---------------------------------------------------------------
 BASE = {
+    "agencies": ("TP", {"name": "Sở Tư pháp", "name_en": "Department of Justice"}),
     "services": ("CC", {"name": "Công chứng", "agency": "Sở Tư pháp", "prefix": "C"}),
     "counters": (9, {"name": "Quầy 9", "services": ["HT"]}),
     "staff": ("moi1", {"full_name": "Cán Bộ Mới", "role": "clerk", "counters": [1]}),
@@ -191,6 +195,85 @@ def named(field, words):
 # (table, changes to the base entry (None: drop the field), the field named, vi, en, status,
 #  whether a provisioning file can say it too)
 CASES = [
+    ("agencies", {"name": ""}, "name", *named("name", STR), 400, True),
+    ("agencies", {"name": ["Sở"]}, "name", *named("name", STR), 400, True),
+    (
+        "agencies",
+        {"name": None},
+        "name",
+        "[agencies] thiếu khóa “name”",
+        "[agencies] lacks the key 'name'",
+        400,
+        True,
+    ),
+    (
+        "agencies",
+        {"name": "x" * 256},
+        "name",
+        "“name” dài quá 255 ký tự",
+        "'name' is longer than 255",
+        400,
+        True,
+    ),
+    (
+        "agencies",
+        {"name_en": "Sở\x00"},
+        "name_en",
+        "“name_en” chứa ký tự không hợp lệ",
+        "'name_en' contains an invalid character",
+        400,
+        False,
+    ),
+    ("agencies", {"name_en": 1}, "name_en", *named("name_en", STR), 400, True),
+    ("agencies", {"active": "no"}, "active", *named("active", BOOL), 400, True),
+    (
+        "agencies",
+        {"name": "UBND xã"},
+        "name",
+        "“UBND xã” đã là tên của cơ quan “UBND”: mỗi cơ quan một tên riêng",
+        "'UBND xã' is already the name of agency 'UBND': each agency has its own",
+        400,
+        False,
+    ),
+    (
+        "agencies",
+        {"ten": "Sở Tư pháp"},
+        "ten",
+        "[agencies] có khóa lạ “ten”",
+        "[agencies] has an unknown key 'ten'",
+        400,
+        True,
+    ),
+    (
+        "agencies",
+        {"code": "KHAC"},
+        "code",
+        "“code” phải giống trong địa chỉ (TP)",
+        "'code' must be the address's (TP)",
+        400,
+        False,
+    ),
+    # A service's agency: a retired one, or a code given with an English name.
+    (
+        "services",
+        {"agency": "CU"},
+        "agency",
+        "cơ quan “CU” (Cơ quan cũ) đã ngừng: hãy dùng lại cơ quan đó trước, hoặc chọn cơ quan khác",
+        "agency 'CU' (Cơ quan cũ) is retired: bring it back first, or choose another",
+        400,
+        False,
+    ),
+    (
+        "services",
+        {"agency": "UBND", "agency_en": "People's Committee"},
+        "agency_en",
+        "“agency_en” chỉ đi cùng tên cơ quan; “UBND” là mã một cơ quan: tên tiếng Anh của nó"
+        " ghi ở mục [[agencies]] của cơ quan đó",
+        "'agency_en' goes only with an agency's name; 'UBND' is an agency's code: its English"
+        " name belongs to that agency's [[agencies]] entry",
+        400,
+        False,
+    ),
     ("services", {"name": ""}, "name", *named("name", STR), 400, True),
     ("services", {"name": 5}, "name", *named("name", STR), 400, True),
     (
@@ -551,6 +634,7 @@ def test_bad_input_on_every_field_is_refused_by_name_and_writes_nothing(office):
         ("/counters/0", counter, "number", "“number” phải từ 1 đến 9999"),
         ("/counters/abc", counter, "number", "“number” phải là một số nguyên"),
         ("/staff/" + "u" * 65, account, "username", "“username” dài quá 64 ký tự"),
+        ("/agencies/" + "C" * 33, {"name": "Sở"}, "code", "“code” dài quá 32 ký tự"),
     ):
         answer = call(office, "PUT", path, admin, body)
         assert answer.status_code == 400, (path, answer.text)
@@ -648,7 +732,12 @@ def test_a_provisioning_file_refuses_the_same_input_with_the_same_words(tmp_path
         if not in_file:
             continue
         key, entry = entry_of(table, changes)
-        key_field = {"services": "code", "counters": "number", "staff": "username"}
+        key_field = {
+            "agencies": "code",
+            "services": "code",
+            "counters": "number",
+            "staff": "username",
+        }
         entry = {key_field.get(table, "name"): key, **entry}
         data = {
             "centre": base["centre"],
@@ -707,16 +796,86 @@ def _clean(entry: dict) -> dict:
 
 
 # -- what the API changes -------------------------------------------------------------------
+def test_agencies_created_renamed_everywhere_retired_and_audited(office, devices):
+    """An agency is an entry: services name it by code; a new name reaches an open kiosk
+    at once as each of its services' ``service_changed``; it is retired only when no
+    active service is its (refused naming the field and the services), and comes back."""
+    admin = office.login("quantri2")
+    kiosk = devices.kiosk(office, KIOSK_T2)
+    since = max([0] + [r[0] for r in audit(office.database_url)])
+    made = call(office, "PUT", "/agencies/TP", admin, {"name": "Sở Tư pháp"})
+    assert made.status_code == 201, made.text
+    assert made.json()["entry"] == {"code": "TP", "name": "Sở Tư pháp"}
+    service = {"name": "Công chứng", "agency": "TP", "prefix": "C"}
+    assert call(office, "PUT", "/services/CC", admin, service).status_code == 201
+    assert kiosk.wait_change("service_changed")["service"]["agency"] == "Sở Tư pháp"
+    # The old way, by name, finds the same agency.
+    by_name = call(office, "PUT", "/services/CT", admin, {**service, "agency": "Sở Tư pháp"})
+    assert by_name.json()["entry"]["agency"] == "TP"
+    kiosk.wait_change("service_changed")
+    renamed = {"name": "Sở Tư pháp tỉnh", "name_en": "Provincial Department of Justice"}
+    answer = call(office, "PUT", "/agencies/TP", admin, renamed)
+    assert answer.json()["changes"] == ["~ agency TP (name, name_en)"], answer.text
+    heard = {}
+    while len(heard) < 2:
+        event = kiosk.wait_change("service_changed")["service"]
+        heard[event["code"]] = (event["agency"], event["agency_en"])
+    assert heard == {c: tuple(renamed.values()) for c in ("CC", "CT")}
+    snapshot = kiosk.fresh_snapshot("services")["services"]
+    assert {s["agency"] for s in snapshot if s["code"] in ("CC", "CT")} == {"Sở Tư pháp tỉnh"}
+    # Not retired while its services are active, by DELETE or by PUT; nothing written.
+    before = tables(office.database_url)
+    for method, body in (("DELETE", None), ("PUT", {**renamed, "active": False})):
+        for lang in ("vi", "en"):
+            refused = call(office, method, "/agencies/TP", admin, body, lang)
+            assert refused.status_code == 409, refused.text
+            error = refused.json()["error"]
+            assert error["field"] == "active"
+            assert ("CC, CT" in error["message"]) and error["code"] == "conflict"
+    assert refused.json()["error"]["message"] == (
+        "agency 'TP' still has active services: CC, CT. Move them to another agency or"
+        " retire them first"
+    )
+    assert tables(office.database_url) == before
+    # A service moved to another agency, the other retired: then the agency retires.
+    moved = call(office, "PUT", "/services/CT", admin, {**service, "agency": "UBND"})
+    assert moved.json()["changes"] == ["~ service CT (agency_id)"], moved.text
+    call(office, "DELETE", "/services/CC", admin)
+    assert call(office, "DELETE", "/agencies/TP", admin).json()["changes"] == ["- agency TP"]
+    text = call(office, "GET", "/export", admin).text
+    assert '[[agencies]]\ncode = "TP"\nname = "Sở Tư pháp tỉnh"' in text
+    # A retired agency takes no active service until it is brought back.
+    refused = call(office, "PUT", "/services/CC", admin, service)
+    assert refused.status_code == 400 and refused.json()["error"]["field"] == "agency"
+    back = call(office, "PUT", "/agencies/TP", admin, renamed)
+    assert back.json()["changes"] == ["~ agency TP (active)"]
+    assert call(office, "PUT", "/services/CC", admin, service).status_code == 200
+    records = [r[3] for r in audit(office.database_url, since) if r[3]["entity"] == "agencies"]
+    assert [(r["op"], r.get("service")) for r in records] == [
+        ("put", None),
+        ("put", None),
+        ("renamed", "CC"),
+        ("renamed", "CT"),
+        ("delete", None),
+        ("put", None),
+    ]
+    assert records[0]["by"] == "quantri2" and records[0]["before"] is None
+    assert records[1]["before"]["name"] == "Sở Tư pháp"
+    assert records[1]["after"] == {"code": "TP", **renamed}
+    assert records[2]["before"] == {"name": "Sở Tư pháp", "name_en": None}
+
+
 def test_services_and_counters_created_changed_retired_and_audited(office, devices):
     admin = office.login("quantri2")
     kiosk = devices.kiosk(office, KIOSK_T2)
     since = max([0] + [r[0] for r in audit(office.database_url)])
     created = call(office, "PUT", "/services/CC", admin, BASE["services"][1])
     assert created.status_code == 201, created.text
+    # Named the old way (an agency's name): a new agency of that name, with a code.
     assert created.json()["entry"] == {
         "code": "CC",
         "name": "Công chứng",
-        "agency": "Sở Tư pháp",
+        "agency": "STP",
         "prefix": "C",
         "start": 1,
         "service_minutes": 5,
@@ -888,10 +1047,13 @@ def test_a_device_token_issued_once_connects_and_stops_when_revoked(office):
 def test_the_export_reproduces_both_centres_on_a_fresh_database(office, tmp_path, devices):
     province = office.login("tinh")
     admin = office.login("quantri2")
-    # Something the API made, so the export covers it too.
+    # Something the API made, so the export covers it too (T2's file has agencies, one
+    # retired; T1's names them the old way, by name).
+    assert call(office, "PUT", "/agencies/TP", admin, BASE["agencies"][1]).status_code == 201
     own = {"appointments": 2, "hours": {"tue": ["07:30-11:30"], "thu": ["07:30-11:30"]}}
     own["priorities"] = ["elderly", "disabled"]
     made = call(office, "PUT", "/services/CC", admin, {**BASE["services"][1], **own})
+    assert made.json()["entry"]["agency"] == "TP"
     assert made.status_code == 201 and {**made.json()["entry"], **own} == made.json()["entry"]
     call(office, "PUT", "/counters/7", admin, {"services": ["CC"], "name": "Quầy công chứng"})
     call(office, "PUT", "/counters/7", admin, {"services": ["CC"], "active": False})
@@ -953,3 +1115,56 @@ def _exported(store, code):
         return p.export(conn, centre_id)
 
     return store.read(read)
+
+
+def test_a_files_agencies_by_code_or_the_old_way_by_name(tmp_path):
+    """A file's ``[[agencies]]`` and services naming them by code; a file written before
+    (``agency = "Sở Tư pháp"``, ``agency_en``) still applies, its agencies found or made
+    by name; an agency the file no longer lists, nor any of its services names, retires.
+    The refusals are the API's words, at the entry's line."""
+    store = Store(f"sqlite:///{tmp_path / 'fresh.sqlite3'}")
+    store.migrate()
+
+    def agencies():
+        a = m.agencies
+        query = sa.select(a.c.code, a.c.name, a.c.name_en, a.c.active).order_by(a.c.id)
+        return store.read(lambda conn: [tuple(r) for r in conn.execute(query)])
+
+    def file(text):
+        path = tmp_path / "t.toml"
+        path.write_text('[centre]\ncode = "X"\nname = "Xã"\n' + text, encoding="utf-8")
+        return path
+
+    service = '\n[[services]]\ncode = "HT"\nname = "Hộ tịch"\nprefix = "A"\n'
+    try:
+        old = file(service + 'agency = "Sở Tư pháp"\nagency_en = "Department of Justice"\n')
+        assert p.provision(store, old) == ["+ centre X", "+ agency STP", "+ service HT"]
+        assert agencies() == [("STP", "Sở Tư pháp", "Department of Justice", True)]
+        new = '\n[[agencies]]\ncode = "UB"\nname = "UBND xã"\n' + service + 'agency = "UB"\n'
+        assert p.provision(store, file(new)) == [
+            "+ agency UB",
+            "~ service HT (agency_id)",
+            "- agency STP",
+        ]
+        assert agencies()[1] == ("UB", "UBND xã", None, True)
+        for text, line, words in (
+            (
+                new + 'agency_en = "Committee"\n',
+                10,
+                "“agency_en” chỉ đi cùng tên cơ quan; “UB” là mã một cơ quan: tên tiếng Anh"
+                " của nó ghi ở mục [[agencies]] của cơ quan đó",
+            ),
+            (
+                new.replace('name = "UBND xã"\n', 'name = "UBND xã"\nactive = false\n'),
+                11,
+                "cơ quan “UB” (UBND xã) đã ngừng: hãy dùng lại cơ quan đó trước, hoặc chọn"
+                " cơ quan khác",
+            ),
+            ('\n[[agencies]]\ncode = "UB"\nname = "A"\n' + new, 10, "mã cơ quan “UB” bị trùng"),
+        ):
+            with pytest.raises(p.ProvisioningError) as refused:
+                p.provision(store, file(text))
+            assert (refused.value.line, refused.value.what) == (line, words)
+        assert agencies()[1] == ("UB", "UBND xã", None, True)
+    finally:
+        store.dispose()

@@ -114,8 +114,8 @@ def test_a_service_reaches_kiosks_as_a_targeted_change_and_nobody_else_resyncs(t
         "code": "CC",
         "name": "Công chứng",
         "name_en": None,
-        "agency": "Sở Tư pháp",
-        "agency_en": None,
+        "agency": "Sở Tư pháp",  # T1's agency of that name, with its English name
+        "agency_en": "Department of Justice",
         "opening": None,  # the centre's hours
         "priorities": None,  # every group
         "waiting": 0,
@@ -192,6 +192,9 @@ def test_an_admin_lists_and_ends_sessions_and_the_socket_closes(t1, devices):
     listed = call(t1, "GET", "/sessions", admin).json()["sessions"]
     mine = [s for s in listed if s["username"] == "clerk1"]
     assert len(mine) == 1 and mine[0]["full_name"] and mine[0]["expires"] > mine[0]["since"]
+    # Its role here, where it logged in from, and when it was last seen (at first: login).
+    assert (mine[0]["role"], mine[0]["address"]) == ("clerk", "127.0.0.1")
+    assert mine[0]["since"] <= mine[0]["seen"] < mine[0]["expires"]
     assert not any(s["current"] for s in listed)  # the province's admin is no T1 staff
     # T2's own admin sees T2's staff (and its own session), not T1's.
     other = call(t1, "GET", "/sessions", t1.login("quantri2"), centre="T2").json()["sessions"]
@@ -223,13 +226,20 @@ def test_an_admin_lists_and_ends_sessions_and_the_socket_closes(t1, devices):
     a = m.audit_log
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(a.c.actor, a.c.details).where(a.c.action == "sessions_ended").order_by(a.c.id)
+            sa.select(a.c.centre_id, a.c.details)
+            .where(a.c.action == "sessions_ended")
+            .order_by(a.c.id)
         ).all()
     engine.dispose()
-    assert [(r.details["by"], r.details["username"], len(r.details["sessions"])) for r in rows] == [
-        ("tinh", "clerk1", 1),
-        ("tinh", "clerk2", 3),
+    assert [
+        (r.centre_id, r.details["by"], r.details["username"], len(r.details["sessions"]))
+        for r in rows
+    ] == [
+        (2, "tinh", "clerk1", 1),  # told to T2 too, where clerk1 is lent (from T1)
+        (1, "tinh", "clerk1", 1),
+        (1, "tinh", "clerk2", 3),
     ]
+    assert rows[0].details["centre"] == "T1"
 
 
 def test_a_clerk_who_loses_the_role_or_the_counter_is_cut_off_there_only(t1, devices):
@@ -349,15 +359,111 @@ def test_revoked_devices_and_ended_sessions_are_cut_off_in_the_other_process(pai
     devices.kiosk(b, "a-new-token-for-kiosk-a").wait_event("services")
 
 
+def test_a_lent_clerk_is_cut_off_at_once_in_a_process_following_only_the_other_centre(
+    tmp_path, pg_url, redis_url, devices
+):
+    """clerk1 (T1's) works at T2's counter 2 through process B, which follows only T2 and
+    checks its sockets by itself only every 600 s: T1's admin ending its sessions, giving
+    it a new password or deactivating it (through A) cuts it off within a second, as the
+    change is told to every centre the account works for."""
+    a = CentreServer(tmp_path, pg_url, redis_url, provision=open_all_day(tmp_path)).start()
+    b = None
+    try:
+        a.provision_also(COMMUNE)
+        b = CentreServer(
+            tmp_path, pg_url, redis_url, env={"MOTCUA_SESSION_CHECK_S": "600"}, provision=None
+        ).start()
+        admin = a.login("tinh")
+        body = {"full_name": "Nguyễn Văn A", "role": "clerk", "counters": [1]}
+        steps = (
+            ("POST", "/staff/clerk1/end-sessions", None),
+            ("PUT", "/staff/clerk1", {**body, "password": "mat-khau-moi-11"}),
+            ("DELETE", "/staff/clerk1", None),
+        )
+        password = PASSWORDS["clerk1"]
+        for method, path, sent in steps:
+            token = login(b.url, "clerk1", password)
+            lent = watch_disconnect(
+                devices(b, "/counter", {"token": token, "counter": 2, "centre": "T2"})
+            )
+            lent.wait_event("counter_state")
+            started = time.monotonic()
+            answer = call(a, method, path, admin, sent, centre="T1")
+            assert answer.ok, answer.text
+            lent.wait_event("disconnected", timeout=1.5)
+            assert time.monotonic() - started < 2, path
+            password = (sent or {}).get("password", password)
+        # Each told in T2 too: audited there as what it was, by whom, from which centre.
+        engine = sa.create_engine(normalise_url(pg_url))
+        a_ = m.audit_log
+        with engine.connect() as conn:
+            told = conn.execute(
+                sa.select(a_.c.action, a_.c.details)
+                .join(m.centres, m.centres.c.id == a_.c.centre_id)
+                .where(
+                    m.centres.c.code == "T2", a_.c.action.in_(["staff_changed", "sessions_ended"])
+                )
+                .order_by(a_.c.id)
+            ).all()
+        engine.dispose()
+        assert [(r.action, r.details["username"], r.details["centre"]) for r in told] == [
+            ("sessions_ended", "clerk1", "T1"),
+            ("staff_changed", "clerk1", "T1"),
+            ("staff_changed", "clerk1", "T1"),
+        ]
+    finally:
+        a.stop()
+        if b is not None:
+            b.stop()
+
+
+def test_a_file_giving_a_lent_clerk_a_new_password_cuts_it_off_where_it_is_lent(tmp_path, devices):
+    """T1's file applied by `server.py provision` (another program) while clerk1 works at
+    T2's counter 2 on a server that follows only T2 and checks by itself every 600 s: the
+    file's change of the account is told to T2 too, and the clerk is cut off at once."""
+    home = open_all_day(tmp_path)
+    srv = CentreServer(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'motcua.sqlite3'}",
+        env={"MOTCUA_SESSION_CHECK_S": "600"},
+        provision=home,
+    ).start()
+    try:
+        srv.provision_also(COMMUNE)
+        token = login(srv.url, "clerk1", PASSWORDS["clerk1"])
+        lent = watch_disconnect(
+            devices(srv, "/counter", {"token": token, "counter": 2, "centre": "T2"})
+        )
+        lent.wait_event("counter_state")
+        text = home.read_text(encoding="utf-8")
+        changed = tmp_path / "t1-new-password.toml"
+        changed.write_text(
+            text.replace(f'password = "{PASSWORDS["clerk1"]}"', 'password = "mat-khau-moi-11"'),
+            encoding="utf-8",
+        )
+        applied = provision(srv, str(changed), path=None)
+        assert applied.returncode == 0, applied.stderr
+        assert "~ staff clerk1 (password_hash)" in applied.stdout
+        lent.wait_event("disconnected", timeout=3)  # the server's sweep: every second
+    finally:
+        srv.stop()
+
+
 # -- a file applied after the API -------------------------------------------------------------
-def provision(server, *args):
+def provision(server, *args, path=COMMUNE):
     import subprocess
     import sys
 
     from harness.process import ROOT
 
     return subprocess.run(
-        [sys.executable, str(ROOT / "server.py"), "provision", str(COMMUNE), *args]
+        [
+            sys.executable,
+            str(ROOT / "server.py"),
+            "provision",
+            *([str(path)] if path else []),
+            *args,
+        ]
         + ["--database-url", server.database_url],
         capture_output=True,
         text=True,

@@ -72,7 +72,11 @@ def configured(server) -> int:
     return len([r for r in rows(server, m.audit_log) if r[action] == "configured"])
 
 
-def test_an_admin_creates_a_service_and_an_open_kiosk_shows_it(browser, admin_page, office):
+def test_an_admin_creates_an_agency_and_a_service_and_an_open_kiosk_shows_them(
+    browser, admin_page, office
+):
+    """An agency made on the page, a service under it: the kiosk page already open lists
+    the service under the agency's name, and the agency's new name, without a reload."""
     kiosk_context = browser.new_context(viewport=KIOSK_SCREEN, locale="vi-VN", has_touch=True)
     kiosk = kiosk_context.new_page()
     kiosk.errors = PageErrors(kiosk)
@@ -86,22 +90,60 @@ def test_an_admin_creates_a_service_and_an_open_kiosk_shows_it(browser, admin_pa
         log_in(page, office)
         expect(page.get_by_test_id("panel-services")).to_be_visible()
         expect(page.locator("[data-entry=HT]")).to_contain_text("Hộ tịch")
+        expect(page.locator("[data-entry=HT]")).to_contain_text("UBND xã")
         screenshot(page, "admin-services")
+        # The agency first, on its own tab.
+        page.click("[data-tab=agencies]")
+        expect(page.locator("[data-entry=UBND]")).to_contain_text("UBND xã")
+        expect(page.locator("[data-entry=CU]")).to_contain_text("Đã ngừng")
+        page.get_by_test_id("add").click()
+        page.fill("#f-code", "CA")
+        page.fill("#f-name", "Công an xã")
+        page.get_by_role("button", name="Lưu").click()
+        expect(page.get_by_test_id("message")).to_have_text("Đã lưu.")
+        expect(page.locator("[data-entry=CA]")).to_contain_text("Công an xã")
+        screenshot(page, "admin-agencies")
+        page.click("[data-tab=services]")
         page.get_by_test_id("add").click()
         page.fill("#f-code", "CT")
         page.fill("#f-prefix", "C")
         page.fill("#f-name", "Chứng thực")
-        page.fill("#f-agency", "UBND xã")
+        # Only the active agencies are offered.
+        expect(page.locator("#f-agency option")).to_have_text(["UBND · UBND xã", "CA · Công an xã"])
+        page.select_option("#f-agency", "CA")
         page.fill("#f-start", "500")
         screenshot(page, "admin-service-form")
         page.get_by_role("button", name="Lưu").click()
         expect(page.get_by_test_id("message")).to_have_text("Đã lưu.")
         expect(page.locator("[data-entry=CT]")).to_contain_text("Chứng thực")
 
-        # The kiosk already open shows it, without a reload.
+        expect(page.locator("[data-entry=CT]")).to_contain_text("Công an xã")
+
+        # The kiosk already open shows it under its agency, without a reload.
         expect(kiosk.locator("[data-service=CT]")).to_be_visible(timeout=5000)
+        expect(kiosk.locator(".k-agency h2")).to_have_text(["UBND xã", "Công an xã"])
         assert kiosk.evaluate("window.__notReloaded === true")
         screenshot(kiosk, "admin-kiosk-sees-new-service")
+
+        # The agency renamed: the kiosk's heading follows, still without a reload.
+        page.click("[data-tab=agencies]")
+        page.locator("[data-entry=CA] [data-action=edit]").click()
+        expect(page.locator("#f-code")).to_have_attribute("readonly", "")
+        page.fill("#f-name", "Công an xã Phú Hòa")
+        page.get_by_role("button", name="Lưu").click()
+        expect(page.locator("[data-entry=CA]")).to_contain_text("Công an xã Phú Hòa")
+        expect(kiosk.locator(".k-agency h2")).to_have_text(
+            ["UBND xã", "Công an xã Phú Hòa"], timeout=5000
+        )
+        assert kiosk.evaluate("window.__notReloaded === true")
+        # Not retired while its service is active: said, nothing changed.
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.locator("[data-entry=CA] [data-action=retire]").click()
+        expect(page.get_by_test_id("error")).to_contain_text(
+            "cơ quan “CA” còn lĩnh vực đang dùng: CT"
+        )
+        expect(page.locator("[data-entry=CA]")).to_contain_text("Đang dùng")
+        page.click("[data-tab=services]")
 
         # A counter serves it: the counters' tab lists it to tick.
         page.click("[data-tab=counters]")
@@ -109,7 +151,8 @@ def test_an_admin_creates_a_service_and_an_open_kiosk_shows_it(browser, admin_pa
         page.check("input[name=services][value=CT]")
         page.get_by_role("button", name="Lưu").click()
         expect(page.locator("[data-entry='2']")).to_contain_text("HT, CT")
-        assert page.errors.errors == [] and kiosk.errors.errors == []
+        assert all(" 409 " in f" {r}" for r in page.errors.errors)  # the refused retiring
+        assert kiosk.errors.errors == []
     finally:
         kiosk_context.close()
 
@@ -123,7 +166,6 @@ def test_bad_input_shows_the_fields_error_and_writes_nothing(admin_page, office)
     page.fill("#f-code", "CT")
     page.fill("#f-prefix", "c1")
     page.fill("#f-name", "Chứng thực")
-    page.fill("#f-agency", "UBND xã")
     page.get_by_role("button", name="Lưu").click()
     error = page.locator("[data-error-for=prefix]")
     expect(error).to_have_text("“prefix” phải là 1-4 chữ cái in hoa không dấu")
@@ -253,6 +295,42 @@ def test_an_admin_logs_a_clerk_out_everywhere_from_the_staff_tab(admin_page, off
     assert [status(t) for t in clerk] == [401, 401]
     assert status(login(office.url, "clerk2", PASSWORDS["clerk2"])) == 200  # same password
     assert page.errors.errors == []
+
+
+def test_an_admin_ends_a_clerks_session_and_the_clerks_page_is_cut_off(browser, admin_page, office):
+    """The sessions tab lists the centre's open sessions (who, role, since, last seen,
+    until, from where); ending the clerk's cuts the clerk's open page off at once, back
+    to its login, while the clerk's other session stays."""
+    other = login(office.url, "clerk3", PASSWORDS["clerk3"])
+    clerk_context = browser.new_context(viewport=CLERK_SCREEN, locale="vi-VN")
+    try:
+        clerk = clerk_context.new_page()
+        clerk.errors = PageErrors(clerk)
+        log_in(clerk, office, "clerk3", "/counter/")
+        clerk.locator("[data-counter='3']").click()
+        expect(clerk.get_by_test_id("counter-status")).to_have_text("Đang mở")
+
+        page = admin_page
+        open_t1_staff(page, office)
+        page.click("[data-tab=sessions]")
+        rows = page.locator("[data-user=clerk3]")
+        expect(rows).to_have_count(2)
+        expect(rows.first).to_contain_text("clerk3 · Phạm Văn Cường")
+        expect(rows.first).to_contain_text("Cán bộ tiếp nhận")
+        expect(rows.first).to_contain_text("127.0.0.1")
+        screenshot(page, "admin-sessions")
+        page.once("dialog", lambda d: d.accept())
+        rows.last.locator("[data-action=end-session]").click()  # the page's, the newer
+        expect(page.get_by_test_id("message")).to_have_text("Đã đăng xuất 1 phiên.")
+        expect(rows).to_have_count(1)
+        # The clerk's page is cut off at once, without a reload, and asks to log in.
+        expect(clerk.locator("#app")).to_have_attribute("data-view", "login", timeout=4000)
+        assert requests.get(
+            office.url + "/api/v1/centre", headers={"Authorization": f"Bearer {other}"}, timeout=10
+        ).ok
+        assert page.errors.errors == []
+    finally:
+        clerk_context.close()
 
 
 def test_a_deactivated_account_comes_back_with_a_new_password(admin_page, office):
@@ -514,7 +592,6 @@ def test_the_page_in_english_says_the_refusal_in_english(admin_page, office):
     page.fill("#f-code", "CT")
     page.fill("#f-prefix", "Ch")
     page.fill("#f-name", "Certification")
-    page.fill("#f-agency", "Commune")
     page.get_by_role("button", name="Save").click()
     expect(page.locator("[data-error-for=prefix]")).to_have_text(
         "'prefix' must be 1-4 capital letters without diacritics"

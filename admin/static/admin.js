@@ -7,15 +7,16 @@ import { TOKEN, adminCentre, adminLogin, administered, chooseCentre as pickCentr
 
 const app = document.getElementById("app");
 const data = JSON.parse(document.getElementById("admin-data").textContent);
-const TABS = ["settings", "services", "counters", "staff", "devices"];
+const TABS = ["settings", "agencies", "services", "counters", "staff", "devices", "sessions"];
 const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 const PAGES = { kiosk: "/kiosk/", display: "/display/", rating: "/rating/" };
-const KEYS = { services: "code", counters: "number", staff: "username", devices: "name" };
+const KEYS = { agencies: "code", services: "code", counters: "number", staff: "username", devices: "name" };
 
 const state = {
   token: sessionStorage.getItem(TOKEN),
   centre: null, // GET /api/v1/centre
   config: null, // GET /api/v1/admin/config
+  sessions: null, // GET /api/v1/admin/sessions, on the sessions tab
   refused: null, // the API's words when this account may not administer the centre
   tab: "services",
   editing: null, // {table, key (null: a new entry)}
@@ -41,6 +42,13 @@ function forget() {
 
 // ---- the forms' fields ------------------------------------------------------------------
 // type: text, area, int, float, bool, select (options), checks (options), lines, hours.
+// A service's agency: the active ones, and the one it has (even retired), by code.
+const agencies = (current) => state.config.agencies.filter((a) => a.active !== false || a.code === current)
+  .map((a) => [a.code, `${a.code} · ${a.name}`]);
+const agencyName = (code) => {
+  const a = state.config.agencies.find((x) => x.code === code);
+  return a ? (currentLang() === "en" && a.name_en) || a.name : code;
+};
 const services = () => state.config.services.filter((s) => s.active !== false)
   .map((s) => [s.code, `${s.code} · ${s.name}`]);
 const counters = () => state.config.counters.filter((c) => c.active !== false)
@@ -67,10 +75,14 @@ const FORMS = {
     { name: "hours", type: "hours" },
     { name: "closed_days", type: "lines" },
   ],
+  agencies: [
+    { name: "code", type: "text", key: true }, { name: "name", type: "text" },
+    { name: "name_en", type: "text" }, { name: "active", type: "bool" },
+  ],
   services: [
     { name: "code", type: "text", key: true }, { name: "prefix", type: "text" },
     { name: "name", type: "text" }, { name: "name_en", type: "text" },
-    { name: "agency", type: "text" }, { name: "agency_en", type: "text" },
+    { name: "agency", type: "select", options: agencies, note: "f_agency_note" },
     { name: "start", type: "int" }, { name: "service_minutes", type: "int" },
     { name: "appointments", type: "int" }, { name: "active", type: "bool" },
     // Its own hours (none: the centre's) and the priority groups it accepts (none: all).
@@ -103,9 +115,9 @@ function input(f, value) {
   if (f.type === "lines") return el("textarea", { ...common, rows: 3 }, (value || []).join("\n"));
   if (f.type === "bool") return el("input", { ...common, type: "checkbox", checked: value !== false });
   if (f.type === "select") {
-    const options = f.options();
+    const options = f.options(value);
     return el("select", common, [
-      ...(options.some(([v]) => String(v) === "") || f.name === "role" || f.name === "kind"
+      ...(options.some(([v]) => String(v) === "") || ["role", "kind", "agency"].includes(f.name)
         ? [] : [el("option", { value: "" }, t("default"))]),
       ...options.map(([v, label]) => el("option", { value: v, selected: String(v) === String(value ?? "") }, label)),
     ]);
@@ -208,7 +220,7 @@ function tabs() {
   return el("nav", { class: "a-tabs", role: "tablist" },
     TABS.map((tab) => el("button", {
       type: "button", role: "tab", "aria-selected": String(state.tab === tab), "data-tab": tab,
-      onclick: () => { Object.assign(state, { tab, editing: null, draft: null, errors: {}, error: null, message: null }); render(); },
+      onclick: () => { Object.assign(state, { tab, editing: null, draft: null, errors: {}, error: null, message: null, sessions: null }); render(); if (tab === "sessions") reload(); },
     }, t(`tab_${tab}`))),
     el("button", { type: "button", class: "a-plain a-export", onclick: exportFile }, t("export")));
 }
@@ -230,6 +242,7 @@ function notices() {
 
 function panel() {
   if (state.tab === "settings") return settingsView();
+  if (state.tab === "sessions") return sessionsView();
   return el("section", { class: "a-panel", "data-testid": `panel-${state.tab}` },
     state.editing ? editor() : el("button", { type: "button", class: "a-primary", "data-testid": "add", onclick: () => edit(null) }, t("add")),
     listView());
@@ -390,10 +403,17 @@ const status = (e) => (e.active === false ? t("inactive") : t("active"));
 
 function listView() {
   const c = state.config;
+  if (state.tab === "agencies") {
+    const count = (code) => c.services.filter((s) => s.agency === code && s.active !== false).length;
+    return table(["f_code", "f_name", "f_name_en", "col_services", "f_active"],
+      c.agencies.map((a) => row("agencies", a.code,
+        { values: [a.code, a.name, a.name_en, count(a.code), status(a)], inactive: a.active === false },
+        a.active === false ? null : button(t("retire_agency"), () => retire("agencies", a.code, "confirm_retire"), { "data-action": "retire" }))));
+  }
   if (state.tab === "services") {
     return table(["f_code", "f_prefix", "f_name", "f_agency", "f_start", "f_active"],
       c.services.map((s) => row("services", s.code,
-        { values: [s.code, s.prefix, s.name, s.agency, s.start ?? 1, status(s)], inactive: s.active === false },
+        { values: [s.code, s.prefix, s.name, agencyName(s.agency), s.start ?? 1, status(s)], inactive: s.active === false },
         s.active === false ? null : button(t("retire_service"), () => retire("services", s.code, "confirm_retire"), { "data-action": "retire" }))));
   }
   if (state.tab === "counters") {
@@ -417,6 +437,33 @@ function listView() {
       { values: [d.name, t(`kind_${d.kind}`), d.active === false ? t("inactive") : binding(d)], retired: d.active === false },
       [button(t("new_token"), () => newToken(d), { "data-action": "token" }),
         button(t("revoke"), () => retire("devices", d.name, "confirm_revoke"), { "data-action": "retire" })])));
+}
+
+// The open sessions of the centre's staff, each with a button that ends it (its pages are
+// cut off at once and ask for the password again, which is unchanged).
+const clock = (iso) => (iso ? `${iso.slice(11, 16)} ${iso.slice(8, 10)}/${iso.slice(5, 7)}` : "—");
+
+function sessionsView() {
+  const list = state.sessions || [];
+  return el("section", { class: "a-panel", "data-testid": "panel-sessions" },
+    el("p", { class: "a-note" }, t("sessions_note")),
+    !state.sessions ? el("p", { class: "a-note" }, t("loading"))
+      : !list.length ? el("p", { class: "a-note", "data-testid": "no-sessions" }, t("no_sessions"))
+        : table(["f_username", "f_role", "col_since", "col_seen", "col_expires", "col_address"],
+          list.map((x) => el("tr", { "data-session": x.id, "data-user": x.username },
+            el("td", {}, `${x.username} · ${x.full_name}`),
+            el("td", {}, x.role ? roleName(x.role) : ""),
+            el("td", {}, clock(x.since)), el("td", {}, clock(x.seen)), el("td", {}, clock(x.expires)),
+            el("td", {}, x.address || "—"),
+            el("td", {}, x.current ? el("span", { class: "a-note" }, t("this_session"))
+              : button(t("end_session"), () => endOne(x), { "data-action": "end-session" }))))));
+}
+
+async function endOne(x) {
+  if (!confirm(t("confirm_end_session", { name: x.username }))) return;
+  await save("DELETE", `/api/v1/admin/sessions/${x.id}`, null, (answer) => {
+    state.message = t("sessions_ended", { n: answer.ended });
+  });
 }
 
 // ---- actions ----------------------------------------------------------------------------
@@ -509,6 +556,12 @@ async function reload() {
   if (status === 401) forget();
   else if (status === 200) state.config = answer;
   else state.refused = status === 403 ? t("refused") : answer.error?.message || t("server_trouble");
+  if (status === 200 && state.tab === "sessions") {
+    const listed = await api("GET", "/api/v1/admin/sessions");
+    if (listed.status === 401) forget();
+    state.sessions = listed.status === 200 ? listed.answer.sessions : null;
+    if (listed.status !== 200 && listed.status !== 401) state.error = listed.answer.error?.message || t("server_trouble");
+  }
   render();
   const bad = Object.keys(state.errors)[0];
   if (bad) document.getElementById(`f-${bad}`)?.focus();

@@ -114,7 +114,8 @@ function results() {
       el("tbody", {}, state.rows.map((r) => {
         const d = r.details || {};
         const configured = r.kind === "configured" && "entity" in d;
-        const entry = configured ? `${words("entity", d.entity)} ${d.key ?? ""} (${words("op", d.op)})` : "";
+        const op = `${words("op", d.op)}${d.service ? ` ${d.service}` : ""}`; // an agency's new name
+        const entry = configured ? `${words("entity", d.entity)} ${d.key ?? ""} (${op})` : "";
         const rest = configured ? d.after : d;
         return el("tr", { "data-seq": r.seq },
           el("td", { class: "a-when" }, when(r.at)),

@@ -149,3 +149,68 @@ def test_the_service_hours_migration_keeps_services_as_they_were(store_url):
         columns = {c["name"] for c in sa.inspect(conn).get_columns("services")}
     assert "opening_hours" not in columns and "priorities" not in columns
     engine.dispose()
+
+
+def test_the_agencies_migration_makes_one_agency_per_name_of_each_centre(store_url):
+    """Migration 0022: each centre's distinct ``agency`` texts become its agencies (a code
+    from the initials, numbered when two agree; the English name of a service that had
+    one), each service points at its own; the schema is the models'; down, the names are
+    the services' text again."""
+    engine = sa.create_engine(store_url)
+    upgrade(engine, "0021")
+    services = [  # centre, code, agency, agency_en
+        (1, "HT", "Sở Tư pháp", None),
+        (1, "CC", "Sở Tư pháp", "Department of Justice"),
+        (1, "TC", "Sở Tài chính", None),
+        (1, "TP", "Sở Thông tin và Phát thanh", None),
+        (1, "TV", "Sở Tài phán", None),  # STP again: STP2
+        (2, "HT", "Sở Tư pháp", None),
+        (2, "DD", "UBND xã Đông Hòa", None),
+    ]
+    with engine.begin() as conn:
+        for code in ("A", "B"):
+            conn.execute(
+                sa.insert(m.centres).values(code=code, name=code, timezone="Asia/Ho_Chi_Minh")
+            )
+        for centre, code, agency, english in services:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO services (centre_id, code, name, agency, agency_en, prefix)"
+                    " VALUES (:centre, :code, :code, :agency, :english, 'A')"
+                ),
+                {"centre": centre, "code": code, "agency": agency, "english": english},
+            )
+    upgrade(engine)
+    a, s = m.agencies, m.services
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(a.c.centre_id, a.c.code, a.c.name, a.c.name_en, a.c.active).order_by(a.c.id)
+        ).all()
+        assert [tuple(r) for r in rows] == [
+            (1, "STP", "Sở Tư pháp", "Department of Justice", True),
+            (1, "STC", "Sở Tài chính", None, True),
+            (1, "STTVPT", "Sở Thông tin và Phát thanh", None, True),
+            (1, "STP2", "Sở Tài phán", None, True),
+            (2, "STP", "Sở Tư pháp", None, True),
+            (2, "UBNDXDH", "UBND xã Đông Hòa", None, True),
+        ]
+        pointed = conn.execute(
+            sa.select(s.c.centre_id, s.c.code, a.c.name)
+            .join(a, a.c.id == s.c.agency_id)
+            .where(a.c.centre_id == s.c.centre_id)
+            .order_by(s.c.id)
+        ).all()
+        assert [tuple(r) for r in pointed] == [(c, code, ag) for c, code, ag, _e in services]
+        assert compare_metadata(MigrationContext.configure(conn), m.metadata) == []
+    with engine.connect() as conn:
+        command.downgrade(config(conn), "0021")
+        conn.commit()
+        back = conn.execute(
+            sa.text("SELECT centre_id, code, agency, agency_en FROM services ORDER BY id")
+        ).all()
+        assert [tuple(r) for r in back] == [
+            (c, code, ag, "Department of Justice" if ag == "Sở Tư pháp" and c == 1 else None)
+            for c, code, ag, _e in services
+        ]
+        assert "agencies" not in sa.inspect(conn).get_table_names()
+    engine.dispose()

@@ -253,8 +253,9 @@ class Month:
         self.services, self.counters, self.staff = ids
 
     def _ids(self, conn):
-        s, c, st = m.services, m.counters, m.staff
-        services = {r.code: (r.id, r.agency, r.prefix, r.name) for r in conn.execute(sa.select(s))}
+        s, c, st, a = m.services, m.counters, m.staff, m.agencies
+        with_agency = sa.select(s, a.c.name.label("agency")).join(a, a.c.id == s.c.agency_id)
+        services = {r.code: (r.id, r.agency, r.prefix, r.name) for r in conn.execute(with_agency)}
         counters = {r.number: (r.id, r.name) for r in conn.execute(sa.select(c))}
         staff = {r.username: (r.id, r.full_name) for r in conn.execute(sa.select(st))}
         return services, counters, staff

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import sqlalchemy as sa
+
 from core import models as m
 from core.store import Store
 from gateway import sessions
@@ -67,4 +69,59 @@ def test_the_periodic_check_reads_the_devices_in_turn_and_all_after_a_change(tmp
         c.execute(m.devices.update().where(m.devices.c.id == 7).values(token_hash="other"))
     watch.check()  # after a change: every device at once
     assert read[-1] == list(range(2, n)) and closed == ["sid7"]
+    store.dispose()
+
+
+def test_the_periodic_check_marks_the_open_sessions_seen_once_a_minute(tmp_path, monkeypatch):
+    """The admin's list of sessions says when each was last seen: the sessions whose
+    pages are open here, marked by the periodic check at most every SEEN_EVERY_S."""
+    from datetime import timedelta
+
+    store = Store(f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    store.migrate()
+    long_ago = m.utcnow() - timedelta(hours=1)
+    ss = m.staff_sessions
+    with store.engine.begin() as c:
+        c.execute(m.centres.insert().values(id=1, code="C", name="C", timezone="Asia/Ho_Chi_Minh"))
+        c.execute(
+            m.staff.insert().values(
+                id=1, centre_id=1, username="a", password_hash="!", full_name="A", active=True
+            )
+        )
+        c.execute(
+            ss.insert(),
+            [
+                dict(
+                    staff_id=1,
+                    token_hash=digest,
+                    created_at=long_ago,
+                    expires_at=long_ago + timedelta(hours=12),
+                    seen_at=long_ago,
+                )
+                for digest in ("open", "closed")
+            ],
+        )
+    door = Door(
+        {
+            "sid": SimpleNamespace(
+                session="open", device_token=None, actor=SimpleNamespace(kind="staff")
+            )
+        }
+    )
+    watch = sessions.SessionWatch(SimpleNamespace(server=None), store, [door], interval_s=0)
+
+    def seen():
+        query = sa.select(ss.c.token_hash, ss.c.seen_at).order_by(ss.c.id)
+        return dict(store.read(lambda conn: conn.execute(query).all()))
+
+    watch.check(changed=False)
+    marked = seen()
+    assert marked["open"] > long_ago and marked["closed"] == long_ago
+    watch.check(changed=False)  # within the minute: not again
+    assert seen() == marked
+    monkeypatch.setattr(sessions.auth, "SEEN_EVERY_S", 0)
+    watch.check()  # after a change: only the check, no mark
+    assert seen() == marked
+    watch.check(changed=False)
+    assert seen()["open"] > marked["open"]
     store.dispose()
