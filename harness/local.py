@@ -28,14 +28,22 @@ def provisioned_store(path: Path) -> Path:
 
 
 class LocalCentre:
-    """A copy of ``template`` (see provisioned_store) at ``path``; ``changes`` holds every
-    change committed since, in seq order."""
+    """A copy of ``template`` (see provisioned_store) at ``path``, or the store at ``url``
+    (migrated and provisioned: a PostgreSQL database); ``changes`` holds every change
+    committed since, in seq order."""
 
     def __init__(
-        self, template: Path, path: Path, rating_window_s: int = 600, no_show_after_s: float = 0
+        self,
+        template: Path | None,
+        path: Path | None,
+        rating_window_s: int = 600,
+        no_show_after_s: float = 0,
+        url: str | None = None,
     ):
-        shutil.copyfile(template, path)
-        self.store = Store(f"sqlite:///{path}")
+        if url is None:
+            shutil.copyfile(template, path)
+            url = f"sqlite:///{path}"
+        self.store = Store(url)
         self.changes: list[dict] = []
         self.store.on_commit = self.changes.extend
         self.engine = QueueEngine(
