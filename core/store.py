@@ -42,6 +42,10 @@ log = logging.getLogger("motcua.store")
 # goes in the next, with the other urgent ones only.
 MAX_BATCH = 16
 
+# SQLite connections kept open for reads by the main thread's greenlets, and at most as
+# many by the thread pool's threads (gevent's pool has 10).
+READERS = 16
+
 # Statements run for every change, on the driver's cursor (core/raw.py).
 _AUDIT_COLUMNS = (
     "centre_id", "seq", "at", "action", "actor", "request_id", "ticket_id", "counter_id",
@@ -239,19 +243,23 @@ def _create_private(path: Path) -> None:
     os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
-def _make_engine(url: str, *, writer: bool) -> sa.Engine:
+def _make_engine(url: str, *, writer: bool, threads: bool = False) -> sa.Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":
             _create_private(Path(path))
-        # The writer keeps one connection; readers keep one per thread of the pool they
-        # run in, so a read does not reconnect and re-run the pragmas every time.
-        pool = (
-            {"pool_size": 1, "max_overflow": 0}
-            if writer
-            else {"poolclass": sa.pool.SingletonThreadPool, "pool_size": 16}
-        )
+        # The writer keeps one connection. Readers keep theirs open, so a read does not
+        # reconnect and re-run the pragmas every time: the greenlets of the main thread
+        # share a pool (one connection per thread identity would not do: under gevent
+        # every greenlet is one, and a pool of those closed connections others were
+        # reading on); the thread pool's threads (``threads``) keep one each.
+        if writer:
+            pool = {"pool_size": 1, "max_overflow": 0}
+        elif threads:
+            pool = {"poolclass": sa.pool.SingletonThreadPool, "pool_size": READERS}
+        else:
+            pool = {"pool_size": READERS, "max_overflow": 0, "pool_timeout": 30}
         engine = sa.create_engine(url, connect_args={"check_same_thread": False}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
@@ -288,7 +296,15 @@ class Store:
         self.is_sqlite = self.url.startswith("sqlite")
         self.is_postgres = self.url.startswith("postgresql")
         self.engine = _make_engine(self.url, writer=True)
-        self.read_engine = _make_engine(self.url, writer=False) if self.is_sqlite else self.engine
+        self.read_engine = self.thread_read_engine = self.engine
+        if self.is_sqlite:
+            self.read_engine = _make_engine(self.url, writer=False)
+            self.thread_read_engine = _make_engine(self.url, writer=False, threads=True)
+            # Its first connection here, not in the pool's threads: SQLAlchemy runs the
+            # first-connect hooks under a lock, a gevent lock once patched, which
+            # threads contending for it could wait on for ever.
+            with self.thread_read_engine.connect():
+                pass
         self.on_commit = on_commit
         self.offload = offload
         self._queue = None
@@ -310,9 +326,8 @@ class Store:
         self._writer = spawn(self._writer_loop)
 
     def dispose(self) -> None:
-        self.engine.dispose()
-        if self.read_engine is not self.engine:
-            self.read_engine.dispose()
+        for engine in {self.engine, self.read_engine, self.thread_read_engine}:
+            engine.dispose()
 
     # -- writing ---------------------------------------------------------------------
     def write(
@@ -469,10 +484,16 @@ class Store:
         waits for the writer, and takes well under a millisecond, while a hand-off to the
         thread pool costs more than that and makes every thread fight for the GIL (a
         thousand devices reconnecting took 15 s, most of it in that fight)."""
-        return self._read(fn)
+        return self._read(self.read_engine, fn)
 
-    def _read(self, fn):
-        engine = self.read_engine
+    def read_offloaded(self, fn: Callable[[Connection], Any]) -> Any:
+        """``read``, in the thread pool when there is one: a long read (a year's report)
+        must not hold every socket of the process still."""
+        if self.offload is None:
+            return self.read(fn)
+        return self.offload(self._read, self.thread_read_engine, fn)
+
+    def _read(self, engine: sa.Engine, fn):
         with engine.connect() as conn:
             if self.is_postgres:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")

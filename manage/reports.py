@@ -51,12 +51,8 @@ def _format() -> str:
 
 
 def _read(fn):
-    """``fn(conn)`` in one read transaction, in the server's thread pool when it has one:
-    a long report must not hold every socket of the process still (gevent)."""
-    store = _ctx().store
-    if store.offload is not None:
-        return store.offload(store.read, fn)
-    return store.read(fn)
+    """``fn(conn)`` in one read transaction, in the server's thread pool when it has one."""
+    return _ctx().store.read_offloaded(fn)
 
 
 def _answer(centre_id: int, by: str | None):
