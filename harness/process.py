@@ -143,3 +143,18 @@ class ServerProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+def gevent_child(script: str, *args: str, timeout: float = 60) -> dict:
+    """Run ``script`` (which patches the standard library with gevent first, as the server
+    does) in a child Python process at the project's root; return the JSON object its last
+    line of output prints."""
+    run = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout.splitlines()[-1])

@@ -5,12 +5,7 @@ child process: gevent must patch the standard library before anything imports it
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from harness.process import gevent_child
 
 CHILD = r"""
 from gevent import monkey
@@ -61,15 +56,7 @@ print(json.dumps(out))
 
 def test_the_writer_holds_the_thread_only_for_short_answers(pg_url):
     dsn = pg_url.replace("postgresql+psycopg://", "postgresql://")
-    run = subprocess.run(
-        [sys.executable, "-c", CHILD, pg_url, dsn],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout.splitlines()[-1])
+    out = gevent_child(CHILD, pg_url, dsn)
     budget = out["budget"]
     short_ticks, _ = out["short"]
     assert short_ticks == []  # twenty quick answers, the ticker never ran

@@ -6,12 +6,7 @@ process: gevent must patch the standard library before anything imports it."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from harness.process import gevent_child
 
 CHILD = r"""
 from gevent import monkey
@@ -57,13 +52,5 @@ print(json.dumps({"errors": errors[:3], "done": len(done)}))
 
 
 def test_many_greenlets_and_threads_read_at_once(tmp_path):
-    run = subprocess.run(
-        [sys.executable, "-c", CHILD, f"sqlite:///{tmp_path / 'reads.sqlite3'}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout.splitlines()[-1])
+    out = gevent_child(CHILD, f"sqlite:///{tmp_path / 'reads.sqlite3'}")
     assert out == {"errors": [], "done": 52}
