@@ -530,7 +530,7 @@ class QueueEngine:
             },
             counters=[counter["id"]],
             services=[s.code for s in rows],
-            summaries=estimates.summaries(conn, rows, day),
+            summaries=[estimates.summary_after(tx, s.id, s.code, day) for s in rows],
             request_id=request_id,
             details=details,
         )

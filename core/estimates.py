@@ -165,21 +165,27 @@ def _fill_summaries(tx: Tx, wanted: dict) -> None:
     for service_id, day in wanted:
         days.setdefault(day, []).append(service_id)
     for day, ids in days.items():
-        params = {"day": day, **{f"s{i}": sid for i, sid in enumerate(ids)}}
-        for sid, code, avg, waiting, *serving in _summary_rows(len(ids)).run(tx.conn, params):
-            wanted[sid, day].update(summary(code, int(waiting), avg, tuple(map(int, serving))))
+        for sid, found in _read_summaries(tx.conn, ids, day).items():
+            wanted[sid, day].update(found)
+
+
+def _read_summaries(conn: Connection, service_ids: list[int], day) -> dict[int, dict]:
+    """service_id -> its summary on ``day``, in one statement."""
+    if not service_ids:
+        return {}
+    params = {"day": day, **{f"s{i}": sid for i, sid in enumerate(service_ids)}}
+    rows = _summary_rows(len(service_ids)).run(conn, params)
+    return {
+        sid: summary(code, int(waiting), avg, tuple(map(int, serving)))
+        for sid, code, avg, waiting, *serving in rows
+    }
 
 
 def summaries(conn: Connection, services: Iterable[Row], day) -> list[dict]:
-    """Summaries of ``services`` (rows with id, code, avg_service_s) on ``day``."""
+    """Summaries of ``services`` (rows with an id) on ``day``, in their order."""
     services = list(services)
-    ids = [s.id for s in services]
-    waiting = waiting_counts(conn, day, ids)
-    serving = counters_serving(conn, ids)
-    return [
-        summary(s.code, waiting.get(s.id, 0), s.avg_service_s, serving.get(s.id, Serving(0, 0)))
-        for s in services
-    ]
+    found = _read_summaries(conn, [s.id for s in services], day)
+    return [found[s.id] for s in services]
 
 
 def people_ahead(conn: Connection, ticket: Row) -> int:
