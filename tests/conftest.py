@@ -111,13 +111,17 @@ def pg_server(tmp_path, pg_url):
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def any_server(request, tmp_path):
-    """The same flows on both stores."""
+def any_store_url(request, tmp_path):
+    """A fresh store of each kind: a SQLite file, a PostgreSQL database."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'motcua.sqlite3'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    srv = CentreServer(tmp_path, url).start()
+        return f"sqlite:///{tmp_path / 'motcua.sqlite3'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def any_server(tmp_path, any_store_url):
+    """The same flows on both stores."""
+    srv = CentreServer(tmp_path, any_store_url).start()
     yield srv
     srv.stop()
 

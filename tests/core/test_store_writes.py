@@ -15,13 +15,9 @@ from core.store import Store, _Job
 from harness.centre import CENTRE
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'writes.sqlite3'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    store = Store(url)
+@pytest.fixture
+def store(any_store_url):
+    store = Store(any_store_url)
     store.migrate()
     provision(store, CENTRE)
     delivered: list[dict] = []
