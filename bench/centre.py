@@ -24,28 +24,41 @@ class Centre:
     displays: list[str]
     ratings: list[str]
     managers: list[tuple[str, str]] = ()  # username, password: the monitor's watchers
+    code: str = "BENCH"
 
 
 def make_centre(
-    *, counters: int, kiosks: int, displays: int, ratings: int, services: int = 4, managers=0
+    *,
+    counters: int,
+    kiosks: int,
+    displays: int,
+    ratings: int,
+    services: int = 4,
+    managers=0,
+    code: str = "BENCH",
+    name: str = "Trung tâm thử tải",
 ) -> Centre:
-    """A centre where every counter serves every service, one clerk per counter."""
+    """A centre where every counter serves every service, one clerk per counter.
+
+    Usernames and device tokens are unique to the centre's ``code`` (several centres on
+    one installation, bench/province.py); the default centre keeps its historic ones."""
+    own = "" if code == "BENCH" else f"{code.lower()}-"
     services = max(1, min(services, len(SERVICES)))
     n_counters = max(1, counters)
     svc = SERVICES[:services]
     codes = [s[0] for s in svc]
     out = [
         "[centre]",
-        'code = "BENCH"',
-        'name = "Trung tâm thử tải"',
+        f'code = "{code}"',
+        f'name = "{name}"',
         'timezone = "Asia/Ho_Chi_Minh"',
         "",
     ]
-    for code, name, agency, prefix in svc:
+    for s_code, s_name, agency, prefix in svc:
         out += [
             "[[services]]",
-            f'code = "{code}"',
-            f'name = "{name}"',
+            f'code = "{s_code}"',
+            f'name = "{s_name}"',
             f'agency = "{agency}"',
             f'prefix = "{prefix}"',
             "",
@@ -60,7 +73,7 @@ def make_centre(
         ]
     clerks = []
     for n in range(1, counters + 1):
-        user, pw = f"clerk{n:03d}", f"bench-secret-{n:03d}"
+        user, pw = f"{own}clerk{n:03d}", f"bench-secret-{n:03d}"
         clerks.append((user, pw, n))
         out += [
             "[[staff]]",
@@ -74,7 +87,7 @@ def make_centre(
 
     managers_ = []
     for i in range(1, managers + 1):
-        user, pw = f"manager{i:03d}", f"bench-manager-{i:03d}"
+        user, pw = f"{own}manager{i:03d}", f"bench-manager-{i:03d}"
         managers_.append((user, pw))
         out += [
             "[[staff]]",
@@ -88,7 +101,7 @@ def make_centre(
     def devices(kind, count, extra=lambda i: []):
         tokens = []
         for i in range(1, count + 1):
-            token = f"bench-{kind}-token-{i:04d}"
+            token = f"bench-{own}{kind}-token-{i:04d}"
             tokens.append(token)
             out.extend(
                 [
@@ -105,7 +118,7 @@ def make_centre(
     k = devices("kiosk", kiosks)
     d = devices("display", displays)
     r = devices("rating", ratings, lambda i: [f"counter = {(i - 1) % n_counters + 1}"])
-    return Centre("\n".join(out), codes, clerks, k, d, r, managers_)
+    return Centre("\n".join(out), codes, clerks, k, d, r, managers_, code)
 
 
 def centre_from_args(args) -> Centre:
