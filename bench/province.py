@@ -57,7 +57,7 @@ from stats import fmt_ms, print_machine, stats_ms
 from verdict import Target, run_repeated, write_results
 from wsclient import connect, connect_all
 
-from harness.process import ROOT, ServerProcess, login
+from harness.process import HOST, ROOT, ServerProcess, login
 from harness.services import DEFAULT_POSTGRES_URL
 
 TARGETS = [
@@ -68,6 +68,18 @@ TARGETS = [
     Target("no change crosses centres", "crossed", 0),
     Target("server memory per device", "server_kib_per_device", 150 * 1000 / 1024),
 ]
+
+
+def targets(args) -> list[Target]:
+    """The targets, with the login flood's when it runs (1,000 clerks: the last in 90 s)."""
+    if not args.logins:
+        return TARGETS
+    return TARGETS + [
+        Target("every clerk's login accepted", "logins_ok", args.logins, ">="),
+        Target("the last login answered (s)", "last_login_s", 90.0),
+    ]
+
+
 SPREAD = [
     ("call -> every board p50 (ms)", "call_to_every_board_ms.p50"),
     ("call -> every board p99 (ms)", "call_to_every_board_ms.p99"),
@@ -98,6 +110,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--calls-per-s", type=float, default=10.0, help="over the whole province")
     p.add_argument("--tickets-per-s", type=float, default=12.0, help="over the whole province")
     p.add_argument("--seed-tickets", type=int, default=6, help="per centre, before the load")
+    p.add_argument(
+        "--logins",
+        type=int,
+        default=0,
+        help="clerks logging in during the measured window (opening time), their arrivals "
+        "spread evenly over --login-spread seconds, each centre's from its own address",
+    )
+    p.add_argument("--login-spread", type=float, default=60.0)
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
@@ -346,6 +366,60 @@ async def _counter(tok, clerk: Clerk, server):
     return conn
 
 
+async def post_login(server, address: str, username: str, password: str) -> tuple[int, float]:
+    """One ``POST /api/v1/auth/login`` as the clerk at ``address`` (X-Forwarded-For, the
+    servers trusting one proxy): (HTTP status, seconds until answered). No client
+    timeout: a login waiting for its turn at the password check is what is measured."""
+    t0 = perf_counter()
+    reader, writer = await asyncio.open_connection(HOST, server.port)
+    body = json.dumps({"username": username, "password": password}).encode()
+    writer.write(
+        (
+            f"POST /api/v1/auth/login HTTP/1.1\r\nHost: {HOST}\r\n"
+            "Content-Type: application/json\r\nConnection: close\r\n"
+            f"X-Forwarded-For: {address}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        + body
+    )
+    await writer.drain()
+    status = int((await reader.readline()).split()[1])
+    await reader.read()
+    writer.close()
+    return status, perf_counter() - t0
+
+
+async def login_flood(args, servers, loads: list[CentreLoad], t_start: float) -> dict:
+    """``--logins`` clerks (the province's, in turn) log in, arriving evenly over
+    ``--login-spread`` seconds from ``t_start``, each centre from its own address."""
+    clerks = [
+        (f"10.{i // 250}.{i % 250}.1", user, pw)
+        for i, load in enumerate(loads)
+        for user, pw, _ in load.centre.clerks
+    ]
+    clerks = [clerks[i % len(clerks)] for i in range(args.logins)]
+    answers: list[tuple[int, float, float]] = []  # status, sent (s after t_start), took
+
+    async def one(i, address, user, pw):
+        at = t_start + i * args.login_spread / len(clerks)
+        await asyncio.sleep(max(0.0, at - perf_counter()))
+        sent = perf_counter() - t_start
+        try:
+            status, took = await post_login(servers[i % len(servers)], address, user, pw)
+        except (OSError, ValueError, IndexError):
+            status, took = 0, perf_counter() - t_start - sent
+        answers.append((status, sent, took))
+
+    await asyncio.gather(*(one(i, *c) for i, c in enumerate(clerks)))
+    ok = [a for a in answers if a[0] == 200]
+    return {
+        "logins": len(answers),
+        "logins_ok": len(ok),
+        "logins_refused": dict(Counter(a[0] for a in answers if a[0] != 200)),
+        "login_ms": stats_ms([a[2] for a in ok]),
+        "last_login_s": max((a[1] + a[2] for a in ok), default=float("nan")),
+    }
+
+
 def window_p99s(calls: list[tuple[float, float]], t_start: float, window: float) -> list[dict]:
     """(t_sent, latency) grouped by the window of t_sent: each window's stats."""
     by: dict[int, list[float]] = defaultdict(list)
@@ -406,6 +480,7 @@ async def run(args, servers, loads: list[CentreLoad], tokens: dict) -> dict:
                     )
                 )
             )
+    flood = asyncio.create_task(login_flood(args, servers, loads, t_start)) if args.logins else None
     cpu = ProvinceCpu(servers)
     await asyncio.sleep(max(0.0, t_start - perf_counter()))
     wall_t0 = time.time()
@@ -414,6 +489,7 @@ async def run(args, servers, loads: list[CentreLoad], tokens: dict) -> dict:
     cpu_result = cpu.stop()
     wall_t1 = time.time()
     await asyncio.wait_for(asyncio.gather(*tasks), 120)
+    logins = await flood if flood else {}
     await asyncio.sleep(2.0)  # the last calls arrive everywhere
     lag.stop()
     rss_after = [rss_kib(s.pid) for s in servers]
@@ -479,6 +555,7 @@ async def run(args, servers, loads: list[CentreLoad], tokens: dict) -> dict:
         "server_gc_max_ms": gc_max,
         "server_gc_over_20ms": gc_over,
         **cpu_result,
+        **logins,
     }
 
 
@@ -504,6 +581,12 @@ def report(r: dict) -> None:
         f"display batches {r['display_batches']}, "
         f"{r['display_batches_out_of_chain']} not following the previous one"
     )
+    if r.get("logins"):
+        print(
+            f"logins       {r['logins_ok']} of {r['logins']} ok, refused "
+            f"{r['logins_refused'] or 0}; the last answered {r['last_login_s']:.1f} s after "
+            f"the first was sent; each {fmt_ms(r['login_ms'])}"
+        )
     rss = r["server_rss_kib"]
     print(
         "server memory        "
@@ -540,6 +623,7 @@ def main(argv=None) -> int:
             "MOTCUA_LOG_LEVEL": "WARNING",
             "MOTCUA_DEVICE_RATE": "1000000",
             "MOTCUA_DEVICE_BURST": "1000000",
+            "MOTCUA_TRUSTED_PROXIES": "1",  # the login flood's clerks come from their centres
         }
         servers = []
         try:
@@ -555,7 +639,7 @@ def main(argv=None) -> int:
             drop_database(args, url)
 
     try:
-        results = run_repeated(max(1, args.repeat), one_run, report, SPREAD, TARGETS)
+        results = run_repeated(max(1, args.repeat), one_run, report, SPREAD, targets(args))
     finally:
         if args.keep:
             print(f"kept {tmp}")

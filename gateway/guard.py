@@ -75,6 +75,7 @@ def settings(config) -> dict:
         "PASSWORD_CHECKS": max(
             1, _env_number(config, "PASSWORD_CHECKS", max(1, min(4, cores // 2)))
         ),
+        "LOGIN_WAIT_S": _env_number(config, "LOGIN_WAIT_S", LOGIN_WAIT_S, float),
         "LOGIN_THROTTLE_ENTRIES": _env_number(config, "LOGIN_THROTTLE_ENTRIES", 10_000),
         # Frames a connection may send: twice its event allowance, so a client pressing
         # too fast is answered rate_limited and only a flood is cut off.
@@ -686,26 +687,42 @@ CHECK_NICENESS = 10
 _niced = threading.local()
 
 
-def _niced_check(stored: str, password: str) -> bool:
-    """auth.password_matches on a pool thread, lowered in priority the first time."""
+def _niced_check(stored: str, password: str) -> tuple[bool, float]:
+    """auth.password_matches on a pool thread, lowered in priority the first time; and
+    how long it took (the thread's CPU is what a check costs, whatever else runs)."""
     if not getattr(_niced, "done", False):
         _niced.done = True
         try:
             os.setpriority(os.PRIO_PROCESS, 0, CHECK_NICENESS)  # this thread only, on Linux
         except (AttributeError, OSError):
             pass
-    return auth.password_matches(stored, password)
+    t0 = time.perf_counter()
+    return auth.password_matches(stored, password), time.perf_counter() - t0
+
+
+# How long a login may expect to wait for its password check before it is refused
+# (``rate_limited``) rather than queued: a centre's clerks all log in at opening time, and
+# waiting is better than being turned away (issue 22: 1,000 clerks of a province within
+# one minute, none refused).
+LOGIN_WAIT_S = 60.0
 
 
 class PasswordChecks:
     """Password checks, at most ``size`` at once on threads of their own (so a flood of
-    logins never takes the thread pool that the store and other blocking work use), with at
-    most ``queue`` more waiting; beyond that a login is answered ``rate_limited`` at once.
+    logins never takes the thread pool that the store uses). Logins beyond those wait their
+    turn while the wait they can expect (those ahead of them, times a check's recent
+    duration, over ``size``) is at most ``wait_s``; beyond that a login is answered
+    ``rate_limited`` at once. ``queue``, when given, bounds the waiting logins by number
+    instead. A waiting login holds a request, not a check's 32 MiB.
     Without gevent (tests in one process) the check runs in the caller, bounded alike."""
 
-    def __init__(self, size: int, use_gevent: bool, queue: int | None = None):
+    def __init__(
+        self, size: int, use_gevent: bool, queue: int | None = None, wait_s: float = LOGIN_WAIT_S
+    ):
         self.size = size
-        self.queue = 8 * size if queue is None else queue
+        self.queue = queue
+        self.wait_s = wait_s
+        self.check_s = 0.2  # a check's duration, smoothed over the last ones
         self._pool = None
         if use_gevent:
             from gevent.threadpool import ThreadPool
@@ -715,16 +732,27 @@ class PasswordChecks:
         self._pending = 0
         self._lock = threading.Lock()
 
+    def _full(self) -> bool:
+        ahead = self._pending - self.size + 1  # the checks this one would wait for
+        if self.queue is not None:
+            return ahead > self.queue
+        return ahead > 0 and ahead * self.check_s / self.size > self.wait_s
+
     def __call__(self, stored: str, password: str) -> bool:
         with self._lock:
-            if self._pending >= self.size + self.queue:
+            if self._full():
                 raise QueueError("rate_limited", "rate_limited")
             self._pending += 1
         try:
             if self._pool is not None:
-                return self._pool.apply(_niced_check, (stored, password))
-            with self._slots:
-                return auth.password_matches(stored, password)
+                matches, took = self._pool.apply(_niced_check, (stored, password))
+            else:
+                with self._slots:
+                    t0 = time.perf_counter()
+                    matches = auth.password_matches(stored, password)
+                    took = time.perf_counter() - t0
+            self.check_s += (took - self.check_s) / 8
+            return matches
         finally:
             with self._lock:
                 self._pending -= 1
@@ -746,7 +774,11 @@ def install(app, sio, counts=None) -> LoginGuard:
     SocketGuard(sio, s["JOIN_TIMEOUT_S"], s["FRAME_RATE"], s["FRAME_BURST"], s["CLOSE_GRACE_S"])
     login = LoginGuard(
         auth.LoginThrottle(max_entries=s["LOGIN_THROTTLE_ENTRIES"], counts=counts),
-        PasswordChecks(s["PASSWORD_CHECKS"], use_gevent=app.config.get("OFFLOAD") is not None),
+        PasswordChecks(
+            s["PASSWORD_CHECKS"],
+            use_gevent=app.config.get("OFFLOAD") is not None,
+            wait_s=s["LOGIN_WAIT_S"],
+        ),
     )
     app.extensions["motcua.login"] = login
     return login

@@ -490,3 +490,40 @@ def test_password_checks_run_a_few_at_once_and_refuse_a_long_queue(monkeypatch):
         t.join()
     assert most[0] == 2
     assert outcomes.count("rate_limited") >= 10 and outcomes.count(False) >= 2, outcomes
+
+
+def test_logins_wait_their_turn_for_as_long_as_the_expected_wait_allows(monkeypatch):
+    """Without a count, logins queue while the wait they can expect (those ahead, times a
+    check's recent duration) stays within ``wait_s``: at opening time every clerk waits
+    rather than being turned away, and a flood is still refused beyond that wait."""
+
+    def slow_check(stored, password):
+        time.sleep(0.05)
+        return True
+
+    monkeypatch.setattr(auth, "password_matches", slow_check)
+
+    def burst(checks, n):
+        outcomes = []
+
+        def attempt():
+            try:
+                outcomes.append(checks("h", "p"))
+            except QueueError as e:
+                outcomes.append(e.code)
+
+        threads = [threading.Thread(target=attempt) for _ in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return outcomes
+
+    # 30 at once, each check 0.05 s: the last waits ~1.5 s, within 60 s: none refused.
+    assert burst(PasswordChecks(1, use_gevent=False), 30) == [True] * 30
+    # A wait of 0.5 s with checks measured at 0.05 s: about ten fit, the rest are refused.
+    checks = PasswordChecks(1, use_gevent=False, wait_s=0.5)
+    checks.check_s = 0.05
+    outcomes = burst(checks, 40)
+    assert 8 <= outcomes.count(True) <= 14 and outcomes.count("rate_limited") >= 26, outcomes
+    assert abs(checks.check_s - 0.05) < 0.02  # what the checks took, smoothed
