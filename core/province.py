@@ -146,10 +146,22 @@ def load(path: str | Path) -> Batch:
         ]
     batch = Batch(path, province)
     for f in files:
-        batch.centres.append(provisioning.load(f))
+        try:
+            batch.centres.append(provisioning.load(f))
+        except ProvisioningError as e:
+            raise ProvisioningError(e.path, e.line, e.what, _code_in(f)) from e
     _check_across(batch)
     batch.centres = _ordered(batch.centres)
     return batch
+
+
+def _code_in(path: str) -> str | None:
+    """The centre code a file gives, if it can be read at all (for a refusal's words)."""
+    try:
+        code = tomllib.loads(Path(path).read_text(encoding="utf-8"))["centre"]["code"]
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError):
+        return None
+    return code if isinstance(code, str) else None
 
 
 def _check_across(batch: Batch) -> None:

@@ -949,4 +949,4 @@ def province_overview(conn: Connection, centre_ids: list[int] | None) -> dict:
             }
         )
     tz = centres_[0].timezone if centres_ else "Asia/Ho_Chi_Minh"
-    return {"at": iso(now, tz), "centres": out}
+    return {"at": iso(now, tz), "timezone": tz, "centres": out}
