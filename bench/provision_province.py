@@ -14,7 +14,7 @@ Passwords (``--passwords``): ``managers`` (default) gives each centre's manager 
 province admin a password in the file and leaves the clerks without one (their centre's
 admin sets them on /admin/, docs/admin.md "A province"); ``all`` gives every account one
 (each costs one scrypt hash, ~0.16 s of a core: 1,200 accounts are ~100 s of scrypt on
-two cores whatever else is done). The figures are printed; docs/performance.md keeps them.
+two cores whatever else is done). The figures are printed.
 """
 
 from __future__ import annotations
