@@ -269,46 +269,14 @@ def provision(store: Store, path: str | Path) -> list[str]:
 
 
 class _Planned(Refused):
-    """A dry run's outcome, raised inside the write so that the store undoes it."""
+    """A dry run's outcome, raised inside the write so that the store undoes it (a batch
+    of files, a centre's or a province's, is planned and applied by core/province.py)."""
 
     def __init__(self, lines: list[str], overwritten: list[str], changed: int = 0):
         super().__init__("dry run")
         self.lines = lines
         self.overwritten = overwritten
         self.changed = changed
-
-
-def plan(store: Store, path: str | Path, full: bool = True) -> tuple[list[str], list[str]]:
-    """What applying the file would change, without changing anything: the lines
-    ``provision`` would print, and of those the ones that overwrite an entry the admin API
-    changed since the last file was applied to the centre, each with who changed it and
-    when (docs/admin.md, "Applying a file after the API"). Not ``full``: when the API
-    changed nothing, ``([], [])`` at once (a dry run checks every password: slow)."""
-    data = load(path)
-
-    def op(tx: Tx):
-        changed = api_changes(tx.conn, data["centre"]["code"])
-        if not changed and not full:
-            raise _Planned([], [])
-        summary = apply(tx, data)
-        items = [
-            *(("+", x) for x in summary.created),
-            *(("~", x) for x in summary.updated),
-            *(("-", x) for x in summary.deactivated),
-        ]
-        overwritten = []
-        for sign, item in items:
-            for label, (by, at) in changed.items():
-                if item == label or item.startswith(label + " ("):
-                    overwritten.append(f"{sign} {item}  ← API: {by}, {at}")
-                    break
-        raise _Planned(summary.lines(), overwritten)
-
-    try:
-        store.write(op, centre_id=0, actor="provisioning")
-    except _Planned as planned:
-        return planned.lines, planned.overwritten
-    raise AssertionError("a dry run always raises")  # pragma: no cover
 
 
 def api_changes(conn: Connection, code: str) -> dict[str, tuple[str, str]]:
