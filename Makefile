@@ -23,7 +23,7 @@ UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --quiet --generate-hashes
 	--python-version 3.11 --custom-compile-command 'make lock  (from pyproject.toml: edit that, not this file)' \
 	$(LOCK_ARGS)
 
-.PHONY: run test lint bench lock messages system-packages clean
+.PHONY: run run-province test lint bench lock messages system-packages clean
 
 $(PY):
 	@v=$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null); \
@@ -54,6 +54,11 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 run: $(STAMP) $(VOICE_PACK)
 	$(PY) server.py serve --demo --host $(HOST) --port $(PORT)
+
+# The demo as a province: the same provincial centre and a dozen commune offices on one
+# installation, with the province's admin (provisioning/an-giang/province.toml).
+run-province: $(STAMP) $(VOICE_PACK)
+	$(PY) server.py serve --demo province --host $(HOST) --port $(PORT)
 
 # Debian's chromium and fonts-dejavu-core for the page tests, installed when missing.
 system-packages:

@@ -44,6 +44,8 @@ ROLE_FOLDERS = (
     "admin",
 )
 DEMO_FILE = HERE / "provisioning" / "demo.toml"
+# `--demo province`: demo.toml as the provincial centre, and a dozen commune offices.
+DEMO_PROVINCE_FILE = HERE / "provisioning" / "an-giang" / "province.toml"
 DEMO_CENTRE = "KG"  # demo.toml's centre
 log = logging.getLogger("motcua")
 
@@ -240,7 +242,7 @@ def create_app(overrides: dict | None = None):
     return app, socketio, ctx
 
 
-def demo_banner(host: str, port: int) -> str:
+def demo_banner(host: str, port: int, province: bool = False) -> str:
     import tomllib
 
     data = tomllib.loads(DEMO_FILE.read_text(encoding="utf-8"))
@@ -264,7 +266,40 @@ def demo_banner(host: str, port: int) -> str:
     for d in data.get("devices", []):
         where = f" (counter {d['counter']})" if "counter" in d else ""
         lines.append(f"  Device {d['kind']:<8} token {d['token']}  {d['name']}{where}")
+    if province:
+        lines += province_banner(base)
     return "\n".join(lines)
+
+
+def province_banner(base: str) -> list[str]:
+    """The demo province's part of the banner: the province admin, the overview, and
+    each commune office with its manager's login."""
+    from core import province
+
+    batch = province.load(DEMO_PROVINCE_FILE)
+    p = batch.province
+    admins = [
+        st
+        for data in batch.centres
+        for st in data.get("staff", [])
+        if st["role"] == "installation_admin"
+    ]
+    lines = [
+        f"motcua demo province: {p['name']} ({len(batch.centres)} centres, one installation)",
+        f"  Province view . {base}/manage/province  (every centre's figures today)",
+    ]
+    for st in admins:
+        lines.append(
+            f"  Province admin  {st['username']:<10} password {st['password']:<14} "
+            "installation_admin: every centre's monitor, reports and admin pages"
+        )
+    for data in batch.centres:
+        if data["centre"]["code"] == DEMO_CENTRE:
+            continue
+        managers = [s for s in data.get("staff", []) if s["role"] == "manager"]
+        who = ", ".join(f"{s['username']} / {s['password']}" for s in managers if "password" in s)
+        lines.append(f"  {data['centre']['code']:<6} {data['centre']['name']}  (manager {who})")
+    return lines
 
 
 # The demo starts with clerks at these counters, so its kiosk offers open services (and
@@ -352,7 +387,6 @@ def cmd_serve(args) -> int:
     import gevent.event
     import gevent.queue
 
-    from core import provisioning
     from core.provisioning import ProvisioningError
     from gateway import collector, notify, web
 
@@ -376,22 +410,21 @@ def cmd_serve(args) -> int:
     app, socketio, ctx = create_app(overrides)
     warn_without_voice_pack(app.config["VOICE_PACK"])
     ctx.store.migrate()
-    for path in ([DEMO_FILE] if args.demo else []) + ([args.provision] if args.provision else []):
+    demo_files = {"centre": [DEMO_FILE], "province": [DEMO_PROVINCE_FILE]}.get(args.demo, [])
+    for path in demo_files + ([args.provision] if args.provision else []):
         try:
-            # A file applied at every start must not undo the admin pages' changes: it is
-            # left unapplied, saying why (`server.py provision FILE --force` applies it).
-            _lines, overwritten = provisioning.plan(ctx.store, path, full=False)
-            if overwritten:
-                log.error("provision %s: not applied: %s", Path(path).name, OVERWRITES)
-                for line in overwritten:
-                    log.error("provision %s: %s", Path(path).name, line)
-                log.error("provision %s: %s", Path(path).name, NOT_APPLIED)
-                continue
-            for line in provisioning.provision(ctx.store, path):
-                log.info("provision %s: %s", Path(path).name, line)
+            applied = provision_file(
+                ctx.store,
+                path,
+                app.config["SECRET_KEY"],
+                serving=True,
+                say=lambda line, name=Path(path).name: log.info("provision %s: %s", name, line),
+            )
         except ProvisioningError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+        if not applied:
+            continue
     if args.demo:  # a past month, for the reports and the staffing advice (once)
         from core import demo_history
 
@@ -410,7 +443,7 @@ def cmd_serve(args) -> int:
     gevent.spawn(
         notify.run,
         ctx.store,
-        notify.notifiers_from_env(demo=args.demo),
+        notify.notifiers_from_env(demo=bool(args.demo)),
         ctx.public_url or "",
         gevent.sleep,
         float(os.environ.get("MOTCUA_NOTIFY_EVERY_S", 2)),
@@ -420,7 +453,7 @@ def cmd_serve(args) -> int:
         app.config["DEMO_DEVICES"] = web.demo_devices(DEMO_FILE, app.extensions["motcua.pages"])
         open_demo_counters(ctx)
         demo_agent = start_demo_agent(args.host, args.port)
-        print(demo_banner(args.host, args.port), flush=True)
+        print(demo_banner(args.host, args.port, args.demo == "province"), flush=True)
     log.info(
         "serving on http://%s:%s (database %s, redis %s)",
         args.host,
@@ -537,8 +570,85 @@ def serve_forever(app, host: str, port: int, access_log: bool = False) -> None:
     server.serve_forever()
 
 
+def digest_key(secret: str) -> bytes:
+    """The key of the provisioning files' digests (core/provisioning.py file_digest): from
+    the server's secret key, which the database does not hold."""
+    import hashlib
+
+    return hashlib.sha256(b"motcua provisioned digest\0" + secret.encode()).digest()
+
+
+def native_thread_map(fn, items):
+    """``[fn(x) for x in items]`` on native threads, one a core, from a gevent server
+    (monkey-patched threads would run scrypt one after another on the event loop)."""
+    from gevent.threadpool import ThreadPool
+
+    pool = ThreadPool(min(len(items), os.cpu_count() or 1) or 1)
+    try:
+        return list(pool.imap(fn, items))
+    finally:
+        pool.kill()
+
+
+def provision_file(
+    store,
+    path,
+    secret: str,
+    serving: bool = False,
+    dry_run: bool = False,
+    force: bool = False,
+    say=print,
+    warn=None,
+) -> bool:
+    """Apply a centre or province file (core/province.py): read and check every file,
+    prepare the passwords on every core, plan everything in a transaction rolled back,
+    then write each centre. False when nothing was written: a dry run, or a file that
+    would overwrite the admin API's changes (said through ``warn``; raised as
+    :class:`Overwrites` by the command line)."""
+    import time
+
+    from core import province
+
+    started = time.monotonic()
+    name = Path(path).name
+    key = digest_key(secret)
+    batch = province.load(path)
+    mapper = native_thread_map if serving else None
+    passwords = province.prepare_passwords(store, batch, key, mapper)
+    done = province.apply(store, batch, key, write=not dry_run, force=force)
+    if dry_run:
+        say("Thử, chưa ghi gì (dry run, nothing written):")
+        for line in done.lines or ["Không có thay đổi (no changes)."]:
+            say(line)
+        if done.overwritten:
+            say(f"\n{OVERWRITES}")
+            for line in done.overwritten:
+                say(line)
+        return False
+    if not done.written:
+        if serving:
+            # A file applied at every start must not undo the admin pages' changes: it is
+            # left unapplied, saying why (`server.py provision FILE --force` applies it).
+            log.error("provision %s: not applied: %s", name, OVERWRITES)
+            for line in done.overwritten:
+                log.error("provision %s: %s", name, line)
+            log.error("provision %s: %s", name, NOT_APPLIED)
+            return False
+        raise Overwrites(done.overwritten)
+    for line in done.lines or ["Không có thay đổi (no changes)."]:
+        say(line)
+    if batch.is_province:
+        say(province.totals(batch, done.changed, passwords, time.monotonic() - started))
+    return True
+
+
+class Overwrites(Exception):
+    def __init__(self, lines):
+        super().__init__("overwrites")
+        self.lines = lines
+
+
 def cmd_provision(args) -> int:
-    from core import provisioning
     from core.provisioning import ProvisioningError
     from core.store import Store
 
@@ -547,24 +657,20 @@ def cmd_provision(args) -> int:
     try:
         # The admin pages and API edit the same data: a file applied after them would
         # undo their changes, so it says which first (docs/admin.md).
-        lines, overwritten = provisioning.plan(store, args.file, full=args.dry_run)
-        if args.dry_run:
-            print("Thử, chưa ghi gì (dry run, nothing written):")
-            for line in lines:
-                print(line)
-            if overwritten:
-                print(f"\n{OVERWRITES}")
-                for line in overwritten:
-                    print(line)
-            return 0
-        if overwritten and not args.force:
-            print(f"error: {OVERWRITES}", file=sys.stderr)
-            for line in overwritten:
-                print(line, file=sys.stderr)
-            print(NOT_APPLIED, file=sys.stderr)
-            return 3
-        for line in provisioning.provision(store, args.file):
-            print(line)
+        provision_file(
+            store,
+            args.file,
+            os.environ.get("MOTCUA_SECRET_KEY") or secret_key(),
+            dry_run=args.dry_run,
+            force=args.force,
+            say=lambda line: print(line, flush=True),
+        )
+    except Overwrites as e:
+        print(f"error: {OVERWRITES}", file=sys.stderr)
+        for line in e.lines:
+            print(line, file=sys.stderr)
+        print(NOT_APPLIED, file=sys.stderr)
+        return 3
     except ProvisioningError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -592,7 +698,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--database-url", help="default: MOTCUA_DATABASE_URL or SQLite in instance/")
     s.add_argument("--redis-url", help="share changes with other processes (MOTCUA_REDIS_URL)")
     s.add_argument("--provision", metavar="FILE", help="apply a provisioning file first")
-    s.add_argument("--demo", action="store_true", help="provision and print the demo centre")
+    s.add_argument(
+        "--demo",
+        nargs="?",
+        const="centre",
+        choices=("centre", "province"),
+        help="provision and print the demo centre (--demo), or the demo province: its "
+        "provincial centre and a dozen commune offices (--demo province)",
+    )
     s.add_argument("--access-log", action="store_true", help="log every HTTP request")
     s.set_defaults(func=cmd_serve)
     pr = sub.add_parser("provision", help="create or update a centre from a TOML file")

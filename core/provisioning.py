@@ -16,6 +16,7 @@ without ``password`` keeps the account's password, a device without ``token`` it
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 import secrets
@@ -50,10 +51,13 @@ from .store import Store, Tx
 class ProvisioningError(Refused):
     """What is wrong with a provisioning file, and where."""
 
-    def __init__(self, path: str, line: int | None, what: str):
-        self.path, self.line, self.what = path, line, what
+    def __init__(self, path: str, line: int | None, what: str, centre: str | None = None):
+        self.path, self.line, self.what, self.centre = path, line, what, centre
         where = f"{path}:{line}" if line else path
-        super().__init__(f"{where}: {what}")
+        # In a province (core/province.py), the centre too: "xa/x120.toml:31: trung tâm
+        # “X120”: …".
+        said = f"trung tâm “{centre}”: {what}" if centre else what
+        super().__init__(f"{where}: {said}")
 
 
 @dataclass
@@ -265,45 +269,14 @@ def provision(store: Store, path: str | Path) -> list[str]:
 
 
 class _Planned(Refused):
-    """A dry run's outcome, raised inside the write so that the store undoes it."""
+    """A dry run's outcome, raised inside the write so that the store undoes it (a batch
+    of files, a centre's or a province's, is planned and applied by core/province.py)."""
 
-    def __init__(self, lines: list[str], overwritten: list[str]):
+    def __init__(self, lines: list[str], overwritten: list[str], changed: int = 0):
         super().__init__("dry run")
         self.lines = lines
         self.overwritten = overwritten
-
-
-def plan(store: Store, path: str | Path, full: bool = True) -> tuple[list[str], list[str]]:
-    """What applying the file would change, without changing anything: the lines
-    ``provision`` would print, and of those the ones that overwrite an entry the admin API
-    changed since the last file was applied to the centre, each with who changed it and
-    when (docs/admin.md, "Applying a file after the API"). Not ``full``: when the API
-    changed nothing, ``([], [])`` at once (a dry run checks every password: slow)."""
-    data = load(path)
-
-    def op(tx: Tx):
-        changed = api_changes(tx.conn, data["centre"]["code"])
-        if not changed and not full:
-            raise _Planned([], [])
-        summary = apply(tx, data)
-        items = [
-            *(("+", x) for x in summary.created),
-            *(("~", x) for x in summary.updated),
-            *(("-", x) for x in summary.deactivated),
-        ]
-        overwritten = []
-        for sign, item in items:
-            for label, (by, at) in changed.items():
-                if item == label or item.startswith(label + " ("):
-                    overwritten.append(f"{sign} {item}  ← API: {by}, {at}")
-                    break
-        raise _Planned(summary.lines(), overwritten)
-
-    try:
-        store.write(op, centre_id=0, actor="provisioning")
-    except _Planned as planned:
-        return planned.lines, planned.overwritten
-    raise AssertionError("a dry run always raises")  # pragma: no cover
+        self.changed = changed
 
 
 def api_changes(conn: Connection, code: str) -> dict[str, tuple[str, str]]:
@@ -336,31 +309,44 @@ def api_changes(conn: Connection, code: str) -> dict[str, tuple[str, str]]:
     return changed
 
 
-def file_digest(data: dict) -> str:
-    """What a checked provisioning file says, as one digest (photos by their bytes)."""
+# Not what a file says: where it was read from, and what core/province.py prepared from
+# its passwords before the transaction.
+_NOT_SAID = frozenset(("_path", "_line", "_password_hash", "_password_kept"))
+
+
+def file_digest(data: dict, key: bytes | None = None) -> str:
+    """What a checked provisioning file says, as one digest (photos by their bytes).
+
+    The file holds passwords in plain text, so the digest is an HMAC keyed with a secret
+    kept outside the database (``key``: the server's secret key, server.py): a copy of
+    the database alone gives no cheap test of a guessed password (a plain SHA-256 of the
+    file would be one, a billion guesses a second, beside scrypt's few a second). Without
+    a key (benchmarks, tests calling this module directly), a plain SHA-256."""
 
     def plain(value):
         if isinstance(value, bytes):
             return hashlib.sha256(value).hexdigest()
         if isinstance(value, dict):  # where it was read from is not what it says
-            return {k: plain(v) for k, v in value.items() if k not in ("_path", "_line")}
+            return {k: plain(v) for k, v in value.items() if k not in _NOT_SAID}
         if isinstance(value, list):
             return [plain(v) for v in value]
         return value
 
     text = json.dumps(plain(data), sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if key is None:
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def apply(tx: Tx, data: dict) -> Summary:
+def apply(tx: Tx, data: dict, key: bytes | None = None) -> Summary:
     """Bring the store in line with a checked provisioning file, in the caller's
     transaction; a change is recorded (audited, numbered) so devices take new snapshots.
 
     A file the same as the last one applied to its centre changes nothing and is not
     applied again: applying checks every clerk's password against its hash (scrypt,
     ~0.16 s each), which a server started with ``--provision`` would otherwise pay at
-    every start."""
-    digest = file_digest(data)
+    every start. ``key``: :func:`file_digest`'s."""
+    digest = file_digest(data, key)
     c = m.centres
     last = tx.conn.execute(
         sa.select(c.c.provisioned_digest).where(c.c.code == data["centre"]["code"])
@@ -683,8 +669,10 @@ def apply_staff(
             values["photo_digest"] = hashlib.sha256(jpeg).hexdigest()[:16] if jpeg else None
             if existing is None or existing.photo_digest != values["photo_digest"]:
                 values["photo"] = jpeg
-        if "_password_hash" in st:  # hashed before the transaction (the admin API)
+        if "_password_hash" in st:  # hashed before the transaction (the admin API, a batch)
             values["password_hash"] = st["_password_hash"]
+        elif st.get("_password_kept") and existing is not None:
+            pass  # checked against the stored hash before the transaction (a batch)
         elif "password" in st:
             if existing is None or not password_matches(existing.password_hash, st["password"]):
                 values["password_hash"] = hash_password(st["password"])

@@ -17,6 +17,6 @@ bp = Blueprint(
     static_url_path="/manage/static",
 )
 
-from manage import monitor, reports  # noqa: E402 - each adds its routes to bp
+from manage import monitor, province, reports  # noqa: E402, F401 - each adds its routes to bp
 
 bundle = RoleBundle(bp, doors=monitor.DOORS + reports.DOORS)

@@ -107,6 +107,7 @@ DOORS: tuple[type, ...] = (ManageDoor,)
 MONITOR_STRINGS = {
     "title": N_("Giám sát trực tiếp"),
     "centre": N_("Trung tâm"),
+    "province": N_("Toàn tỉnh"),
     "login_title": N_("Đăng nhập lãnh đạo, quản lý"),
     **STAFF_LOGIN_STRINGS,
     "no_answer": N_("Máy chủ chưa trả lời; thao tác có thể chưa được ghi nhận. Hãy thử lại."),

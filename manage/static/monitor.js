@@ -14,6 +14,10 @@ const FIGURES_AFTER = ["called", "finished", "no_show", "cancelled", "transferre
 const FIGURES_EVERY_MS = 60000;
 const FIGURES_GAP_MS = 2000; // at most one read of the figures this often
 
+// `/manage/?centre=CODE` (the province's overview links each centre so) watches that one.
+const asked = new URLSearchParams(location.search).get("centre");
+if (asked) sessionStorage.setItem(CENTRE, asked);
+
 const state = {
   token: sessionStorage.getItem(TOKEN),
   centre: sessionStorage.getItem(CENTRE),
@@ -96,9 +100,14 @@ function header() {
       onchange: (e) => chooseCentre(e.target.value) },
     state.centres.map((x) => el("option", { value: x.code, selected: x.code === (c?.code ?? state.centre) }, x.name)))
     : null;
+  // Several centres: the province's overview, every centre's figures on one page.
+  const province = state.centres.length > 1
+    ? el("a", { class: "m-link", href: "/manage/province", "data-testid": "province-link" }, t("province"))
+    : null;
   return el("header", { class: "m-head" },
     el("div", { class: "m-centre" }, c ? english(c.name, c.name_en) : data.title),
     others,
+    province,
     el("div", { class: "m-title" }, t("title")),
     el("div", { class: "m-clock", "data-testid": "clock" }, c ? clock(c.timezone) : ""),
     el("button", { type: "button", class: "m-link", onclick: logout }, t("logout")));
