@@ -173,42 +173,38 @@ def _db_url(admin_url: str, name: str) -> str:
     return f"{admin_url.rsplit('/', 1)[0]}/{name}"
 
 
-PROVISION = """
-import sys
-from core import provisioning
-from core.store import Store
-store = Store(sys.argv[1])
-store.migrate()
-for path in sys.argv[2:]:
-    provisioning.provision(store, path)
-"""
-
-
 def build_template(args, centres: list[Centre], name: str, tmp: Path) -> dict:
-    """Provision every centre into a fresh database ``name`` (two workers, each its share
-    of the centres: scrypt of every clerk's password is most of the time) and log every
-    clerk in through a server on it; returns the tokens by centre code."""
+    """Provision every centre into a fresh database ``name`` (one province file, ``server.py
+    provision``) and log every clerk in through a server per core on it; returns the
+    tokens by centre code."""
     url = _db_url(args.postgres, name)
     with _admin(args.postgres) as a:
         a.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         a.execute(f'CREATE DATABASE "{name}"')
-    files = []
     for c in centres:
-        path = tmp / f"{c.code}.toml"
-        path.write_text(c.toml, encoding="utf-8")
-        files.append(str(path))
+        (tmp / f"{c.code}.toml").write_text(c.toml, encoding="utf-8")
+    (tmp / "province.toml").write_text(
+        '[province]\ncode = "XT"\nname = "Tỉnh thử tải"\ncentres = ["X*.toml"]\n',
+        encoding="utf-8",
+    )
     t0 = perf_counter()
-    subprocess.run([sys.executable, "-c", PROVISION, url], cwd=ROOT, check=True)  # migrates
-    workers = max(1, os.cpu_count() or 2)
-    procs = [
-        subprocess.Popen([sys.executable, "-c", PROVISION, url, *files[i::workers]], cwd=ROOT)
-        for i in range(workers)
-    ]
-    if any(p.wait() for p in procs):
-        raise RuntimeError("provisioning the province failed")
+    subprocess.run(
+        [
+            sys.executable,
+            "server.py",
+            "provision",
+            str(tmp / "province.toml"),
+            "--database-url",
+            url,
+        ],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     print(
         f"template: {len(centres)} centres provisioned in {perf_counter() - t0:.0f} s", flush=True
     )
+    workers = max(1, os.cpu_count() or 2)
     servers = [
         ServerProcess(tmp, url, None, env={"MOTCUA_LOG_LEVEL": "WARNING"}).start(60)
         for _ in range(workers)
