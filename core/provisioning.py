@@ -260,7 +260,9 @@ def provision(store: Store, path: str | Path) -> list[str]:
     """Apply a provisioning file through the store's write path; returns what changed.
     Raises ProvisioningError for an invalid file."""
     data = load(path)
-    summary = store.write(lambda tx: apply(tx, data), centre_id=0, actor="provisioning")
+    summary = store.write(
+        lambda tx: apply(tx, data), centre_id=0, actor="provisioning", operation="provisioning"
+    )
     return summary.lines()
 
 
@@ -300,7 +302,7 @@ def plan(store: Store, path: str | Path, full: bool = True) -> tuple[list[str], 
         raise _Planned(summary.lines(), overwritten)
 
     try:
-        store.write(op, centre_id=0, actor="provisioning")
+        store.write(op, centre_id=0, actor="provisioning", operation="provisioning")
     except _Planned as planned:
         return planned.lines, planned.overwritten
     raise AssertionError("a dry run always raises")  # pragma: no cover

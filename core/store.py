@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import sqlalchemy as sa
@@ -283,6 +284,10 @@ class Store:
     offload: a callable running a function in a native thread and returning its result
       (gevent's thread pool in the server): the SQLite writer's batches, whose commits
       fsync, run there; ``None`` runs them inline.
+
+    ``observe``, when set, is called after every ``write`` with the operation's name, the
+    seconds from its call to its answer (waiting for the writer included) and its error
+    (None when it succeeded): the server's metrics (gateway/metrics.py).
     """
 
     def __init__(
@@ -307,6 +312,7 @@ class Store:
                 pass
         self.on_commit = on_commit
         self.offload = offload
+        self.observe: Callable[[str, float, BaseException | None], None] | None = None
         self._queue = None
         self._event = None
         self._writer = None
@@ -338,13 +344,16 @@ class Store:
         actor: str,
         request_id: str | None = None,
         urgent: bool = False,
+        operation: str = "other",
     ) -> Any:
         """Run ``fn`` in a committed transaction and return its result.
 
         With ``request_id``, the first committed result for (actor, request_id) is
         returned again instead of running ``fn`` twice. ``urgent`` operations (a clerk's)
-        go ahead of queued others (a kiosk flood's).
+        go ahead of queued others (a kiosk flood's). ``operation`` names it for
+        ``observe`` (one of a few names: the engine's operations, a handful of others).
         """
+        started = perf_counter()
         if self._queue is None:
             with self._lock:
                 job = _Job(fn, centre_id, actor, request_id, None)
@@ -354,6 +363,8 @@ class Store:
             self._queue.put(job)
             job.done.wait()
         error = job.error
+        if self.observe is not None:
+            self.observe(operation, perf_counter() - started, error)
         if error is not None:
             try:
                 raise error
@@ -505,12 +516,17 @@ class Store:
         a = m.audit_log
         rows = self.read(
             lambda conn: conn.execute(
-                sa.select(a.c.seq, a.c.delivery)
+                sa.select(a.c.seq, a.c.delivery, a.c.at)
                 .where(a.c.centre_id == centre_id, a.c.seq >= first, a.c.seq <= last)
                 .order_by(a.c.seq)
             ).all()
         )
-        return [{"centre": centre_id, "seq": seq, "change": change} for seq, change in rows]
+        # "committed": when, as a Unix time (the transaction's start, a few ms before its
+        # commit), for the delivery delay the server measures (gateway/metrics.py).
+        return [
+            {"centre": centre_id, "seq": seq, "change": change, "committed": at.timestamp()}
+            for seq, change, at in rows
+        ]
 
     def centre_seqs(self, centre_ids: list[int]) -> list[tuple[int, int]]:
         """(centre id, last committed seq) of each of these centres that exists."""
@@ -521,6 +537,10 @@ class Store:
     def installation_id(self) -> str:
         """The identity shared by every process on this store."""
         return self.read(lambda conn: conn.execute(sa.select(m.installation.c.id)).scalar_one())
+
+    def pending(self) -> int:
+        """Operations queued for the writer, not yet taken into a transaction."""
+        return self._queue.qsize() if self._queue is not None else 0
 
     def ping(self) -> bool:
         try:
