@@ -316,6 +316,7 @@ class Store:
         self._queue = None
         self._event = None
         self._writer = None
+        self._waiting: tuple[deque, ...] = ()
         self._lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -373,8 +374,10 @@ class Store:
         return job.result
 
     def _writer_loop(self) -> None:
+        # Jobs taken from the queue, waiting for a transaction (``pending`` counts them).
         urgent: deque[_Job] = deque()
         others: deque[_Job] = deque()
+        self._waiting = (urgent, others)
         while True:
             if not urgent and not others:
                 job = self._queue.get()
@@ -539,8 +542,11 @@ class Store:
         return self.read(lambda conn: conn.execute(sa.select(m.installation.c.id)).scalar_one())
 
     def pending(self) -> int:
-        """Operations queued for the writer, not yet taken into a transaction."""
-        return self._queue.qsize() if self._queue is not None else 0
+        """Operations waiting for the writer: queued, or taken from the queue but not yet
+        into a transaction (those wait behind the batch being written)."""
+        if self._queue is None:
+            return 0
+        return self._queue.qsize() + sum(len(jobs) for jobs in self._waiting)
 
     def ping(self) -> bool:
         try:
