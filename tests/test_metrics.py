@@ -180,10 +180,15 @@ def test_metrics_answer_loopback_and_allowed_addresses_only(tmp_path):
 
 
 def test_redis_health_and_delivery_across_processes(tmp_path, pg_url, redis_url, devices):
-    """A process that cannot reach Redis says so (redis_up 0, failures counted); on two
+    """A process that cannot reach Redis says so (redis_up 0, failures counted), and
+    another process reads its changes back from the store (the sweep, counted); on two
     processes that can, a change made on one is delivered, and measured, on the other."""
     lost = CentreServer(tmp_path, pg_url, f"redis://127.0.0.1:{free_port()}/0").start()
+    b = CentreServer(tmp_path, pg_url, redis_url, provision=None).start()
+    a = None
     try:
+        display = devices.display(b, DISPLAY)
+        display.wait_event("snapshot")
         kiosk = devices.kiosk(lost)
         assert kiosk.call("issue", {"service": "TP"})["ok"]
         down = wait_until(
@@ -197,13 +202,19 @@ def test_redis_health_and_delivery_across_processes(tmp_path, pg_url, redis_url,
         assert down, scrape(lost)
         assert value(down, "motcua_redis_up") == 0
         assert value(down, "motcua_database_up") == 1
-    finally:
+        # B never hears of it through Redis: its sweep reads it back, about a second late.
+        assert display.wait_service("TP")  # the issue's new waiting count
+        swept = scrape(b)
+        assert value(swept, "motcua_redis_up") == 1
+        assert value(swept, "motcua_changes_read_back_total", reason="sweep") >= 1
+        assert value(swept, "motcua_delivery_delay_seconds_count") >= 1
+        assert value(swept, "motcua_delivery_delay_seconds_sum") > 0
+        assert value(swept, "motcua_redis_publish_failures_total") == 0
         kiosk.close()
+        display.close()
         lost.stop()
 
-    a = CentreServer(tmp_path, pg_url, redis_url, provision=None).start()
-    b = CentreServer(tmp_path, pg_url, redis_url, provision=None).start()
-    try:
+        a = CentreServer(tmp_path, pg_url, redis_url, provision=None).start()
         display = devices.display(b, DISPLAY)
         display.wait_event("snapshot")
         kiosk = devices.kiosk(a)
@@ -241,5 +252,6 @@ def test_redis_health_and_delivery_across_processes(tmp_path, pg_url, redis_url,
             after_b, "motcua_tickets_waiting", centre="T1"
         )
     finally:
-        a.stop()
-        b.stop()
+        for server in (lost, a, b):
+            if server is not None:
+                server.stop()
