@@ -202,6 +202,7 @@ class QueueEngine:
             actor=actor.key,
             request_id=f"{what}:{request_id}" if request_id else None,
             urgent=actor.staff_id is not None,
+            operation=what,
         )
 
     def _run(self, operation: str, actor: Actor, request_id: str | None, **fields) -> dict:

@@ -286,6 +286,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Thao tác quá nhanh. Hãy thử lại sau giây lát.",
         "Too many requests. Try again in a moment.",
     ),
+    # GET /metrics (gateway/metrics.py, docs/metrics.md): for Prometheus, not the public.
+    "metrics_address": (
+        "Địa chỉ {address} không được đọc /metrics: chỉ máy này (127.0.0.1, ::1) và các "
+        "địa chỉ trong MOTCUA_METRICS_ALLOW được đọc.",
+        "Address {address} may not read /metrics: only this machine (127.0.0.1, ::1) and "
+        "the addresses in MOTCUA_METRICS_ALLOW may.",
+    ),
+    "metrics_proxied": (
+        "Không đọc /metrics qua proxy: Prometheus đọc trực tiếp cổng của từng tiến trình.",
+        "/metrics is not served through a proxy: Prometheus reads each process's own port.",
+    ),
     "read_only_role": (
         "Thiết bị này chỉ nhận thông tin, không gửi được lệnh “{event}”.",
         "This device only listens; it cannot send '{event}'.",

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from . import models as m
+from .clock import business_date
 from .lifecycle import WAITING
 from .raw import Raw
 from .store import Tx
@@ -107,6 +108,32 @@ _WAITING_COUNTS = sa.select(_q.c.service_id, _q.c.waiting).where(
 def waiting_counts(conn: Connection, day, service_ids: Iterable[int]) -> dict:
     """service_id -> tickets waiting on ``day``."""
     return dict(conn.execute(_WAITING_COUNTS, {"day": day, "ids": list(service_ids)}).all())
+
+
+def waiting_by_centre(conn: Connection, centre_ids: Iterable[int], now) -> dict[int, tuple]:
+    """centre id -> (its code, tickets waiting in all its services on its business day
+    at ``now``), for these centres: what the server's metrics show (gateway/metrics.py).
+    The maintained counts, read by their key: one statement for the centres and one per
+    business date (one, unless their time zones are on different dates)."""
+    ids = sorted(set(centre_ids))
+    if not ids:
+        return {}
+    c, s = m.centres, m.services
+    rows = conn.execute(sa.select(c.c.id, c.c.code, c.c.timezone).where(c.c.id.in_(ids))).all()
+    days: dict = {}
+    for row in rows:
+        days.setdefault(business_date(now, row.timezone), []).append(row.id)
+    waiting: dict[int, int] = {}
+    for day, of_day in days.items():
+        waiting.update(
+            conn.execute(
+                sa.select(s.c.centre_id, sa.func.sum(_q.c.waiting))
+                .select_from(s.join(_q, (_q.c.service_id == s.c.id) & (_q.c.business_date == day)))
+                .where(s.c.centre_id.in_(of_day))
+                .group_by(s.c.centre_id)
+            ).all()
+        )
+    return {row.id: (row.code, int(waiting.get(row.id) or 0)) for row in rows}
 
 
 def counters_serving(conn: Connection, service_ids: Iterable[int]) -> dict[int, Serving]:

@@ -65,4 +65,5 @@ def counter_action(
         actor=device.key,
         request_id=f"counter_action:{action}:{request_id}" if request_id else None,
         urgent=True,
+        operation="keypad",
     )

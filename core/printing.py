@@ -162,6 +162,7 @@ def report_print(
         centre_id=actor.centre_id,
         actor=actor.key,
         request_id=f"report_print:{request_id}" if request_id else None,
+        operation="report_print",
     )
 
 

@@ -374,7 +374,7 @@ def apply(
         return out
 
     try:
-        return store.write(op, centre_id=0, actor="provisioning")
+        return store.write(op, centre_id=0, actor="provisioning", operation="provisioning")
     except _Planned as planned:
         return Outcome(planned.lines, planned.overwritten, planned.changed)
 

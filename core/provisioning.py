@@ -264,7 +264,9 @@ def provision(store: Store, path: str | Path) -> list[str]:
     """Apply a provisioning file through the store's write path; returns what changed.
     Raises ProvisioningError for an invalid file."""
     data = load(path)
-    summary = store.write(lambda tx: apply(tx, data), centre_id=0, actor="provisioning")
+    summary = store.write(
+        lambda tx: apply(tx, data), centre_id=0, actor="provisioning", operation="provisioning"
+    )
     return summary.lines()
 
 

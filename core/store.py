@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import sqlalchemy as sa
@@ -283,6 +284,10 @@ class Store:
     offload: a callable running a function in a native thread and returning its result
       (gevent's thread pool in the server): the SQLite writer's batches, whose commits
       fsync, run there; ``None`` runs them inline.
+
+    ``observe``, when set, is called after every ``write`` with the operation's name, the
+    seconds from its call to its answer (waiting for the writer included) and its error
+    (None when it succeeded): the server's metrics (gateway/metrics.py).
     """
 
     def __init__(
@@ -307,9 +312,11 @@ class Store:
                 pass
         self.on_commit = on_commit
         self.offload = offload
+        self.observe: Callable[[str, float, BaseException | None], None] | None = None
         self._queue = None
         self._event = None
         self._writer = None
+        self._waiting: tuple[deque, ...] = ()
         self._lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -338,13 +345,16 @@ class Store:
         actor: str,
         request_id: str | None = None,
         urgent: bool = False,
+        operation: str = "other",
     ) -> Any:
         """Run ``fn`` in a committed transaction and return its result.
 
         With ``request_id``, the first committed result for (actor, request_id) is
         returned again instead of running ``fn`` twice. ``urgent`` operations (a clerk's)
-        go ahead of queued others (a kiosk flood's).
+        go ahead of queued others (a kiosk flood's). ``operation`` names it for
+        ``observe`` (one of a few names: the engine's operations, a handful of others).
         """
+        started = perf_counter()
         if self._queue is None:
             with self._lock:
                 job = _Job(fn, centre_id, actor, request_id, None)
@@ -354,6 +364,8 @@ class Store:
             self._queue.put(job)
             job.done.wait()
         error = job.error
+        if self.observe is not None:
+            self.observe(operation, perf_counter() - started, error)
         if error is not None:
             try:
                 raise error
@@ -362,8 +374,10 @@ class Store:
         return job.result
 
     def _writer_loop(self) -> None:
+        # Jobs taken from the queue, waiting for a transaction (``pending`` counts them).
         urgent: deque[_Job] = deque()
         others: deque[_Job] = deque()
+        self._waiting = (urgent, others)
         while True:
             if not urgent and not others:
                 job = self._queue.get()
@@ -505,12 +519,17 @@ class Store:
         a = m.audit_log
         rows = self.read(
             lambda conn: conn.execute(
-                sa.select(a.c.seq, a.c.delivery)
+                sa.select(a.c.seq, a.c.delivery, a.c.at)
                 .where(a.c.centre_id == centre_id, a.c.seq >= first, a.c.seq <= last)
                 .order_by(a.c.seq)
             ).all()
         )
-        return [{"centre": centre_id, "seq": seq, "change": change} for seq, change in rows]
+        # "committed": when, as a Unix time (the transaction's start, a few ms before its
+        # commit), for the delivery delay the server measures (gateway/metrics.py).
+        return [
+            {"centre": centre_id, "seq": seq, "change": change, "committed": at.timestamp()}
+            for seq, change, at in rows
+        ]
 
     def centre_seqs(self, centre_ids: list[int]) -> list[tuple[int, int]]:
         """(centre id, last committed seq) of each of these centres that exists."""
@@ -521,6 +540,13 @@ class Store:
     def installation_id(self) -> str:
         """The identity shared by every process on this store."""
         return self.read(lambda conn: conn.execute(sa.select(m.installation.c.id)).scalar_one())
+
+    def pending(self) -> int:
+        """Operations waiting for the writer: queued, or taken from the queue but not yet
+        into a transaction (those wait behind the batch being written)."""
+        if self._queue is None:
+            return 0
+        return self._queue.qsize() + sum(len(jobs) for jobs in self._waiting)
 
     def ping(self) -> bool:
         try:

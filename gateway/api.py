@@ -24,7 +24,8 @@ LOGIN = {
 # Who may call an endpoint, declared on its view function (``view.access``) and read by
 # the permission tests and docs: "public" (anyone), ("key", what) (the key in its address
 # is the credential), "session" (any logged-in staff), ("staff", permission),
-# ("device", kind). Blueprints' static files are public.
+# ("device", kind), ("address", setting) (the caller's address: loopback and those the
+# setting allows, gateway/metrics.py). Blueprints' static files are public.
 def access(kind: str, what: str | None = None):
     def mark(fn):
         fn.access = (kind, what) if what else kind

@@ -3,13 +3,14 @@ The gateway asks core functions (auth, views) what it needs; it runs no SQL itse
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core import auth, views
 from core.engine import QueueEngine
 from core.store import Store
 
 from .hub import ChangeHub
+from .metrics import Metrics
 
 
 @dataclass
@@ -26,6 +27,7 @@ class ServerContext:
     budget: object = None  # gateway.limits.Budget: each device's work (docs/security.md)
     presence: object = None  # gateway.presence.PresenceLoop: renews devices' presence
     presence_s: float = 15.0  # its interval (core/presence.py)
+    metrics: Metrics = field(default_factory=Metrics)  # this process's (gateway/metrics.py)
 
     def read(self, view, *args):
         """``view(conn, *args)`` (a core.views read) in one read transaction."""

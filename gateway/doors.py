@@ -206,6 +206,10 @@ class Door(Namespace):
     def _dispatch(self, event: str, sid: str, *args) -> dict:
         client = self.clients.get(sid)
         lang = client.lang if client else "vi"
+        # Counted by name when the door knows it: a name a client makes up is "unknown",
+        # so clients cannot add series to the metrics.
+        known = isinstance(event, str) and (event in self.events or event == "sync")
+        self.ctx.metrics.event(self.role_name, event if known else "unknown")
         try:
             if client is None:
                 raise QueueError("unauthorized", "auth_missing")

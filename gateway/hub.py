@@ -34,6 +34,8 @@ from gevent.event import AsyncResult
 from core.roles import ROLES, Audience, batch_for, public_event
 from core.sequence import Sequencer
 
+from .metrics import Metrics
+
 log = logging.getLogger("motcua.hub")
 
 
@@ -68,6 +70,9 @@ class ChangeHub:
       not one per ticket (docs/performance.md). 0 sends counts at once. A role's
       ``paced`` events (core/roles.py: the monitor's new tickets) are held with counts.
 
+    metrics: where this process counts what it delivers (gateway/metrics.py); its own
+      when not given.
+
     listeners: called with each change released here (in the centre's seq order, after its
       batches went out), for what a process does itself on a change: gateway/sessions.py
       closes the sockets whose credential a change ended.
@@ -84,7 +89,9 @@ class ChangeHub:
         gap_wait_s: float = 0.2,
         sweep_s: float = 1.0,
         counts_interval_s: float = 0.5,
+        metrics: Metrics | None = None,
     ):
+        self.metrics = metrics or Metrics()
         self.send = send
         self.store = store
         self.connect_transport = connect_transport
@@ -217,6 +224,11 @@ class ChangeHub:
     # -- input ---------------------------------------------------------------------------
     def committed(self, changes: list[dict]) -> None:
         """Called by the store's writer after each commit, in commit order."""
+        # When, for the delivery delay here and on the processes that hear of it.
+        committed = time.time()
+        for c in changes:
+            c["committed"] = committed
+        self.metrics.changes_committed.inc(len(changes))
         for c in changes:
             self._offer(c)
         if self._outbox is not None:
@@ -241,10 +253,11 @@ class ChangeHub:
         self._gap_timers.pop(centre_id, None)
         gap = self.sequencer.gap(centre_id)
         if gap:  # still waiting for an earlier change: read it back
-            self._fill(centre_id, *gap)
+            self._fill(centre_id, *gap, reason="gap")
 
-    def _fill(self, centre_id: int, first: int, last: int) -> None:
+    def _fill(self, centre_id: int, first: int, last: int, reason: str) -> None:
         changes = self.store.changes(centre_id, first, last)
+        self.metrics.read_back(reason, len(changes))
         if changes:
             log.info("centre %s: read changes %s..%s back from the store", centre_id, first, last)
         for c in changes:
@@ -296,6 +309,7 @@ class ChangeHub:
                 batch["events"] = state.held_events + batch["events"]
             self._send(state, batch, now)
         self._flushed[centre_id] = changes[-1]["seq"]
+        self.metrics.delivered(changes)
         for listener in self.listeners:
             for c in changes:
                 listener(c["change"])
@@ -307,6 +321,7 @@ class ChangeHub:
         if batch["services"] or (paced and any(e["kind"] in paced for e in batch["events"])):
             state.counts_due = now + self.counts_interval_s
         self.send(ROLES[state.audience.role].namespace, state.audience.room, batch)
+        self.metrics.batch(state.audience.role)
 
     def _counts_later(self, centre_id: int, delay: float) -> None:
         if centre_id not in self._counts_timers:
@@ -344,6 +359,7 @@ class ChangeHub:
                 try:
                     self.transport.publish(centre_id, message)
                 except Exception as e:  # noqa: BLE001 - say what failed and what happens next
+                    self.metrics.redis_publish_failures.inc()
                     log.error(
                         "Cannot publish %d changes to %s (%s); other processes will read "
                         "them from the store",
@@ -369,6 +385,7 @@ class ChangeHub:
                 raise ConnectionError("the subscription ended")
             except Exception as e:  # noqa: BLE001 - keep listening, say what failed
                 self.transport_ok = False
+                self.metrics.redis_receive_failures.inc()
                 log.error(
                     "Cannot receive changes from %s (%s); retrying in %.1f s",
                     self.transport.url,
@@ -393,4 +410,4 @@ class ChangeHub:
         for centre_id, seq in self.store.centre_seqs(started):
             behind = self.sequencer.behind(centre_id, seq) if self._started(centre_id) else None
             if behind:
-                self._fill(centre_id, *behind)
+                self._fill(centre_id, *behind, reason="sweep")

@@ -68,7 +68,7 @@ class PresenceLoop:
             presence.heartbeat(tx, centre_id, device_ids, tz)
             presence.sweep(tx, centre_id, interval, tz)
 
-        self.store.write(write, centre_id=centre_id, actor="system:0")
+        self.store.write(write, centre_id=centre_id, actor="system:0", operation="presence")
 
     def _run(self) -> None:
         while True:

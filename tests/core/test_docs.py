@@ -27,3 +27,19 @@ def test_the_status_page_names_every_ticket_state_and_nothing_else():
     from kiosk import STATUS_TEXT
 
     assert set(STATUS_TEXT) == set(TICKET_STATES)
+
+
+def test_the_metrics_doc_names_every_metric_of_the_code_with_its_type():
+    import re
+
+    from gateway.metrics import Metrics, ServerState
+
+    families = [*Metrics().registry.collect(), *ServerState(None, None, []).describe()]
+    code = {
+        (f.name + "_total" if f.type == "counter" else f.name, f.type)
+        for f in families
+        if f.name.startswith("motcua_")
+    }
+    doc = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
+    rows = set(re.findall(r"^\| `(motcua_\w+)` \| (\w+) \|", doc, re.MULTILINE))
+    assert rows == code

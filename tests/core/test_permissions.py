@@ -258,12 +258,21 @@ def test_every_endpoint_says_who_may_call_it_and_is_held_to_it(client):
         method = sorted(rule.methods - {"HEAD", "OPTIONS"})[0]
         url = _filled(rule)
 
-        def call(token=None, query="", url=url, method=method):
+        def call(token=None, query="", url=url, method=method, address="127.0.0.1"):
             headers = {"Authorization": f"Bearer {token}"} if token else {}
-            return http.open(url + query, method=method, headers=headers).status_code
+            return http.open(
+                url + query, method=method, headers=headers, environ_base={"REMOTE_ADDR": address}
+            ).status_code
 
         if access in ("public", "session") or access[0] == "key":
             assert call() not in (401, 403), rule.rule
+            continue
+        if access[0] == "address":  # by the caller's address only (the setting ``what``)
+            assert call() == 200, rule.rule  # loopback
+            assert call(address="192.0.2.1") == 403, rule.rule
+            for token in [*tokens.values(), *DEVICES.values()]:
+                assert call(token, address="192.0.2.1") == 403, (rule.rule, "a token")
+            checked += 1
             continue
         kind, what = access
         assert call() == 401, rule.rule
@@ -282,4 +291,4 @@ def test_every_endpoint_says_who_may_call_it_and_is_held_to_it(client):
             for token in tokens.values():
                 assert call(token) == 401, (rule.rule, "staff token")
         checked += 1
-    assert checked >= 4  # the centre, the dossier API twice, the tablet's photo
+    assert checked >= 5  # the centre, the dossier API twice, the tablet's photo, /metrics

@@ -112,3 +112,65 @@ def test_a_request_id_replays_the_first_result_and_its_change_once(store):
     assert first.result == again.result == {"done": "first"}
     rows, seq, _ = written(store, centre_id)
     assert seq == seq0 + 1 and rows[-1].action == "first"
+
+
+WRITER_CHILD = r"""
+from gevent import monkey
+monkey.patch_all()
+import json, sys
+import gevent, gevent.event, gevent.queue
+from core.errors import QueueError
+from core.store import Store
+
+store = Store(sys.argv[1])  # no offload: a batch runs in the writer's greenlet
+store.migrate()
+observed = []
+store.observe = lambda op, s, error: observed.append((op, s, getattr(error, "code", None)))
+store.start_writer(gevent.queue.Queue, gevent.spawn, gevent.event.Event)
+
+def slow(tx):
+    gevent.sleep(0.3)  # holds the writer: what comes meanwhile waits
+
+def refused(tx):
+    raise QueueError("conflict", "ticket_not_here", number="A001")
+
+def quick(tx):
+    gevent.sleep(0.03)  # a batch of 16 of them holds the writer for ~0.5 s
+
+def write(fn, operation):
+    try:
+        store.write(fn, centre_id=0, actor="test", operation=operation)
+    except QueueError:
+        pass
+
+first = gevent.spawn(write, slow, "slow")
+gevent.sleep(0.05)
+waiting = [gevent.spawn(write, quick, "quick") for _ in range(20)]
+waiting.append(gevent.spawn(write, refused, "refused"))
+gevent.sleep(0.05)
+queued = store.pending()  # all of them, in the queue
+gevent.sleep(0.35)  # the slow one is done; 16 others are being written, 5 wait their turn
+behind = store.pending()
+gevent.joinall([first, *waiting], timeout=30)
+print(json.dumps({"queued": queued, "behind": behind, "after": store.pending(),
+                  "observed": observed}))
+"""
+
+
+def test_the_writer_says_how_many_wait_and_how_long_each_operation_took(tmp_path):
+    """``pending`` counts the operations waiting for the writer, in its queue or taken from
+    it behind the batch being written; ``observe`` hears of each with its name, time and
+    error."""
+    from harness.process import gevent_child
+
+    out = gevent_child(WRITER_CHILD, f"sqlite:///{tmp_path / 'writer.sqlite3'}")
+    assert out["queued"] == 21
+    assert out["behind"] == 21 - 16  # MAX_BATCH
+    assert out["after"] == 0
+    observed = out["observed"]
+    assert sorted(op for op, _, _ in observed) == ["quick"] * 20 + ["refused", "slow"]
+    slow = next(s for op, s, _ in observed if op == "slow")
+    assert 0.3 <= slow < 5
+    # Those that waited for the slow one took at least the rest of its 0.3 s.
+    assert all(0.2 <= s < 5 for op, s, _ in observed if op == "quick")
+    assert {op: code for op, _, code in observed if code} == {"refused": "conflict"}
