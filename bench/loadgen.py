@@ -99,7 +99,7 @@ class Clerk:
             self.opened.set_result(True)
 
     async def run(self, t_end: float, start_delay: float = 0.0):
-        await asyncio.sleep(start_delay)
+        await asyncio.sleep(max(0.0, min(start_delay, t_end - perf_counter())))
         while perf_counter() < t_end:
             t0 = perf_counter()
             try:
@@ -120,10 +120,10 @@ class Clerk:
                 code = r["error"]["code"]
                 self.calls.append(CallRecord(self.number, t0, t_ack, None, code))
                 self.errors[code] += 1
-            # Jittered so that counters do not press at the same instant.
-            await asyncio.sleep(
-                max(0.0, self.interval * self.rng.uniform(0.5, 1.5) - (perf_counter() - t0))
-            )
+            # Jittered so that counters do not press at the same instant; no later than
+            # the end (a province's counter calls every minute or two).
+            pause = self.interval * self.rng.uniform(0.5, 1.5) - (perf_counter() - t0)
+            await asyncio.sleep(max(0.0, min(pause, t_end - perf_counter())))
 
 
 def call_latencies(clerks: list[Clerk], wall: DisplayWall, t_start: float, t_end: float):

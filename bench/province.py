@@ -295,7 +295,7 @@ class ProvinceCpu:
 
 async def issue_loop(conn, load: CentreLoad, rate, rng, t_end, acks, errors):
     while perf_counter() < t_end:
-        await asyncio.sleep(rng.expovariate(rate))
+        await asyncio.sleep(max(0.0, min(rng.expovariate(rate), t_end - perf_counter())))
         t0 = perf_counter()
         if t0 >= t_end:
             return

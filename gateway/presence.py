@@ -1,10 +1,12 @@
 """Devices' presence, renewed by each server process (core/presence.py says the rules).
 
 Every ``interval_s`` (``MOTCUA_PRESENCE_S``, 15 s), and soon after a device connects,
-this process writes ``last_seen`` for the devices connected to it (one write per centre)
+this process writes ``last_seen`` for the devices connected to it (one statement for all)
 and sweeps the centres it follows for devices no process has renewed for a while, which
-it records offline. Several processes agree through the store: each renews only its own
-devices, and a flip is a conditional update, recorded once whoever sees it first.
+it records offline: one read finds the centres where something flips, and only those are
+written, each in its centre's transaction. Several processes agree through the store:
+each renews only its own devices, and a flip is a conditional update, recorded once
+whoever sees it first.
 """
 
 from __future__ import annotations
@@ -54,21 +56,11 @@ class PresenceLoop:
 
     def _round(self) -> None:
         connected = self._connected_devices()
-        for centre_id in sorted(set(connected) | set(self.hub.following())):
-            try:
-                self._centre(centre_id, connected.get(centre_id, ()))
-            except Exception as e:  # noqa: BLE001 - a lost database: next round
-                log.warning("could not renew the presence of centre %s's devices: %s", centre_id, e)
-
-    def _centre(self, centre_id: int, device_ids) -> None:
-        interval = self.interval_s
-
-        def write(tx):
-            tz = views.centre(tx.conn, centre_id).timezone
-            presence.heartbeat(tx, centre_id, device_ids, tz)
-            presence.sweep(tx, centre_id, interval, tz)
-
-        self.store.write(write, centre_id=centre_id, actor="system:0", operation="presence")
+        centres = set(connected) | set(self.hub.following())
+        try:
+            presence.round_of(self.store, connected, centres, self.interval_s)
+        except Exception as e:  # noqa: BLE001 - a lost database: next round
+            log.warning("could not renew the presence of this process's devices: %s", e)
 
     def _run(self) -> None:
         while True:

@@ -33,13 +33,10 @@ def _hours(local, hours):
 
 
 def _renew(local, devices):
-    """A process renews the devices connected to it and sweeps the centre."""
-
-    def write(tx):
-        presence.heartbeat(tx, local.centre_id, [d.id for d in devices], "Asia/Ho_Chi_Minh")
-        presence.sweep(tx, local.centre_id, INTERVAL, "Asia/Ho_Chi_Minh")
-
-    local.store.write(write, centre_id=local.centre_id, actor="system:0")
+    """A process's round: it renews the devices connected to it and sweeps the centre
+    where something flips (gateway/presence.py)."""
+    connected = {local.centre_id: {d.id for d in devices}} if devices else {}
+    presence.round_of(local.store, connected, [local.centre_id], INTERVAL)
 
 
 def _age(local, device, seconds):
@@ -157,3 +154,31 @@ def test_a_board_away_while_the_centre_is_closed_is_alerted_when_it_opens(local)
     _renew(local, [tablet])
     _renew(local, [tablet])
     assert _kinds(local, start) == [("device_alert", "offline")]
+
+
+def test_a_round_writes_in_a_centre_only_where_something_flips(local):
+    """A province's process serves hundreds of centres: its round renews every device in
+    one statement and reads which centres have a flip; a quiet centre gets no write (and
+    its lock is not taken) however many rounds pass."""
+    board, tablet = local.device(DISPLAY), local.device(RATING_1)
+    here = {local.centre_id: {board.id, tablet.id}}
+
+    def due(connected):
+        return local.store.read(
+            lambda conn: presence.due(conn, connected, [local.centre_id], m.utcnow(), INTERVAL)
+        )
+
+    assert due(here) == {local.centre_id}  # never seen: recorded offline, connected here
+    _renew(local, [board, tablet])
+    assert due(here) == set() and due({}) == set()  # all online and renewed: nothing to do
+    _age(local, board, INTERVAL * presence.OFFLINE_AFTER + 1)
+    assert due({local.centre_id: {tablet.id}}) == {local.centre_id}  # the board went away
+    _renew(local, [tablet])  # flipped offline, alert raised
+    assert due({local.centre_id: {tablet.id}}) == set()  # alerted once: quiet again
+    _hours(local, {})
+    _renew(local, [board, tablet])  # back: online, alert cleared
+    _age(local, board, INTERVAL * presence.OFFLINE_AFTER + 1)
+    _renew(local, [tablet])  # offline again, while closed: no alert
+    assert due({local.centre_id: {tablet.id}}) == set()  # and no write every night round
+    _hours(local, ALL_DAY)
+    assert due({local.centre_id: {tablet.id}}) == {local.centre_id}  # opening: alert due
