@@ -461,17 +461,26 @@ class Clerk:
             await self.idle(rp, breaks)
 
     async def idle(self, rp: Replay, breaks: list) -> None:
-        """Wait for someone to call: a ticket issued or sent to the counter's services
-        (its batches), a break due, or, failing those, a while (then call anyway)."""
+        """Wait until there is someone to call, as the counter's screen shows it: a ticket
+        issued or sent to its services, or a waiting count above 0 (its batches); or a
+        break is due; or, failing those, ten minutes have passed (then call anyway)."""
         day, code = rp.day, self.run.code
+        polls = 0
         while True:
+            if breaks and day.now() >= breaks[0][0]:
+                return
             timeout = max(1.0, day.real(2.0))
             if breaks:
                 timeout = min(timeout, day.real(breaks[0][0] - day.now()))
+            ending = code in rp.arrivals_done and rp.outstanding[code] <= 0
+            someone = any(v > 0 for v in self.waiting.values())
             try:
                 await asyncio.wait_for(self.wake.wait(), max(0.05, timeout))
             except TimeoutError:
-                return
+                polls += 1
+                if polls >= 5 or someone or ending:
+                    return
+                continue
             # A moment to react: another clerk may call the one who came first.
             await day.wait(self.rng.uniform(0.05, 0.4))
             ending = code in rp.arrivals_done and rp.outstanding[code] <= 0
@@ -913,6 +922,9 @@ def check(rp: Replay, runs: list[CentreRun], db: dict) -> tuple[list[dict], dict
         "statuses": dict(statuses),
         "transferred": len(moved),
         "calls": len(rp.calls),
+        "call_next_queue_empty": sum(
+            1 for o in rp.ops if o.what == "call_next" and o.error == "queue_empty"
+        ),
         "recalls": recalls,
         "ratings": len(db["ratings"]),
         "refusals": dict(refused),
@@ -1055,7 +1067,8 @@ def report(r: dict) -> None:
     print(
         f"counts       {r['tickets_issued']} tickets issued, {r['tickets_in_database']} in "
         f"the database {r['statuses']}; {r['transferred']} transferred; {r['calls']} calls "
-        f"({r['recalls']} recalls); {r['ratings']} ratings; refusals tried {r['refusals']}"
+        f"({r['recalls']} recalls; {r['call_next_queue_empty']} call_next found nobody); "
+        f"{r['ratings']} ratings; refusals tried {r['refusals']}"
     )
     print(f"call -> every board of its centre   {fmt_ms(r['call_to_every_board_ms'])}")
     print(f"every acknowledgement               {fmt_ms(r['ack_all_ms'])}")
