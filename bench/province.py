@@ -186,10 +186,11 @@ def build_template(args, centres: list[Centre], name: str, tmp: Path) -> dict:
     with _admin(args.postgres) as a:
         a.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         a.execute(f'CREATE DATABASE "{name}"')
-    for c in centres:
-        (tmp / f"{c.code}.toml").write_text(c.toml, encoding="utf-8")
+    (tmp / "centres").mkdir(exist_ok=True)
+    for c in centres:  # whatever their codes (bench/replay.py's are R000, R001, ...)
+        (tmp / "centres" / f"{c.code}.toml").write_text(c.toml, encoding="utf-8")
     (tmp / "province.toml").write_text(
-        '[province]\ncode = "XT"\nname = "Tỉnh thử tải"\ncentres = ["X*.toml"]\n',
+        '[province]\ncode = "XT"\nname = "Tỉnh thử tải"\ncentres = ["centres/*.toml"]\n',
         encoding="utf-8",
     )
     t0 = perf_counter()
