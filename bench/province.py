@@ -120,6 +120,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--login-spread", type=float, default=60.0)
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--seed", type=int, default=1)
+    add_store_args(p)
+    p.add_argument("--concurrency", type=int, default=64, help="connections opened at once")
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    return p
+
+
+def add_store_args(p: argparse.ArgumentParser) -> None:
+    """--postgres, --redis-url and --rebuild: where a province's databases are made."""
     p.add_argument(
         "--postgres",
         default=DEFAULT_POSTGRES_URL,
@@ -130,10 +139,6 @@ def parser() -> argparse.ArgumentParser:
         "--redis-url", default=os.environ.get("MOTCUA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
     )
     p.add_argument("--rebuild", action="store_true", help="rebuild the template database")
-    p.add_argument("--concurrency", type=int, default=64, help="connections opened at once")
-    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    return p
 
 
 def province(args) -> list[Centre]:
@@ -181,10 +186,11 @@ def build_template(args, centres: list[Centre], name: str, tmp: Path) -> dict:
     with _admin(args.postgres) as a:
         a.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         a.execute(f'CREATE DATABASE "{name}"')
-    for c in centres:
-        (tmp / f"{c.code}.toml").write_text(c.toml, encoding="utf-8")
+    (tmp / "centres").mkdir(exist_ok=True)
+    for c in centres:  # whatever their codes (bench/replay.py's are R000, R001, ...)
+        (tmp / "centres" / f"{c.code}.toml").write_text(c.toml, encoding="utf-8")
     (tmp / "province.toml").write_text(
-        '[province]\ncode = "XT"\nname = "Tỉnh thử tải"\ncentres = ["X*.toml"]\n',
+        '[province]\ncode = "XT"\nname = "Tỉnh thử tải"\ncentres = ["centres/*.toml"]\n',
         encoding="utf-8",
     )
     t0 = perf_counter()
@@ -249,6 +255,34 @@ def province_database(args, centres: list[Centre], tmp: Path) -> tuple[str, dict
 def drop_database(args, url: str) -> None:
     with _admin(args.postgres) as a:
         a.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+# -- the servers ---------------------------------------------------------------------------
+
+SERVER_ENV = {
+    "MOTCUA_LOG_LEVEL": "WARNING",
+    "MOTCUA_DEVICE_RATE": "1000000",
+    "MOTCUA_DEVICE_BURST": "1000000",
+    "MOTCUA_TRUSTED_PROXIES": "1",  # the login flood's clerks come from their centres
+}
+
+
+def start_servers(
+    servers: list, n: int, url: str, redis_url: str, tmp: Path, env: dict | None = None
+) -> list[ServerProcess]:
+    """Start ``n`` server processes on the database ``url`` and one Redis, appending each
+    to ``servers`` as it starts (so that the caller stops those that did start), each
+    writing its collections to ``tmp/gc-<i>.txt``; ``env`` is added to ``SERVER_ENV``."""
+    for i in range(n):
+        e = {**SERVER_ENV, **(env or {}), "MOTCUA_GC_STATS": str(tmp / f"gc-{i}.txt")}
+        servers.append(ServerProcess(tmp, url, redis_url, env=e).start(120))
+    return servers
+
+
+def spread(servers: list, opens: list) -> list:
+    """Connection factories: each ``open_(server)`` of ``opens`` on the servers in turn,
+    as nginx's round robin spreads a centre's devices."""
+    return [partial(open_, servers[i % len(servers)]) for i, open_ in enumerate(opens)]
 
 
 # -- the load ----------------------------------------------------------------------------
@@ -327,7 +361,7 @@ async def connect_province(args, servers, loads: list[CentreLoad], tokens: dict)
             clerk = Clerk(number, None, interval, random.Random(rng.random()))
             load.clerks.append(clerk)
             opens.append(partial(_counter, tok, clerk))
-        factories += [partial(open_, servers[i % len(servers)]) for i, open_ in enumerate(opens)]
+        factories += spread(servers, opens)
     conns = await connect_all(factories, args.concurrency)
     await asyncio.wait_for(
         asyncio.gather(*(cl.opened for load in loads for cl in load.clerks)), 120
@@ -615,17 +649,9 @@ def main(argv=None) -> int:
 
     def one_run(_i: int) -> dict:
         url, tokens = province_database(args, centres, tmp)
-        env = {
-            "MOTCUA_LOG_LEVEL": "WARNING",
-            "MOTCUA_DEVICE_RATE": "1000000",
-            "MOTCUA_DEVICE_BURST": "1000000",
-            "MOTCUA_TRUSTED_PROXIES": "1",  # the login flood's clerks come from their centres
-        }
         servers = []
         try:
-            for i in range(args.processes):
-                e = {**env, "MOTCUA_GC_STATS": str(tmp / f"gc-{i}.txt")}
-                servers.append(ServerProcess(tmp, url, args.redis_url, env=e).start(120))
+            start_servers(servers, args.processes, url, args.redis_url, tmp)
             loads = [CentreLoad(c) for c in centres]
             budget = args.warmup + args.duration + 600
             return asyncio.run(asyncio.wait_for(run(args, servers, loads, tokens), budget))
