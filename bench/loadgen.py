@@ -36,39 +36,49 @@ class DisplayWall:
         got = self._parsed.get(text)
         if got is None:
             data = json.loads(text)[1]
-            calls = [
-                self.arrivals[(e["ticket"]["id"], bool(e.get("recall")))]
-                for e in data["events"]
-                if e["kind"] == "called"
-            ]
-            got = (data["after"], data["seq"], calls)
+            got = (data["after"], data["seq"], self._calls(data["events"]))
             if len(self._parsed) > 10_000:
                 self._parsed.clear()
             self._parsed[text] = got
         return got
 
+    @staticmethod
+    def _calls(events) -> list[tuple[int, bool]]:
+        return [(e["ticket"]["id"], bool(e.get("recall"))) for e in events if e["kind"] == "called"]
+
     def handler(self):
+        """A display's ``changes`` handler; its ``snapshot`` attribute handles the
+        display's snapshot after a reconnection: the calls it lists count as reached (once
+        per display), and the next batch need not follow the last one."""
         self.n += 1
         last = [None]
+        seen: set[tuple[int, bool]] = set()
 
         def on_changes(data, t):
             self.batches += 1
             if isinstance(data, str):
                 after, seq, calls = self._batch(data)
             else:  # python-socketio's client parses every message itself
-                after, seq = data["after"], data["seq"]
-                calls = [
-                    self.arrivals[(e["ticket"]["id"], bool(e.get("recall")))]
-                    for e in data["events"]
-                    if e["kind"] == "called"
-                ]
+                after, seq, calls = data["after"], data["seq"], self._calls(data["events"])
             if last[0] is not None and after != last[0]:
                 self.broken += 1
             last[0] = seq
-            for arrivals in calls:
-                arrivals.append(t)
+            for key in calls:
+                if key not in seen:
+                    seen.add(key)
+                    self.arrivals[key].append(t)
 
-        on_changes.raw = True
+        def on_snapshot(data, t):
+            if isinstance(data, str):
+                data = json.loads(data)[1]
+            last[0] = None
+            for key in self._calls(data["recent_calls"]):
+                if key not in seen:
+                    seen.add(key)
+                    self.arrivals[key].append(t)
+
+        on_changes.raw = on_snapshot.raw = True
+        on_changes.snapshot = on_snapshot
         return on_changes
 
 
