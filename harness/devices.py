@@ -12,14 +12,26 @@ from harness.process import ServerProcess
 
 
 class Device:
-    """A real Socket.IO client on one namespace, recording every event it receives."""
+    """A real Socket.IO client on one namespace, recording every event it receives.
 
-    def __init__(self, server: ServerProcess, namespace: str, auth: dict):
+    ``server`` is anything with a ``url``: a server process, or nginx in front of some
+    (harness/nginx.py), whose ``ca_file`` the client then trusts. With ``reconnect`` the
+    client reconnects by itself, as a page does, and takes the snapshot it is sent."""
+
+    def __init__(self, server: ServerProcess, namespace: str, auth: dict, reconnect: bool = False):
         self.namespace = namespace
         self.events: list[tuple[str, object]] = []  # not yet waited for
         self.history: list[tuple[str, object]] = []  # everything received
         self.cond = threading.Condition()
-        self.sio = socketio.Client(reconnection=False)
+        options = {}
+        if getattr(server, "ca_file", None):
+            import requests
+
+            options["http_session"] = requests.Session()
+            options["http_session"].verify = str(server.ca_file)
+        if reconnect:
+            options.update(reconnection_delay=0.2, reconnection_delay_max=1)
+        self.sio = socketio.Client(reconnection=reconnect, **options)
         self.sio.on("*", self._record, namespace=namespace)
         self.connect_error = None
         self.sio.on("connect_error", self._refused, namespace=namespace)

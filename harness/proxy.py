@@ -57,6 +57,10 @@ class CuttableProxy:
                 client.close()
                 continue
             with self._lock:
+                if self._listener is not listener:  # cut meanwhile: this one goes too
+                    client.close()
+                    upstream.close()
+                    return
                 self._conns += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
