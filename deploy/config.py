@@ -112,6 +112,8 @@ def settings(args: argparse.Namespace) -> dict:
         _absolute("--" + option.replace("_", "-"), getattr(args, option))
     if args.python:
         _absolute("--python", args.python)
+    if args.secret_key is not None and not re.match(r"^[!-~]{32,}$", args.secret_key):
+        raise ConfigError("--secret-key must be at least 32 printable characters, no spaces")
     if not 1 <= args.reload_grace <= 3600:
         raise ConfigError(f"--reload-grace must be 1 to 3600 seconds, not {args.reload_grace}")
     if not TIME_OF_DAY.match(args.backup_at):

@@ -155,6 +155,7 @@ def test_deploy_config_units_pass_systemd_analyze_verify(tmp_path):
         (["--redis-url", "127.0.0.1:6379"], "--redis-url must be a redis://"),
         (["--user", "root"], "not root"),
         (["--backup-at", "9pm"], "is not a time HH:MM"),
+        (["--secret-key", "short"], "at least 32 printable characters"),
         (["--processes", "two"], "invalid int value"),
     ],
 )

@@ -5,9 +5,11 @@ devices see when a process is killed, Redis or PostgreSQL goes away, nginx reloa
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -16,7 +18,7 @@ import sqlalchemy as sa
 
 from harness.centre import COMMUNE, DISPLAY, CentreServer
 from harness.nginx import Nginx
-from harness.process import HOST, free_port
+from harness.process import HOST
 from harness.proxy import CuttableProxy
 
 pytestmark = pytest.mark.timeout(180)
@@ -28,11 +30,14 @@ T2_KIOSK = "t2-kiosk-token-00001"
 
 
 def consecutive_ports(n: int) -> list[int]:
-    """``n`` free ports in a row, as the generated site's upstream has them."""
-    for _ in range(50):
-        first = free_port()
+    """``n`` free ports in a row, as the generated site's upstream has them: below the
+    ephemeral range, so that no port chosen by the system (free_port(), a client's
+    connection) takes one of them before the servers listen."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(100):
+        first = random.randrange(max(1024, low - 12000), low - n)
         try:
-            for port in range(first + 1, first + n):
+            for port in range(first, first + n):
                 with socket.socket() as s:
                     s.bind((HOST, port))
         except OSError:
