@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -57,6 +60,69 @@ def deploy_config(out: Path, *options: str) -> subprocess.CompletedProcess:
     )
 
 
+class TlsTunnel:
+    """Plain connections on 127.0.0.1:<port>, each carried over its own TLS connection to
+    ``target`` (certificate checked against ``ca_file``), one thread per connection doing
+    all its TLS reads and writes.
+
+    Why: python-engineio's client reads its websocket in one thread and writes it in
+    another, and Python's ssl sockets are not safe for that (seen here: a test device's
+    wss connection through nginx stalls after a few hundred events, at random). Through
+    this tunnel the device's traffic still crosses nginx's TLS for real; only the
+    client's side of TLS is done here instead of inside the Socket.IO client."""
+
+    def __init__(self, target: tuple[str, int], ca_file: Path):
+        self.target = target
+        self.context = ssl.create_default_context(cafile=str(ca_file))
+        self.listener = socket.create_server((HOST, 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                plain, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._carry, args=(plain,), daemon=True).start()
+
+    def _carry(self, plain: socket.socket) -> None:
+        try:
+            raw = socket.create_connection(self.target, timeout=10)
+            raw.settimeout(None)
+            tls = self.context.wrap_socket(raw, server_hostname=self.target[0])
+        except OSError:
+            plain.close()
+            return
+        try:
+            while True:
+                if not tls.pending():
+                    readable, _, _ = select.select([plain, tls], [], [])
+                else:
+                    readable = [tls]
+                if plain in readable:
+                    data = plain.recv(65536)
+                    if not data:
+                        return
+                    tls.sendall(data)
+                if tls in readable:
+                    data = tls.recv(65536)
+                    if not data:
+                        return
+                    plain.sendall(data)
+        except OSError:
+            return
+        finally:
+            for s in (plain, tls):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.listener.close()
+
+
 class Nginx:
     """nginx on free ports in front of ``ports``, from the generated site.
 
@@ -65,7 +131,8 @@ class Nginx:
     its pid, logs and temporary files in ``folder``. ``url`` is the TLS side
     (https://127.0.0.1:PORT), ``http_url`` the plain side that redirects to it.
     ``ca_file`` is the certificate devices must trust; ``login()`` logs a clerk in through
-    it, so this object stands for a server wherever tests take one."""
+    it, so this object stands for a server wherever tests take one: devices connect to
+    ``socket_url``, a TlsTunnel to the TLS side (see there why)."""
 
     def __init__(
         self,
@@ -144,6 +211,10 @@ class Nginx:
         return subprocess.run([*self.command(), "-t"], capture_output=True, text=True, timeout=30)
 
     def start(self, timeout: float = 10) -> Nginx:
+        self.tunnel = TlsTunnel((HOST, self.tls_port), self.ca_file)
+        self.socket_url = f"http://{HOST}:{self.tunnel.port}"
+        # What a page on the public address (self.url) sends in its websocket's handshake.
+        self.socket_headers = {"host": f"{HOST}:{self.tls_port}", "origin": self.url}
         self.proc = subprocess.Popen(
             [*self.command(), "-g", "daemon off;"],
             stdout=subprocess.DEVNULL,
@@ -170,6 +241,8 @@ class Nginx:
         return [int(p) for p in children.read_text().split()]
 
     def stop(self) -> None:
+        if getattr(self, "tunnel", None):
+            self.tunnel.close()
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
