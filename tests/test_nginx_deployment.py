@@ -1,7 +1,8 @@
 """A province on one installation (docs/deployment.md section 3): two server processes
-behind Debian's nginx with the site `server.py deploy-config` writes, devices on wss
-through it, sharing PostgreSQL and Redis, each behind a proxy the test can cut. What
-devices see when a process is killed, Redis or PostgreSQL goes away, nginx reloads."""
+behind Debian's nginx with the site `server.py deploy-config` writes, devices connecting
+through its TLS (the clients' side of TLS done by harness/nginx.py's TlsTunnel: see there
+why), sharing PostgreSQL and Redis, each behind a proxy the test can cut. What devices
+see when a process is killed, Redis or PostgreSQL goes away, nginx reloads."""
 
 from __future__ import annotations
 
