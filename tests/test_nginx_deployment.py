@@ -138,9 +138,10 @@ def test_calls_reach_boards_on_both_processes_and_centres_stay_apart(province, d
     number = call_one(province, devices, counter)
     for board in boards:
         assert board.wait_change("called", timeout=10)["ticket"]["number"] == number
-    # Both processes served boards (nginx spread them), and neither needed the other's
-    # help from the store: Redis carried the call.
+    # nginx spread the devices over both processes (each follows the centre for its
+    # own), so the call crossed from one to the other, through Redis.
     for srv in province.servers:
+        assert "following centre" in srv.log()
         assert requests.get(srv.url + "/healthz", timeout=10).json()["redis"] == "ok"
     assert front.get("/healthz").json() == {"status": "ok", "database": "ok", "redis": "ok"}
 
