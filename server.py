@@ -5,6 +5,7 @@
                            [--provision FILE] [--demo]
     python server.py provision FILE [--database-url URL] [--dry-run | --force]
     python server.py agent --config FILE
+    python server.py deploy-config --out DIR [--processes N] [--server-name NAME] ...
 
 This file is the one place that knows every door: it builds the app, registers each
 role's blueprint and Socket.IO namespace, and runs the server. Exit codes: 0 ok, 2 bad
@@ -746,6 +747,15 @@ def parser() -> argparse.ArgumentParser:
     ag = sub.add_parser("agent", help="run the hardware agent (printers) on a device's PC")
     ag.add_argument("--config", required=True, metavar="FILE", help="the agent's TOML file")
     ag.set_defaults(func=cmd_agent)
+    dc = sub.add_parser(
+        "deploy-config",
+        help="write the systemd units, settings, nginx site and backup scripts of N "
+        "processes behind nginx (docs/deployment.md)",
+    )
+    from deploy import config as deploy_config
+
+    deploy_config.add_arguments(dc)
+    dc.set_defaults(func=deploy_config.main)
     return p
 
 

@@ -9,6 +9,9 @@
   passwords, and the server as the tests start it.
 - ``harness.local``: the engine in-process on a copy of a provisioned SQLite file (the
   fast tier), batching its changes for any audience as the hub does.
+- ``harness.nginx``: Debian's nginx in front of server processes with the site
+  ``server.py deploy-config`` writes, a self-signed certificate, devices on wss.
+- ``harness.proxy``: a TCP proxy a test can cut (a database or Redis that goes away).
 - ``harness.replica``: a device's state built from its snapshot and batches, as a page
   builds it, to compare with a fresh snapshot.
 """

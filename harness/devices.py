@@ -12,19 +12,31 @@ from harness.process import ServerProcess
 
 
 class Device:
-    """A real Socket.IO client on one namespace, recording every event it receives."""
+    """A real Socket.IO client on one namespace, recording every event it receives.
 
-    def __init__(self, server: ServerProcess, namespace: str, auth: dict):
+    ``server`` is anything with a ``url``: a server process, or nginx in front of some
+    (harness/nginx.py), whose ``socket_url`` devices then connect to, with its
+    ``socket_headers``. With ``reconnect``
+    the client reconnects by itself, as a page does, and takes the snapshot it is sent."""
+
+    def __init__(self, server: ServerProcess, namespace: str, auth: dict, reconnect: bool = False):
         self.namespace = namespace
         self.events: list[tuple[str, object]] = []  # not yet waited for
         self.history: list[tuple[str, object]] = []  # everything received
         self.cond = threading.Condition()
-        self.sio = socketio.Client(reconnection=False)
+        options = {"reconnection_delay": 0.2, "reconnection_delay_max": 1} if reconnect else {}
+        # Behind nginx: the Host and Origin a page on the public address sends.
+        options["websocket_extra_options"] = getattr(server, "socket_headers", {})
+        self.sio = socketio.Client(reconnection=reconnect, **options)
         self.sio.on("*", self._record, namespace=namespace)
         self.connect_error = None
         self.sio.on("connect_error", self._refused, namespace=namespace)
         self.sio.connect(
-            server.url, namespaces=[namespace], auth=auth, transports=["websocket"], wait_timeout=10
+            getattr(server, "socket_url", server.url),
+            namespaces=[namespace],
+            auth=auth,
+            transports=["websocket"],
+            wait_timeout=10,
         )
 
     def _record(self, event, data=None):

@@ -56,7 +56,14 @@ class CuttableProxy:
             except OSError:
                 client.close()
                 continue
+            # The timeout was for connecting: an idle connection (a subscription, a pooled
+            # database connection) stays open until one side or cut() closes it.
+            upstream.settimeout(None)
             with self._lock:
+                if self._listener is not listener:  # cut meanwhile: this one goes too
+                    client.close()
+                    upstream.close()
+                    return
                 self._conns += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()

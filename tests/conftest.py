@@ -58,8 +58,8 @@ def devices():
     opened: list[Device] = []
 
     class Opener:
-        def __call__(self, server, namespace, auth):
-            d = Device(server, namespace, auth)
+        def __call__(self, server, namespace, auth, reconnect=False):
+            d = Device(server, namespace, auth, reconnect)
             opened.append(d)
             return d
 
