@@ -228,7 +228,10 @@ class RawSocketIO(asyncio.BufferedProtocol):
         self.handlers[event] = handler
 
     async def call(self, event: str, data, timeout: float = 30):
-        """Send an event with an ack; returns (t_ack, response)."""
+        """Send an event with an ack; returns (t_ack, response). On a connection already
+        lost, ConnectionError at once (as socket.io-client's buffered emit fails)."""
+        if self.closed.done():
+            raise ConnectionError(f"{self.ns}: connection lost")
         self.next_id += 1
         fut = asyncio.get_running_loop().create_future()
         self.acks[self.next_id] = fut
@@ -303,7 +306,12 @@ async def connect(
     conn = RawSocketIO(namespace, auth, deflate)
     for name, h in (handlers or {}).items():
         conn.on(name, h)
-    await loop.create_connection(lambda: conn, HOST, server.port)
+    # A server with an ``ssl_context`` (nginx's TLS side, bench/failover.py) is reached
+    # over TLS.
+    tls = getattr(server, "ssl_context", None)
+    await loop.create_connection(
+        lambda: conn, HOST, server.port, ssl=tls, server_hostname=HOST if tls else None
+    )
     await asyncio.wait_for(conn.connected, timeout)
     return conn
 

@@ -130,6 +130,8 @@ class Nginx:
     main nginx.conf (``nginx.conf`` in ``folder``) includes them as Debian's does, with
     its pid, logs and temporary files in ``folder``. ``url`` is the TLS side
     (https://127.0.0.1:PORT), ``http_url`` the plain side that redirects to it.
+    ``workers`` and ``connections`` (each worker's) size it: a benchmark's thousands of
+    devices (bench/failover.py) need more than a test's.
     ``ca_file`` is the certificate devices must trust; ``login()`` logs a clerk in through
     it, so this object stands for a server wherever tests take one: devices connect to
     ``socket_url``, a TlsTunnel to the TLS side (see there why)."""
@@ -141,6 +143,8 @@ class Nginx:
         database_url: str,
         redis_url: str,
         reload_grace: int = 10,
+        workers: int = 1,
+        connections: int = 1024,
     ):
         require_nginx()
         self.folder = folder
@@ -187,8 +191,10 @@ class Nginx:
             + f"pid {folder / 'nginx.pid'};\n"
             + f"error_log {self.error_log} info;\n"
             + f"include {self.site / 'nginx-motcua-main.conf'};\n"
-            + "worker_processes 1;\n"
-            + "events { worker_connections 1024; }\n"
+            + f"worker_processes {workers};\n"
+            # Each device holds two connections in a worker: the client's and the upstream.
+            + f"worker_rlimit_nofile {2 * connections + 64};\n"
+            + f"events {{ worker_connections {connections}; }}\n"
             + "http {\n"
             + f"    access_log {folder / 'access.log'};\n"
             + temp
