@@ -39,12 +39,16 @@ class DisplayDoor(BoardDoor):
     role_name = "display"
 
     def snapshot(self, client: Client) -> dict:
-        centre_id = client.actor.centre_id
-        data = self.read(views.display_snapshot, centre_id, client.counter_ids)
+        return self.read(views.display_snapshot, client.actor.centre_id, client.counter_ids)
+
+    def own(self, client: Client, data: dict) -> dict:
+        """Each board's announcement URL names it (its key dies with it): set on a copy,
+        since boards alike share one snapshot."""
         device_id = client.actor.id
         key = announce_key(self.ctx.secret_key, device_id)
-        data["board"]["announce"]["url"] = f"/display/announce.wav?d={device_id}&k={key}"
-        return data
+        board = data["board"]
+        url = f"/display/announce.wav?d={device_id}&k={key}"
+        return {**data, "board": {**board, "announce": {**board["announce"], "url": url}}}
 
 
 # The board's words (rendered into the page in both languages).

@@ -90,7 +90,14 @@ class Door(Namespace):
         raise NotImplementedError
 
     def snapshot(self, client: Client) -> dict:
+        """The audience's snapshot: read once for all its devices (``_shared_snapshot``),
+        so nothing in it may be the one device's (``own``)."""
         raise NotImplementedError
+
+    def own(self, client: Client, data: dict) -> dict:
+        """The shared snapshot as this device gets it (a board's announcement URL names
+        the board): a copy with its own parts, or ``data`` itself when it has none."""
+        return data
 
     def refresh(self, client: Client) -> None:
         """Re-read what the client is bound to (after provisioning changed it)."""
@@ -152,7 +159,7 @@ class Door(Namespace):
         client.audience = audience
 
     def _send_snapshot(self, sid: str, client: Client) -> dict:
-        data = self._shared_snapshot(client)
+        data = self.own(client, self._shared_snapshot(client))
         self.socketio.emit(self.role.snapshot_event, data, namespace=self.namespace, to=sid)
         return data
 

@@ -215,6 +215,29 @@ def test_the_public_look_up_is_scoped_to_its_centre_and_asks_a_second_factor(
 
 
 # -- 4. announcement keys ----------------------------------------------------------------------
+def test_boards_sharing_a_snapshot_each_get_their_own_announcement_key(tmp_path, devices):
+    """Boards alike share one snapshot read (a hall reconnecting at once); the
+    announcement URL in it names each board, so one board revoked never silences another."""
+    second = "test-display-token-0002"
+    extra = tmp_path / "second-board.toml"
+    text = CENTRE.read_text(encoding="utf-8")
+    extra.write_text(
+        text + f'\n[[devices]]\nname = "Bảng sảnh 2"\nkind = "display"\ntoken = "{second}"\n',
+        encoding="utf-8",
+    )
+    srv = CentreServer(tmp_path, f"sqlite:///{tmp_path / 'motcua.sqlite3'}", provision=extra)
+    srv.start()
+    try:
+        urls = [
+            devices.display(srv, token).wait_event("snapshot")["board"]["announce"]["url"]
+            for token in (DISPLAY, second)
+        ]
+        assert urls[0] != urls[1], urls
+        assert len({u.split("d=")[1].split("&")[0] for u in urls}) == 2, urls
+    finally:
+        srv.stop()
+
+
 def test_announcement_keys_die_with_their_display_and_assemble_only_calls(
     guarded_server, devices, tmp_path
 ):
