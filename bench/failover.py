@@ -59,24 +59,10 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    p.add_argument("--centres", type=int, default=200)
-    p.add_argument("--kiosks", type=int, default=2, help="per centre")
-    p.add_argument("--counters", type=int, default=5, help="per centre, each with a clerk")
-    p.add_argument("--displays", type=int, default=38, help="boards per centre")
-    p.add_argument("--ratings", type=int, default=5, help="rating tablets per centre")
-    p.add_argument("--services", type=int, default=4, help="per centre")
-    p.add_argument("--processes", type=int, default=2)
-    p.add_argument("--calls-per-s", type=float, default=10.0, help="over the whole province")
-    p.add_argument("--tickets-per-s", type=float, default=12.0, help="over the whole province")
-    p.add_argument("--seed-tickets", type=int, default=6, help="per centre, before the load")
+    P.add_province_args(p)
     p.add_argument("--kill-after", type=float, default=10.0, help="seconds of load before it")
     p.add_argument("--after-kill", type=float, default=30.0, help="seconds of load after it")
     p.add_argument("--nginx-workers", type=int, default=2)
-    p.add_argument("--repeat", type=int, default=1)
-    p.add_argument("--seed", type=int, default=1)
-    P.add_store_args(p)
-    p.add_argument("--concurrency", type=int, default=64, help="connections opened at once")
-    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     return p
 
 

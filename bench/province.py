@@ -97,19 +97,10 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    p.add_argument("--centres", type=int, default=200)
-    p.add_argument("--kiosks", type=int, default=2, help="per centre")
-    p.add_argument("--counters", type=int, default=5, help="per centre, each with a clerk")
-    p.add_argument("--displays", type=int, default=38, help="boards per centre")
-    p.add_argument("--ratings", type=int, default=5, help="rating tablets per centre")
-    p.add_argument("--services", type=int, default=4, help="per centre")
-    p.add_argument("--processes", type=int, default=2)
+    add_province_args(p)
     p.add_argument("--duration", type=float, default=60.0, help="measured seconds")
     p.add_argument("--warmup", type=float, default=5.0, help="seconds of load before measuring")
     p.add_argument("--window", type=float, default=5.0, help="seconds per window")
-    p.add_argument("--calls-per-s", type=float, default=10.0, help="over the whole province")
-    p.add_argument("--tickets-per-s", type=float, default=12.0, help="over the whole province")
-    p.add_argument("--seed-tickets", type=int, default=6, help="per centre, before the load")
     p.add_argument(
         "--logins",
         type=int,
@@ -118,13 +109,28 @@ def parser() -> argparse.ArgumentParser:
         "spread evenly over --login-spread seconds, each centre's from its own address",
     )
     p.add_argument("--login-spread", type=float, default=60.0)
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    return p
+
+
+def add_province_args(p: argparse.ArgumentParser) -> None:
+    """The province's size and load, where it runs, and the output (bench/failover.py's
+    too)."""
+    p.add_argument("--centres", type=int, default=200)
+    p.add_argument("--kiosks", type=int, default=2, help="per centre")
+    p.add_argument("--counters", type=int, default=5, help="per centre, each with a clerk")
+    p.add_argument("--displays", type=int, default=38, help="boards per centre")
+    p.add_argument("--ratings", type=int, default=5, help="rating tablets per centre")
+    p.add_argument("--services", type=int, default=4, help="per centre")
+    p.add_argument("--processes", type=int, default=2)
+    p.add_argument("--calls-per-s", type=float, default=10.0, help="over the whole province")
+    p.add_argument("--tickets-per-s", type=float, default=12.0, help="over the whole province")
+    p.add_argument("--seed-tickets", type=int, default=6, help="per centre, before the load")
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--seed", type=int, default=1)
     add_store_args(p)
     p.add_argument("--concurrency", type=int, default=64, help="connections opened at once")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    return p
 
 
 def add_store_args(p: argparse.ArgumentParser) -> None:

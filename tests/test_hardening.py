@@ -460,6 +460,25 @@ def test_login_throttle_delays_grow_and_its_table_is_bounded():
     assert len(throttle) <= 100
 
 
+def _burst(checks: PasswordChecks, n: int) -> list:
+    """``n`` logins asking ``checks`` at once, each on its thread: what each was told (the
+    check's answer, or the refusal's code)."""
+    outcomes = []
+
+    def attempt():
+        try:
+            outcomes.append(checks("h", "p"))
+        except QueueError as e:
+            outcomes.append(e.code)
+
+    threads = [threading.Thread(target=attempt) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes
+
+
 def test_password_checks_run_a_few_at_once_and_refuse_a_long_queue(monkeypatch):
     running, most = [0], [0]
     lock = threading.Lock()
@@ -474,20 +493,7 @@ def test_password_checks_run_a_few_at_once_and_refuse_a_long_queue(monkeypatch):
         return False
 
     monkeypatch.setattr(auth, "password_matches", slow_check)
-    checks = PasswordChecks(2, use_gevent=False, queue=4)
-    outcomes = []
-
-    def attempt():
-        try:
-            outcomes.append(checks("h", "p"))
-        except QueueError as e:
-            outcomes.append(e.code)
-
-    threads = [threading.Thread(target=attempt) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = _burst(PasswordChecks(2, use_gevent=False, queue=4), 20)
     assert most[0] == 2
     assert outcomes.count("rate_limited") >= 10 and outcomes.count(False) >= 2, outcomes
 
@@ -502,28 +508,11 @@ def test_logins_wait_their_turn_for_as_long_as_the_expected_wait_allows(monkeypa
         return True
 
     monkeypatch.setattr(auth, "password_matches", slow_check)
-
-    def burst(checks, n):
-        outcomes = []
-
-        def attempt():
-            try:
-                outcomes.append(checks("h", "p"))
-            except QueueError as e:
-                outcomes.append(e.code)
-
-        threads = [threading.Thread(target=attempt) for _ in range(n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        return outcomes
-
     # 30 at once, each check 0.05 s: the last waits ~1.5 s, within 60 s: none refused.
-    assert burst(PasswordChecks(1, use_gevent=False), 30) == [True] * 30
+    assert _burst(PasswordChecks(1, use_gevent=False), 30) == [True] * 30
     # A wait of 0.5 s with checks measured at 0.05 s: about ten fit, the rest are refused.
     checks = PasswordChecks(1, use_gevent=False, wait_s=0.5)
     checks.check_s = 0.05
-    outcomes = burst(checks, 40)
+    outcomes = _burst(checks, 40)
     assert 8 <= outcomes.count(True) <= 14 and outcomes.count("rate_limited") >= 26, outcomes
     assert abs(checks.check_s - 0.05) < 0.02  # what the checks took, smoothed
