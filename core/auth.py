@@ -76,6 +76,14 @@ def device_for_token(conn: Connection, token: str) -> Row | None:
     ).first()
 
 
+def devices_for_tokens(conn: Connection, tokens) -> dict[str, Row]:
+    """The active devices owning these tokens, by token (a token nobody owns is absent)."""
+    d = m.devices
+    by_hash = {token_hash(t): t for t in tokens}
+    rows = conn.execute(sa.select(d).where(d.c.token_hash.in_(list(by_hash)), d.c.active.is_(True)))
+    return {by_hash[row.token_hash]: row for row in rows}
+
+
 def device_by_id(conn: Connection, device_id: int) -> Row | None:
     """The active device ``device_id`` (None once revoked)."""
     d = m.devices
@@ -99,6 +107,18 @@ def device_counter_ids(conn: Connection, device_id: int) -> list[int]:
     return list(
         conn.execute(sa.select(dc.c.counter_id).where(dc.c.device_id == device_id)).scalars()
     )
+
+
+def devices_counter_ids(conn: Connection, device_ids) -> dict[int, list[int]]:
+    """The counters each of these devices is bound to (a device bound to none is absent)."""
+    dc = m.device_counters
+    out: dict[int, list[int]] = {}
+    rows = conn.execute(
+        sa.select(dc.c.device_id, dc.c.counter_id).where(dc.c.device_id.in_(list(device_ids)))
+    )
+    for device_id, counter_id in rows:
+        out.setdefault(device_id, []).append(counter_id)
+    return out
 
 
 def staff_for_token(conn: Connection, token: str) -> Row:

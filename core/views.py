@@ -127,6 +127,20 @@ def service_codes(conn: Connection, counter_ids) -> frozenset[str]:
     )
 
 
+def service_codes_by_counter(conn: Connection, counter_ids) -> dict[int, set[str]]:
+    """Codes of the services each of these counters serves."""
+    cs = m.counter_services
+    out: dict[int, set[str]] = {}
+    rows = conn.execute(
+        sa.select(cs.c.counter_id, _s.c.code)
+        .join(cs, cs.c.service_id == _s.c.id)
+        .where(cs.c.counter_id.in_(list(counter_ids)))
+    )
+    for counter_id, code in rows:
+        out.setdefault(counter_id, set()).add(code)
+    return out
+
+
 # A service's row with its agency's names (``agency``, ``agency_en``), as pages show it.
 SERVICE_ROWS = sa.select(_s, _a.c.name.label("agency"), _a.c.name_en.label("agency_en")).join(
     _a, _a.c.id == _s.c.agency_id

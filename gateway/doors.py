@@ -134,7 +134,8 @@ class Door(Namespace):
         client.base_url = request.host_url.rstrip("/")
         self.clients[sid] = client
         if client.actor.kind == "device" and self.ctx.presence is not None:
-            self.ctx.presence.connected()  # the monitor shows it online soon
+            # The monitor shows it online soon.
+            self.ctx.presence.connected(client.actor.centre_id, client.actor.id)
         # Sent once the connection is acknowledged: an emit from inside the connect
         # handler would reach the client before its namespace is connected.
         self.socketio.start_background_task(self._first_snapshot, sid, client)

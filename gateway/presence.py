@@ -27,14 +27,18 @@ class PresenceLoop:
         self.interval_s = interval_s
         self._task = None
         self._soon = False
+        self._new: dict[int, set[int]] = {}  # devices connected since the last soon round
 
     def start(self) -> None:
         if self._task is None and self.interval_s > 0:
             self._task = self.socketio.start_background_task(self._run)
 
-    def connected(self) -> None:
+    def connected(self, centre_id: int, device_id: int) -> None:
         """A device connected here: renew soon (in a second, with any others arriving),
-        so the monitor shows it online without waiting for the next round."""
+        so the monitor shows it online without waiting for the next round. That round
+        takes only the devices connected since the last: a hall of thousands
+        reconnecting (a process killed) is renewed as it arrives, not whole every second."""
+        self._new.setdefault(centre_id, set()).add(device_id)
         if not self._soon and self._task is not None:
             self._soon = True
             self.socketio.start_background_task(self._soon_round)
@@ -42,7 +46,13 @@ class PresenceLoop:
     def _soon_round(self) -> None:
         self.socketio.sleep(1.0)
         self._soon = False
-        self._round()
+        new, self._new = self._new, {}
+        here = self._connected_devices()  # those still connected
+        new = {c: ids & here[c] for c, ids in new.items() if ids & here.get(c, set())}
+        try:
+            presence.round_of(self.store, new, set(new), self.interval_s)
+        except Exception as e:  # noqa: BLE001 - a lost database: the next round
+            log.warning("could not renew the presence of the devices just connected: %s", e)
 
     def _connected_devices(self) -> dict[int, set[int]]:
         """centre id -> ids of the devices connected to this process."""
