@@ -192,8 +192,8 @@ class Nginx:
             + f"error_log {self.error_log} info;\n"
             + f"include {self.site / 'nginx-motcua-main.conf'};\n"
             + f"worker_processes {workers};\n"
-            # Each device holds two connections in a worker: the client's and the upstream.
-            + f"worker_rlimit_nofile {2 * connections + 64};\n"
+            # A connection is a file (a device holds two: the client's and the upstream).
+            + f"worker_rlimit_nofile {connections + 64};\n"
             + f"events {{ worker_connections {connections}; }}\n"
             + "http {\n"
             + f"    access_log {folder / 'access.log'};\n"
