@@ -42,7 +42,7 @@ from cpu import machine
 from loadgen import Clerk
 from stats import fmt_ms, print_machine, stats_ms
 from verdict import Target, run_repeated, write_results
-from wsclient import connect, connect_all
+from wsclient import RefusedError, connect, connect_all
 
 from harness.nginx import Nginx
 from harness.process import HOST, ServerProcess
@@ -118,10 +118,13 @@ class Device:
         delay = random.uniform(0.5, 1.5)
         while not self.closing:
             await asyncio.sleep(delay)
-            with contextlib.suppress(OSError, ConnectionError, TimeoutError):
+            try:
                 await self.open()
                 return
-            delay = min(delay * 2, 5.0)
+            except RefusedError:  # refused (unavailable): the pages try again in 2 s
+                delay = 2.0
+            except (OSError, ConnectionError, TimeoutError):
+                delay = min(delay * 2, 5.0)
 
     async def close(self):
         self.closing = True

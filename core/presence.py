@@ -95,14 +95,26 @@ def heartbeat(tx: Tx, centre_id: int, device_ids, tz: str) -> int:
     return len(back)
 
 
+# Devices renewed in one write: the writer runs one operation at a time, so a clerk's call
+# waits for one such write at most, not for thousands of rows (a province's process
+# renewing its 5,000 devices in one statement held its calls ~100 ms every round).
+RENEW_AT_ONCE = 250
+
+
 def round_of(store: Store, connected: dict[int, set[int]], centres, interval_s: float) -> None:
     """One process's round: renew the devices ``connected`` to it (centre -> device ids)
     and, in each centre of ``centres`` (those it serves) where something flips, its
     heartbeat and sweep in the centre's own transaction. A centre that fails is logged and
     left to the next round; a lost database fails the round."""
-    ids = [d for devices in connected.values() for d in devices]
-    if ids:
-        store.write(lambda tx: renew(tx, ids), centre_id=0, actor="system:0", operation="presence")
+    ids = sorted(d for devices in connected.values() for d in devices)
+    for i in range(0, len(ids), RENEW_AT_ONCE):
+        some = ids[i : i + RENEW_AT_ONCE]
+        store.write(
+            lambda tx, some=some: renew(tx, some),
+            centre_id=0,
+            actor="system:0",
+            operation="presence",
+        )
     flips = store.read(lambda conn: due(conn, connected, centres, m.utcnow(), interval_s))
     for centre_id in sorted(flips):
         device_ids = connected.get(centre_id, ())
