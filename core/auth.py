@@ -78,10 +78,16 @@ def device_for_token(conn: Connection, token: str) -> Row | None:
 
 def devices_for_tokens(conn: Connection, tokens) -> dict[str, Row]:
     """The active devices owning these tokens, by token (a token nobody owns is absent)."""
-    d = m.devices
     by_hash = {token_hash(t): t for t in tokens}
-    rows = conn.execute(sa.select(d).where(d.c.token_hash.in_(list(by_hash)), d.c.active.is_(True)))
+    rows = conn.execute(_DEVICES_BY_HASH, {"hashes": list(by_hash)})
     return {by_hash[row.token_hash]: row for row in rows}
+
+
+# Built once: a statement built per look-up leaves its parts to the collector.
+_DEVICES_BY_HASH = sa.select(m.devices).where(
+    m.devices.c.token_hash.in_(sa.bindparam("hashes", expanding=True)),
+    m.devices.c.active.is_(True),
+)
 
 
 def device_by_id(conn: Connection, device_id: int) -> Row | None:
