@@ -175,36 +175,12 @@ async def run(args, servers: list[ServerProcess], endpoint, loads, tokens) -> di
     devices = await connect_behind_nginx(args, endpoint, loads, tokens)
     connect_s = perf_counter() - t0
     print(f"connected {len(devices)} devices through nginx in {connect_s:.1f} s", flush=True)
-    for load in loads:  # queues not empty when the load starts
-        for i in range(args.seed_tickets):
-            _, r = await load.kiosks[i % len(load.kiosks)].call(
-                "issue", {"service": rng.choice(load.centre.services)}
-            )
-            if r.get("ok"):
-                load.tickets.add(r["ticket"]["id"])
+    await P.seed_queues(loads, args.seed_tickets, rng)
 
     t_kill = perf_counter() + args.kill_after
     t_end = t_kill + args.after_kill
-    n_kiosks = sum(len(load.kiosks) for load in loads)
     acks, k_errors = [], Counter()
-    tasks = []
-    for load in loads:
-        for clerk in load.clerks:
-            tasks.append(asyncio.create_task(clerk.run(t_end, rng.uniform(0, clerk.interval))))
-        for k in list(load.kiosks):
-            tasks.append(
-                asyncio.create_task(
-                    P.issue_loop(
-                        k,
-                        load,
-                        args.tickets_per_s / n_kiosks,
-                        random.Random(rng.random()),
-                        t_end,
-                        acks,
-                        k_errors,
-                    )
-                )
-            )
+    tasks = P.start_load(args, loads, rng, t_end, acks, k_errors)
     await asyncio.sleep(max(0.0, t_kill - perf_counter()))
     victim = servers[-1]
     t_kill = perf_counter()

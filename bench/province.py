@@ -464,6 +464,39 @@ def window_p99s(calls: list[tuple[float, float]], t_start: float, window: float)
     return [stats_ms(by[i]) for i in range(max(by) + 1)] if by else []
 
 
+async def seed_queues(loads: list[CentreLoad], per_centre: int, rng) -> Counter:
+    """``per_centre`` tickets issued at each centre's kiosks in turn, so that queues are not
+    empty when the load starts (32 centres at a time); the refusals, by code."""
+    errors, sem = Counter(), asyncio.Semaphore(32)
+
+    async def seed(load: CentreLoad):
+        async with sem:
+            for i in range(per_centre):
+                k = load.kiosks[i % len(load.kiosks)]
+                _, r = await k.call("issue", {"service": rng.choice(load.centre.services)})
+                if r.get("ok"):
+                    load.tickets.add(r["ticket"]["id"])
+                else:
+                    errors[r["error"]["code"]] += 1
+
+    await asyncio.gather(*(seed(load) for load in loads))
+    return errors
+
+
+def start_load(args, loads: list[CentreLoad], rng, t_end: float, acks, errors) -> list:
+    """Every clerk calling (each starting at a random point of its interval) and every
+    kiosk issuing its share of ``--tickets-per-s``, until ``t_end``: their tasks."""
+    n_kiosks = sum(len(load.kiosks) for load in loads)
+    tasks = []
+    for load in loads:
+        for clerk in load.clerks:
+            tasks.append(asyncio.create_task(clerk.run(t_end, rng.uniform(0, clerk.interval))))
+        for k in list(load.kiosks):
+            rate, own = args.tickets_per_s / n_kiosks, random.Random(rng.random())
+            tasks.append(asyncio.create_task(issue_loop(k, load, rate, own, t_end, acks, errors)))
+    return tasks
+
+
 async def run(args, servers, loads: list[CentreLoad], tokens: dict) -> dict:
     rng = random.Random(args.seed)
     rss_before = [rss_kib(s.pid) for s in servers]
@@ -472,24 +505,7 @@ async def run(args, servers, loads: list[CentreLoad], tokens: dict) -> dict:
     connect_s = perf_counter() - t0
     print(f"connected {len(conns)} devices in {connect_s:.1f} s", flush=True)
 
-    seed_errors = Counter()
-
-    async def seed(load: CentreLoad):
-        for i in range(args.seed_tickets):
-            k = load.kiosks[i % len(load.kiosks)]
-            _, r = await k.call("issue", {"service": rng.choice(load.centre.services)})
-            if r.get("ok"):
-                load.tickets.add(r["ticket"]["id"])
-            else:
-                seed_errors[r["error"]["code"]] += 1
-
-    sem = asyncio.Semaphore(32)
-
-    async def bounded(load):
-        async with sem:
-            await seed(load)
-
-    await asyncio.gather(*(bounded(load) for load in loads))
+    seed_errors = await seed_queues(loads, args.seed_tickets, rng)
     await asyncio.sleep(1.0)
 
     lag = LoopLag()
@@ -497,25 +513,7 @@ async def run(args, servers, loads: list[CentreLoad], tokens: dict) -> dict:
     t_start = perf_counter() + args.warmup
     t_end = t_start + args.duration
     acks, k_errors = [], Counter()
-    n_kiosks = sum(len(load.kiosks) for load in loads)
-    tasks = []
-    for load in loads:
-        for clerk in load.clerks:
-            tasks.append(asyncio.create_task(clerk.run(t_end, rng.uniform(0, clerk.interval))))
-        for k in load.kiosks:
-            tasks.append(
-                asyncio.create_task(
-                    issue_loop(
-                        k,
-                        load,
-                        args.tickets_per_s / n_kiosks,
-                        random.Random(rng.random()),
-                        t_end,
-                        acks,
-                        k_errors,
-                    )
-                )
-            )
+    tasks = start_load(args, loads, rng, t_end, acks, k_errors)
     flood = asyncio.create_task(login_flood(args, servers, loads, t_start)) if args.logins else None
     cpu = ProvinceCpu(servers)
     await asyncio.sleep(max(0.0, t_start - perf_counter()))
