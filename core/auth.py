@@ -117,14 +117,15 @@ def device_counter_ids(conn: Connection, device_id: int) -> list[int]:
 
 def devices_counter_ids(conn: Connection, device_ids) -> dict[int, list[int]]:
     """The counters each of these devices is bound to (a device bound to none is absent)."""
-    dc = m.device_counters
     out: dict[int, list[int]] = {}
-    rows = conn.execute(
-        sa.select(dc.c.device_id, dc.c.counter_id).where(dc.c.device_id.in_(list(device_ids)))
-    )
-    for device_id, counter_id in rows:
+    for device_id, counter_id in conn.execute(_DEVICE_COUNTERS, {"ids": list(device_ids)}):
         out.setdefault(device_id, []).append(counter_id)
     return out
+
+
+_DEVICE_COUNTERS = sa.select(m.device_counters.c.device_id, m.device_counters.c.counter_id).where(
+    m.device_counters.c.device_id.in_(sa.bindparam("ids", expanding=True))
+)
 
 
 def staff_for_token(conn: Connection, token: str) -> Row:

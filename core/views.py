@@ -117,28 +117,24 @@ def current_ticket(conn: Connection, counter_id: int) -> Row | None:
 
 def service_codes(conn: Connection, counter_ids) -> frozenset[str]:
     """Codes of the services the given counters serve."""
-    cs = m.counter_services
-    return frozenset(
-        conn.execute(
-            sa.select(_s.c.code)
-            .join(cs, cs.c.service_id == _s.c.id)
-            .where(cs.c.counter_id.in_(list(counter_ids)))
-        ).scalars()
-    )
+    return frozenset(code for _, code in conn.execute(_COUNTER_CODES, {"ids": list(counter_ids)}))
 
 
 def service_codes_by_counter(conn: Connection, counter_ids) -> dict[int, set[str]]:
     """Codes of the services each of these counters serves."""
-    cs = m.counter_services
     out: dict[int, set[str]] = {}
-    rows = conn.execute(
-        sa.select(cs.c.counter_id, _s.c.code)
-        .join(cs, cs.c.service_id == _s.c.id)
-        .where(cs.c.counter_id.in_(list(counter_ids)))
-    )
-    for counter_id, code in rows:
+    for counter_id, code in conn.execute(_COUNTER_CODES, {"ids": list(counter_ids)}):
         out.setdefault(counter_id, set()).add(code)
     return out
+
+
+# Built once (a statement built per call leaves its parts to the collector): each
+# counter's services' codes.
+_COUNTER_CODES = (
+    sa.select(m.counter_services.c.counter_id, _s.c.code)
+    .join(m.counter_services, m.counter_services.c.service_id == _s.c.id)
+    .where(m.counter_services.c.counter_id.in_(sa.bindparam("ids", expanding=True)))
+)
 
 
 # A service's row with its agency's names (``agency``, ``agency_en``), as pages show it.

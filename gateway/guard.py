@@ -712,15 +712,11 @@ class PasswordChecks:
     logins never takes the thread pool that the store uses). Logins beyond those wait their
     turn while the wait they can expect (those ahead of them, times a check's recent
     duration, over ``size``) is at most ``wait_s``; beyond that a login is answered
-    ``rate_limited`` at once. ``queue``, when given, bounds the waiting logins by number
-    instead. A waiting login holds a request, not a check's 32 MiB.
+    ``rate_limited`` at once. A waiting login holds a request, not a check's 32 MiB.
     Without gevent (tests in one process) the check runs in the caller, bounded alike."""
 
-    def __init__(
-        self, size: int, use_gevent: bool, queue: int | None = None, wait_s: float = LOGIN_WAIT_S
-    ):
+    def __init__(self, size: int, use_gevent: bool, wait_s: float = LOGIN_WAIT_S):
         self.size = size
-        self.queue = queue
         self.wait_s = wait_s
         self.check_s = 0.2  # a check's duration, smoothed over the last ones
         self._pool = None
@@ -734,8 +730,6 @@ class PasswordChecks:
 
     def _full(self) -> bool:
         ahead = self._pending - self.size + 1  # the checks this one would wait for
-        if self.queue is not None:
-            return ahead > self.queue
         return ahead > 0 and ahead * self.check_s / self.size > self.wait_s
 
     def __call__(self, stored: str, password: str) -> bool:

@@ -493,7 +493,9 @@ def test_password_checks_run_a_few_at_once_and_refuse_a_long_queue(monkeypatch):
         return False
 
     monkeypatch.setattr(auth, "password_matches", slow_check)
-    outcomes = _burst(PasswordChecks(2, use_gevent=False, queue=4), 20)
+    checks = PasswordChecks(2, use_gevent=False, wait_s=0.1)
+    checks.check_s = 0.05  # two at once, 0.05 s each: four may wait (0.1 s), no more
+    outcomes = _burst(checks, 20)
     assert most[0] == 2
     assert outcomes.count("rate_limited") >= 10 and outcomes.count(False) >= 2, outcomes
 
