@@ -249,6 +249,19 @@ def _chunks(items: list, size: int = 900) -> Iterable[list]:  # SQLite's 999 par
         yield items[i : i + size]
 
 
+def _pairs(store: Store, key, value, keys: list) -> dict:
+    """``{key: value}`` of the rows whose column ``key`` is one of ``keys`` (read in
+    chunks)."""
+
+    def read(conn):
+        found = {}
+        for part in _chunks(keys):
+            found.update(conn.execute(sa.select(key, value).where(key.in_(part))).all())
+        return found
+
+    return store.read(read)
+
+
 def prepare_passwords(
     store: Store, batch: Batch, key: bytes | None = None, mapper: Mapper | None = None
 ) -> Passwords:
@@ -261,19 +274,7 @@ def prepare_passwords(
     mapper = mapper or thread_map
     out = Passwords()
     codes = [d["centre"]["code"] for d in batch.centres]
-    c = m.centres
-
-    def digests(conn):
-        found = {}
-        for part in _chunks(codes):
-            found.update(
-                conn.execute(
-                    sa.select(c.c.code, c.c.provisioned_digest).where(c.c.code.in_(part))
-                ).all()
-            )
-        return found
-
-    last = store.read(digests)
+    last = _pairs(store, m.centres.c.code, m.centres.c.provisioned_digest, codes)
     entries = []
     for data in batch.centres:
         code = data["centre"]["code"]
@@ -287,20 +288,8 @@ def prepare_passwords(
                 entries.append(st)
     if not entries:
         return out
-    st_ = m.staff
-
-    def stored(conn):
-        found = {}
-        names = sorted({e["username"] for e in entries})
-        for part in _chunks(names):
-            found.update(
-                conn.execute(
-                    sa.select(st_.c.username, st_.c.password_hash).where(st_.c.username.in_(part))
-                ).all()
-            )
-        return found
-
-    hashes = store.read(stored)
+    names = sorted({e["username"] for e in entries})
+    hashes = _pairs(store, m.staff.c.username, m.staff.c.password_hash, names)
 
     def ready(entry):
         old = hashes.get(entry["username"])
