@@ -264,6 +264,16 @@ def test_the_demo_province_starts_and_its_overview_shows_every_centre(browser, t
         page.goto(demo.url + "/manage/province?lang=en")
         expect(page.get_by_test_id("total")).to_contain_text("13")
         screenshot(page, "province-overview-en")
+        # Logging out ends the session on the server, not only in the page.
+        token = page.evaluate("sessionStorage.getItem('motcua.manage.session')")
+        page.get_by_role("button", name="Log out").click()
+        expect(page.locator("input[name=username]")).to_be_visible()
+        ended = requests.get(
+            demo.url + "/api/v1/province/overview",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert token and ended.status_code == 401, (token, ended.status_code)
         assert errors.errors == [], errors.errors
         context.close()
     finally:

@@ -29,10 +29,7 @@ export function chooseCentre(code) {
   sessionStorage.setItem(CENTRE, code);
 }
 
-// Ends the session on the server (logged out here whatever it answers).
-export function endSession(token) {
-  return callApi("POST", "/api/v1/auth/logout", { token }).catch(() => null);
-}
+export { endSession } from "/static/motcua.js";
 
 // The login screen of an admin page titled ``title``: the session is kept (both pages
 // share it) and ``loggedIn(token)`` called once the server accepts the account.

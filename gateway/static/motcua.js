@@ -92,6 +92,11 @@ export async function api(method, path, { token = null, body = null } = {}) {
   return { status: response.status, answer };
 }
 
+// Ends a staff session on the server (the page is logged out whatever it answers).
+export function endSession(token) {
+  return api("POST", "/api/v1/auth/logout", { token }).catch(() => null);
+}
+
 // Why a device page was refused, for its words: "wrong" (the token it used is not a
 // device's of this kind), with `kept` when a token saved before stays for the next start.
 // `revoked` when an admin revoked the device (the server's error says so).

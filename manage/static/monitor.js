@@ -2,7 +2,7 @@
 // State: the /manage snapshot (monitor_state) and its batches, applied as docs/protocol.md
 // section 8.7 says (harness/replica.py ManagerReplica is the reference). Today's figures
 // (served, mean waits) are read again after the changes that move them.
-import { RESYNC_KINDS, api as callApi, currentLang, el, follow, minutes, t, staffLogin } from "/static/motcua.js";
+import { RESYNC_KINDS, api as callApi, currentLang, el, endSession, follow, minutes, t, staffLogin } from "/static/motcua.js";
 
 const app = document.getElementById("app");
 const data = JSON.parse(document.getElementById("monitor-data").textContent);
@@ -438,14 +438,9 @@ function connect() {
 }
 
 async function logout() {
-  try {
-    await callApi("POST", "/api/v1/auth/logout", { token: state.token });
-  } catch {
-    // logged out here all the same
-  } finally {
-    forget();
-    render();
-  }
+  await endSession(state.token);
+  forget();
+  render();
 }
 
 // Waits grow with the clock: the tables are drawn again every few seconds.

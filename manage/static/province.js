@@ -1,7 +1,7 @@
 // The province's overview: every centre the account may watch, today's figures in one
 // row each, read again every few seconds (GET /api/v1/province/overview: a few
 // statements for all the centres). A row opens that centre's monitor.
-import { api as callApi, currentLang, el, minutes, t, staffLogin } from "/static/motcua.js";
+import { api as callApi, currentLang, el, endSession, minutes, t, staffLogin } from "/static/motcua.js";
 
 const app = document.getElementById("app");
 const data = JSON.parse(document.getElementById("province-data").textContent);
@@ -49,14 +49,9 @@ function forget() {
 }
 
 async function logout() {
-  try {
-    await callApi("POST", "/api/v1/auth/logout", { token: state.token });
-  } catch {
-    // logged out here all the same
-  } finally {
-    forget();
-    render();
-  }
+  await endSession(state.token);
+  forget();
+  render();
 }
 
 function english(vi, en) {

@@ -1,7 +1,7 @@
 // The centre's reports (/manage/reports): log in as a manager, choose a range of days,
 // read the summary and the breakdowns, download them as CSV or XLSX. Every figure comes
 // from /api/v1/reports/… (docs/reports.md) with the session's token.
-import { api as callApi, currentLang, el, t, staffLogin } from "/static/motcua.js";
+import { api as callApi, currentLang, el, endSession, t, staffLogin } from "/static/motcua.js";
 
 const app = document.getElementById("app");
 const data = JSON.parse(document.getElementById("reports-data").textContent);
@@ -279,7 +279,7 @@ async function logout() {
   const token = state.token;
   forget();
   render();
-  await callApi("POST", "/api/v1/auth/logout", { token }).catch(() => null);
+  await endSession(token);
 }
 
 function header() {
