@@ -152,6 +152,7 @@ def create_app(overrides: dict | None = None):
     from gateway.context import ServerContext
     from gateway.frames import FrameSender
     from gateway.hub import ChangeHub
+    from gateway.rooms import IndexedManager
     from gateway.transport import RedisTransport
 
     config = {**default_config(), **(overrides or {})}
@@ -170,6 +171,8 @@ def create_app(overrides: dict | None = None):
         # Only the role namespaces accept connections (the default one would accept any
         # client without credentials and hold whatever it sends).
         namespaces=[role.namespace for role in ROLES.values()],
+        # Disconnects that cost the client's own rooms, not the namespace's (gateway/rooms.py).
+        client_manager=IndexedManager(),
         # Text packets only, no attachments, small messages (gateway/guard.py).
         **guard.socketio_options(),
     )

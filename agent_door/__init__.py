@@ -45,9 +45,9 @@ class AgentDoor(BoardDoor):
             board.role, board.centre_id, board.counters, board.services, device=client.actor.id
         )
 
-    def snapshot(self, client: Client) -> dict:
-        return self.read(
-            views.agent_snapshot, client.actor.centre_id, client.counter_ids, client.actor.id
+    def snapshot(self, conn, client: Client) -> dict:
+        return views.agent_snapshot(
+            conn, client.actor.centre_id, client.counter_ids, client.actor.id
         )
 
     def print_result(self, client: Client, **result) -> dict:

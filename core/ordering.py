@@ -17,42 +17,44 @@ from .lifecycle import WAITING
 from .raw import Raw
 
 
+def _queue_members() -> sa.Subquery:
+    """The tickets each counter of ``:ids`` may call (``counter_id``, ``ticket_id``):
+    the waiting tickets of business day ``:day`` of its centre, of its services and sent to
+    no counter, and those sent to it. Built once; read for many counters at a time."""
+    t, cs, c = m.tickets, m.counter_services, m.counters
+    ids = sa.bindparam("ids", expanding=True)
+    waiting = sa.and_(
+        t.c.centre_id == c.c.centre_id,
+        t.c.business_date == sa.bindparam("day"),
+        t.c.status.in_(WAITING),
+    )
+    own = (
+        sa.select(c.c.id.label("counter_id"), t.c.id.label("ticket_id"))
+        .join(cs, cs.c.counter_id == c.c.id)
+        .join(t, sa.and_(t.c.service_id == cs.c.service_id, t.c.target_counter_id.is_(None)))
+        .where(c.c.id.in_(ids), waiting)
+    )
+    sent = (
+        sa.select(c.c.id.label("counter_id"), t.c.id.label("ticket_id"))
+        .join(t, t.c.target_counter_id == c.c.id)
+        .where(c.c.id.in_(ids), waiting)
+    )
+    return sa.union_all(own, sent).subquery("queue_members")
+
+
+QUEUE_MEMBERS = _queue_members()
+
+
 class CounterQueue:
     """The tickets a counter may call: today's waiting tickets of its services that are
-    not sent to another counter, and those transferred to this counter."""
+    not sent to another counter, and those transferred to this counter (for many counters
+    at once: :data:`QUEUE_MEMBERS`)."""
 
     def __init__(self, conn: Connection, counter: Mapping, business_date, now=None):
         self.conn = conn
         self.counter = counter
         self.business_date = business_date
         self.now = now  # for appointments whose slot has begun
-
-    def _base(self):
-        t = m.tickets
-        served = sa.select(m.counter_services.c.service_id).where(
-            m.counter_services.c.counter_id == self.counter["id"]
-        )
-        return sa.select(t).where(
-            t.c.centre_id == self.counter["centre_id"],
-            t.c.business_date == self.business_date,
-            t.c.status.in_(WAITING),
-            sa.or_(
-                t.c.target_counter_id == self.counter["id"],
-                sa.and_(t.c.target_counter_id.is_(None), t.c.service_id.in_(served)),
-            ),
-        )
-
-    def ids(self) -> sa.Select:
-        """The ids of the tickets this counter may call, as a subquery."""
-        return self._base().with_only_columns(m.tickets.c.id)
-
-    def waiting_by_service(self) -> dict[int, int]:
-        """service_id -> how many tickets this counter may call."""
-        base = self._base().subquery()
-        rows = self.conn.execute(
-            sa.select(base.c.service_id, sa.func.count()).group_by(base.c.service_id)
-        )
-        return dict(rows.all())
 
     def heads(self) -> Heads:
         """The heads of the counter's queue, in one statement: the earliest issued

@@ -18,7 +18,7 @@ from . import models as m
 from .clock import business_date, day_start, iso, zone
 from .hours import HoursError, OpeningHours
 from .lifecycle import AT_COUNTER, WAITING, counter_actions, manager_actions
-from .ordering import CounterQueue, counter_service_ids
+from .ordering import QUEUE_MEMBERS, counter_service_ids
 from .permissions import Principal
 from .roles import public_event
 
@@ -332,71 +332,194 @@ def clerk_day(conn: Connection, staff_id: int, centre_id: int) -> dict:
 
 
 def counter_snapshot(conn: Connection, counter_id: int, no_show_after_s: float) -> dict:
-    """One counter: its state, its current ticket, the tickets it may call (its services'
-    and those transferred to it), oldest first, and when the clerk may take each action
-    (the lifecycle tables as data: the page offers an action exactly when the server would
-    accept it; ``no_show_after_s``: the engine's setting)."""
-    ctr_row = counter(conn, counter_id)
-    ctr = centre(conn, ctr_row.centre_id)
-    _, day = _now_day(ctr)
-    by_id = {s.id: s for s in services(conn, ctr.id)}
-    own = counter_service_ids(conn, [counter_id])
-    queue = CounterQueue(conn, ctr_row._mapping, day)
-    waiting = queue.waiting_by_service()
-    current = current_ticket(conn, counter_id)
-    listed = conn.execute(
-        TICKET_DETAIL.where(_t.c.id.in_(queue.ids()))
-        .order_by(_t.c.issued_at, _t.c.id)
-        .limit(QUEUE_LIST_LIMIT)
-    ).all()
-    return {
-        "protocol": PROTOCOL,
-        "seq": ctr.seq,
-        "counter": {**counter_view(ctr_row._mapping), "services": [by_id[s].code for s in own]},
-        "current": ticket_view(current._mapping, ctr.timezone) if current else None,
-        "waiting": {by_id[s].code: waiting.get(s, 0) for s in [*own, *waiting]},
-        "queue": [ticket_view(t._mapping, ctr.timezone) for t in listed],
-        "device_alerts": device_alerts(conn, ctr.id, ctr.timezone),
-        "actions": counter_actions(no_show_after_s),
-    }
+    """One counter's snapshot (:func:`counter_snapshots`)."""
+    return counter_snapshots(conn, [counter_id], no_show_after_s)[counter_id]
+
+
+# Built once, for many counters at a time (a hall of clerks reconnecting).
+_IDS = sa.bindparam("ids", expanding=True)
+_COUNTER_ROWS = sa.select(_c).where(_c.c.id.in_(_IDS))
+_CENTRE_ROWS = sa.select(m.centres).where(m.centres.c.id.in_(_IDS))
+_CENTRE_SERVICES = SERVICE_ROWS.where(_s.c.centre_id.in_(_IDS)).order_by(_s.c.id)
+_SERVED = (
+    sa.select(m.counter_services.c.counter_id, m.counter_services.c.service_id)
+    .where(m.counter_services.c.counter_id.in_(_IDS))
+    .order_by(m.counter_services.c.service_id)
+)
+_CURRENTS = (
+    TICKET_DETAIL.add_columns(_t.c.counter_id.label("at_counter"))
+    .where(_t.c.counter_id.in_(_IDS), _t.c.status.in_(AT_COUNTER))
+    .order_by(_t.c.counter_id, _t.c.called_at.desc())
+)
+_Q = QUEUE_MEMBERS
+_WAITING_BY_COUNTER = (
+    sa.select(_Q.c.counter_id, _t.c.service_id, sa.func.count())
+    .join(_t, _t.c.id == _Q.c.ticket_id)
+    .group_by(_Q.c.counter_id, _t.c.service_id)
+    .order_by(_Q.c.counter_id, _t.c.service_id)
+)
+_RANKED = (
+    sa.select(
+        _Q.c.counter_id,
+        _Q.c.ticket_id,
+        sa.func.row_number()
+        .over(partition_by=_Q.c.counter_id, order_by=(_t.c.issued_at, _t.c.id))
+        .label("rank"),
+    )
+    .join(_t, _t.c.id == _Q.c.ticket_id)
+    .subquery("ranked")
+)
+_LISTED = (
+    TICKET_DETAIL.add_columns(_RANKED.c.counter_id.label("queue_of"))
+    .join(_RANKED, _RANKED.c.ticket_id == _t.c.id)
+    .where(_RANKED.c.rank <= QUEUE_LIST_LIMIT)
+    .order_by(_RANKED.c.counter_id, _t.c.issued_at, _t.c.id)
+)
+_ALERTS = (
+    sa.select(
+        m.devices.c.centre_id,
+        m.devices.c.id,
+        m.devices.c.name,
+        m.devices.c.kind,
+        m.devices.c.alert,
+        m.devices.c.alert_since,
+    )
+    .where(
+        m.devices.c.centre_id.in_(_IDS),
+        m.devices.c.alert.is_not(None),
+        m.devices.c.active.is_(True),
+    )
+    .order_by(m.devices.c.id)
+)
+
+
+def _counters_and_centres(conn: Connection, counter_ids) -> tuple[dict, dict]:
+    """The counters' rows by id and their centres' by id (a missing counter: NoResultFound,
+    as a read of it alone)."""
+    ids = list(dict.fromkeys(counter_ids))
+    rows = {r.id: r for r in conn.execute(_COUNTER_ROWS, {"ids": ids})}
+    if len(rows) < len(ids):
+        raise sa.exc.NoResultFound(f"no counter {sorted(set(ids) - set(rows))}")
+    centre_ids = sorted({r.centre_id for r in rows.values()})
+    return rows, {c.id: c for c in conn.execute(_CENTRE_ROWS, {"ids": centre_ids})}
+
+
+def _firsts(rows, key: str) -> dict:
+    """The first row of each ``key`` (rows ordered by it, then by preference)."""
+    out: dict = {}
+    for r in rows:
+        out.setdefault(getattr(r, key), r)
+    return out
+
+
+def counter_snapshots(conn: Connection, counter_ids, no_show_after_s: float) -> dict[int, dict]:
+    """Counters' snapshots by id, each counter's: its state, its current ticket, the
+    tickets it may call (its services' and those transferred to it), oldest first, and
+    when the clerk may take each action (the lifecycle tables as data: the page offers an
+    action exactly when the server would accept it; ``no_show_after_s``: the engine's
+    setting). The same nine statements for one counter or hundreds."""
+    rows, centres_ = _counters_and_centres(conn, counter_ids)
+    ids, centre_ids = list(rows), list(centres_)
+    by_id = {s.id: s for s in conn.execute(_CENTRE_SERVICES, {"ids": centre_ids})}
+    own: dict[int, list[int]] = {i: [] for i in ids}
+    for counter_id, service_id in conn.execute(_SERVED, {"ids": ids}):
+        if service_id not in own[counter_id]:
+            own[counter_id].append(service_id)
+    current = _firsts(conn.execute(_CURRENTS, {"ids": ids}), "at_counter")
+    waiting: dict[int, dict[int, int]] = {i: {} for i in ids}
+    listed: dict[int, list] = {i: [] for i in ids}
+    days: dict = {}  # business day -> its counters (centres may be in different time zones)
+    for i, r in rows.items():
+        days.setdefault(_now_day(centres_[r.centre_id])[1], []).append(i)
+    for day, day_ids in days.items():
+        params = {"ids": day_ids, "day": day}
+        for counter_id, service_id, n in conn.execute(_WAITING_BY_COUNTER, params):
+            waiting[counter_id][service_id] = n
+        for t in conn.execute(_LISTED, params):
+            listed[t.queue_of].append(t)
+    alerts: dict[int, list] = {c: [] for c in centre_ids}
+    for d in conn.execute(_ALERTS, {"ids": centre_ids}):
+        alerts[d.centre_id].append(
+            alert_view(d, d.alert, d.alert_since, centres_[d.centre_id].timezone)
+        )
+    actions = counter_actions(no_show_after_s)
+    out = {}
+    for i, r in rows.items():
+        ctr, served, cur = centres_[r.centre_id], own[i], current.get(i)
+        out[i] = {
+            "protocol": PROTOCOL,
+            "seq": ctr.seq,
+            "counter": {**counter_view(r._mapping), "services": [by_id[s].code for s in served]},
+            "current": ticket_view(cur._mapping, ctr.timezone) if cur else None,
+            "waiting": {by_id[s].code: waiting[i].get(s, 0) for s in [*served, *waiting[i]]},
+            "queue": [ticket_view(t._mapping, ctr.timezone) for t in listed[i]],
+            "device_alerts": alerts[ctr.id],
+            "actions": actions,
+        }
+    return out
 
 
 def rating_snapshot(conn: Connection, counter_id: int, rating_window: timedelta) -> dict:
-    """The tablet at one counter. ``awaiting_rating`` is the latest visit finished here if
-    it is unrated and still within the rating window, so a tablet that was offline when
-    it finished can still ask (a later visit replaces an earlier request)."""
-    ctr_row = counter(conn, counter_id)
-    ctr = centre(conn, ctr_row.centre_id)
-    name = staff_name(conn, ctr_row.staff_id) if ctr_row.status != "closed" else None
-    current = current_ticket(conn, counter_id)
-    rated = sa.exists().where(m.ratings.c.ticket_id == _t.c.id)
-    finished = conn.execute(
-        TICKET_DETAIL.add_columns(rated.label("rated"))
-        .where(
-            _t.c.counter_id == counter_id,
-            _t.c.status == "done",
-            _t.c.finished_at >= m.utcnow() - rating_window,
-        )
-        .order_by(_t.c.finished_at.desc(), _t.c.id.desc())
-        .limit(1)
-    ).first()
-    awaiting = None
-    if finished is not None and not finished.rated:
-        served_by = staff_name(conn, finished.staff_id or ctr_row.staff_id)
-        awaiting = {
-            "ticket": ticket_brief(finished._mapping),
-            "staff": {"full_name": served_by} if served_by else None,
-            "counter": {"number": ctr_row.number},
+    """One tablet's snapshot (:func:`rating_snapshots`)."""
+    return rating_snapshots(conn, [counter_id], rating_window)[counter_id]
+
+
+_RATED = sa.exists().where(m.ratings.c.ticket_id == _t.c.id)
+_LAST_DONE = (
+    sa.select(
+        _t.c.id,
+        sa.func.row_number()
+        .over(partition_by=_t.c.counter_id, order_by=(_t.c.finished_at.desc(), _t.c.id.desc()))
+        .label("rank"),
+    )
+    .where(
+        _t.c.counter_id.in_(_IDS), _t.c.status == "done", _t.c.finished_at >= sa.bindparam("since")
+    )
+    .subquery("last_done")
+)
+_FINISHED = (
+    TICKET_DETAIL.add_columns(_RATED.label("rated"))
+    .join(_LAST_DONE, _LAST_DONE.c.id == _t.c.id)
+    .where(_LAST_DONE.c.rank == 1)
+)
+_STAFF_NAMES = sa.select(m.staff.c.id, m.staff.c.full_name).where(m.staff.c.id.in_(_IDS))
+
+
+def rating_snapshots(conn: Connection, counter_ids, rating_window: timedelta) -> dict[int, dict]:
+    """The tablets' snapshots by counter id, each counter's tablet's. ``awaiting_rating``
+    is the latest visit finished there if it is unrated and still within the rating
+    window, so a tablet that was offline when it finished can still ask (a later visit
+    replaces an earlier request). The same six statements for one counter or hundreds."""
+    rows, centres_ = _counters_and_centres(conn, counter_ids)
+    ids = list(rows)
+    current = _firsts(conn.execute(_CURRENTS, {"ids": ids}), "at_counter")
+    since = m.utcnow() - rating_window
+    finished = {t.counter_id: t for t in conn.execute(_FINISHED, {"ids": ids, "since": since})}
+    staff_ids = {r.staff_id for r in rows.values() if r.staff_id is not None}
+    staff_ids |= {t.staff_id for t in finished.values() if t.staff_id is not None}
+    names = dict(conn.execute(_STAFF_NAMES, {"ids": sorted(staff_ids)}).all()) if staff_ids else {}
+    out = {}
+    for i, r in rows.items():
+        ctr, cur, done = centres_[r.centre_id], current.get(i), finished.get(i)
+        name = names.get(r.staff_id) if r.status != "closed" else None
+        awaiting = None
+        if done is not None and not done.rated:
+            served_by = names.get(done.staff_id or r.staff_id)
+            awaiting = {
+                "ticket": ticket_brief(done._mapping),
+                "staff": {"full_name": served_by} if served_by else None,
+                "counter": {"number": r.number},
+            }
+        out[i] = {
+            "protocol": PROTOCOL,
+            "seq": ctr.seq,
+            "counter": counter_view(r._mapping),
+            "staff": {"full_name": name} if name else None,
+            "current": ticket_view(cur._mapping, ctr.timezone) if cur else None,
+            "awaiting_rating": awaiting,
+            "rating": rating.settings(ctr),
         }
-    return {
-        "protocol": PROTOCOL,
-        "seq": ctr.seq,
-        "counter": counter_view(ctr_row._mapping),
-        "staff": {"full_name": name} if name else None,
-        "current": ticket_view(current._mapping, ctr.timezone) if current else None,
-        "awaiting_rating": awaiting,
-        "rating": rating.settings(ctr),
-    }
+    return out
 
 
 def clerk_photo(conn: Connection, counter_id: int | None) -> bytes | None:

@@ -92,9 +92,9 @@ class CounterDoor(StaffDoor):
             client.service_codes,
         )
 
-    def snapshot(self, client: Client) -> dict:
-        return self.read(
-            views.counter_snapshot, client.actor.counter_id, self.ctx.engine.no_show_after_s
+    def snapshots(self, conn, clients: dict[str, Client]) -> dict[str, dict]:
+        return self.by_counter(
+            views.counter_snapshots, conn, clients, self.ctx.engine.no_show_after_s
         )
 
     def my_day(self, client: Client) -> dict:

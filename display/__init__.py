@@ -38,8 +38,8 @@ def announce_key(secret: str, device_id: int) -> str:
 class DisplayDoor(BoardDoor):
     role_name = "display"
 
-    def snapshot(self, client: Client) -> dict:
-        return self.read(views.display_snapshot, client.actor.centre_id, client.counter_ids)
+    def snapshot(self, conn, client: Client) -> dict:
+        return views.display_snapshot(conn, client.actor.centre_id, client.counter_ids)
 
     def own(self, client: Client, data: dict) -> dict:
         """Each board's announcement URL names it (its key dies with it): set on a copy,

@@ -10,6 +10,7 @@ from gevent.event import AsyncResult
 
 from core import auth, views
 from core.engine import QueueEngine
+from core.errors import QueueError
 from core.store import Store
 
 from .hub import ChangeHub
@@ -31,7 +32,8 @@ class ServerContext:
     presence: object = None  # gateway.presence.PresenceLoop: renews devices' presence
     presence_s: float = 15.0  # its interval (core/presence.py)
     metrics: Metrics = field(default_factory=Metrics)  # this process's (gateway/metrics.py)
-    _lookups: DeviceLookups | None = field(default=None, repr=False)
+    _lookups: Gathered | None = field(default=None, repr=False)
+    _staff_lookups: Gathered | None = field(default=None, repr=False)
 
     def read(self, view, *args):
         """``view(conn, *args)`` (a core.views read) in one read transaction."""
@@ -39,15 +41,15 @@ class ServerContext:
 
     def lookup_device(self, token: str, binding: bool = False):
         """The active device owning ``token`` (or None), and with ``binding`` also its
-        counters and their service codes. Under gevent, devices connecting together are
-        looked up together (:class:`DeviceLookups`)."""
-        if self.offload is None:
-            return self.store.read(lambda conn: lookup_devices(conn, [(token, binding)]))[
-                (token, binding)
-            ]
+        counters and their service codes. Devices connecting together are looked up
+        together: three statements per batch."""
         if self._lookups is None:
-            self._lookups = DeviceLookups(self.store)
-        return self._lookups(token, binding)
+            self._lookups = self.gathered(lambda conn, asked: lookup_devices(conn, list(asked)))
+        return self._lookups((token, binding))
+
+    def gathered(self, read_many, most: int = 500) -> Gathered:
+        """Reads of ``read_many`` gathered while one is in flight (:class:`Gathered`)."""
+        return Gathered(self.store, read_many, most, alone=self.offload is None)
 
     def device_revoked(self, token: str, kind: str) -> bool:
         """Whether ``token`` was a revoked device's of ``kind`` (asked after a refusal)."""
@@ -63,13 +65,28 @@ class ServerContext:
 
     def lookup_staff_counter(self, token: str, number: int, centre: str | None = None):
         """(principal, its role, counter row, the counter's service codes) for staff
-        connecting to counter ``number`` (of the centre whose code is ``centre``)."""
+        connecting to counter ``number`` (of the centre whose code is ``centre``); clerks
+        reconnecting together are looked up together."""
+        if self._staff_lookups is None:
+            self._staff_lookups = self.gathered(lookup_staff_counters)
+        return self._staff_lookups((token, number, centre))
 
-        def read(conn):
-            principal, role, counter = auth.staff_at_counter(conn, token, number, centre)
-            return principal, role, counter, views.service_codes(conn, [counter.id])
 
-        return self.store.read(read)
+def lookup_staff_counters(conn, asked) -> dict[tuple, object]:
+    """For each (token, counter number, centre code) asked: (principal, role, counter,
+    service codes), or the QueueError refusing it."""
+    found: dict[tuple, object] = {}
+    for key in asked:
+        try:
+            found[key] = auth.staff_at_counter(conn, *key)
+        except QueueError as e:
+            found[key] = e
+    taken = [v[2].id for v in found.values() if not isinstance(v, QueueError)]
+    codes = views.service_codes_by_counter(conn, taken) if taken else {}
+    return {
+        key: v if isinstance(v, QueueError) else (*v, frozenset(codes.get(v[2].id, ())))
+        for key, v in found.items()
+    }
 
 
 def lookup_devices(conn, asked) -> dict[tuple[str, bool], object]:
@@ -93,40 +110,55 @@ def lookup_devices(conn, asked) -> dict[tuple[str, bool], object]:
     return out
 
 
-class DeviceLookups:
-    """Device tokens looked up in batches: those asked while a read is in flight wait for
-    the next read, which looks them all up in three statements. A hall of boards
-    reconnecting at once (their process killed) costs a read per batch, not per device."""
+class Gathered:
+    """Reads asked for together, done together: the keys asked while a read is in flight
+    wait for the next read, which reads them all in one transaction with
+    ``read_many(conn, {key: arg})`` (-> {key: value}; a value that is an exception is
+    raised to that key's asker alone), ``most`` at a time. A hall of
+    devices reconnecting at once (their process killed) costs a read per batch, not per
+    device. A key asked again before its read has begun shares it. ``alone``: each read
+    at once on its own (no gevent hub to gather under: the in-process test app)."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, read_many, most: int = 500, alone: bool = False):
         self.store = store
-        self._asked: dict[tuple[str, bool], AsyncResult] = {}
+        self.read_many = read_many
+        self.most = most
+        self.alone = alone
+        self._asked: dict = {}  # key -> (arg, AsyncResult)
         self._reading = False
 
-    def __call__(self, token: str, binding: bool):
-        key = (token, binding)
-        result = self._asked.get(key)
-        if result is None:
-            result = self._asked[key] = AsyncResult()
+    def __call__(self, key, arg=None):
+        if self.alone:
+            value = self.store.read(lambda conn: self.read_many(conn, {key: arg}))[key]
+            if isinstance(value, BaseException):
+                raise value
+            return value
+        asked = self._asked.get(key)
+        if asked is None:
+            asked = self._asked[key] = (arg, AsyncResult())
         if not self._reading:
             self._reading = True
             gevent.spawn(self._read)
-        return result.get()
+        return asked[1].get()
 
     def _read(self) -> None:
         try:
             while self._asked:
-                asked, self._asked = self._asked, {}
+                keys = list(self._asked)[: self.most]
+                batch = {key: self._asked.pop(key) for key in keys}
+                args = {key: arg for key, (arg, _) in batch.items()}
                 try:
-                    found = self.store.read(
-                        lambda conn, keys=list(asked): lookup_devices(conn, keys)
-                    )
+                    found = self.store.read(lambda conn, args=args: self.read_many(conn, args))
                 except Exception as e:  # noqa: BLE001 - a lost database: each asker is told
-                    for result in asked.values():
+                    for _, result in batch.values():
                         result.set_exception(e)
                     continue
-                for key, result in asked.items():
-                    result.set(found[key])
+                for key, (_, result) in batch.items():
+                    value = found[key]
+                    if isinstance(value, BaseException):
+                        result.set_exception(value)
+                    else:
+                        result.set(value)
         finally:
             self._reading = False
 

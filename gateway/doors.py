@@ -28,6 +28,7 @@ from .api import device_actor
 log = logging.getLogger("motcua.doors")
 
 SNAPSHOT_REUSE_S = 2.0
+SNAPSHOTS_AT_ONCE = 100  # audiences read in one transaction (a hall reconnecting)
 
 
 @dataclass
@@ -80,6 +81,8 @@ class Door(Namespace):
         self.ctx = ctx  # gateway.context.ServerContext
         self.clients: dict[str, Client] = {}
         self._snapshots: dict[str, tuple[float, AsyncResult]] = {}
+        # Audiences whose snapshots are asked while one is read are read together.
+        self._snapshot_reads = ctx.gathered(self.snapshots, SNAPSHOTS_AT_ONCE)
 
     # -- to implement ----------------------------------------------------------------------
     def authenticate(self, auth: dict, lang: str) -> Client:
@@ -89,10 +92,24 @@ class Door(Namespace):
         """Which batches the client receives (the same for every device bound alike)."""
         raise NotImplementedError
 
-    def snapshot(self, client: Client) -> dict:
-        """The audience's snapshot: read once for all its devices (``_shared_snapshot``),
-        so nothing in it may be the one device's (``own``)."""
+    def snapshot(self, conn, client: Client) -> dict:
+        """The audience's snapshot, read in ``conn``: once for all its devices
+        (``_shared_snapshot``), so nothing in it may be the one device's (``own``)."""
         raise NotImplementedError
+
+    def snapshots(self, conn, clients: dict[str, Client]) -> dict[str, dict]:
+        """Several audiences' snapshots (room -> a client of it) in one read: each as
+        ``snapshot`` gives it. A door whose views read many audiences in fewer statements
+        implements this instead (a counter's, a tablet's: :meth:`by_counter`)."""
+        return {room: self.snapshot(conn, client) for room, client in clients.items()}
+
+    @staticmethod
+    def by_counter(view, conn, clients: dict[str, Client], *args) -> dict[str, dict]:
+        """Rooms' snapshots from ``view(conn, counter ids, *args)`` (-> by counter id),
+        for doors whose audience is the client's counter."""
+        ids = {room: client.actor.counter_id for room, client in clients.items()}
+        found = view(conn, ids.values(), *args)
+        return {room: found[counter_id] for room, counter_id in ids.items()}
 
     def own(self, client: Client, data: dict) -> dict:
         """The shared snapshot as this device gets it (a board's announcement URL names
@@ -168,7 +185,8 @@ class Door(Namespace):
         """The audience's snapshot, read once for all its devices asking at about the same
         time (a hall of boards reconnecting after a restart): a snapshot is a function of
         the audience, and one read is reused while no change newer than it was delivered
-        here and it is under SNAPSHOT_REUSE_S old."""
+        here and it is under SNAPSHOT_REUSE_S old. Audiences asking while another's is
+        read are read together, in one transaction."""
         room = client.audience.room
         now = time.monotonic()
         cached = self._snapshots.get(room)
@@ -183,7 +201,7 @@ class Door(Namespace):
         taken = AsyncResult()
         self._snapshots[room] = (now, taken)
         try:
-            data = self.snapshot(client)
+            data = self._snapshot_reads(room, client)
         except BaseException as e:
             taken.set_exception(e)
             self._snapshots.pop(room, None)

@@ -69,8 +69,8 @@ class KioskDoor(Door):
     def audience(self, client: Client) -> Audience:
         return Audience("kiosk", client.actor.centre_id)
 
-    def snapshot(self, client: Client) -> dict:
-        return self.read(views.kiosk_snapshot, client.actor.centre_id)
+    def snapshot(self, conn, client: Client) -> dict:
+        return views.kiosk_snapshot(conn, client.actor.centre_id)
 
     def issue(
         self,
@@ -180,8 +180,8 @@ class TicketDoor(Door):
             "ticket", client.actor.centre_id, None, client.service_codes, device=client.actor.id
         )
 
-    def snapshot(self, client: Client) -> dict:
-        return self.read(views.ticket_status, client.actor.name, self.ctx.engine.rating_window)
+    def snapshot(self, conn, client: Client) -> dict:
+        return views.ticket_status(conn, client.actor.name, self.ctx.engine.rating_window)
 
     def rate(self, client: Client, **rating):
         """The holder rates the visit here when the tablet did not: the same operation

@@ -84,8 +84,8 @@ class ManageDoor(StaffDoor):
     def audience(self, client: Client) -> Audience:
         return Audience("manager", client.actor.centre_id)
 
-    def snapshot(self, client: Client) -> dict:
-        return self.read(views.monitor_snapshot, client.actor.centre_id, self.ctx.presence_s)
+    def snapshot(self, conn, client: Client) -> dict:
+        return views.monitor_snapshot(conn, client.actor.centre_id, self.ctx.presence_s)
 
     def figures(self, client: Client) -> dict:
         return self.read(views.monitor_figures, client.actor.centre_id)

@@ -47,10 +47,8 @@ class RatingDoor(Door):
             "rating", client.actor.centre_id, frozenset([client.actor.counter_id]), frozenset()
         )
 
-    def snapshot(self, client: Client) -> dict:
-        return self.read(
-            views.rating_snapshot, client.actor.counter_id, self.ctx.engine.rating_window
-        )
+    def snapshots(self, conn, clients: dict[str, Client]) -> dict[str, dict]:
+        return self.by_counter(views.rating_snapshots, conn, clients, self.ctx.engine.rating_window)
 
 
 # The tablet's words. The levels' words are also what the status page shows.

@@ -14,7 +14,7 @@ import json, sys
 import gevent
 from core import provisioning
 from core.store import Store
-from gateway.context import DeviceLookups, lookup_devices
+from gateway.context import Gathered, lookup_devices
 
 pool = gevent.get_hub().threadpool
 store = Store(sys.argv[1], offload=lambda fn, *a: pool.apply(fn, a))
@@ -30,8 +30,8 @@ store.read = counted
 asked = [("test-display-token-0001", True), ("test-display-token-0003", True),
          ("test-kiosk-token-0001", False), ("no-such-token", False), ("no-such-token", True)]
 alone = {key: read(lambda conn, key=key: lookup_devices(conn, [key])[key]) for key in asked}
-lookups = DeviceLookups(store)
-crowd = [gevent.spawn(lookups, *asked[i % len(asked)]) for i in range(200)]
+lookups = Gathered(store, lambda conn, asked: lookup_devices(conn, list(asked)))
+crowd = [gevent.spawn(lookups, asked[i % len(asked)]) for i in range(200)]
 gevent.joinall(crowd, timeout=30)
 
 def shown(found):
