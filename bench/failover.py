@@ -38,7 +38,7 @@ from pathlib import Path
 from time import perf_counter
 
 import province as P
-from cpu import machine
+from cpu import machine, named_processes_cpu
 from loadgen import Clerk
 from stats import fmt_ms, print_machine, stats_ms
 from verdict import Target, run_repeated, write_results
@@ -90,11 +90,13 @@ class Device:
         self.lost_at: float | None = None
         self.back_at: float | None = None
         self.closing = False
+        self.failures: Counter = Counter()  # why reconnecting failed, by reason
         inner = self.handlers.get(snapshot_event)
 
         def snapshot(data, t):
             if self.lost_at is not None and self.back_at is None:
                 self.back_at = t
+                self.back_steps = dict(self.attempt.steps, snapshot=t)
             if inner is not None:
                 inner(data, t)
 
@@ -102,11 +104,17 @@ class Device:
         self.handlers[snapshot_event] = snapshot
 
     async def open(self):
-        self.conn = await connect(self.endpoint, self.namespace, self.auth, handlers=self.handlers)
+        self.conn = None
+        self.conn = await connect(
+            self.endpoint, self.namespace, self.auth, handlers=self.handlers, made=self._made
+        )
         if self.on_conn is not None:
             self.on_conn(self.conn)
         self.conn.closed.add_done_callback(self._lost)
         return self
+
+    def _made(self, conn) -> None:
+        self.attempt = conn  # the connection being opened (its steps' times)
 
     def _lost(self, _fut) -> None:
         if self.closing or self.lost_at is not None:
@@ -121,9 +129,11 @@ class Device:
             try:
                 await self.open()
                 return
-            except RefusedError:  # refused (unavailable): the pages try again in 2 s
+            except RefusedError as e:  # refused (unavailable): the pages try again in 2 s
+                self.failures[f"refused: {str(e)[:80]}"] += 1
                 delay = 2.0
-            except (OSError, ConnectionError, TimeoutError):
+            except (OSError, ConnectionError, TimeoutError) as e:
+                self.failures[f"{type(e).__name__}: {str(e)[:80]}"] += 1
                 delay = min(delay * 2, 5.0)
 
     async def close(self):
@@ -183,10 +193,15 @@ async def run(args, servers: list[ServerProcess], endpoint, loads, tokens) -> di
     tasks = P.start_load(args, loads, rng, t_end, acks, k_errors)
     await asyncio.sleep(max(0.0, t_kill - perf_counter()))
     victim = servers[-1]
+    cpu = CpuAfterKill(servers[:-1])
     t_kill = perf_counter()
     victim.kill()
+    cpu.start()
     print(f"killed the process on port {victim.port}", flush=True)
+    timeline = asyncio.create_task(cpu_timeline(cpu, devices, t_kill, t_end))
     await asyncio.sleep(max(0.0, t_end - perf_counter()))
+    cpu_result = cpu.stop()
+    cpu_result["timeline"] = await timeline
     await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 120)
     await asyncio.sleep(2.0)
 
@@ -225,7 +240,58 @@ async def run(args, servers: list[ServerProcess], endpoint, loads, tokens) -> di
         "crossed": crossed,
         "call_ack_ms": stats_ms(acked),
         "issue_errors": dict(k_errors),
+        "reconnect_steps": _steps(lost, t_kill),
+        "reconnect_failures": dict(sum((d.failures for d in devices), Counter()).most_common(8)),
+        **cpu_result,
     }
+
+
+async def cpu_timeline(cpu, devices, t_kill: float, t_end: float) -> list[tuple]:
+    """Each second after the kill: (s, survivors', nginx's, the load generator's CPU in %
+    of a core over it, devices lost, devices back)."""
+    out, prev = [], cpu._sample()
+    while perf_counter() < t_end - 0.5:
+        await asyncio.sleep(1.0)
+        now = cpu._sample()
+        wall = now[5] - prev[5]
+        pct = [round(100 * (now[i] - prev[i]) / wall) for i in (0, 6, 3)]
+        lost = sum(1 for d in devices if d.lost_at is not None)
+        back = sum(1 for d in devices if d.back_at is not None)
+        out.append((round(now[5] - t_kill), *pct, lost, back))
+        prev = now
+    return out
+
+
+class CpuAfterKill(P.ProvinceCpu):
+    """bench/province.py's CPU shares, with nginx's workers."""
+
+    def _sample(self):
+        return (*super()._sample(), sum(named_processes_cpu("nginx").values()))
+
+    def stop(self) -> dict:
+        s1 = self._sample()
+        out = super().stop_with(s1)
+        wall = s1[5] - self.s0[5]
+        out["nginx_cpu_pct"] = 100 * (s1[6] - self.s0[6]) / wall
+        out["other_processes_cpu_pct"] = max(
+            0.0, out["other_processes_cpu_pct"] - out["nginx_cpu_pct"]
+        )
+        return out
+
+
+STEPS = ("start", "transport", "upgraded", "open", "connected", "snapshot")
+
+
+def _steps(lost: list, t_kill: float) -> dict:
+    """For the devices back: when their last attempt reached each step, from the kill
+    (median and p99, s), to see where reconnecting waits."""
+    out = {}
+    back = [d.back_steps for d in lost if getattr(d, "back_steps", None)]
+    for step in STEPS:
+        ts = sorted(b[step] - t_kill for b in back if step in b)
+        if ts:
+            out[step] = (round(ts[len(ts) // 2], 2), round(ts[int(len(ts) * 0.99)], 2))
+    return out
 
 
 def report(r: dict) -> None:
@@ -251,6 +317,20 @@ def report(r: dict) -> None:
     )
     print(f"call ack     {fmt_ms(r['call_ack_ms'])}")
     print(f"tickets      errors {r['issue_errors'] or 0}")
+    print(f"reconnecting failed {r['reconnect_failures'] or 'never'}")
+    print("s after the kill: survivors% nginx% loadgen% lost back")
+    for row in r.get("timeline", []):
+        print("  " + " ".join(str(v) for v in row))
+    print(
+        "last attempt (s after the kill, p50/p99): "
+        + ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in r["reconnect_steps"].items())
+    )
+    print(
+        f"cpu          after the kill, in % of a core: survivors {r['servers_cpu_pct']:.0f}%, "
+        f"nginx {r['nginx_cpu_pct']:.0f}%, PostgreSQL {r['postgres_cpu_pct']:.0f}%, Redis "
+        f"{r['redis_cpu_pct']:.0f}%, load generator {r['loadgen_cpu_pct']:.0f}%, other "
+        f"{r['other_processes_cpu_pct']:.0f}%"
+    )
 
 
 def main(argv=None) -> int:

@@ -324,7 +324,9 @@ class ProvinceCpu:
         self.s0 = self._sample()
 
     def stop(self) -> dict:
-        s1 = self._sample()
+        return self.stop_with(self._sample())
+
+    def stop_with(self, s1) -> dict:
         wall = s1[5] - self.s0[5]
         pct = [100 * (b - a) / wall for a, b in zip(self.s0[:5], s1[:5], strict=True)]
         names = ("servers", "postgres", "redis", "loadgen", "machine_busy")

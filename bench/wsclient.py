@@ -55,6 +55,9 @@ class RawSocketIO(asyncio.BufferedProtocol):
         self.transport = None
         self.buf = bytearray()
         self.upgraded = False
+        # When each step of connecting was reached (perf_counter): created, TCP (and TLS)
+        # up, websocket upgraded, engine.io open, namespace connected.
+        self.steps: dict[str, float] = {"start": perf_counter()}
         self.inflater = None
         self.reset_inflater = False
         self.frags: list[bytes] = []
@@ -70,6 +73,7 @@ class RawSocketIO(asyncio.BufferedProtocol):
 
     # -- asyncio.Protocol --
     def connection_made(self, transport):
+        self.steps["transport"] = perf_counter()
         self.transport = transport
         key = base64.b64encode(os.urandom(16)).decode()
         ext = (
@@ -125,6 +129,7 @@ class RawSocketIO(asyncio.BufferedProtocol):
                     self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)
                     self.reset_inflater = "server_no_context_takeover" in value
             self.upgraded = True
+            self.steps["upgraded"] = t
         pos, n = 0, len(buf)
         while n - pos >= 2:
             b0, b1 = buf[pos], buf[pos + 1]
@@ -191,8 +196,10 @@ class RawSocketIO(asyncio.BufferedProtocol):
         elif text == "2":
             self._send_text("3")
         elif text.startswith("0{"):
+            self.steps["open"] = t
             self._send_text(self.p_connect + json.dumps(self.auth))
         elif text.startswith(self.p_connect):
+            self.steps["connected"] = t
             if not self.connected.done():
                 self.connected.set_result(True)
         elif text.startswith(self.p_error):
@@ -288,8 +295,10 @@ async def connect(
     deflate: bool = True,
     handlers: dict | None = None,
     timeout: float = 30,
+    made=None,
 ):
-    """Open one device connection; handlers are installed before any event arrives."""
+    """Open one device connection; handlers are installed before any event arrives;
+    ``made(conn)`` is told the raw connection before it connects."""
     if client == "socketio":
         c = SocketIOClient(namespace, auth, deflate)
         for name, h in (handlers or {}).items():
@@ -306,6 +315,8 @@ async def connect(
     conn = RawSocketIO(namespace, auth, deflate)
     for name, h in (handlers or {}).items():
         conn.on(name, h)
+    if made is not None:
+        made(conn)
     # A server with an ``ssl_context`` (nginx's TLS side, bench/failover.py) is reached
     # over TLS.
     tls = getattr(server, "ssl_context", None)

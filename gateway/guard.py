@@ -90,6 +90,11 @@ def settings(config) -> dict:
         # TCP connection is closed anyway.
         "CLOSE_GRACE_S": _env_number(config, "CLOSE_GRACE_S", 5.0, float),
         "MAX_BODY_BYTES": _env_number(config, "MAX_BODY_BYTES", perimeter.MAX_BODY_BYTES),
+        # Connections the kernel holds for the server before it accepts them (the kernel
+        # caps it at net.core.somaxconn). gevent's default, 256, overflowed when the
+        # devices of a killed process came back at once: SYNs dropped, and retried after
+        # 1, 3, 7 s (docs/deployment.md "A process fails").
+        "LISTEN_BACKLOG": _env_number(config, "LISTEN_BACKLOG", 4096),
     }
 
 
@@ -674,6 +679,7 @@ def wsgi_server(app, host: str, port: int, handler_class=GuardedHandler, **kwarg
         limits=AddressLimits(s["MAX_CONNECTIONS_PER_ADDRESS"]),
         trusted_proxies=s["TRUSTED_PROXIES"],
         max_body=s["MAX_BODY_BYTES"],
+        backlog=s["LISTEN_BACKLOG"],
         error_log=BoundedLog(logging.getLogger("motcua.http")),
         **kwargs,
     )

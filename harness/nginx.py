@@ -36,10 +36,12 @@ def require_nginx() -> str:
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and localhost, and its key (openssl)."""
+    """A certificate for 127.0.0.1 and localhost, and its key (openssl): ECDSA P-256, as
+    docs/deployment.md advises (and certbot gives by default)."""
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"]
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+        + ["-nodes", "-days", "2"]
         + ["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
         + ["-keyout", str(key), "-out", str(cert)],
         check=True,
