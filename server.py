@@ -480,13 +480,21 @@ def cmd_serve(args) -> int:
         open_demo_counters(ctx)
         demo_agent = start_demo_agent(args.host, args.port)
         print(demo_banner(args.host, args.port, args.demo == "province"), flush=True)
+    open_files = raise_open_files_limit()
     log.info(
-        "serving on http://%s:%s (database %s, redis %s)",
+        "serving on http://%s:%s (database %s, redis %s, %d open files)",
         args.host,
         args.port,
         ctx.store.engine.url.render_as_string(hide_password=True),
         app.config["REDIS_URL"] or "off",
+        open_files,
     )
+    if open_files < FEW_OPEN_FILES:
+        log.warning(
+            "only %d open files: each device's websocket is one, so this process cannot "
+            "hold more than about that many devices (LimitNOFILE, docs/deployment.md)",
+            open_files,
+        )
     try:
         serve_forever(app, args.host, args.port, access_log=args.access_log)
     except OSError as e:  # the port was taken between the check and now
@@ -560,6 +568,27 @@ def stop_child(proc, grace_s: float = 3.0) -> None:
         log.warning("the demo's agent did not stop on SIGTERM within %ss; killed", grace_s)
         proc.kill()
         proc.wait()
+
+
+# Below this many open files a process holds too few devices for a centre's hall.
+FEW_OPEN_FILES = 4096
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's soft limit of open files to its hard limit and return it: a
+    device's websocket is a file, and systemd gives services a soft limit of 1,024 (the
+    unit asks for more: deploy/templates/motcua@.service.j2)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
 
 
 def serve_forever(app, host: str, port: int, access_log: bool = False) -> None:

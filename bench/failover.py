@@ -63,6 +63,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--kill-after", type=float, default=10.0, help="seconds of load before it")
     p.add_argument("--after-kill", type=float, default=30.0, help="seconds of load after it")
     p.add_argument("--nginx-workers", type=int, default=2)
+    p.add_argument("--keep", action="store_true", help="keep the logs (the temporary directory)")
     return p
 
 
@@ -377,7 +378,10 @@ def main(argv=None) -> int:
     try:
         results = run_repeated(max(1, args.repeat), one_run, report, [], TARGETS)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     write_results(args.json, results)
     return 0
 

@@ -194,8 +194,8 @@ class Nginx:
             + f"error_log {self.error_log} info;\n"
             + f"include {self.site / 'nginx-motcua-main.conf'};\n"
             + f"worker_processes {workers};\n"
-            # A connection is a file (a device holds two: the client's and the upstream).
-            + f"worker_rlimit_nofile {connections + 64};\n"
+            # A device holds two connections (the client's and the upstream); the
+            # generated main configuration raises the workers' open files for them.
             + f"events {{ worker_connections {connections}; }}\n"
             + "http {\n"
             + f"    access_log {folder / 'access.log'};\n"

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -212,3 +213,34 @@ def test_a_busy_port_says_what_to_do(tmp_path):
     # Said before anything was started: no demo agent, no database.
     assert "motcua.agent" not in text
     assert not (tmp_path / "instance" / "motcua.sqlite3").exists()
+
+
+def test_a_process_raises_its_open_files_to_the_hard_limit(tmp_path):
+    """A device's websocket is an open file: started with systemd's soft limit (1,024), a
+    process raises it to the hard limit itself and says so."""
+    import resource
+
+    from harness.process import ServerProcess
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard <= 1024:
+        pytest.skip(f"the hard limit of open files here is {hard}: nothing to raise")
+    low = tmp_path / "low_limit.py"
+    low.write_text(
+        "import resource, runpy, sys\n"
+        "hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))\n"
+        f"sys.argv[0] = {str(ROOT / 'server.py')!r}\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    )
+    server = ServerProcess(tmp_path, f"sqlite:///{tmp_path / 'm.sqlite3'}", script=low)
+    server.start(60)
+    try:
+        limits = (Path(f"/proc/{server.pid}/limits")).read_text()
+        soft = int(
+            next(x for x in limits.splitlines() if x.startswith("Max open files")).split()[3]
+        )
+        assert soft > 1024 and (hard == resource.RLIM_INFINITY or soft == hard), limits
+        assert f"{soft} open files" in server.log()
+    finally:
+        server.stop()

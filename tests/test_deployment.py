@@ -115,6 +115,10 @@ def test_deploy_config_writes_what_nginx_and_systemd_accept(tmp_path):
     unit = (out / "motcua@.service").read_text()
     assert "systemctl enable --now motcua@5001 motcua@5002 motcua@5003" in unit
     assert "serve --host 127.0.0.1 --port %i" in unit
+    # A process holds one open file per device, an nginx worker two.
+    assert "LimitNOFILE=65536" in unit.splitlines()
+    main = (out / "nginx-motcua-main.conf").read_text()
+    assert "worker_rlimit_nofile 65536;" in main.splitlines()
 
 
 def test_deploy_config_units_pass_systemd_analyze_verify(tmp_path):
