@@ -42,7 +42,7 @@ from cpu import machine, named_processes_cpu
 from loadgen import Clerk
 from stats import fmt_ms, print_machine, stats_ms
 from verdict import Target, run_repeated, write_results
-from wsclient import RefusedError, connect, connect_all
+from wsclient import RefusedError, connect, connect_all, tls_session
 
 from harness.nginx import Nginx
 from harness.process import HOST, ServerProcess
@@ -64,6 +64,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--after-kill", type=float, default=30.0, help="seconds of load after it")
     p.add_argument("--nginx-workers", type=int, default=2)
     p.add_argument("--keep", action="store_true", help="keep the logs (the temporary directory)")
+    p.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="devices make a full TLS handshake when they reconnect (browsers resume)",
+    )
     return p
 
 
@@ -74,6 +79,7 @@ class Endpoint:
     port: int
     url: str
     ssl_context: ssl.SSLContext
+    resume: bool = True  # devices resume their TLS session when they reconnect
 
 
 class Device:
@@ -92,6 +98,8 @@ class Device:
         self.back_at: float | None = None
         self.closing = False
         self.failures: Counter = Counter()  # why reconnecting failed, by reason
+        self.tls_session = None  # the last connection's, resumed by the next
+        self.resumed = 0  # connections that resumed it
         inner = self.handlers.get(snapshot_event)
 
         def snapshot(data, t):
@@ -107,8 +115,16 @@ class Device:
     async def open(self):
         self.conn = None
         self.conn = await connect(
-            self.endpoint, self.namespace, self.auth, handlers=self.handlers, made=self._made
+            self.endpoint,
+            self.namespace,
+            self.auth,
+            handlers=self.handlers,
+            made=self._made,
+            tls_session=self.tls_session if self.endpoint.resume else None,
         )
+        self.tls_session = tls_session(self.conn)
+        sslobj = self.conn.transport.get_extra_info("ssl_object")
+        self.resumed += bool(sslobj is not None and sslobj.session_reused)
         if self.on_conn is not None:
             self.on_conn(self.conn)
         self.conn.closed.add_done_callback(self._lost)
@@ -137,6 +153,13 @@ class Device:
                 self.failures[f"{type(e).__name__}: {str(e)[:80]}"] += 1
                 delay = min(delay * 2, 5.0)
 
+    async def call(self, event: str, data, timeout: float = 30):
+        """An event on the device's connection of the moment (ConnectionError between
+        two)."""
+        if self.conn is None:
+            raise ConnectionError("reconnecting")
+        return await self.conn.call(event, data, timeout)
+
     async def close(self):
         self.closing = True
         if self.conn is not None:
@@ -154,10 +177,10 @@ async def connect_behind_nginx(args, endpoint, loads, tokens) -> list[Device]:
             h = load.wall.handler()
             handlers = {"changes": h, "snapshot": h.snapshot}
             devices.append(Device(endpoint, "/display", {"token": tok}, handlers, "snapshot"))
-        for tok in c.kiosks:
-            devices.append(
-                Device(endpoint, "/kiosk", {"token": tok}, {}, "services", load.kiosks.append)
-            )
+        for tok in c.kiosks:  # a kiosk issues through whichever connection it has now
+            kiosk = Device(endpoint, "/kiosk", {"token": tok}, {}, "services")
+            load.kiosks.append(kiosk)
+            devices.append(kiosk)
         for tok in c.ratings:
             devices.append(Device(endpoint, "/rating", {"token": tok}, {}, "rating_state"))
         for (_, _, number), tok in zip(c.clerks, tokens[c.code], strict=True):
@@ -242,6 +265,7 @@ async def run(args, servers: list[ServerProcess], endpoint, loads, tokens) -> di
         "call_ack_ms": stats_ms(acked),
         "issue_errors": dict(k_errors),
         "reconnect_steps": _steps(lost, t_kill),
+        "tls_resumed": sum(d.resumed for d in lost),
         "reconnect_failures": dict(sum((d.failures for d in devices), Counter()).most_common(8)),
         **cpu_result,
     }
@@ -319,6 +343,7 @@ def report(r: dict) -> None:
     print(f"call ack     {fmt_ms(r['call_ack_ms'])}")
     print(f"tickets      errors {r['issue_errors'] or 0}")
     print(f"reconnecting failed {r['reconnect_failures'] or 'never'}")
+    print(f"TLS          {r['tls_resumed']} reconnections resumed their TLS session")
     print("s after the kill: survivors% nginx% loadgen% lost back")
     for row in r.get("timeline", []):
         print("  " + " ".join(str(v) for v in row))
@@ -362,7 +387,7 @@ def main(argv=None) -> int:
                 connections=min(19_000, 2 * n_devices // args.nginx_workers + 2048),
             ).start()
             ctx = ssl.create_default_context(cafile=str(nginx.ca_file))
-            endpoint = Endpoint(nginx.tls_port, nginx.url, ctx)
+            endpoint = Endpoint(nginx.tls_port, nginx.url, ctx, resume=not args.no_resume)
             loads = [P.CentreLoad(c) for c in centres]
             budget = args.kill_after + args.after_kill + 900
             return asyncio.run(

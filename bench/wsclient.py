@@ -296,9 +296,12 @@ async def connect(
     handlers: dict | None = None,
     timeout: float = 30,
     made=None,
+    tls_session=None,
 ):
     """Open one device connection; handlers are installed before any event arrives;
-    ``made(conn)`` is told the raw connection before it connects."""
+    ``made(conn)`` is told the raw connection before it connects; ``tls_session`` (an
+    ``ssl.SSLSession`` of an earlier connection) is resumed, as a browser resumes its
+    last session with a host when it reconnects."""
     if client == "socketio":
         c = SocketIOClient(namespace, auth, deflate)
         for name, h in (handlers or {}).items():
@@ -320,11 +323,38 @@ async def connect(
     # A server with an ``ssl_context`` (nginx's TLS side, bench/failover.py) is reached
     # over TLS.
     tls = getattr(server, "ssl_context", None)
+    if tls is not None and tls_session is not None:
+        tls = _Resuming(tls, tls_session)
     await loop.create_connection(
         lambda: conn, HOST, server.port, ssl=tls, server_hostname=HOST if tls else None
     )
     await asyncio.wait_for(conn.connected, timeout)
     return conn
+
+
+def tls_session(conn):
+    """The TLS session of a connection that has read something (TLS 1.3 sends its tickets
+    after the handshake), to resume later; None when not over TLS."""
+    transport = getattr(conn, "transport", None)
+    sslobj = transport.get_extra_info("ssl_object") if transport is not None else None
+    return sslobj.session if sslobj is not None else None
+
+
+class _Resuming:
+    """An SSLContext that resumes ``session`` in the connection it wraps (asyncio asks the
+    context for the connection's SSL object; the session must be set then)."""
+
+    def __init__(self, context, session):
+        self._context = context
+        self._session = session
+
+    def wrap_bio(self, incoming, outgoing, server_side=False, server_hostname=None):
+        return self._context.wrap_bio(
+            incoming, outgoing, server_side, server_hostname, session=self._session
+        )
+
+    def __getattr__(self, name):
+        return getattr(self._context, name)
 
 
 async def connect_all(factories, concurrency: int = 16):

@@ -193,11 +193,15 @@ class Door(Namespace):
         if cached is not None and now - cached[0] < SNAPSHOT_REUSE_S:
             taken = cached[1]
             if not taken.ready():
-                return taken.get()
+                taken.get()  # a read in flight: its error is this client's too
+            # Even a read still in flight when the client joined its room may have begun
+            # before a change whose batch was sent to the room before it joined: reused
+            # only when no change newer than it has been delivered here.
             if taken.successful() and taken.value["seq"] >= self.ctx.hub.flushed(
                 client.actor.centre_id
             ):
                 return taken.value
+            now = time.monotonic()
         taken = AsyncResult()
         self._snapshots[room] = (now, taken)
         try:
