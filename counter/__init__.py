@@ -74,12 +74,16 @@ class CounterDoor(StaffDoor):
             raise QueueError("not_found", "unknown_counter", number=number)
         principal, role, counter, codes = self.ctx.lookup_staff_counter(token, number, centre)
         # The session is watched: ended, the socket is closed (gateway/sessions.py).
-        return Client(
+        client = Client(
             Actor.staff(principal, role, counter),
             principal=principal,
             service_codes=codes,
             session=token_hash(token),
         )
+        # A clerk reconnecting to the counter they hold (their server process restarted)
+        # has nothing to open: no write for each of a hall's clerks.
+        client.holds_counter = counter.status != "closed" and counter.staff_id == principal.staff_id
+        return client
 
     def refresh(self, client: Client) -> None:
         client.service_codes = self.ctx.counter_service_codes(client.actor.counter_id)
@@ -104,7 +108,8 @@ class CounterDoor(StaffDoor):
         return self.read(views.staff_ratings, client.actor.id)
 
     def admit(self, client: Client) -> None:
-        self.ctx.engine.open_counter(client.actor)
+        if not client.holds_counter:
+            self.ctx.engine.open_counter(client.actor)
 
 
 # The clerk's page's words (its script renders every screen).

@@ -46,6 +46,7 @@ class Client:
     refilled: float = field(default_factory=time.monotonic)
     session: str | None = None  # a clerk's session token's digest (gateway/sessions.py)
     device_token: str | None = None  # a device's token's digest (gateway/sessions.py)
+    holds_counter: bool = False  # a clerk's: the counter was open and theirs as they came
 
 
 def refusal(error: QueueError, lang: str) -> ConnectionRefusedError:
