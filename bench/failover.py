@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import random
 import shutil
 import socket
@@ -38,7 +39,7 @@ from pathlib import Path
 from time import perf_counter
 
 import province as P
-from cpu import machine, named_processes_cpu
+from cpu import Profiler, machine, named_processes_cpu
 from loadgen import Clerk
 from stats import fmt_ms, print_machine, stats_ms
 from verdict import Target, run_repeated, write_results
@@ -64,6 +65,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--after-kill", type=float, default=30.0, help="seconds of load after it")
     p.add_argument("--nginx-workers", type=int, default=2)
     p.add_argument("--keep", action="store_true", help="keep the logs (the temporary directory)")
+    p.add_argument(
+        "--profile",
+        metavar="PREFIX",
+        help="py-spy the survivor and the load generator after the kill (PREFIX-*.txt)",
+    )
     p.add_argument(
         "--no-resume",
         action="store_true",
@@ -98,7 +104,7 @@ class Device:
         self.back_at: float | None = None
         self.closing = False
         self.failures: Counter = Counter()  # why reconnecting failed, by reason
-        self.tls_session = None  # the last connection's, resumed by the next
+        self.tls_session = None  # the first connection's, resumed by the next ones
         self.resumed = 0  # connections that resumed it
         inner = self.handlers.get(snapshot_event)
 
@@ -122,7 +128,8 @@ class Device:
             made=self._made,
             tls_session=self.tls_session if self.endpoint.resume else None,
         )
-        self.tls_session = tls_session(self.conn)
+        if self.tls_session is None:  # kept from the first connection: TLS 1.3 tickets
+            self.tls_session = tls_session(self.conn)  # may be reused; getting one costs
         sslobj = self.conn.transport.get_extra_info("ssl_object")
         self.resumed += bool(sslobj is not None and sslobj.session_reused)
         if self.on_conn is not None:
@@ -218,14 +225,23 @@ async def run(args, servers: list[ServerProcess], endpoint, loads, tokens) -> di
     await asyncio.sleep(max(0.0, t_kill - perf_counter()))
     victim = servers[-1]
     cpu = CpuAfterKill(servers[:-1])
+    profiles = [
+        Profiler(f"{args.profile}-{who}.txt" if args.profile else None, pid, args.after_kill)
+        for who, pid in (("survivor", servers[0].pid), ("loadgen", os.getpid()))
+    ]
     t_kill = perf_counter()
     victim.kill()
+    for p in profiles:
+        p.start()
     cpu.start()
     print(f"killed the process on port {victim.port}", flush=True)
     timeline = asyncio.create_task(cpu_timeline(cpu, devices, t_kill, t_end))
     await asyncio.sleep(max(0.0, t_end - perf_counter()))
     cpu_result = cpu.stop()
     cpu_result["timeline"] = await timeline
+    for p in profiles:
+        if p.path:
+            print(p.finish().split("inclusive time")[0], flush=True)
     await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 120)
     await asyncio.sleep(2.0)
 
