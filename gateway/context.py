@@ -47,9 +47,10 @@ class ServerContext:
             self._lookups = self.gathered(lambda conn, asked: lookup_devices(conn, list(asked)))
         return self._lookups((token, binding))
 
-    def gathered(self, read_many, most: int = 500) -> Gathered:
-        """Reads of ``read_many`` gathered while one is in flight (:class:`Gathered`)."""
-        return Gathered(self.store, read_many, most, alone=self.offload is None)
+    def gathered(self, read_many, most: int = 500, readers: int = 1) -> Gathered:
+        """Reads of ``read_many`` gathered while ``readers`` are in flight
+        (:class:`Gathered`)."""
+        return Gathered(self.store, read_many, most, self.offload is None, readers)
 
     def device_revoked(self, token: str, kind: str) -> bool:
         """Whether ``token`` was a revoked device's of ``kind`` (asked after a refusal)."""
@@ -112,20 +113,24 @@ def lookup_devices(conn, asked) -> dict[tuple[str, bool], object]:
 
 class Gathered:
     """Reads asked for together, done together: the keys asked while a read is in flight
-    wait for the next read, which reads them all in one transaction with
+    wait for the next read (``readers`` may be in flight), which reads them all in one
+    transaction with
     ``read_many(conn, {key: arg})`` (-> {key: value}; a value that is an exception is
     raised to that key's asker alone), ``most`` at a time. A hall of
     devices reconnecting at once (their process killed) costs a read per batch, not per
     device. A key asked again before its read has begun shares it. ``alone``: each read
     at once on its own (no gevent hub to gather under: the in-process test app)."""
 
-    def __init__(self, store: Store, read_many, most: int = 500, alone: bool = False):
+    def __init__(
+        self, store: Store, read_many, most: int = 500, alone: bool = False, readers: int = 1
+    ):
         self.store = store
         self.read_many = read_many
         self.most = most
         self.alone = alone
+        self.readers = readers  # reads in flight at most (each on its own connection)
         self._asked: dict = {}  # key -> (arg, AsyncResult)
-        self._reading = False
+        self._reading = 0
 
     def __call__(self, key, arg=None):
         if self.alone:
@@ -136,8 +141,8 @@ class Gathered:
         asked = self._asked.get(key)
         if asked is None:
             asked = self._asked[key] = (arg, AsyncResult())
-        if not self._reading:
-            self._reading = True
+        if self._reading < self.readers:
+            self._reading += 1
             gevent.spawn(self._read)
         return asked[1].get()
 
@@ -160,7 +165,7 @@ class Gathered:
                     else:
                         result.set(value)
         finally:
-            self._reading = False
+            self._reading -= 1
 
 
 def _binding(conn, device_id: int) -> tuple[list[int], frozenset[str] | None]:

@@ -28,7 +28,11 @@ from .api import device_actor
 log = logging.getLogger("motcua.doors")
 
 SNAPSHOT_REUSE_S = 2.0
-SNAPSHOTS_AT_ONCE = 100  # audiences read in one transaction (a hall reconnecting)
+# Audiences read in one transaction, and such reads in flight at once (a hall
+# reconnecting): a board's snapshot is seven statements, so a read of a hundred kept the
+# devices of all the others waiting seconds for it; several overlap the database's work.
+SNAPSHOTS_AT_ONCE = 25
+SNAPSHOT_READERS = 4
 
 
 @dataclass
@@ -83,7 +87,7 @@ class Door(Namespace):
         self.clients: dict[str, Client] = {}
         self._snapshots: dict[str, tuple[float, AsyncResult]] = {}
         # Audiences whose snapshots are asked while one is read are read together.
-        self._snapshot_reads = ctx.gathered(self.snapshots, SNAPSHOTS_AT_ONCE)
+        self._snapshot_reads = ctx.gathered(self.snapshots, SNAPSHOTS_AT_ONCE, SNAPSHOT_READERS)
 
     # -- to implement ----------------------------------------------------------------------
     def authenticate(self, auth: dict, lang: str) -> Client:

@@ -30,8 +30,8 @@ class Store:
 
 class Ctx:
     hub = Hub()
-    def gathered(self, read_many, most=500):
-        return Gathered(Store(), read_many, most)
+    def gathered(self, read_many, most=500, readers=1):
+        return Gathered(Store(), read_many, most, readers=readers)
 
 reads, release = [], Event()
 
