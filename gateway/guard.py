@@ -262,6 +262,10 @@ class SocketGuard:
         self.frame_rate = frame_rate
         self.frame_burst = frame_burst
         self._unjoined: dict[str, float] = {}  # engine.io sid -> since when
+        # Connections whose namespace connect the server is handling (authenticating,
+        # reading its snapshot's first parts): a hall reconnecting at once keeps it busy
+        # for seconds, and a client waiting for the server is not one that joins nothing.
+        self._joining: set[str] = set()
         self._sweeper = None
         self._on_connect = eio.handlers["connect"]
         self._on_message = eio.handlers["message"]
@@ -292,7 +296,13 @@ class SocketGuard:
                 raise ValueError("a binary message")
             if data[:1] == "1":  # leaves a namespace: it must join one again in time
                 self._unjoined.setdefault(eio_sid, time.monotonic())
-            return self._on_message(eio_sid, data)
+            if data[:1] != "0":
+                return self._on_message(eio_sid, data)
+            self._joining.add(eio_sid)  # a connect is handled within this call
+            try:
+                return self._on_message(eio_sid, data)
+            finally:
+                self._joining.discard(eio_sid)
         except Exception as e:  # noqa: BLE001 - any client packet python-socketio cannot take
             # Joined or not: a client that sends what no motcua client sends is broken or
             # hostile, and cannot be answered (no ack id can be read). It reconnects.
@@ -301,6 +311,7 @@ class SocketGuard:
 
     def _disconnect(self, eio_sid, reason=None):
         self._unjoined.pop(eio_sid, None)
+        self._joining.discard(eio_sid)
         return self._on_disconnect(eio_sid, reason)
 
     # -- closing ---------------------------------------------------------------------------
@@ -320,11 +331,14 @@ class SocketGuard:
         sock.close(wait=False, reason=self.eio.reason.SERVER_DISCONNECT)
 
     def _joined(self, eio_sid: str) -> bool:
+        """Connected to a namespace (one being connected is ``_joining``: refused, it
+        stays unjoined)."""
         manager = self.sio.manager
-        return any(
-            manager.sid_from_eio_sid(eio_sid, ns) is not None
-            for ns in list(manager.get_namespaces())
-        )
+        for ns in list(manager.get_namespaces()):
+            sid = manager.sid_from_eio_sid(eio_sid, ns)
+            if sid is not None and manager.is_connected(sid, ns):
+                return True
+        return False
 
     def _sweep(self) -> None:
         interval = min(1.0, self.join_timeout_s / 4)
@@ -335,7 +349,7 @@ class SocketGuard:
                 sock = self.eio.sockets.get(eio_sid)
                 if sock is None or sock.closed or self._joined(eio_sid):
                     self._unjoined.pop(eio_sid, None)
-                elif now - since >= self.join_timeout_s:
+                elif now - since >= self.join_timeout_s and eio_sid not in self._joining:
                     self._unjoined.pop(eio_sid, None)
                     self.reject(
                         eio_sid,
