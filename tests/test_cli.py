@@ -244,3 +244,41 @@ def test_a_process_raises_its_open_files_to_the_hard_limit(tmp_path):
         assert f"{soft} open files" in server.log()
     finally:
         server.stop()
+
+
+def test_a_websocket_costs_the_process_one_open_file(tmp_path):
+    """A device is one open file in its process (simple-websocket duplicated gevent's
+    socket: two), and none once it has gone."""
+    import base64
+
+    from harness.process import ServerProcess
+
+    server = ServerProcess(tmp_path, f"sqlite:///{tmp_path / 'm.sqlite3'}").start(60)
+    try:
+
+        def files() -> int:
+            return len(os.listdir(f"/proc/{server.pid}/fd"))
+
+        before, sockets = files(), []
+        for _ in range(100):
+            c = socket.create_connection(("127.0.0.1", server.port))
+            key = base64.b64encode(os.urandom(16)).decode()
+            c.sendall(
+                (
+                    "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                    f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                ).encode()
+            )
+            assert b" 101 " in c.recv(4096).split(b"\r\n")[0]
+            sockets.append(c)
+        time.sleep(0.5)
+        assert files() - before == 100
+        for c in sockets:
+            c.close()
+        deadline = time.monotonic() + 10
+        while files() > before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert files() == before
+    finally:
+        server.stop()
