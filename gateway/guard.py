@@ -33,7 +33,6 @@ import threading
 import time
 import weakref
 
-import simple_websocket
 from gevent import pywsgi
 from socketio import packet as sio_packet
 
@@ -441,20 +440,6 @@ def _guarded_websocket(base, guard: SocketGuard):
             self.tokens = guard.frame_burst
             self.refilled = time.monotonic()
 
-        def __call__(self, environ, start_response):
-            # simple-websocket duplicates gevent's socket (its own file) although pywsgi
-            # keeps the original open as long as the websocket lives: two files a device,
-            # and a process ran out of them near 10,000 devices. It is given the socket
-            # itself, as gunicorn's.
-            sock = _gevent_socket(environ)
-            if sock is None:
-                return super().__call__(environ, start_response)
-            self.ws = simple_websocket.Server(
-                {**environ, "gunicorn.socket": sock}, **self.server_args
-            )
-            self.ws.mode = "gevent"  # what it is: engine.io ends a gunicorn one otherwise
-            return self.app(self)
-
         def close(self):
             super().close()
             # The close frame is sent; a client that does not answer it (a hostile one
@@ -478,17 +463,6 @@ def _guarded_websocket(base, guard: SocketGuard):
             return data
 
     return GuardedWebSocket
-
-
-def _gevent_socket(environ):
-    """The connection's socket in gevent pywsgi's environ (None elsewhere)."""
-    if not environ.get("SERVER_SOFTWARE", "").startswith("gevent") or "gunicorn.socket" in environ:
-        return None
-    wsgi_input = environ.get("wsgi.input")
-    if not hasattr(wsgi_input, "raw") and hasattr(wsgi_input, "rfile"):
-        wsgi_input = wsgi_input.rfile
-    raw = getattr(wsgi_input, "raw", None)
-    return getattr(raw, "_sock", None)
 
 
 def _hang_up(ws) -> None:
