@@ -491,8 +491,8 @@ def cmd_serve(args) -> int:
     )
     if open_files < FEW_OPEN_FILES:
         log.warning(
-            "only %d open files: each device's websocket is one, so this process cannot "
-            "hold more than about that many devices (LimitNOFILE, docs/deployment.md)",
+            "only %d open files: each device's websocket takes two, so this process cannot "
+            "hold more than about half that many devices (LimitNOFILE, docs/deployment.md)",
             open_files,
         )
     try:

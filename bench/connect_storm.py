@@ -55,6 +55,7 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(processes=1)
     p.add_argument("--spread", type=float, default=1.0, help="seconds the storm's starts span")
     p.add_argument("--profile", metavar="FILE", help="py-spy the server during the storm")
+    p.add_argument("--keep", action="store_true", help="keep the server's log")
     return p
 
 
@@ -177,7 +178,10 @@ def main(argv=None) -> int:
     try:
         results = run_repeated(max(1, args.repeat), one_run, report, SPREAD, TARGETS)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     write_results(args.json, results)
     return 0
 
