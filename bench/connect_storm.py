@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -55,7 +54,6 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(processes=1)
     p.add_argument("--spread", type=float, default=1.0, help="seconds the storm's starts span")
     p.add_argument("--profile", metavar="FILE", help="py-spy the server during the storm")
-    p.add_argument("--keep", action="store_true", help="keep the server's log")
     return p
 
 
@@ -178,10 +176,7 @@ def main(argv=None) -> int:
     try:
         results = run_repeated(max(1, args.repeat), one_run, report, SPREAD, TARGETS)
     finally:
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        P.remove_unless_kept(args, tmp)
     write_results(args.json, results)
     return 0
 

@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import os
 import random
-import shutil
 import socket
 import ssl
 import sys
@@ -64,7 +63,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--kill-after", type=float, default=10.0, help="seconds of load before it")
     p.add_argument("--after-kill", type=float, default=30.0, help="seconds of load after it")
     p.add_argument("--nginx-workers", type=int, default=2)
-    p.add_argument("--keep", action="store_true", help="keep the logs (the temporary directory)")
     p.add_argument(
         "--profile",
         metavar="PREFIX",
@@ -419,10 +417,7 @@ def main(argv=None) -> int:
     try:
         results = run_repeated(max(1, args.repeat), one_run, report, [], TARGETS)
     finally:
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        P.remove_unless_kept(args, tmp)
     write_results(args.json, results)
     return 0
 

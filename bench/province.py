@@ -109,7 +109,6 @@ def parser() -> argparse.ArgumentParser:
         "spread evenly over --login-spread seconds, each centre's from its own address",
     )
     p.add_argument("--login-spread", type=float, default=60.0)
-    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     return p
 
 
@@ -131,6 +130,7 @@ def add_province_args(p: argparse.ArgumentParser) -> None:
     add_store_args(p)
     p.add_argument("--concurrency", type=int, default=64, help="connections opened at once")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
 
 
 def add_store_args(p: argparse.ArgumentParser) -> None:
@@ -669,12 +669,17 @@ def main(argv=None) -> int:
     try:
         results = run_repeated(max(1, args.repeat), one_run, report, SPREAD, targets(args))
     finally:
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        remove_unless_kept(args, tmp)
     write_results(args.json, results)
     return 0
+
+
+def remove_unless_kept(args, tmp: Path) -> None:
+    """The run's temporary directory goes, unless ``--keep`` (its servers' logs)."""
+    if args.keep:
+        print(f"kept {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
