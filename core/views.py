@@ -29,6 +29,8 @@ QUEUE_LIST_LIMIT = 300  # waiting tickets listed in a counter's snapshot
 
 _t, _s, _c, _a = m.tickets, m.services, m.counters, m.agencies
 _served_by = _c.alias("served_by")
+# The ids of a statement built once for many rows (counters, centres) at a time.
+_IDS = sa.bindparam("ids", expanding=True)
 _target = _c.alias("target")
 
 # A ticket with what its views need: service code and name, the numbers of the counter
@@ -96,10 +98,6 @@ def centres(conn: Connection) -> list[dict]:
         m.centres.c.name
     )
     return [dict(r._mapping) for r in conn.execute(q)]
-
-
-def counter(conn: Connection, counter_id: int) -> Row:
-    return conn.execute(sa.select(_c).where(_c.c.id == counter_id)).one()
 
 
 # Built once: a statement made per call costs more Python than SQLite takes to run it.
@@ -245,14 +243,28 @@ def alert_view(device, alert: str | None, since, tz: str) -> dict:
     }
 
 
+# Built once: the devices of centres ``:ids`` that need staff (an alert), by device.
+_ALERTS = (
+    sa.select(
+        m.devices.c.centre_id,
+        m.devices.c.id,
+        m.devices.c.name,
+        m.devices.c.kind,
+        m.devices.c.alert,
+        m.devices.c.alert_since,
+    )
+    .where(
+        m.devices.c.centre_id.in_(_IDS),
+        m.devices.c.alert.is_not(None),
+        m.devices.c.active.is_(True),
+    )
+    .order_by(m.devices.c.id)
+)
+
+
 def device_alerts(conn: Connection, centre_id: int, tz: str) -> list[dict]:
     """The centre's devices that need staff, by device."""
-    d = m.devices
-    rows = conn.execute(
-        sa.select(d.c.id, d.c.name, d.c.kind, d.c.alert, d.c.alert_since)
-        .where(d.c.centre_id == centre_id, d.c.alert.is_not(None), d.c.active.is_(True))
-        .order_by(d.c.id)
-    )
+    rows = conn.execute(_ALERTS, {"ids": [centre_id]})
     return [alert_view(r, r.alert, r.alert_since, tz) for r in rows]
 
 
@@ -337,7 +349,6 @@ def counter_snapshot(conn: Connection, counter_id: int, no_show_after_s: float) 
 
 
 # Built once, for many counters at a time (a hall of clerks reconnecting).
-_IDS = sa.bindparam("ids", expanding=True)
 _COUNTER_ROWS = sa.select(_c).where(_c.c.id.in_(_IDS))
 _CENTRE_ROWS = sa.select(m.centres).where(m.centres.c.id.in_(_IDS))
 _CENTRE_SERVICES = SERVICE_ROWS.where(_s.c.centre_id.in_(_IDS)).order_by(_s.c.id)
@@ -374,22 +385,6 @@ _LISTED = (
     .join(_RANKED, _RANKED.c.ticket_id == _t.c.id)
     .where(_RANKED.c.rank <= QUEUE_LIST_LIMIT)
     .order_by(_RANKED.c.counter_id, _t.c.issued_at, _t.c.id)
-)
-_ALERTS = (
-    sa.select(
-        m.devices.c.centre_id,
-        m.devices.c.id,
-        m.devices.c.name,
-        m.devices.c.kind,
-        m.devices.c.alert,
-        m.devices.c.alert_since,
-    )
-    .where(
-        m.devices.c.centre_id.in_(_IDS),
-        m.devices.c.alert.is_not(None),
-        m.devices.c.active.is_(True),
-    )
-    .order_by(m.devices.c.id)
 )
 
 
