@@ -174,7 +174,7 @@ def create_app(overrides: dict | None = None):
         # Disconnects that cost the client's own rooms, not the namespace's (gateway/rooms.py).
         client_manager=IndexedManager(),
         # Text packets only, no attachments, small messages (gateway/guard.py).
-        **guard.socketio_options(),
+        **guard.socketio_options(config),
     )
     # Every request, Socket.IO's included: the Host check and the security headers; one
     # limit on bodies (gateway/perimeter.py); bounded error lines.
@@ -491,8 +491,8 @@ def cmd_serve(args) -> int:
     )
     if open_files < FEW_OPEN_FILES:
         log.warning(
-            "only %d open files: each device's websocket takes two, so this process cannot "
-            "hold more than about half that many devices (LimitNOFILE, docs/deployment.md)",
+            "only %d open files: each device's websocket takes one, so this process cannot "
+            "hold more devices than that (LimitNOFILE, docs/deployment.md)",
             open_files,
         )
     try:

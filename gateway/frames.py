@@ -1,7 +1,7 @@
 """Websocket frames written straight to the socket, in order, by whoever sends them.
 
 python-socketio encodes a room's message once, but engine.io then queues it for each
-socket, wakes that socket's writer greenlet and frames it again with wsproto (pure
+socket, wakes that socket's writer greenlet and frames it again (then with wsproto, pure
 Python): about 100 µs per socket when batches come one at a time, the main cost of the
 fan-out (docs/performance.md). A server-to-client text frame without compression is the
 same bytes for every client, so a batch is framed once and written to each socket of its
@@ -27,12 +27,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections import deque
 
 import engineio.packet
 import engineio.socket
 import gevent
-import gevent.socket
+
+from .websocket import Out, text_frame
 
 log = logging.getLogger("motcua.frames")
 
@@ -40,102 +40,27 @@ log = logging.getLogger("motcua.frames")
 WAVE_CHUNK = int(os.environ.get("MOTCUA_WAVE_CHUNK", "100"))
 
 
-class Out:
-    """The one way out of a websocket: whole frames, in the order they were written.
-
-    sock: the websocket's socket (gevent's, or a wrapper of it): the non-blocking
-      socket under gevent's is written directly, gevent's waits for a slow reader.
-    """
-
-    __slots__ = ("sid", "raw", "fd", "waiting", "broken")
-
-    def __init__(self, sid: str, sock):
-        self.sid = sid
-        while not isinstance(sock, gevent.socket.socket) and hasattr(sock, "_sock"):
-            sock = sock._sock  # gateway/guard.py's paced reader wraps it
-        self.raw = sock
-        self.fd = sock._sock if isinstance(sock, gevent.socket.socket) else sock
-        self.waiting: deque[bytes] | None = None  # frames behind a partial write
-        self.broken = False
-
-    def write(self, frame: bytes) -> None:
-        if self.waiting is not None:
-            self.waiting.append(frame)
-            return
-        if self.broken:
-            return
-        try:
-            sent = self.fd.send(frame)  # nearly always whole: one syscall, no yield
-        except BlockingIOError:
-            sent = 0
-        except OSError as e:
-            self.broken = True
-            log.info("writing to %s failed (%s); engine.io will close it", self.sid, e)
-            return
-        if sent < len(frame):
-            self.waiting = deque([frame[sent:]])
-            gevent.spawn(self._drain)
-
-    def _drain(self) -> None:
-        """Write what waits, as the client reads (``sendall`` yields until it can)."""
-        waiting = self.waiting
-        try:
-            while waiting:
-                self.raw.sendall(waiting.popleft())
-        except OSError as e:
-            self.broken = True
-            log.info("writing to %s failed (%s); engine.io will close it", self.sid, e)
-        finally:
-            self.waiting = None
-
-
 def _install_socket_hook() -> None:
-    """Give each engine.io websocket an :class:`Out`, and route engine.io's own writes
-    (its writer greenlet: pings, queued packets) through it too."""
+    """Tell each engine.io socket its websocket's :class:`Out` (gateway/websocket.py,
+    which writes engine.io's own frames through it too: pings, queued packets)."""
     original = engineio.socket.Socket._websocket_handler
     if getattr(original, "_motcua", False):
         return
 
     def handler(self, ws, *args, **kwargs):
-        out = Out(self.sid, ws.ws.sock)
+        # gateway/websocket.py's websocket has one; another class (engine.io's, outside
+        # gevent) keeps engine.io's own way of writing, and no message is written directly.
+        out = getattr(ws, "out", None)
+        if out is not None:
+            out.sid = self.sid
         self._motcua_out = out
-
-        def send(message):
-            if not ws.ws.connected:
-                raise OSError("the websocket is closed")
-            out.write(text_frame(message) if isinstance(message, str) else binary_frame(message))
-
-        ws.send = send
         try:
             return original(self, ws, *args, **kwargs)
         finally:
             self._motcua_out = None
-            # ``send`` refers to ws, which holds it: without this the pair (and the
-            # websocket's whole state) would wait for a collection as a cycle.
-            ws.__dict__.pop("send", None)
 
     handler._motcua = True
     engineio.socket.Socket._websocket_handler = handler
-
-
-def _frame(opcode: int, data: bytes) -> bytes:
-    """A final, unmasked, uncompressed websocket frame (RFC 6455 §5.2)."""
-    n = len(data)
-    if n < 126:
-        header = bytes((0x80 | opcode, n))
-    elif n < 1 << 16:
-        header = bytes((0x80 | opcode, 126)) + n.to_bytes(2, "big")
-    else:
-        header = bytes((0x80 | opcode, 127)) + n.to_bytes(8, "big")
-    return header + data
-
-
-def text_frame(text: str) -> bytes:
-    return _frame(0x1, text.encode("utf-8"))
-
-
-def binary_frame(data: bytes) -> bytes:
-    return _frame(0x2, bytes(data))
 
 
 def event_text(namespace: str, event: str, data) -> str:

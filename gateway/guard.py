@@ -18,20 +18,18 @@
   many were left out.
 
 Hooks used, all on instances: engine.io's ``on()`` handlers (wrapped), its ``_async``
-table's websocket class (a subclass), the Socket.IO packet class (``serializer``), gevent
-pywsgi's handler and server (subclasses).
+table's websocket class (gateway/websocket.py's, subclassed), the Socket.IO packet class
+(``serializer``), gevent pywsgi's handler and server (subclasses).
 """
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import logging
 import os
 import re
 import threading
 import time
-import weakref
 
 from gevent import pywsgi
 from socketio import packet as sio_packet
@@ -40,6 +38,7 @@ from core import auth
 from core.errors import QueueError
 
 from . import collector, perimeter
+from .websocket import WebSocket, handshake_problem, refuse
 
 log = logging.getLogger("motcua.guard")
 
@@ -51,6 +50,10 @@ MAX_MESSAGE_BYTES = 256 * 1024
 # engine.io packet types a client may send on an established websocket: CLOSE, PONG, MESSAGE
 # (PING and UPGRADE only while upgrading from long-polling, which engine.io checks itself).
 WEBSOCKET_PACKETS = ("1", "3", "4")
+# How often the sockets whose clients stopped answering pings are looked for, and how many
+# are looked at between two yields (SocketGuard._ping_sweep).
+PING_SWEEP_S = 5.0
+SWEEP_CHUNK = 500
 # The host itself (its hardware agent, a reverse proxy on the same machine) is not capped.
 UNCAPPED = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 
@@ -95,6 +98,10 @@ def settings(config) -> dict:
         # devices of a killed process came back at once: SYNs dropped, and retried after
         # 1, 3, 7 s (docs/deployment.md "A process fails").
         "LISTEN_BACKLOG": _env_number(config, "LISTEN_BACKLOG", 4096),
+        # engine.io's pings: every PING_INTERVAL_S, and a client that has not answered
+        # one within PING_TIMEOUT_S is closed (looked for every PING_SWEEP_S).
+        "PING_INTERVAL_S": _env_number(config, "PING_INTERVAL_S", 25.0, float),
+        "PING_TIMEOUT_S": _env_number(config, "PING_TIMEOUT_S", 20.0, float),
     }
 
 
@@ -227,9 +234,12 @@ def _nested_deeper(value, limit: int) -> bool:
     return False
 
 
-def socketio_options() -> dict:
+def socketio_options(config) -> dict:
     """Keyword arguments for Flask-SocketIO's server."""
+    s = settings(config)
     return {
+        "ping_interval": s["PING_INTERVAL_S"],
+        "ping_timeout": s["PING_TIMEOUT_S"],
         "serializer": StrictPacket,
         "max_http_buffer_size": MAX_MESSAGE_BYTES,
         # Every client of this protocol connects by websocket: long-polling would let one
@@ -273,11 +283,29 @@ class SocketGuard:
         eio.on("connect", self._connect)
         eio.on("message", self._message)
         eio.on("disconnect", self._disconnect)
-        websocket = eio._async.get("websocket")
-        if websocket is not None:
-            eio._async = {**eio._async, "websocket": _guarded_websocket(websocket, self)}
+        # Websockets are served under gevent only (gateway/websocket.py); the threading
+        # mode, for tests of HTTP routes, answers a websocket request 400.
+        websocket = _guarded_websocket(self) if eio.async_mode == "gevent" else None
+        eio._async = {**eio._async, "websocket": websocket}
+        eio.handle_request = self._handshake_checked(eio.handle_request)
+        eio._service_task = self._ping_sweep
         eio.logger = BoundedLog(eio.logger)
         sio.logger = BoundedLog(sio.logger)
+
+    @staticmethod
+    def _handshake_checked(handle_request):
+        """engine.io's requests, a websocket's refused before engine.io sees it unless it is
+        a handshake (engine.io would answer one without ``Connection: Upgrade`` as a poll,
+        with no status: a 500)."""
+
+        def checked(environ, start_response):
+            if "transport=websocket" in environ.get("QUERY_STRING", ""):
+                problem = handshake_problem(environ)
+                if problem is not None:
+                    return refuse(start_response, problem)
+            return handle_request(environ, start_response)
+
+        return checked
 
     # -- engine.io handlers ----------------------------------------------------------------
     def _connect(self, eio_sid, environ):
@@ -357,6 +385,28 @@ class SocketGuard:
                         logging.INFO,
                     )
 
+    def _ping_sweep(self) -> None:
+        """engine.io's service task, cheaper: every ``PING_SWEEP_S`` the sockets whose
+        client stopped answering pings are closed and the closed ones forgotten, in
+        chunks between which other greenlets run. engine.io's own visits one socket per
+        ping_timeout / N seconds, each behind a timer of its own: with 10,000 devices a
+        wake-up every 2 ms, 3-5 % of a process while a hall reconnects. (A websocket's
+        writer closes a silent client itself, waiting for no packet longer than a ping's
+        interval and timeout: this is the backstop.)"""
+        eio = self.eio
+        while True:
+            self.sio.sleep(PING_SWEEP_S)
+            for i, sock in enumerate(list(eio.sockets.values())):
+                if i and not i % SWEEP_CHUNK:
+                    self.sio.sleep(0)
+                if sock.closed:
+                    eio.sockets.pop(sock.sid, None)
+                elif not sock.closing:
+                    try:
+                        sock.check_ping_timeout()
+                    except Exception:  # noqa: BLE001 - one socket's fault ends no sweep
+                        guard_log.exception("checking %s's pings failed", sock.sid)
+
     def frame_problem(self, ws, sock, data) -> str | None:
         """Why a websocket frame closes its connection (None: it does not)."""
         now = time.monotonic()
@@ -372,82 +422,28 @@ class SocketGuard:
         return None
 
 
-# Messages a websocket's reader may hold before engine.io has taken them.
-MAX_PENDING_MESSAGES = 64
+def _guarded_websocket(guard: SocketGuard):
+    """engine.io's websocket class for this server (gateway/websocket.py), its messages
+    bounded and checked by the guard."""
 
+    class GuardedWebSocket(WebSocket):
+        # refused from a frame's header on, never buffered
+        max_message_size = MAX_MESSAGE_BYTES
 
-class _PacedSocket:
-    """simple-websocket's socket, read with manners: under gevent a socket with data
-    waiting returns it without yielding, so a client writing without pause kept the
-    reader greenlet running and the whole server frozen (issue 11: /healthz silent for
-    75 s). Each read now yields first, and waits while engine.io has not yet taken the
-    messages already read (so a flood is not buffered either)."""
-
-    def __init__(self, sock, ws):
-        self._sock = sock
-        # Not the websocket itself: it holds this socket, and the pair would outlive the
-        # connection as a cycle for the collector to find (gateway/collector.py).
-        self._ws = weakref.ref(ws)
-        self.send = sock.send  # the hot path (gateway/frames.py writes here)
-        self.sendall = sock.sendall
-
-    def recv(self, n):
-        import gevent
-
-        gevent.sleep(0)
-        ws = self._ws()
-        while ws is not None and len(ws.input_buffer) >= MAX_PENDING_MESSAGES and ws.connected:
-            gevent.sleep(0.01)
-        return self._sock.recv(n)
-
-    def __getattr__(self, name):
-        return getattr(self._sock, name)
-
-
-@functools.cache
-def _paced_reader_class():
-    import gevent
-
-    class PacedReader(gevent.Greenlet):
-        """simple-websocket's reader greenlet, reading through :class:`_PacedSocket`."""
-
-        def __init__(self, target, args=(), kwargs=None):
-            super().__init__()
-            self._target = target
-
-        def _run(self):
-            target, self._target = self._target, None  # the websocket holds this reader
-            ws = target.__self__
-            ws.sock = _PacedSocket(ws.sock, ws)
-            return target()
-
-    return PacedReader
-
-
-def _guarded_websocket(base, guard: SocketGuard):
-    """engine.io's websocket class for this server, reading through the guard."""
-
-    class GuardedWebSocket(base):
         def __init__(self, handler, server):
             super().__init__(handler, server)
-            args = getattr(self, "server_args", None)
-            if isinstance(args, dict):
-                # simple-websocket refuses a longer message while reading it.
-                args["max_message_size"] = MAX_MESSAGE_BYTES
-                if server.async_mode == "gevent":
-                    args["thread_class"] = _paced_reader_class()
             self.eio_socket = getattr(handler, "__self__", None)
             self.tokens = guard.frame_burst
             self.refilled = time.monotonic()
 
-        def close(self):
-            super().close()
+        def close(self, *args, **kwargs):
+            super().close(*args, **kwargs)
             # The close frame is sent; a client that does not answer it (a hostile one
             # keeps reading nothing) would hold the TCP connection and its reader forever.
-            if guard.close_grace_s > 0 and getattr(self, "ws", None) is not None:
+            if guard.close_grace_s > 0 and self.sock is not None:
                 import gevent
 
-                gevent.spawn_later(guard.close_grace_s, _hang_up, self.ws)
+                gevent.spawn_later(guard.close_grace_s, _hang_up, self.sock)
 
         def wait(self):
             sock = self.eio_socket
@@ -465,22 +461,17 @@ def _guarded_websocket(base, guard: SocketGuard):
     return GuardedWebSocket
 
 
-def _hang_up(ws) -> None:
-    """End a websocket's TCP connection, if its client has not closed it yet: shutting the
-    socket down ends it for every descriptor (simple-websocket reads a duplicate), so the
-    reader sees the end and the handler finishes."""
+def _hang_up(sock) -> None:
+    """End a websocket's TCP connection if its client has not closed it yet: the reader
+    sees the end and the handler finishes (a socket pywsgi has closed since is left be)."""
     import socket
 
-    sock = getattr(ws, "sock", None)
-    if sock is None:
-        return
     try:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass  # already closed: the client answered in time
 
 
-# -- HTTP ------------------------------------------------------------------------------------
 class AddressLimits:
     """How many connections (or, behind a proxy, requests) each client address holds."""
 

@@ -4,10 +4,7 @@ one address, login guessing, a lost database, stored files, page headers."""
 
 from __future__ import annotations
 
-import base64
-import json
 import os
-import socket
 import stat
 import statistics
 import threading
@@ -21,8 +18,8 @@ from core.errors import QueueError
 from gateway.guard import PasswordChecks
 from harness.centre import KIOSK, CentreServer
 from harness.devices import connect_refused
-from harness.process import HOST
 from harness.proxy import CuttableProxy
+from harness.rawws import client_frame, closed_within, connect_raw, join, raw_websocket
 
 
 def test_event_names_that_are_not_strings_are_bad_requests(sqlite_server, devices):
@@ -125,117 +122,6 @@ def test_a_lost_database_is_unavailable_everywhere_and_service_resumes(tmp_path,
 # Raw sockets: a Socket.IO library will not send what an attacker sends.
 
 
-def _connect_raw(server, source: str | None = None, timeout: float = 5) -> socket.socket:
-    sock = socket.create_connection(
-        (HOST, server.port), timeout=timeout, source_address=(source, 0) if source else None
-    )
-    sock.settimeout(timeout)
-    return sock
-
-
-def _raw_websocket(server, source: str | None = None) -> socket.socket:
-    """A websocket to engine.io (no namespace joined), past its OPEN packet."""
-    sock = _connect_raw(server, source)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {HOST}\r\n"
-            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        assert chunk, f"closed during the handshake: {head!r}"
-        head += chunk
-    assert head.startswith(b"HTTP/1.1 101"), head
-    rest = head.split(b"\r\n\r\n", 1)[1]
-    opened = _read_frame(sock, rest)
-    assert opened and opened[1].startswith(b"0{"), opened
-    return sock
-
-
-_BUFFERS: dict[int, bytes] = {}  # bytes read past a frame, per socket
-
-
-def _read_frame(sock: socket.socket, buf: bytes = b"") -> tuple[int, bytes] | None:
-    """One frame from the server as (opcode, payload); None when the connection ended."""
-    buf = _BUFFERS.pop(id(sock), b"") + buf
-
-    def need(n):
-        nonlocal buf
-        while len(buf) < n:
-            try:
-                chunk = sock.recv(65536)
-            except TimeoutError:
-                _BUFFERS[id(sock)] = buf
-                raise
-            if not chunk:
-                raise EOFError
-            buf += chunk
-        out, buf = buf[:n], buf[n:]
-        return out
-
-    try:
-        b0, b1 = need(2)
-        n = b1 & 0x7F
-        if n == 126:
-            n = int.from_bytes(need(2), "big")
-        elif n == 127:
-            n = int.from_bytes(need(8), "big")
-        frame = b0 & 0x0F, need(n)
-    except (EOFError, ConnectionError):
-        return None
-    _BUFFERS[id(sock)] = buf
-    return frame
-
-
-def _frame(payload: str | bytes) -> bytes:
-    """A masked client frame: text for str, binary for bytes."""
-    data = payload.encode() if isinstance(payload, str) else payload
-    opcode = 0x1 if isinstance(payload, str) else 0x2
-    n = len(data)
-    if n < 126:
-        head = bytes((0x80 | opcode, 0x80 | n))
-    elif n < 1 << 16:
-        head = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
-    mask = os.urandom(4)
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-
-
-def _closed_within(sock: socket.socket, seconds: float) -> bool:
-    """Whether the server ends the connection (a close frame or EOF) within ``seconds``."""
-    deadline = time.monotonic() + seconds
-    try:
-        while time.monotonic() < deadline:
-            sock.settimeout(max(0.05, deadline - time.monotonic()))
-            try:
-                frame = _read_frame(sock)
-            except TimeoutError:
-                return False
-            if frame is None or frame[0] == 0x8:
-                return True
-        return False
-    except OSError:
-        return True
-    finally:
-        _BUFFERS.pop(id(sock), None)
-        sock.close()
-
-
-def _join(sock: socket.socket, namespace: str, auth: dict) -> None:
-    sock.sendall(_frame(f"40{namespace}," + json.dumps(auth)))
-    while True:
-        frame = _read_frame(sock)
-        assert frame is not None, "closed instead of joining"
-        if frame[1].startswith(f"40{namespace},".encode()):
-            return
-        assert not frame[1].startswith(f"44{namespace},".encode()), frame
-
-
 def _log_lines(server, text: str) -> int:
     return server.log_path.read_text(errors="replace").count(text)
 
@@ -244,12 +130,12 @@ def test_a_frame_flood_is_cut_off_and_health_keeps_answering(sqlite_server):
     """The `4X` loop of the issue: the connection is closed at the first frame, with one
     log line; /healthz keeps answering and the log stays small."""
     size_before = sqlite_server.log_path.stat().st_size
-    sock = _raw_websocket(sqlite_server)
+    sock = raw_websocket(sqlite_server)
     stop = threading.Event()
     sent = [0]
 
     def flood():
-        frame = _frame("4X")
+        frame = client_frame("4X")
         try:
             while not stop.is_set():
                 sock.sendall(frame * 100)
@@ -295,13 +181,13 @@ UNREADABLE = {
 
 def test_unreadable_packets_close_their_connection_with_one_log_line(sqlite_server):
     for name, payload in UNREADABLE.items():
-        sock = _raw_websocket(sqlite_server)
+        sock = raw_websocket(sqlite_server)
         for _ in range(50):
             try:
-                sock.sendall(_frame(payload))
+                sock.sendall(client_frame(payload))
             except OSError:
                 break
-        assert _closed_within(sock, 3), name
+        assert closed_within(sock, 3), name
     assert requests.get(sqlite_server.url + "/healthz", timeout=5).status_code == 200
     assert _log_lines(sqlite_server, "closed connection") == len(UNREADABLE), sqlite_server.log()
     assert "Traceback" not in sqlite_server.log()
@@ -317,33 +203,33 @@ def _rss_kib(pid: int) -> int:
 def test_binary_attachments_are_refused_and_hold_no_memory(sqlite_server):
     """A device connected to its namespace announces 99,999,999 attachments, then sends big
     binary frames: the connection is closed, nothing is kept."""
-    sock = _raw_websocket(sqlite_server)
-    _join(sock, "/kiosk", {"token": KIOSK})
+    sock = raw_websocket(sqlite_server)
+    join(sock, "/kiosk", {"token": KIOSK})
     rss = _rss_kib(sqlite_server.pid)
-    sock.sendall(_frame('4599999999-/kiosk,["issue",{"_placeholder":true,"num":0}]'))
+    sock.sendall(client_frame('4599999999-/kiosk,["issue",{"_placeholder":true,"num":0}]'))
     try:
         for _ in range(60):
-            sock.sendall(_frame(os.urandom(200_000)))
+            sock.sendall(client_frame(os.urandom(200_000)))
     except OSError:
         pass
-    assert _closed_within(sock, 3)
+    assert closed_within(sock, 3)
     assert _rss_kib(sqlite_server.pid) - rss < 20_000
     assert "Traceback" not in sqlite_server.log()
 
 
 def test_connections_that_join_no_namespace_are_closed_on_time(guarded_server, devices):
     srv = guarded_server(MOTCUA_JOIN_TIMEOUT_S=1)
-    idle = _raw_websocket(srv)
-    left = _raw_websocket(srv)
-    _join(left, "/kiosk", {"token": KIOSK})
-    left.sendall(_frame("41/kiosk,"))  # leaves its namespace and stays
-    refused = _raw_websocket(srv)
-    refused.sendall(_frame('40/kiosk,{"token":"wrong"}'))
+    idle = raw_websocket(srv)
+    left = raw_websocket(srv)
+    join(left, "/kiosk", {"token": KIOSK})
+    left.sendall(client_frame("41/kiosk,"))  # leaves its namespace and stays
+    refused = raw_websocket(srv)
+    refused.sendall(client_frame('40/kiosk,{"token":"wrong"}'))
     kiosk = devices.kiosk(srv)
     t = time.monotonic()
-    assert _closed_within(idle, 4)
-    assert _closed_within(left, 4)
-    assert _closed_within(refused, 4)
+    assert closed_within(idle, 4)
+    assert closed_within(left, 4)
+    assert closed_within(refused, 4)
     assert time.monotonic() - t < 4
     time.sleep(1.5)
     assert kiosk.call("issue", {"service": "TP"})["ok"]  # a joined device stays
@@ -351,10 +237,10 @@ def test_connections_that_join_no_namespace_are_closed_on_time(guarded_server, d
 
 def test_half_sent_requests_and_idle_keep_alive_are_closed_on_time(guarded_server):
     srv = guarded_server(MOTCUA_HEADER_TIMEOUT_S=1)
-    slow = _connect_raw(srv)
+    slow = connect_raw(srv)
     slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
-    idle = _connect_raw(srv)  # says nothing at all
-    kept = _connect_raw(srv)
+    idle = connect_raw(srv)  # says nothing at all
+    kept = connect_raw(srv)
     kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert kept.recv(65536).startswith(b"HTTP/1.1 200")
     t = time.monotonic()
@@ -379,19 +265,19 @@ def test_half_sent_requests_and_idle_keep_alive_are_closed_on_time(guarded_serve
 def test_connections_per_address_are_capped(guarded_server):
     """Loopback addresses other than 127.0.0.1 stand for hosts on the network."""
     srv = guarded_server(MOTCUA_MAX_CONNECTIONS_PER_ADDRESS=5, MOTCUA_HEADER_TIMEOUT_S=30)
-    held = [_connect_raw(srv, "127.0.0.2") for _ in range(5)]
+    held = [connect_raw(srv, "127.0.0.2") for _ in range(5)]
     for sock in held:
         sock.sendall(b"GET /healthz HTTP/1.1\r\n")  # half-sent, held open
     time.sleep(0.3)
-    extra = _connect_raw(srv, "127.0.0.2")
+    extra = connect_raw(srv, "127.0.0.2")
     extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert extra.recv(65536).startswith(b"HTTP/1.1 503"), "a sixth connection was served"
-    other = _connect_raw(srv, "127.0.0.3")
+    other = connect_raw(srv, "127.0.0.3")
     other.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert other.recv(65536).startswith(b"HTTP/1.1 200")
     held.pop().close()
     time.sleep(0.3)
-    again = _connect_raw(srv, "127.0.0.2")
+    again = connect_raw(srv, "127.0.0.2")
     again.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert again.recv(65536).startswith(b"HTTP/1.1 200")
     for sock in (*held, extra, other, again):

@@ -14,17 +14,18 @@ import threading
 import time
 
 import requests
-from test_hardening import _connect_raw, _log_lines, _raw_websocket, _read_frame
+from test_hardening import _log_lines
 
 from harness.centre import CENTRE, DISPLAY, INTEGRATION, CentreServer
 from harness.process import HOST, ROOT
+from harness.rawws import connect_raw, raw_websocket, read_frame
 
 CODE = "H15.50.05.13-261008-0975"
 
 
 def _request(srv, head: str, body: bytes = b"", timeout: float = 10) -> bytes:
     """One raw HTTP request; the whole answer (until the server closes or 1 s of quiet)."""
-    sock = _connect_raw(srv, timeout=timeout)
+    sock = connect_raw(srv, timeout=timeout)
     sock.sendall(head.encode() + body)
     out = b""
     sock.settimeout(1)
@@ -75,7 +76,7 @@ def test_one_body_limit_for_every_route_chunked_included(guarded_server):
     assert requests.get(srv.url + "/healthz", timeout=2).status_code == 200
     # The same 8 MB as chunks to the dossier API: refused once past the limit, the rest
     # never read (the connection is closed).
-    sock = _connect_raw(srv)
+    sock = connect_raw(srv)
     sock.sendall(
         (
             f"POST /api/v1/dossiers HTTP/1.1\r\nHost: {HOST}\r\nAuthorization: Bearer "
@@ -328,13 +329,13 @@ def test_long_polling_is_refused_so_one_connection_holds_no_sessions(guarded_ser
 # -- 7. a client that ignores the close frame ----------------------------------------------------
 def test_a_connection_ignoring_the_close_frame_is_closed_after_a_grace(guarded_server):
     srv = guarded_server(MOTCUA_JOIN_TIMEOUT_S=1, MOTCUA_CLOSE_GRACE_S=1)
-    sock = _raw_websocket(srv)  # joins nothing, answers nothing
+    sock = raw_websocket(srv)  # joins nothing, answers nothing
     t = time.monotonic()
     closed_frame = None
     sock.settimeout(6)
     while True:
         try:
-            frame = _read_frame(sock)
+            frame = read_frame(sock)
         except TimeoutError:
             raise AssertionError("the connection is still open 6 s later") from None
         if frame is None:
@@ -423,14 +424,14 @@ def test_headers_on_every_answer_and_no_store_on_login(guarded_server):
     r = requests.get(srv.url + "/socket.io/?EIO=4&transport=websocket", timeout=5)
     assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"], r.headers
     # The guard's own answers: 408 for a late request, 503 past the cap per address.
-    late = _connect_raw(srv, "127.0.0.2")
+    late = connect_raw(srv, "127.0.0.2")
     late.sendall(b"GET /healthz HTTP/1.1\r\n")
     answer = late.recv(65536)
     assert answer.startswith(b"HTTP/1.1 408") and b"X-Frame-Options: DENY" in answer, answer
-    held = _connect_raw(srv, "127.0.0.3")
+    held = connect_raw(srv, "127.0.0.3")
     held.sendall(b"GET /healthz HTTP/1.1\r\n")
     time.sleep(0.2)
-    busy = _connect_raw(srv, "127.0.0.3")
+    busy = connect_raw(srv, "127.0.0.3")
     busy.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
     answer = busy.recv(65536)
     assert answer.startswith(b"HTTP/1.1 503") and b"Content-Security-Policy" in answer, answer

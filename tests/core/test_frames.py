@@ -7,7 +7,8 @@ import json
 import engineio.packet
 import socketio.packet
 
-from gateway.frames import event_text, text_frame
+from gateway.frames import event_text
+from gateway.websocket import text_frame
 
 
 def test_event_text_decodes_as_the_same_socketio_event():
@@ -58,7 +59,7 @@ def test_frames_a_slow_reader_cannot_take_at_once_arrive_whole_and_in_order():
     import gevent
     import gevent.socket
 
-    from gateway.frames import Out, text_frame
+    from gateway.websocket import Out, text_frame
 
     a, b = gevent.socket.socketpair()
     a.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_SNDBUF, 4096)

@@ -22,6 +22,7 @@ class Sock:
         self.closed = True
 
 class Eio:
+    async_mode = "gevent"
     class reason:
         SERVER_DISCONNECT = "server disconnect"
     def __init__(self):
@@ -30,6 +31,8 @@ class Eio:
         self._ids = itertools.count(1)
     def on(self, name, fn):
         self.handlers[name] = fn
+    def handle_request(self, environ, start_response):
+        return []
     def generate_id(self):
         return f"s{next(self._ids)}"
 
