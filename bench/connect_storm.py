@@ -167,7 +167,7 @@ def main(argv=None) -> int:
         try:
             P.start_servers(servers, 1, url, args.redis_url, tmp)
             loads = [P.CentreLoad(c) for c in centres]
-            return asyncio.run(asyncio.wait_for(run(args, servers[0], loads, tokens), 600))
+            return P.run_async(args, asyncio.wait_for(run(args, servers[0], loads, tokens), 600))
         finally:
             for s in servers:
                 s.stop()

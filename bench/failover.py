@@ -404,8 +404,8 @@ def main(argv=None) -> int:
             endpoint = Endpoint(nginx.tls_port, nginx.url, ctx, resume=not args.no_resume)
             loads = [P.CentreLoad(c) for c in centres]
             budget = args.kill_after + args.after_kill + 900
-            return asyncio.run(
-                asyncio.wait_for(run(args, servers, endpoint, loads, tokens), budget)
+            return P.run_async(
+                args, asyncio.wait_for(run(args, servers, endpoint, loads, tokens), budget)
             )
         finally:
             if nginx is not None:

@@ -131,6 +131,30 @@ def add_province_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", type=int, default=64, help="connections opened at once")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
+    p.add_argument(
+        "--loop",
+        choices=["uvloop", "asyncio"],
+        default="uvloop" if _has_uvloop() else "asyncio",
+        help="the load generator's event loop (uvloop: `pip install .[bench]`)",
+    )
+
+
+def _has_uvloop() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("uvloop") is not None
+
+
+def run_async(args, coro):
+    """Run the load generator's coroutine on ``--loop``: uvloop's TLS and sockets are
+    compiled, asyncio's pure Python, and the load generator shares the machine's two cores
+    with what it measures."""
+    print(f"load generator on {args.loop}", flush=True)
+    if args.loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(coro)
+    return asyncio.run(coro)
 
 
 def add_store_args(p: argparse.ArgumentParser) -> None:
@@ -660,7 +684,7 @@ def main(argv=None) -> int:
             start_servers(servers, args.processes, url, args.redis_url, tmp)
             loads = [CentreLoad(c) for c in centres]
             budget = args.warmup + args.duration + 600
-            return asyncio.run(asyncio.wait_for(run(args, servers, loads, tokens), budget))
+            return run_async(args, asyncio.wait_for(run(args, servers, loads, tokens), budget))
         finally:
             for s in servers:
                 s.stop()
