@@ -18,7 +18,7 @@ from . import models as m
 from .clock import business_date, day_start, iso, zone
 from .hours import HoursError, OpeningHours
 from .lifecycle import AT_COUNTER, WAITING, counter_actions, manager_actions
-from .ordering import QUEUE_MEMBERS, counter_service_ids
+from .ordering import QUEUE_MEMBERS
 from .permissions import Principal
 from .roles import public_event
 
@@ -578,76 +578,124 @@ def calling(recent_calls: list[dict], counters: list[dict]) -> dict | None:
 
 
 def display_snapshot(conn: Connection, centre_id: int, counter_ids=None) -> dict:
-    """A board: its counters (all, or those it is bound to) with their current tickets,
-    today's latest calls there, and the waiting counts of the services they serve."""
-    ctr = centre(conn, centre_id)
-    now, day = _now_day(ctr)
-    counters = list(
-        conn.execute(
-            sa.select(_c)
-            .where(_c.c.centre_id == centre_id, _c.c.active.is_(True))
-            .where(_c.c.id.in_(counter_ids) if counter_ids else sa.true())
-            .order_by(_c.c.number)
-        )
+    """One board's snapshot (:func:`display_snapshots`)."""
+    return display_snapshots(conn, {0: (centre_id, counter_ids)})[0]
+
+
+_ACTIVE_COUNTERS = (
+    sa.select(_c).where(_c.c.centre_id.in_(_IDS), _c.c.active.is_(True)).order_by(_c.c.number)
+)
+# Each counter's latest calls of the day: a board's latest RECENT_CALLS, whichever of a
+# centre's counters it shows, are among those of its counters.
+_CALLS_RANKED = (
+    sa.select(
+        m.audit_log.c.seq,
+        m.audit_log.c.delivery,
+        m.audit_log.c.counter_id,
+        sa.func.row_number()
+        .over(partition_by=m.audit_log.c.counter_id, order_by=m.audit_log.c.seq.desc())
+        .label("rank"),
     )
-    shown_ids = [c.id for c in counters]
-    current = {
-        t.counter_id: t
-        for t in conn.execute(
-            TICKET_DETAIL.where(
-                _t.c.counter_id.in_(shown_ids), _t.c.status.in_(AT_COUNTER)
-            ).order_by(_t.c.called_at)
-        )
+    .where(
+        m.audit_log.c.centre_id.in_(_IDS),
+        m.audit_log.c.action.in_(("called", "recalled")),
+        m.audit_log.c.counter_id.in_(sa.bindparam("counters", expanding=True)),
+        m.audit_log.c.at >= sa.bindparam("since"),
+    )
+    .subquery("ranked_calls")
+)
+_CALLS = (
+    sa.select(_CALLS_RANKED.c.seq, _CALLS_RANKED.c.delivery, _CALLS_RANKED.c.counter_id)
+    .where(_CALLS_RANKED.c.rank <= RECENT_CALLS)
+    .order_by(_CALLS_RANKED.c.seq.desc())
+)
+
+
+def display_snapshots(conn: Connection, boards: dict) -> dict:
+    """Boards' snapshots by key (``boards``: key -> (centre id, the counter ids the board
+    is bound to, or None for all)): its counters with their current tickets, today's
+    latest calls there, and the waiting counts of the services they serve. The same
+    statements for one board or the boards of a province's centres."""
+    centre_ids = sorted({centre_id for centre_id, _ in boards.values()})
+    centres_ = {c.id: c for c in conn.execute(_CENTRE_ROWS, {"ids": centre_ids})}
+    if len(centres_) < len(centre_ids):
+        raise sa.exc.NoResultFound(f"no centre {sorted(set(centre_ids) - set(centres_))}")
+    counters: dict[int, list[Row]] = {i: [] for i in centre_ids}
+    for c in conn.execute(_ACTIVE_COUNTERS, {"ids": centre_ids}):
+        counters[c.centre_id].append(c)
+    shown = {
+        key: [c for c in counters[centre_id] if not bound or c.id in bound]
+        for key, (centre_id, bound) in boards.items()
     }
-    a = m.audit_log
-    calls = conn.execute(
-        sa.select(a.c.seq, a.c.delivery)
-        .where(
-            a.c.centre_id == centre_id,
-            a.c.action.in_(("called", "recalled")),
-            a.c.counter_id.in_(shown_ids),
-            a.c.at >= day_start(now, ctr.timezone),
-        )
-        .order_by(a.c.seq.desc())
-        .limit(RECENT_CALLS)
-    ).all()
-    service_ids = counter_service_ids(conn, shown_ids) if counter_ids else None
-    rows = services(conn, centre_id, service_ids, active_only=True)
-    waiting = estimates.waiting_counts(conn, day, [s.id for s in rows])
-    shown = [
-        {
-            "number": c.number,
-            "name": c.name,
-            "status": c.status,
-            "current": {"number": current[c.id].number, "service": current[c.id].service_code}
-            if c.id in current
-            else None,
+    shown_ids = sorted({c.id for rows in shown.values() for c in rows})
+    current = _firsts(conn.execute(_CURRENTS, {"ids": shown_ids}), "at_counter")
+    now = m.utcnow()
+    days: dict = {}  # (business day, its start) -> the centres on it (by time zone)
+    for c in centres_.values():
+        day = business_date(now, c.timezone)
+        days.setdefault((day, day_start(now, c.timezone)), []).append(c.id)
+    calls: list[Row] = []
+    for (_day, since), ids in days.items():
+        params = {"ids": ids, "counters": shown_ids, "since": since}
+        calls.extend(conn.execute(_CALLS, params))
+    calls.sort(key=lambda r: r.seq, reverse=True)
+    # The services of the counters bound boards show (a hall's board shows all).
+    bound_ids = sorted({c.id for key, (_, bound) in boards.items() if bound for c in shown[key]})
+    serves: dict[int, set[int]] = {}
+    for counter_id, service_id in conn.execute(_SERVED, {"ids": bound_ids}) if bound_ids else ():
+        serves.setdefault(counter_id, set()).add(service_id)
+    services_: dict[int, list[Row]] = {i: [] for i in centre_ids}
+    for s in conn.execute(_CENTRE_SERVICES, {"ids": centre_ids}):
+        services_[s.centre_id].append(s)
+    waiting: dict[int, int] = {}
+    for (day, _since), ids in days.items():
+        of_day = [s.id for i in ids for s in services_[i] if s.active]
+        waiting.update(estimates.waiting_counts(conn, day, of_day))
+    out = {}
+    for key, (centre_id, bound) in boards.items():
+        ctr, rows = centres_[centre_id], shown[key]
+        ids = {c.id for c in rows}
+        served = set().union(*(serves.get(i, ()) for i in ids)) if bound else None
+        active = [
+            s for s in services_[centre_id] if s.active and (served is None or s.id in served)
+        ]
+        board_counters = [
+            {
+                "number": c.number,
+                "name": c.name,
+                "status": c.status,
+                "current": {"number": current[c.id].number, "service": current[c.id].service_code}
+                if c.id in current
+                else None,
+            }
+            for c in rows
+        ]
+        recent = [public_event(r.delivery, r.seq) for r in calls if r.counter_id in ids][
+            :RECENT_CALLS
+        ]
+        layout = ctr.board_layout
+        if layout not in ("hall", "office"):
+            layout = "office" if len(rows) <= OFFICE_MAX_COUNTERS else "hall"
+        out[key] = {
+            "protocol": PROTOCOL,
+            "seq": ctr.seq,
+            "centre": {
+                "code": ctr.code,
+                "name": ctr.name,
+                "timezone": ctr.timezone,
+                "notice": ctr.notice,
+            },
+            "board": {
+                "layout": layout,
+                "announce": {"form": ctr.announce_form, "repeats": ctr.announce_repeats},
+            },
+            "service_names": {s.code: s.name for s in services_[centre_id]},
+            "counters": board_counters,
+            "recent_calls": recent,
+            "calling": calling(recent, board_counters),
+            "waiting": {s.code: waiting.get(s.id, 0) for s in active},
         }
-        for c in counters
-    ]
-    recent = [public_event(d, seq) for seq, d in calls]
-    layout = ctr.board_layout
-    if layout not in ("hall", "office"):
-        layout = "office" if len(counters) <= OFFICE_MAX_COUNTERS else "hall"
-    return {
-        "protocol": PROTOCOL,
-        "seq": ctr.seq,
-        "centre": {
-            "code": ctr.code,
-            "name": ctr.name,
-            "timezone": ctr.timezone,
-            "notice": ctr.notice,
-        },
-        "board": {
-            "layout": layout,
-            "announce": {"form": ctr.announce_form, "repeats": ctr.announce_repeats},
-        },
-        "service_names": {s.code: s.name for s in services(conn, centre_id)},
-        "counters": shown,
-        "recent_calls": recent,
-        "calling": calling(recent, shown),
-        "waiting": {s.code: waiting.get(s.id, 0) for s in rows},
-    }
+    return out
 
 
 # Print jobs older than this are left out of an agent's snapshot: long past their deadline.

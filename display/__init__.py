@@ -41,6 +41,10 @@ class DisplayDoor(BoardDoor):
     def snapshot(self, conn, client: Client) -> dict:
         return views.display_snapshot(conn, client.actor.centre_id, client.counter_ids)
 
+    def snapshots(self, conn, clients: dict[str, Client]) -> dict[str, dict]:
+        boards = {room: (c.actor.centre_id, c.counter_ids) for room, c in clients.items()}
+        return views.display_snapshots(conn, boards)
+
     def own(self, client: Client, data: dict) -> dict:
         """Each board's announcement URL names it (its key dies with it): set on a copy,
         since boards alike share one snapshot."""
