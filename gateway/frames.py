@@ -25,7 +25,6 @@ something, messages go behind it through engine.io as usual.
 from __future__ import annotations
 
 import json
-import logging
 import os
 
 import engineio.packet
@@ -33,8 +32,6 @@ import engineio.socket
 import gevent
 
 from .websocket import Out, text_frame
-
-log = logging.getLogger("motcua.frames")
 
 # Sockets written between two yields of a wave (see FrameSender); a send is 13-23 µs here.
 WAVE_CHUNK = int(os.environ.get("MOTCUA_WAVE_CHUNK", "100"))

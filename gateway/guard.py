@@ -429,6 +429,7 @@ def _guarded_websocket(guard: SocketGuard):
     class GuardedWebSocket(WebSocket):
         # refused from a frame's header on, never buffered
         max_message_size = MAX_MESSAGE_BYTES
+        log = guard_log
 
         def __init__(self, handler, server):
             super().__init__(handler, server)
@@ -472,6 +473,7 @@ def _hang_up(sock) -> None:
         pass  # already closed: the client answered in time
 
 
+# -- HTTP ------------------------------------------------------------------------------------
 class AddressLimits:
     """How many connections (or, behind a proxy, requests) each client address holds."""
 

@@ -213,6 +213,8 @@ class WebSocket:
 
     #: the longest message taken (bytes; None: no bound)
     max_message_size: int | None = None
+    #: where a client breaking the protocol is told of (one line a connection)
+    log: logging.Logger = log
 
     def __init__(self, handler, server):
         self.app = handler
@@ -260,8 +262,8 @@ class WebSocket:
         self.out.write(text_frame(message) if isinstance(message, str) else binary_frame(message))
 
     def close(self, code: int = NORMAL, reason: str = "") -> None:
-        """Send a close frame (once); reading goes on until the client answers it or the
-        connection ends."""
+        """Send a close frame (once), the last frame; the reader stops at what comes next
+        (the client's answer, or the end of the connection)."""
         if self.connected:
             self.connected = False
             self.out.end(close_frame(code, reason))
@@ -286,7 +288,7 @@ class WebSocket:
                     break
                 self._buf += data
         except ProtocolError as e:
-            log.info("websocket from %s closed: %s", self.out.sid, e.reason)
+            self.log.info("closed websocket %s: %s", self.out.sid, e.reason)
             self.close(e.code, e.reason)
         return None
 
