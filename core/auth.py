@@ -128,19 +128,41 @@ _DEVICE_COUNTERS = sa.select(m.device_counters.c.device_id, m.device_counters.c.
 )
 
 
+_STAFF_BY_SESSION = (
+    sa.select(m.staff, m.staff_sessions.c.expires_at, m.staff_sessions.c.token_hash.label("digest"))
+    .join(m.staff_sessions, m.staff_sessions.c.staff_id == m.staff.c.id)
+    .where(m.staff_sessions.c.token_hash.in_(sa.bindparam("digests", expanding=True)))
+)
+
+
+def staff_for_tokens(conn: Connection, tokens) -> dict[str, Row | QueueError]:
+    """For each session token: the active staff member owning it, or the QueueError
+    refusing it (unauthorized); one statement for any number of tokens."""
+    digests = {token: token_hash(token) for token in tokens}
+    wanted = sorted(set(digests.values()))
+    rows = {r.digest: r for r in conn.execute(_STAFF_BY_SESSION, {"digests": wanted})}
+    now = m.utcnow()
+    out: dict[str, Row | QueueError] = {}
+    for token, digest in digests.items():
+        row = rows.get(digest)
+        if row is None or not row.active:
+            out[token] = QueueError("unauthorized", "auth_invalid")
+        elif row.expires_at <= now:
+            out[token] = QueueError("unauthorized", "auth_expired")
+        else:
+            out[token] = row
+    return out
+
+
 def staff_for_token(conn: Connection, token: str) -> Row:
     """The active staff member owning a session token, or raise unauthorized."""
-    ss, st = m.staff_sessions, m.staff
-    row = conn.execute(
-        sa.select(st, ss.c.expires_at)
-        .join(ss, ss.c.staff_id == st.c.id)
-        .where(ss.c.token_hash == token_hash(token))
-    ).first()
-    if row is None or not row.active:
-        raise QueueError("unauthorized", "auth_invalid")
-    if row.expires_at <= m.utcnow():
-        raise QueueError("unauthorized", "auth_expired")
-    return row
+    return _raised(staff_for_tokens(conn, [token])[token])
+
+
+def _raised(value):
+    if isinstance(value, QueueError):
+        raise value
+    return value
 
 
 def logout(store: Store, token: str) -> None:
@@ -154,13 +176,22 @@ def logout(store: Store, token: str) -> None:
     store.write(op, centre_id=0, actor="logout")
 
 
+_GRANTS = sa.select(
+    m.staff_roles.c.staff_id, m.staff_roles.c.centre_id, m.staff_roles.c.role
+).where(m.staff_roles.c.staff_id.in_(sa.bindparam("ids", expanding=True)))
+
+
 def staff_grants(conn: Connection, staff_id: int) -> list[tuple[int, str]]:
     """The (centre id, role) pairs an account holds."""
-    sr = m.staff_roles
-    return [
-        (r.centre_id, r.role)
-        for r in conn.execute(sa.select(sr.c.centre_id, sr.c.role).where(sr.c.staff_id == staff_id))
-    ]
+    return grants_of(conn, [staff_id]).get(staff_id, [])
+
+
+def grants_of(conn: Connection, staff_ids) -> dict[int, list[tuple[int, str]]]:
+    """Each account's (centre id, role) pairs (none: absent)."""
+    out: dict[int, list[tuple[int, str]]] = {}
+    for staff_id, centre_id, role in conn.execute(_GRANTS, {"ids": sorted(set(staff_ids))}):
+        out.setdefault(staff_id, []).append((centre_id, role))
+    return out
 
 
 def end_sessions(conn: Connection, staff_id: int) -> None:
@@ -233,17 +264,40 @@ def principal_by_id(conn: Connection, staff_id: int) -> Principal | None:
 def principal_for_token(conn: Connection, token: str) -> Principal:
     """The staff account owning session ``token`` with the roles it holds (unauthorized
     if none)."""
-    staff = staff_for_token(conn, token)
-    return principal_of(staff, staff_grants(conn, staff.id))
+    return _raised(principals_for_tokens(conn, [token])[token])
+
+
+def principals_for_tokens(conn: Connection, tokens) -> dict[str, Principal | QueueError]:
+    """:func:`principal_for_token` for many tokens in two statements (a refusal as the
+    value)."""
+    found = staff_for_tokens(conn, tokens)
+    grants = grants_of(conn, [r.id for r in found.values() if not isinstance(r, QueueError)])
+    return {
+        token: r if isinstance(r, QueueError) else principal_of(r, grants.get(r.id, []))
+        for token, r in found.items()
+    }
 
 
 def staff_centre_id(conn: Connection, principal: Principal, code: str | None, permission: str):
     """The centre a staff request acts in, ``(centre id, the role held there)``: the one
     whose ``code`` is given, else the account's own; ``permission`` must be held there."""
+    return _acting_centre(principal, code, permission, centre_ids_by_code(conn, [code]))
+
+
+_CENTRE_IDS = sa.select(m.centres.c.code, m.centres.c.id).where(
+    m.centres.c.code.in_(sa.bindparam("codes", expanding=True))
+)
+
+
+def centre_ids_by_code(conn: Connection, codes) -> dict[str, int]:
+    wanted = sorted({c for c in codes if c is not None})
+    return dict(conn.execute(_CENTRE_IDS, {"codes": wanted}).all()) if wanted else {}
+
+
+def _acting_centre(principal: Principal, code, permission: str, ids_by_code: dict[str, int]):
     centre_id = principal.home_centre_id
     if code is not None:
-        c = m.centres
-        centre_id = conn.execute(sa.select(c.c.id).where(c.c.code == code)).scalar()
+        centre_id = ids_by_code.get(code)
         if centre_id is None:
             raise QueueError("not_found", "unknown_centre", centre=code[:32])
     return centre_id, require(principal, permission, centre_id)
@@ -272,14 +326,59 @@ def take_counter(
 ) -> tuple[str, Row]:
     """(the role held there, the counter) for staff taking counter ``number`` of their
     centre (or of the centre whose code is ``centre``)."""
-    centre_id, role = staff_centre_id(conn, principal, centre, "counter.operate")
-    counter = counter_by_number(conn, centre_id, number)
-    allowed = staff_counter_ids(conn, principal.staff_id, centre_id)
-    if allowed and counter.id not in allowed:
-        raise QueueError(
-            "forbidden", "auth_counter_forbidden", username=principal.username, number=number
-        )
-    return role, counter
+    return _raised(take_counters(conn, [(principal, number, centre)])[0])
+
+
+_ACTIVE_COUNTERS = sa.select(m.counters).where(
+    m.counters.c.centre_id.in_(sa.bindparam("ids", expanding=True)), m.counters.c.active.is_(True)
+)
+_ASSIGNED = (
+    sa.select(m.staff_counters.c.staff_id, m.counters.c.centre_id, m.staff_counters.c.counter_id)
+    .join(m.counters, m.counters.c.id == m.staff_counters.c.counter_id)
+    .where(m.staff_counters.c.staff_id.in_(sa.bindparam("ids", expanding=True)))
+)
+
+
+def take_counters(conn: Connection, wants) -> list[tuple[str, Row] | QueueError]:
+    """:func:`take_counter` for each (principal, number, centre code or None) of
+    ``wants``, in order (a refusal as the value); three statements for any number."""
+    wants = list(wants)
+    by_code = centre_ids_by_code(conn, [code for _, _, code in wants])
+    acting: list = []
+    for principal, _number, code in wants:
+        try:
+            acting.append(_acting_centre(principal, code, "counter.operate", by_code))
+        except QueueError as e:
+            acting.append(e)
+    centre_ids = sorted({a[0] for a in acting if not isinstance(a, QueueError)})
+    rows = conn.execute(_ACTIVE_COUNTERS, {"ids": centre_ids}) if centre_ids else ()
+    counters = {(c.centre_id, c.number): c for c in rows}
+    assigned: dict[tuple[int, int], set[int]] = {}
+    staff_ids = sorted({p.staff_id for p, _, _ in wants})
+    for staff_id, centre_id, counter_id in conn.execute(_ASSIGNED, {"ids": staff_ids}):
+        assigned.setdefault((staff_id, centre_id), set()).add(counter_id)
+    out: list[tuple[str, Row] | QueueError] = []
+    for (principal, number, _code), act in zip(wants, acting, strict=True):
+        if isinstance(act, QueueError):
+            out.append(act)
+            continue
+        centre_id, role = act
+        counter = counters.get((centre_id, number))
+        allowed = assigned.get((principal.staff_id, centre_id))  # none: any counter
+        if counter is None:  # retired ones included (core/admin.py)
+            out.append(QueueError("not_found", "unknown_counter", number=number))
+        elif allowed and counter.id not in allowed:
+            out.append(
+                QueueError(
+                    "forbidden",
+                    "auth_counter_forbidden",
+                    username=principal.username,
+                    number=number,
+                )
+            )
+        else:
+            out.append((role, counter))
+    return out
 
 
 def staff_at_counter(
@@ -288,8 +387,21 @@ def staff_at_counter(
     """(principal, its role there, counter) for staff with session ``token`` taking a
     counter (:func:`take_counter`). A device's token is as unknown here as a made-up one:
     a refusal never tells what else a token would open."""
-    principal = principal_for_token(conn, token)
-    return principal, *take_counter(conn, principal, number, centre)
+    key = (token, number, centre)
+    return _raised(staff_at_counters(conn, [key])[key])
+
+
+def staff_at_counters(conn: Connection, asked) -> dict[tuple, tuple | QueueError]:
+    """:func:`staff_at_counter` for each (token, number, centre) asked (a refusal as the
+    value): five statements for a hall of clerks reconnecting at once."""
+    asked = list(dict.fromkeys(asked))
+    principals = principals_for_tokens(conn, {token for token, _, _ in asked})
+    valid = [k for k in asked if not isinstance(principals[k[0]], QueueError)]
+    taken = take_counters(conn, [(principals[t], n, c) for t, n, c in valid])
+    out: dict[tuple, tuple | QueueError] = {k: principals[k[0]] for k in asked}
+    for key, result in zip(valid, taken, strict=True):
+        out[key] = result if isinstance(result, QueueError) else (principals[key[0]], *result)
+    return out
 
 
 def counter_by_number(conn: Connection, centre_id: int, number: int) -> Row:

@@ -76,12 +76,7 @@ class ServerContext:
 def lookup_staff_counters(conn, asked) -> dict[tuple, object]:
     """For each (token, counter number, centre code) asked: (principal, role, counter,
     service codes), or the QueueError refusing it."""
-    found: dict[tuple, object] = {}
-    for key in asked:
-        try:
-            found[key] = auth.staff_at_counter(conn, *key)
-        except QueueError as e:
-            found[key] = e
+    found = auth.staff_at_counters(conn, asked)
     taken = [v[2].id for v in found.values() if not isinstance(v, QueueError)]
     codes = views.service_codes_by_counter(conn, taken) if taken else {}
     return {

@@ -4,7 +4,9 @@ asked with every role and with none (the app built by create_app, in-process).""
 from __future__ import annotations
 
 import itertools
+import secrets
 import shutil
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -114,6 +116,71 @@ def test_a_lent_clerk_takes_counters_where_each_centre_says(store):
     with pytest.raises(QueueError) as refused:
         store.read(lambda conn: auth.take_counter(conn, manager, 1, "T1"))
     assert refused.value.code == "forbidden"
+
+
+def _session(store, username: str, hours: float = 8) -> str:
+    """A session token for ``username`` (as a login opens one, without the password's
+    hash: ``hours`` to live, negative for one expired)."""
+    token = secrets.token_urlsafe(16)
+
+    def op(tx):
+        st = m.staff
+        staff_id = tx.conn.execute(sa.select(st.c.id).where(st.c.username == username)).scalar()
+        tx.conn.execute(
+            m.staff_sessions.insert().values(
+                staff_id=staff_id,
+                token_hash=auth.token_hash(token),
+                created_at=tx.now,
+                expires_at=tx.now + timedelta(hours=hours),
+                address="test",
+                seen_at=tx.now,
+            )
+        )
+        return {}
+
+    store.write(op, centre_id=0, actor="test")
+    return token
+
+
+def test_clerks_reconnecting_together_are_each_as_one_alone(store):
+    """A hall of clerks reconnecting at once is looked up in one read (the counter door
+    gathers them): each gets what it would alone, refusals included."""
+    clerk1, clerk2, clerk3, quanly2 = (
+        _session(store, u) for u in ("clerk1", "clerk2", "clerk3", "quanly2")
+    )
+    expired = _session(store, "clerk2", hours=-1)
+    expected = {
+        (clerk1, 1, None): "T1",
+        (clerk1, 2, "T2"): "T2",  # lent to T2
+        (clerk1, 1, "T2"): "forbidden",  # not T2's counter 1
+        (clerk1, 3, None): "forbidden",  # assigned counter 1 only
+        (clerk2, 2, None): "T1",  # assigned none: any
+        (clerk2, 9, None): "not_found",
+        (clerk3, 1, "T9"): "not_found",
+        (quanly2, 1, "T1"): "forbidden",  # no role in T1
+        (expired, 2, None): "unauthorized",
+        ("made-up", 1, None): "unauthorized",
+        (KIOSK, 1, None): "unauthorized",  # a device's token opens no counter
+    }
+    together = store.read(lambda conn: auth.staff_at_counters(conn, list(expected)))
+
+    def alone(key):
+        try:
+            return store.read(lambda conn: auth.staff_at_counter(conn, *key))
+        except QueueError as e:
+            return e
+
+    codes = {_centre_id(store, "T1"): "T1", _centre_id(store, "T2"): "T2"}
+    for key, want in expected.items():
+        got, one = together[key], alone(key)
+        if isinstance(got, QueueError):
+            assert (got.code, got.as_dict()) == (one.code, one.as_dict()) and got.code == want
+        else:
+            principal, role, counter = got
+            assert (principal, role, counter) == one, key
+            assert (codes[counter.centre_id], counter.number) == (want, key[1])
+    assert together[(expired, 2, None)].key == "auth_expired"
+    assert together[("made-up", 1, None)].key == together[(KIOSK, 1, None)].key == "auth_invalid"
 
 
 def test_reapplying_the_home_file_keeps_the_lent_counters(store, tmp_path):
