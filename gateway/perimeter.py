@@ -102,6 +102,26 @@ def host_allowed(host: str | None, names: frozenset[str]) -> bool:
         return False
 
 
+def refuse(
+    start_response,
+    status: str,
+    body: bytes,
+    content_type: str = "application/json; charset=utf-8",
+    headers=(),
+) -> list[bytes]:
+    """Answer a request with ``body`` and close the connection."""
+    start_response(
+        status,
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Connection", "close"),
+            *headers,
+        ],
+    )
+    return [body]
+
+
 class Perimeter:
     """WSGI middleware in front of everything (Flask and engine.io): the Host check, the
     body limit for chunked bodies, and the security headers on every answer."""
@@ -111,17 +131,6 @@ class Perimeter:
         self.names = names
         self.log = bounded_log
         self.max_body = max_body
-
-    def _refuse(self, start_response, status: str, body: bytes):
-        start_response(
-            status,
-            [
-                ("Content-Type", "application/json; charset=utf-8"),
-                ("Content-Length", str(len(body))),
-                ("Connection", "close"),
-            ],
-        )
-        return [body]
 
     def _bounded_chunks(self, environ) -> bool:
         """A chunked body read here, at most ``max_body`` bytes, and handed on as a body
@@ -152,10 +161,10 @@ class Perimeter:
                 environ.get("REMOTE_ADDR", "?"),
                 environ.get("HTTP_HOST", "")[:80],
             )
-            return self._refuse(with_headers, "400 Bad Request", HOST_REFUSED)
+            return refuse(with_headers, "400 Bad Request", HOST_REFUSED)
         if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
             if not self._bounded_chunks(environ):
-                return self._refuse(with_headers, "413 Content Too Large", TOO_LARGE)
+                return refuse(with_headers, "413 Content Too Large", TOO_LARGE)
         return self.app(environ, with_headers)
 
 

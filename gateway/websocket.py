@@ -36,6 +36,8 @@ from collections import deque
 import gevent
 import gevent.socket
 
+from . import perimeter
+
 log = logging.getLogger("motcua.websocket")
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
@@ -174,16 +176,7 @@ def refuse(start_response, problem: tuple[str, str, list[tuple[str, str]]]) -> l
     """Answer a request that is no websocket handshake (``handshake_problem``'s answer)."""
     status, reason, headers = problem
     body = f"Not a websocket handshake: {reason}.\n".encode()
-    start_response(
-        status,
-        [
-            ("Content-Type", "text/plain; charset=utf-8"),
-            ("Content-Length", str(len(body))),
-            ("Connection", "close"),
-            *headers,
-        ],
-    )
-    return [body]
+    return perimeter.refuse(start_response, status, body, "text/plain; charset=utf-8", headers)
 
 
 def _pywsgi_socket(environ):
