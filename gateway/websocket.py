@@ -210,12 +210,10 @@ class WebSocket:
     log: logging.Logger = log
 
     def __init__(self, handler, server):
-        self.app = handler
-        self.server = server
+        self.app = handler  # engine.io's handler; ``server`` (engine.io's) is not needed
         self.sock = None
         self.out: Out | None = None
         self.connected = False
-        self.environ = None
         self._buf = bytearray()
         self._parts: list[bytes] | None = None  # a fragmented message's parts so far
         self._parts_opcode = _TEXT
@@ -228,7 +226,6 @@ class WebSocket:
             problem = ("500 Internal Server Error", "no socket under this WSGI server", [])
         if problem is not None:
             return refuse(start_response, problem)
-        self.environ = environ
         accept = accept_key(environ["HTTP_SEC_WEBSOCKET_KEY"])
         try:
             sock.sendall(
